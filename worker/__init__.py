@@ -1,0 +1,1 @@
+"""tuneforge's bundled workers (Celery tasks and objectives); arrives with the worker issue."""

@@ -15,6 +15,7 @@ set and encode as ``nan``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,7 +78,7 @@ class Parameter:
         if self.type == ParamType.INT or self.step is not None:
             assert self.low is not None and self.high is not None
             step = self.step or 1
-            return int(math.floor((self.high - self.low) / step + 1e-9)) + 1
+            return math.floor((self.high - self.low) / step + 1e-9) + 1
         return None
 
     @property
@@ -111,6 +112,8 @@ class Parameter:
         lo, hi = self._bounds_on_scale()
         x = lo + u * (hi - lo)
         v = math.exp(x) if self.scale == Scale.LOG else x
+        if self.type == ParamType.FLOAT and u in (0.0, 1.0):  # exact ends, not exp(log(low))
+            v = self.low if u == 0.0 else self.high
         if self.type == ParamType.INT:
             return int(min(max(round(v), self.low), self.high))
         if self.step is not None:
@@ -131,7 +134,9 @@ class Parameter:
         if self.type == ParamType.INT:
             return int(self.low + k * int(self.step or 1))
         assert self.step is not None
-        return float(round(self.low + k * self.step, 12))
+        x = self.low + k * self.step
+        r = round(x, 12)  # 0.30000000000000004 -> 0.3, but never merge values of a tiny step
+        return float(r if abs(r - x) <= 1e-9 * self.step else x)
 
     def _index_of(self, value: ParamValue) -> int:
         for i, choice in enumerate(self.values):
@@ -157,14 +162,57 @@ class Parameter:
         if n is not None and points >= n:
             return [self._grid_value(k) for k in range(n)]
         us = [0.0] if points == 1 else [k / (points - 1) for k in range(points)]
-        lo, hi = (math.log(self.low), math.log(self.high)) if self.scale == Scale.LOG else (
-            self.low,
-            self.high,
+        lo, hi = (
+            (math.log(self.low), math.log(self.high))
+            if self.scale == Scale.LOG
+            else (
+                self.low,
+                self.high,
+            )
         )
         raw = [lo + u * (hi - lo) for u in us]
         vals = [math.exp(x) if self.scale == Scale.LOG else x for x in raw]
         snapped = [self.decode(self.encode(min(max(v, self.low), self.high))) for v in vals]
         return list(dict.fromkeys(snapped))
+
+    @property
+    def _is_range(self) -> bool:
+        return self.type in (ParamType.FLOAT, ParamType.INT)
+
+    def _full_grid(self) -> bool:
+        """Whether the grid visits every admissible value (no ``grid_points`` thinning)."""
+        n = self.n_choices
+        if n is None:
+            return False
+        return not self._is_range or self.grid_points is None or self.grid_points >= n
+
+    def _grid_len(self, default_points: int | None) -> int:
+        """``len(grid_values(default_points))`` without building a list of every value."""
+        if self._full_grid():
+            return self.n_choices or 0
+        return len(_thinned_grid(self, default_points))
+
+    def _grid_at(self, k: int, default_points: int | None) -> ParamValue:
+        """``grid_values(default_points)[k]`` without building a list of every value."""
+        if not self._is_range:
+            return self.values[k]
+        if self._full_grid():
+            return self._grid_value(k)
+        return _thinned_grid(self, default_points)[k]
+
+    def _grid_index(self, value: Any, default_points: int | None) -> int | None:
+        """Position of ``value`` in this parameter's grid, ``None`` if the grid skips it."""
+        if not self._is_range:
+            return next((i for i, c in enumerate(self.values) if _same_value(c, value)), None)
+        if self._full_grid():
+            assert self.low is not None
+            n = self.n_choices or 0
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return None
+            k = round((value - self.low) / (self.step or 1))
+            return k if 0 <= k < n and _same_value(self._grid_value(k), value) else None
+        table = _thinned_grid(self, default_points)
+        return next((i for i, v in enumerate(table) if _same_value(v, value)), None)
 
     # ---- validation of a value ---------------------------------------------
     def validate_value(self, value: Any, field_name: str) -> ParamValue:
@@ -173,10 +221,12 @@ class Parameter:
             for choice in self.values:
                 if _same_value(choice, value):
                     return choice
-            raise InvalidSpec(f"must be one of {list(self.values)!r}, got {value!r}", field=field_name)
+            raise InvalidSpec(
+                f"must be one of {list(self.values)!r}, got {value!r}", field=field_name
+            )
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidSpec(f"must be a number, got {value!r}", field=field_name)
-        if not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise InvalidSpec("must be finite", field=field_name)
         assert self.low is not None and self.high is not None
         if not (self.low - 1e-12 <= value <= self.high + 1e-12):
@@ -204,6 +254,8 @@ class Parameter:
                 out["step"] = self.step
         else:
             out["values"] = list(self.values)
+            if self.scale == Scale.LOG:
+                out["scale"] = self.scale.value
         if self.grid_points is not None:
             out["grid_points"] = self.grid_points
         if self.condition is not None:
@@ -220,10 +272,48 @@ def _same_value(a: Any, b: Any) -> bool:
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, str) or isinstance(b, str):
         return isinstance(a, str) and isinstance(b, str) and a == b
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b  # exact, even beyond the range of float
     try:
         return bool(float(a) == float(b))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
+
+
+def _key_value(p: Parameter, value: Any) -> str:
+    """``repr`` of a value in canonical form: ``1`` and ``1.0`` are one point, so are ``-0.0``
+    and ``0.0``; distinct integers stay distinct even beyond the precision of float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return repr(value)
+    if p.type == ParamType.FLOAT:
+        try:
+            return repr(float(value) + 0.0)
+        except OverflowError:
+            return repr(value)
+    if isinstance(value, float) and value.is_integer():
+        return repr(int(value))
+    return repr(value)
+
+
+@functools.lru_cache(maxsize=512)
+def _thinned_grid_of(
+    ptype: ParamType,
+    low: float,
+    high: float,
+    scale: Scale,
+    step: float | None,
+    grid_points: int | None,
+    default_points: int | None,
+) -> tuple[ParamValue, ...]:
+    p = Parameter("_", ptype, low=low, high=high, scale=scale, step=step, grid_points=grid_points)
+    return tuple(p.grid_values(default_points))
+
+
+def _thinned_grid(p: Parameter, default_points: int | None) -> tuple[ParamValue, ...]:
+    """The (at most ``MAX_GRID_POINTS``) grid values of a thinned numeric parameter, cached."""
+    assert p.low is not None and p.high is not None
+    dp = default_points if p.n_choices is None else None
+    return _thinned_grid_of(p.type, p.low, p.high, p.scale, p.step, p.grid_points, dp)
 
 
 @dataclass(frozen=True)
@@ -245,7 +335,9 @@ class SearchSpace:
 
     # ---- construction ----------------------------------------------------------
     @classmethod
-    def from_list(cls, specs: Sequence[Mapping[str, Any]], prefix: str = "parameters") -> SearchSpace:
+    def from_list(
+        cls, specs: Sequence[Mapping[str, Any]], prefix: str = "parameters"
+    ) -> SearchSpace:
         """Validate the API's parameter list and build a space; raises :class:`InvalidSpec`."""
         from .space_validation import parse_parameters
 
@@ -300,7 +392,9 @@ class SearchSpace:
         for p in self._topological():
             active = self.is_active(p, out)
             if active and p.name not in params:
-                raise InvalidSpec("missing value for an active parameter", field=f"{prefix}.{p.name}")
+                raise InvalidSpec(
+                    "missing value for an active parameter", field=f"{prefix}.{p.name}"
+                )
             if not active and p.name in params:
                 assert p.condition is not None
                 raise InvalidSpec(
@@ -334,8 +428,14 @@ class SearchSpace:
         return self.decode(rng.random(len(self.parameters)))
 
     def key(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        """A hashable identity of a parameter set, for duplicate detection."""
-        return tuple((p.name, repr(params[p.name])) for p in self.parameters if p.name in params)
+        """A hashable identity of a parameter set, for duplicate detection.
+
+        Values are compared in canonical form, so ``{"x": 1}`` and ``{"x": 1.0}``
+        are the same point of a float parameter.
+        """
+        return tuple(
+            (p.name, _key_value(p, params[p.name])) for p in self.parameters if p.name in params
+        )
 
     def _topological(self) -> list[Parameter]:
         order: list[Parameter] = []
@@ -361,20 +461,26 @@ class SearchSpace:
         for i in range(self.grid_size(default_points)):
             yield self.grid_point(i, default_points)
 
-    def _active_children(self, p: Parameter, value: ParamValue) -> tuple[Parameter, ...]:
-        return tuple(
-            c
-            for c in self.children(p.name)
-            if c.condition is not None and any(_same_value(v, value) for v in c.condition.values)
-        )
+    def _switches(
+        self, p: Parameter, default_points: int | None
+    ) -> list[tuple[int, tuple[Parameter, ...], int]]:
+        """Grid positions of ``p`` that turn children on: (position, children, subtree size)."""
+        found: dict[int, list[Parameter]] = {}
+        for child in self.children(p.name):
+            assert child.condition is not None
+            positions = {p._grid_index(v, default_points) for v in child.condition.values}
+            for k in positions - {None}:
+                assert k is not None
+                found.setdefault(k, []).append(child)
+        return [
+            (k, tuple(kids), math.prod(self._subtree_size(c, default_points) for c in kids))
+            for k, kids in sorted(found.items())
+        ]
 
     def _subtree_size(self, p: Parameter, default_points: int | None) -> int:
-        total = 0
-        for v in p.grid_values(default_points):
-            total += math.prod(
-                self._subtree_size(c, default_points) for c in self._active_children(p, v)
-            )
-        return total
+        switches = self._switches(p, default_points)
+        plain = p._grid_len(default_points) - len(switches)
+        return plain + sum(size for _, _, size in switches)
 
     def _assign_group(
         self,
@@ -391,12 +497,21 @@ class SearchSpace:
     def _assign_subtree(
         self, p: Parameter, index: int, default_points: int | None, out: dict[str, ParamValue]
     ) -> None:
-        for v in p.grid_values(default_points):
-            kids = self._active_children(p, v)
-            size = math.prod(self._subtree_size(c, default_points) for c in kids)
+        # The grid of p in order: plain values own one index each, a value that turns
+        # children on owns a block as large as the grid of those children.
+        prev = -1
+        for k, kids, size in self._switches(p, default_points):
+            gap = k - prev - 1
+            if index < gap:
+                break
+            index -= gap
             if index < size:
-                out[p.name] = v
+                out[p.name] = p._grid_at(k, default_points)
                 self._assign_group(kids, index, default_points, out)
                 return
             index -= size
-        raise IndexError("grid index out of range")
+            prev = k
+        k = prev + 1 + index
+        if k >= p._grid_len(default_points):
+            raise IndexError("grid index out of range")
+        out[p.name] = p._grid_at(k, default_points)

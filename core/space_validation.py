@@ -58,12 +58,14 @@ def _parse_one(spec: Any, where: str) -> Parameter:
         raise InvalidSpec("must be an object", field=where)
     name = spec.get("name")
     if not isinstance(name, str) or not name.strip() or name != name.strip():
-        raise InvalidSpec("must be a non-empty string without surrounding spaces", field=f"{where}.name")
+        raise InvalidSpec(
+            "must be a non-empty string without surrounding spaces", field=f"{where}.name"
+        )
     if len(name) > MAX_NAME_LENGTH:
         raise InvalidSpec(f"must be at most {MAX_NAME_LENGTH} characters", field=f"{where}.name")
     raw_type = spec.get("type")
     try:
-        ptype = ParamType(raw_type)
+        ptype = ParamType(str(raw_type))
     except ValueError:
         raise InvalidSpec(
             f"must be one of float, int, discrete, categorical; got {raw_type!r}",
@@ -90,9 +92,17 @@ def _number(spec: Mapping[str, Any], key: str, where: str, *, required: bool) ->
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidSpec(f"must be a number, got {value!r}", field=f"{where}.{key}")
-    if not math.isfinite(value):
+    if not _is_finite(value):
         raise InvalidSpec("must be finite", field=f"{where}.{key}")
     return float(value)
+
+
+def _is_finite(value: int | float) -> bool:
+    """Whether a number is finite and fits a float (a huge JSON integer does not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _parse_scale(spec: Mapping[str, Any], where: str) -> Scale:
@@ -118,18 +128,24 @@ def _parse_numeric(
     if ptype == ParamType.INT:
         for key, value in (("low", low), ("high", high), ("step", step)):
             if value is not None and not float(value).is_integer():
-                raise InvalidSpec(f"must be an integer for an int parameter, got {value}", field=f"{where}.{key}")
+                raise InvalidSpec(
+                    f"must be an integer for an int parameter, got {value}", field=f"{where}.{key}"
+                )
     if scale == Scale.LOG and low <= 0:
         raise InvalidSpec(f"log scale needs low > 0, got {low}", field=f"{where}.low")
     if step is not None:
         if step <= 0:
             raise InvalidSpec(f"must be > 0, got {step}", field=f"{where}.step")
         if step > high - low:
-            raise InvalidSpec(f"must be at most high - low ({high - low}), got {step}", field=f"{where}.step")
+            raise InvalidSpec(
+                f"must be at most high - low ({high - low}), got {step}", field=f"{where}.step"
+            )
         if scale == Scale.LOG and (ptype == ParamType.FLOAT or step != 1):
             raise InvalidSpec("a step cannot be combined with log scale", field=f"{where}.step")
         if (high - low) / step + 1 > 1e12:
-            raise InvalidSpec("too many steps between low and high (at most 1e12)", field=f"{where}.step")
+            raise InvalidSpec(
+                "too many steps between low and high (at most 1e12)", field=f"{where}.step"
+            )
     grid_points = spec.get("grid_points")
     if grid_points is not None and (
         isinstance(grid_points, bool)
@@ -142,12 +158,23 @@ def _parse_numeric(
         )
     if ptype == ParamType.INT:
         return Parameter(
-            name, ptype, low=int(low), high=int(high), scale=scale,
-            step=int(step) if step is not None else None, condition=condition,
+            name,
+            ptype,
+            low=int(low),
+            high=int(high),
+            scale=scale,
+            step=int(step) if step is not None else None,
+            condition=condition,
             grid_points=grid_points,
         )
     return Parameter(
-        name, ptype, low=low, high=high, scale=scale, step=step, condition=condition,
+        name,
+        ptype,
+        low=low,
+        high=high,
+        scale=scale,
+        step=step,
+        condition=condition,
         grid_points=grid_points,
     )
 
@@ -165,7 +192,9 @@ def _parse_choices(
         _check_choice(v, ptype, f"{field}[{j}]")
         for k in range(j):
             if _same_value(values[k], v):
-                raise InvalidSpec(f"duplicate value {v!r} (also at index {k})", field=f"{field}[{j}]")
+                raise InvalidSpec(
+                    f"duplicate value {v!r} (also at index {k})", field=f"{field}[{j}]"
+                )
     scale = _parse_scale(spec, where)
     if ptype == ParamType.CATEGORICAL and "scale" in spec:
         raise InvalidSpec("categorical parameters have no scale", field=f"{where}.scale")
@@ -179,7 +208,7 @@ def _parse_choices(
 
 def _check_choice(value: Any, ptype: ParamType, field: str) -> None:
     if ptype == ParamType.DISCRETE:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _is_finite(value):
             raise InvalidSpec(f"discrete values must be finite numbers, got {value!r}", field=field)
         return
     if not isinstance(value, str | int | float | bool):
@@ -218,7 +247,9 @@ def _check_conditions(params: list[Parameter], prefix: str) -> None:
         if p.condition.parent == p.name:
             raise InvalidSpec("a parameter cannot be its own parent", field=f"{where}.parent")
         if p.condition.parent not in by_name:
-            raise InvalidSpec(f"unknown parent parameter {p.condition.parent!r}", field=f"{where}.parent")
+            raise InvalidSpec(
+                f"unknown parent parameter {p.condition.parent!r}", field=f"{where}.parent"
+            )
         _, parent = by_name[p.condition.parent]
         if parent.type == ParamType.FLOAT:
             raise InvalidSpec(
@@ -243,7 +274,9 @@ def _check_depth(p: Parameter, by_name: Mapping[str, tuple[int, Parameter]], whe
     while node.condition is not None:
         parent_name = node.condition.parent
         if parent_name in seen:
-            raise InvalidSpec(f"conditions form a cycle through {parent_name!r}", field=f"{where}.parent")
+            raise InvalidSpec(
+                f"conditions form a cycle through {parent_name!r}", field=f"{where}.parent"
+            )
         seen.add(parent_name)
         depth += 1
         if depth > MAX_CONDITION_DEPTH:

@@ -150,6 +150,13 @@ class Trial:
     resume_from_step: int | None = None
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
 def check_metric_values(
     values: Any, metrics: tuple[Metric, ...], field_name: str = "values", *, require_all: bool
 ) -> dict[str, float]:
@@ -161,14 +168,20 @@ def check_metric_values(
     for name, value in values.items():
         where = f"{field_name}.{name}"
         if name not in known:
-            raise InvalidSpec(f"unknown metric {name!r} (study metrics: {sorted(known)})", field=where)
+            raise InvalidSpec(
+                f"unknown metric {name!r} (study metrics: {sorted(known)})", field=where
+            )
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise InvalidSpec(f"must be a number, got {value!r}", field=where)
-        if not math.isfinite(value):
-            raise InvalidSpec("must be a finite number (NaN and infinity are rejected)", field=where)
+        if not _finite(value):
+            raise InvalidSpec(
+                "must be a finite number (NaN and infinity are rejected)", field=where
+            )
         out[name] = float(value)
     if require_all:
         for m in metrics:
             if m.role != MetricRole.TRACKED and m.name not in out:
-                raise InvalidSpec(f"missing value for metric {m.name!r}", field=f"{field_name}.{m.name}")
+                raise InvalidSpec(
+                    f"missing value for metric {m.name!r}", field=f"{field_name}.{m.name}"
+                )
     return out

@@ -44,7 +44,9 @@ def get_algorithm(name: str) -> type[Algorithm]:
     target = _MODULES.get(name)
     if target is None:
         choices = ", ".join(["auto", *algorithm_names()])
-        raise InvalidSpec(f"unknown algorithm {name!r} (choose one of: {choices})", field="algorithm")
+        raise InvalidSpec(
+            f"unknown algorithm {name!r} (choose one of: {choices})", field="algorithm"
+        )
     module_name, class_name = target.split(":")
     module = importlib.import_module(f"{__name__}.{module_name}")
     cls: type[Algorithm] = getattr(module, class_name)

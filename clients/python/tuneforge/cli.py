@@ -1,2 +1,98 @@
+"""The ``tuneforge`` command line.
+
+Sub-commands that run a server import the server lazily, so the SDK itself
+stays light (httpx + pydantic).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tuneforge")
 def main() -> None:
-    print("tuneforge")
+    """tuneforge: hyperparameter tuning as a service."""
+
+
+db_option = click.option(
+    "--db",
+    "db_url",
+    envvar="TUNEFORGE_DB_URL",
+    help="Database URL: sqlite:///path.db or postgresql://user@host/db "
+    "(env TUNEFORGE_DB_URL; default sqlite:///./tuneforge.db).",
+)
+
+
+@main.command()
+@db_option
+@click.option("--host", envvar="TUNEFORGE_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="TUNEFORGE_PORT", default=8000, type=int, show_default=True)
+@click.option(
+    "--migrate/--no-migrate",
+    default=None,
+    help="Upgrade the database schema at start (default: only for the embedded SQLite default).",
+)
+@click.option("--log-level", default="info", show_default=True)
+def serve(db_url: str | None, host: str, port: int, migrate: bool | None, log_level: str) -> None:
+    """Run the API server."""
+    import uvicorn
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tuneforge.api.app import create_app
+    from tuneforge.api.db.migrate import SchemaOutdated, prepare_database
+    from tuneforge.api.settings import Settings
+
+    embedded_default = db_url is None
+    settings = Settings(
+        db_url=db_url or DEFAULT_DB_URL,
+        host=host,
+        port=port,
+        migrate=embedded_default if migrate is None else migrate,
+        log_level=log_level,
+    )
+    try:
+        prepare_database(settings.db_url, migrate=settings.migrate)
+    except SchemaOutdated as exc:
+        raise click.ClickException(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise click.ClickException(f"cannot open database {settings.db_url}: {exc}") from None
+    click.echo(f"tuneforge serving on http://{host}:{port} (database {settings.db_url})", err=True)
+    uvicorn.run(
+        create_app(settings.model_copy(update={"migrate": False})),
+        host=host,
+        port=port,
+        log_level=log_level,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@db_option
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(db_url: str | None, revision: str) -> None:
+    """Upgrade the database schema to the newest (or the given) revision."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from tuneforge.api.db.migrate import upgrade
+
+    url = db_url or DEFAULT_DB_URL
+    try:
+        upgrade(url, revision)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"cannot upgrade {url}: {exc.__class__.__name__}: {exc}"
+        ) from None
+    click.echo(f"database {url} is at revision {revision}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

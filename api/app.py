@@ -1,0 +1,54 @@
+"""The FastAPI application factory. Importing this module does no work."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .. import __version__
+from .db.engine import Database
+from .db.migrate import prepare_database
+from .errors import install_error_handlers
+from .limits import BodySizeLimit
+from .metrics import Metrics
+from .routes import ops, studies, trials
+from .scheduler import Reconciler
+from .settings import Settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for ``settings``; the database is checked when the app starts."""
+    settings = settings or Settings()
+    db = Database(settings.db_url, pool_size=settings.db_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        prepare_database(settings.db_url, migrate=settings.migrate)
+        reconciler = Reconciler(db, settings.reaper_interval_seconds)
+        reconciler.start()
+        try:
+            yield
+        finally:
+            reconciler.stop()
+            db.dispose()
+
+    app = FastAPI(
+        title="tuneforge",
+        version=__version__,
+        description="Hyperparameter tuning service: studies, trials, suggestions, early stopping.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.metrics = Metrics()
+    install_error_handlers(app)
+    app.middleware("http")(app.state.metrics.middleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(ops.router)
+    app.include_router(studies.router, prefix=API_PREFIX)
+    app.include_router(trials.router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,144 @@
+"""Queries on the study and trial tables, returning rows inside the service's transaction
+or core value objects for everything that leaves it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ...core.errors import NotFound
+from ...core.study import Study, StudySpec, parse_study_spec
+from ...core.trials import Measurement, StudyState, Trial, TrialState
+from .models import MeasurementRow, ProjectRow, StudyRow, TrialRow
+
+DEFAULT_PROJECT = "default"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_project_id(session: Session) -> int:
+    """The id of the default project, created on first use."""
+    pid = session.scalar(select(ProjectRow.id).where(ProjectRow.name == DEFAULT_PROJECT))
+    if pid is None:
+        row = ProjectRow(name=DEFAULT_PROJECT, created_at=utcnow())
+        session.add(row)
+        session.flush()
+        pid = row.id
+    return pid
+
+
+def get_study_row(session: Session, study_id: int, *, lock: bool = False) -> StudyRow:
+    """The study row, locked ``FOR UPDATE`` when ``lock`` (a no-op on SQLite's IMMEDIATE)."""
+    stmt = select(StudyRow).where(StudyRow.id == study_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"study {study_id} does not exist", field="study_id")
+    return row
+
+
+def get_trial_row(session: Session, study_id: int, number: int, *, lock: bool = False) -> TrialRow:
+    stmt = select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = session.scalar(stmt)
+    if row is None:
+        raise NotFound(f"trial {number} does not exist in study {study_id}", field="number")
+    return row
+
+
+def trial_rows(
+    session: Session, study_id: int, states: Iterable[TrialState] | None = None
+) -> Sequence[TrialRow]:
+    stmt = select(TrialRow).where(TrialRow.study_id == study_id)
+    if states is not None:
+        stmt = stmt.where(TrialRow.state.in_([s.value for s in states]))
+    return session.scalars(stmt.order_by(TrialRow.number)).all()
+
+
+def state_counts(session: Session, study_id: int) -> dict[str, int]:
+    """How many trials the study has in each state (every state present, zeros included)."""
+    rows = session.execute(
+        select(TrialRow.state, func.count())
+        .where(TrialRow.study_id == study_id)
+        .group_by(TrialRow.state)
+    ).all()
+    counts = {s.value: 0 for s in TrialState}
+    counts.update({state: n for state, n in rows})
+    return counts
+
+
+def measurements_of(session: Session, trial_ids: Sequence[int]) -> dict[int, list[MeasurementRow]]:
+    if not trial_ids:
+        return {}
+    rows = session.scalars(
+        select(MeasurementRow)
+        .where(MeasurementRow.trial_id.in_(trial_ids))
+        .order_by(MeasurementRow.trial_id, MeasurementRow.step)
+    ).all()
+    out: dict[int, list[MeasurementRow]] = {}
+    for m in rows:
+        out.setdefault(m.trial_id, []).append(m)
+    return out
+
+
+def to_trial(row: TrialRow, measurements: Sequence[MeasurementRow] = ()) -> Trial:
+    """The core value object of a trial row."""
+    return Trial(
+        number=row.number,
+        state=TrialState(row.state),
+        params=dict(row.params),
+        values=dict(row.values) if row.values is not None else None,
+        client_id=row.client_id,
+        retry_of=row.retry_of,
+        attempt=row.attempt,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        completed_at=row.completed_at,
+        updated_at=row.updated_at,
+        lease_expires_at=row.lease_expires_at,
+        reason=row.reason,
+        metadata=dict(row.metadata_ or {}),
+        measurements=tuple(
+            Measurement(m.step, dict(m.values), m.elapsed_seconds, m.created_at)
+            for m in measurements
+        ),
+        resume_from_step=row.resume_from_step,
+    )
+
+
+def load_trials(
+    session: Session,
+    study_id: int,
+    states: Iterable[TrialState] | None = None,
+    *,
+    with_measurements: bool = False,
+) -> list[Trial]:
+    rows = trial_rows(session, study_id, states)
+    ms = measurements_of(session, [r.id for r in rows]) if with_measurements else {}
+    return [to_trial(r, ms.get(r.id, ())) for r in rows]
+
+
+def spec_of(row: StudyRow) -> StudySpec:
+    return parse_study_spec(row.spec)
+
+
+def to_study(
+    row: StudyRow, counts: dict[str, int], best: Sequence[Trial], spec: StudySpec | None = None
+) -> Study:
+    return Study(
+        id=row.id,
+        spec=spec or spec_of(row),
+        state=StudyState(row.state),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        trial_counts=counts,
+        best_trials=tuple(best),
+        completion_reason=row.completion_reason,
+    )

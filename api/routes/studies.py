@@ -1,0 +1,91 @@
+"""``/studies``: create, list, read, update, delete, best."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from ...core.errors import InvalidSpec
+from ...core.trials import StudyState
+from ..db.engine import Database
+from ..schemas.common import decode_page_token, encode_page_token
+from ..schemas.studies import StudyCreate, StudyPage, StudyPatch, StudyPublic, study_public
+from ..schemas.trials import BestOut, trial_public
+from ..services import studies as service
+from .deps import get_db
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+DB = Annotated[Database, Depends(get_db)]
+MAX_PAGE = 1000
+
+
+def page_size_of(value: int) -> int:
+    if not 1 <= value <= MAX_PAGE:
+        raise InvalidSpec(f"must be between 1 and {MAX_PAGE}, got {value}", field="page_size")
+    return value
+
+
+def parse_study_state(raw: str | None) -> StudyState | None:
+    if raw is None:
+        return None
+    try:
+        return StudyState(raw)
+    except ValueError:
+        raise InvalidSpec("must be one of active, paused, completed", field="state") from None
+
+
+@router.post("", status_code=201, response_model=StudyPublic)
+def create_study(
+    body: StudyCreate,
+    response: Response,
+    db: DB,
+    if_exists: Annotated[str | None, Query()] = None,
+) -> StudyPublic:
+    study, created = service.create_study(
+        db, body.model_dump(exclude_none=True), if_exists=if_exists
+    )
+    if not created:
+        response.status_code = 200
+    return study_public(study)
+
+
+@router.get("", response_model=StudyPage)
+def list_studies(
+    db: DB,
+    state: str | None = None,
+    name: str | None = None,
+    page_size: int = 100,
+    page_token: str | None = None,
+) -> StudyPage:
+    studies, last = service.list_studies(
+        db,
+        state=parse_study_state(state),
+        name=name,
+        after_id=decode_page_token(page_token),
+        page_size=page_size_of(page_size),
+    )
+    return StudyPage(
+        studies=[study_public(s) for s in studies], next_page_token=encode_page_token(last)
+    )
+
+
+@router.get("/{study_id}", response_model=StudyPublic)
+def get_study(study_id: int, db: DB) -> StudyPublic:
+    return study_public(service.get_study(db, study_id))
+
+
+@router.patch("/{study_id}", response_model=StudyPublic)
+def update_study(study_id: int, body: StudyPatch, db: DB) -> StudyPublic:
+    return study_public(service.update_study(db, study_id, body.model_dump(exclude_unset=True)))
+
+
+@router.delete("/{study_id}", status_code=204)
+def delete_study(study_id: int, db: DB) -> Response:
+    service.delete_study(db, study_id)
+    return Response(status_code=204)
+
+
+@router.get("/{study_id}/best", response_model=BestOut)
+def best(study_id: int, db: DB) -> BestOut:
+    return BestOut(trials=[trial_public(t) for t in service.study_best(db, study_id)])

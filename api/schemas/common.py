@@ -1,0 +1,47 @@
+"""Wire shapes shared by every resource: the error body and page tokens."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from ...core.errors import InvalidSpec
+
+
+class WireModel(BaseModel):
+    """Base of request bodies: unknown fields are rejected, nothing is coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def encode_page_token(after: int | None) -> str | None:
+    if after is None:
+        return None
+    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
+
+
+def decode_page_token(token: str | None) -> int | None:
+    """The position a page token points after; 422 naming ``page_token`` if it is not ours."""
+    if not token:
+        return None
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        after = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidSpec("is not a page token this server issued", field="page_token") from None
+    if isinstance(after, bool) or not isinstance(after, int):
+        raise InvalidSpec("is not a page token this server issued", field="page_token")
+    return after

@@ -1,0 +1,76 @@
+"""A per-process cache of each study's finished trials, for the algorithms.
+
+Finished trials never change, and each one records the study version at which
+it finished (``finished_seq``, assigned under the study lock). So the cache
+asks the database only for trials finished after the newest one it holds:
+the answer is always what the database says, whichever replica wrote it, and
+a suggest on a long study reads a handful of rows instead of all of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ...core.trials import Trial, TrialState
+from ..db.models import TrialRow
+from ..db.repository import measurements_of, to_trial
+
+#: Finished states whose trials carry a result the algorithms learn from.
+WITH_RESULT = (TrialState.COMPLETED, TrialState.PRUNED, TrialState.INFEASIBLE)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    seq: int
+    trials: tuple[Trial, ...]
+
+
+class HistoryCache:
+    """Finished-with-result trials per study, refreshed incrementally from the database."""
+
+    def __init__(self, max_studies: int = 256) -> None:
+        self._entries: OrderedDict[int, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_studies
+
+    def finished(self, session: Session, study_id: int) -> tuple[Trial, ...]:
+        """Every completed, pruned or infeasible trial of the study, ordered by number."""
+        with self._lock:
+            entry = self._entries.get(study_id, _Entry(-1, ()))
+        rows = session.scalars(
+            select(TrialRow)
+            .where(TrialRow.study_id == study_id, TrialRow.finished_seq > entry.seq)
+            .order_by(TrialRow.finished_seq)
+        ).all()
+        if not rows:
+            return entry.trials
+        entry = _merge(entry, rows, measurements_of(session, [r.id for r in rows]))
+        with self._lock:
+            current = self._entries.get(study_id)
+            if current is None or current.seq < entry.seq:
+                self._entries[study_id] = entry
+                self._entries.move_to_end(study_id)
+                while len(self._entries) > self._max:
+                    self._entries.popitem(last=False)
+        return entry.trials
+
+    def forget(self, study_id: int) -> None:
+        with self._lock:
+            self._entries.pop(study_id, None)
+
+
+def _merge(entry: _Entry, rows: Iterable[TrialRow], ms: dict[int, list]) -> _Entry:  # type: ignore[type-arg]
+    seq = entry.seq
+    new: list[Trial] = []
+    for row in rows:
+        seq = max(seq, row.finished_seq or seq)
+        if TrialState(row.state) in WITH_RESULT:
+            new.append(to_trial(row, ms.get(row.id, ())))
+    merged = sorted((*entry.trials, *new), key=lambda t: t.number)
+    return _Entry(seq, tuple(merged))

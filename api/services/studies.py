@@ -1,0 +1,156 @@
+"""Study use cases: create, read, list, update budgets and state, delete, best trials."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ...core.analysis import best_trials
+from ...core.errors import Conflict, InvalidSpec
+from ...core.study import Study, budget, parse_study_spec
+from ...core.trials import StudyState, Trial, TrialState
+from ..db.engine import Database
+from ..db.models import StudyRow
+from ..db.repository import (
+    default_project_id,
+    get_study_row,
+    load_trials,
+    spec_of,
+    state_counts,
+    to_study,
+    utcnow,
+)
+from .lifecycle import refresh_study_state, touch
+
+PATCHABLE = (
+    "state",
+    "max_trials",
+    "max_active_trials",
+    "max_failed_trials",
+    "description",
+    "metadata",
+)
+
+
+def _study_view(session: Session, row: StudyRow) -> Study:
+    spec = spec_of(row)
+    completed = load_trials(session, row.id, (TrialState.COMPLETED,))
+    return to_study(row, state_counts(session, row.id), best_trials(completed, spec.metrics), spec)
+
+
+def create_study(
+    db: Database, body: Mapping[str, Any], *, if_exists: str | None = None
+) -> tuple[Study, bool]:
+    """Create a study; returns it and whether it is new. Same name twice is a conflict
+    unless ``if_exists == "return"`` and the specs are identical."""
+    if if_exists not in (None, "return"):
+        raise InvalidSpec("must be 'return' when given", field="if_exists")
+    spec = parse_study_spec(body)
+    with db.write() as session:
+        project_id = default_project_id(session)
+        existing = session.scalar(
+            select(StudyRow).where(StudyRow.project_id == project_id, StudyRow.name == spec.name)
+        )
+        if existing is not None:
+            if if_exists == "return" and existing.spec == spec.to_dict():
+                return _study_view(session, existing), False
+            detail = " with a different spec" if if_exists == "return" else ""
+            raise Conflict(
+                f"a study named {spec.name!r} already exists{detail} (id {existing.id})",
+                field="name",
+                details={"study_id": existing.id},
+            )
+        now = utcnow()
+        row = StudyRow(
+            project_id=project_id,
+            name=spec.name,
+            state=StudyState.ACTIVE.value,
+            spec=spec.to_dict(),
+            trial_counter=0,
+            search_exhausted=False,
+            version=0,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        return _study_view(session, row), True
+
+
+def get_study(db: Database, study_id: int) -> Study:
+    with db.read() as session:
+        return _study_view(session, get_study_row(session, study_id))
+
+
+def list_studies(
+    db: Database,
+    *,
+    state: StudyState | None,
+    name: str | None,
+    after_id: int | None,
+    page_size: int,
+) -> tuple[list[Study], int | None]:
+    with db.read() as session:
+        stmt = select(StudyRow)
+        if state is not None:
+            stmt = stmt.where(StudyRow.state == state.value)
+        if name is not None:
+            stmt = stmt.where(StudyRow.name == name)
+        if after_id is not None:
+            stmt = stmt.where(StudyRow.id > after_id)
+        rows = session.scalars(stmt.order_by(StudyRow.id).limit(page_size + 1)).all()
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        return [_study_view(session, r) for r in rows], (rows[-1].id if more and rows else None)
+
+
+def update_study(db: Database, study_id: int, changes: Mapping[str, Any]) -> Study:
+    """Change budgets, description, metadata or the state (active / paused / completed)."""
+    for key in changes:
+        if key not in PATCHABLE:
+            raise InvalidSpec(f"cannot be changed (changeable: {', '.join(PATCHABLE)})", field=key)
+    with db.write() as session:
+        row = get_study_row(session, study_id, lock=True)
+        new_spec = dict(row.spec)
+        for key in ("max_trials", "max_active_trials", "max_failed_trials"):
+            if key in changes:
+                new_spec[key] = budget(changes[key], key, minimum=1)
+        if "description" in changes:
+            new_spec["description"] = changes["description"]
+        if "metadata" in changes:
+            new_spec["metadata"] = changes["metadata"]
+        spec = parse_study_spec(new_spec)
+        row.spec = spec.to_dict()
+        now = utcnow()
+        if "state" in changes:
+            _set_state(row, changes["state"])
+        touch(row, now)
+        refresh_study_state(session, row, spec, now)
+        return _study_view(session, row)
+
+
+def _set_state(row: StudyRow, raw: Any) -> None:
+    try:
+        state = StudyState(raw)
+    except ValueError:
+        raise InvalidSpec("must be 'active', 'paused' or 'completed'", field="state") from None
+    if state.value != row.state:
+        row.state = state.value
+        row.completion_reason = "user" if state == StudyState.COMPLETED else None
+
+
+def delete_study(db: Database, study_id: int) -> None:
+    with db.write() as session:
+        row = get_study_row(session, study_id, lock=True)
+        session.delete(row)
+
+
+def study_best(db: Database, study_id: int) -> list[Trial]:
+    """The best trial (single objective) or the Pareto front (several objectives)."""
+    with db.read() as session:
+        row = get_study_row(session, study_id)
+        completed = load_trials(session, row.id, (TrialState.COMPLETED,))
+        return best_trials(completed, spec_of(row).metrics)

@@ -1,0 +1,312 @@
+"""Trial use cases: queue or add trials, measurements with the early-stopping
+decision, heartbeats, completion, failure and stop requests.
+
+Every write locks the study row and then the trial row (always in that order,
+so two writers never deadlock) and checks the trial's state before changing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ...core.errors import Conflict, InvalidSpec
+from ...core.stopping import StoppingContext, create_rule
+from ...core.study import StudySpec
+from ...core.trials import StudyState, Trial, TrialState, check_metric_values
+from ..db.engine import Database
+from ..db.models import MeasurementRow, StudyRow, TrialRow
+from ..db.repository import (
+    get_study_row,
+    get_trial_row,
+    measurements_of,
+    spec_of,
+    state_counts,
+    to_trial,
+    utcnow,
+)
+from .lifecycle import (
+    budget_used,
+    fail_trial,
+    finish,
+    lease_until,
+    new_trial,
+    reap_expired,
+    refresh_study_state,
+    touch,
+)
+from .peers import SqlPeerView
+
+MAX_STEP = 2**31 - 1
+MAX_REASON = 10_000
+
+
+@dataclass(frozen=True)
+class MeasureReply:
+    should_stop: bool
+    trial_state: TrialState
+    action: Mapping[str, Any] | None = None
+
+
+@dataclass
+class _Locked:
+    session: Session
+    study: StudyRow
+    spec: StudySpec
+    trial: TrialRow
+    now: datetime
+
+
+@contextmanager
+def _locked_trial(db: Database, study_id: int, number: int) -> Iterator[_Locked]:
+    """Lock study then trial; fail the trial first if its lease already ran out."""
+    with db.write() as session:
+        study = get_study_row(session, study_id, lock=True)
+        spec = spec_of(study)
+        trial = get_trial_row(session, study_id, number, lock=True)
+        now = utcnow()
+        if _lease_expired(trial, now):
+            reap_expired(session, study, spec, now)
+            refresh_study_state(session, study, spec, now)
+            session.commit()  # the expiry stands even though this request is refused
+            raise Conflict(
+                f"trial {number} lost its lease and was failed ({trial.reason})",
+                details={"trial_state": trial.state},
+            )
+        yield _Locked(session, study, spec, trial, now)
+
+
+def _lease_expired(row: TrialRow, now: datetime) -> bool:
+    running = row.state in (TrialState.ACTIVE.value, TrialState.STOPPING.value)
+    return running and row.lease_expires_at is not None and row.lease_expires_at < now
+
+
+def _trial_out(session: Session, row: TrialRow) -> Trial:
+    session.flush()
+    return to_trial(row, measurements_of(session, [row.id]).get(row.id, ()))
+
+
+def _require_running(row: TrialRow, action: str) -> None:
+    state = TrialState(row.state)
+    if state.is_finished:
+        raise Conflict(
+            f"trial {row.number} is already {state.value}; cannot {action}",
+            details={"trial_state": state.value},
+        )
+    if state not in (TrialState.ACTIVE, TrialState.STOPPING):
+        raise Conflict(
+            f"trial {row.number} is {state.value}; only an active trial can {action}",
+            details={"trial_state": state.value},
+        )
+
+
+def _check_reason(reason: Any, field: str = "reason") -> str | None:
+    if reason is None:
+        return None
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        raise InvalidSpec(f"must be a string of at most {MAX_REASON} characters", field=field)
+    return reason
+
+
+def create_trial(
+    db: Database,
+    study_id: int,
+    params: Any,
+    state: str,
+    values: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Trial:
+    """Queue a parameter set (``requested``) or add an already evaluated one (``completed``)."""
+    if state not in ("requested", "completed"):
+        raise InvalidSpec("must be 'requested' or 'completed'", field="state")
+    with db.write() as session:
+        study = get_study_row(session, study_id, lock=True)
+        spec = spec_of(study)
+        clean = spec.space.validate_params(params)
+        now = utcnow()
+        checked = None
+        if state == "requested":
+            _check_room_for_request(session, study, spec)
+        else:
+            checked = check_metric_values(values, spec.metrics, require_all=True)
+        row = new_trial(
+            session, study, clean, TrialState.REQUESTED, now, metadata_=dict(metadata or {})
+        )
+        if checked is not None:
+            row.values = checked
+            finish(study, row, TrialState.COMPLETED, now)
+        refresh_study_state(session, study, spec, now)
+        return _trial_out(session, row)
+
+
+def _check_room_for_request(session: Session, study: StudyRow, spec: StudySpec) -> None:
+    if study.state != StudyState.ACTIVE.value:
+        raise Conflict(f"study {study.id} is {study.state}; reopen it before queueing trials")
+    if (
+        spec.max_trials is not None
+        and budget_used(state_counts(session, study.id)) >= spec.max_trials
+    ):
+        raise Conflict(f"study {study.id} has used its max_trials budget ({spec.max_trials})")
+
+
+def add_measurement(
+    db: Database,
+    study_id: int,
+    number: int,
+    step: Any,
+    values: Any,
+    elapsed_seconds: Any = None,
+) -> MeasureReply:
+    """Store a measurement (a repeated step is a no-op) and consult the stopping rule."""
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise InvalidSpec(f"must be an integer in [0, {MAX_STEP}]", field="step")
+    if elapsed_seconds is not None and (
+        isinstance(elapsed_seconds, bool)
+        or not isinstance(elapsed_seconds, int | float)
+        or not 0 <= elapsed_seconds < 1e12
+    ):
+        raise InvalidSpec("must be a finite number of seconds >= 0", field="elapsed_seconds")
+    with _locked_trial(db, study_id, number) as ctx:
+        checked = check_metric_values(values, ctx.spec.metrics, require_all=False)
+        row = ctx.trial
+        _require_running(row, "report measurements")
+        exists = ctx.session.get(MeasurementRow, (row.id, step))
+        if exists is None:
+            ctx.session.add(
+                MeasurementRow(
+                    trial_id=row.id,
+                    step=step,
+                    study_id=study_id,
+                    values=checked,
+                    elapsed_seconds=float(elapsed_seconds) if elapsed_seconds is not None else None,
+                    created_at=ctx.now,
+                )
+            )
+            row.lease_expires_at = lease_until(ctx.spec, ctx.now)
+            row.updated_at = ctx.now
+            touch(ctx.study, ctx.now)
+            if row.state == TrialState.ACTIVE.value:
+                return _consult_rule(ctx)
+        return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))
+
+
+def _consult_rule(ctx: _Locked) -> MeasureReply:
+    objectives = ctx.spec.objectives
+    rule = create_rule(ctx.spec.early_stopping)
+    trial = _trial_out(ctx.session, ctx.trial)
+    peers = SqlPeerView(ctx.session, ctx.study.id, objectives[0], ctx.trial.id)
+    decision = rule.decide(StoppingContext(trial=trial, metric=objectives[0], peers=peers))
+    if decision.should_stop:
+        ctx.trial.state = TrialState.STOPPING.value
+        ctx.trial.stop_source = "rule"
+        ctx.trial.reason = decision.reason
+    return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), decision.action)
+
+
+def heartbeat(db: Database, study_id: int, number: int) -> MeasureReply:
+    """Extend a running trial's lease; the reply says whether it should stop."""
+    with _locked_trial(db, study_id, number) as ctx:
+        _require_running(ctx.trial, "send heartbeats")
+        ctx.trial.lease_expires_at = lease_until(ctx.spec, ctx.now)
+        ctx.trial.updated_at = ctx.now
+        return MeasureReply(
+            ctx.trial.state == TrialState.STOPPING.value, TrialState(ctx.trial.state)
+        )
+
+
+def complete_trial(
+    db: Database,
+    study_id: int,
+    number: int,
+    values: Any = None,
+    infeasible: bool = False,
+    reason: Any = None,
+) -> Trial:
+    """Finish a trial with its values (pruned if the rule stopped it) or as infeasible."""
+    reason = _check_reason(reason)
+    with _locked_trial(db, study_id, number) as ctx:
+        row = ctx.trial
+        if infeasible:
+            if values is not None:
+                check_metric_values(values, ctx.spec.metrics, require_all=False)
+            finish(ctx.study, row, TrialState.INFEASIBLE, ctx.now, reason or "infeasible")
+            if values:
+                row.values = dict(values)
+        else:
+            if values is None:
+                raise InvalidSpec("is required unless infeasible is true", field="values")
+            checked = check_metric_values(values, ctx.spec.metrics, require_all=True)
+            pruned = row.stop_source == "rule"
+            finish(
+                ctx.study,
+                row,
+                TrialState.PRUNED if pruned else TrialState.COMPLETED,
+                ctx.now,
+                reason,
+            )
+            row.values = checked
+        refresh_study_state(ctx.session, ctx.study, ctx.spec, ctx.now)
+        return _trial_out(ctx.session, row)
+
+
+def fail_trial_request(db: Database, study_id: int, number: int, reason: Any, retry: bool) -> Trial:
+    """An infrastructure failure reported by the worker; retried while the budget lasts."""
+    reason = _check_reason(reason) or "failed"
+    with _locked_trial(db, study_id, number) as ctx:
+        fail_trial(ctx.session, ctx.study, ctx.spec, ctx.trial, reason, retry=retry, now=ctx.now)
+        refresh_study_state(ctx.session, ctx.study, ctx.spec, ctx.now)
+        return _trial_out(ctx.session, ctx.trial)
+
+
+def stop_trial(db: Database, study_id: int, number: int) -> Trial:
+    """Ask the worker running a trial to stop; its next report or heartbeat says so."""
+    with _locked_trial(db, study_id, number) as ctx:
+        row = ctx.trial
+        if row.state != TrialState.STOPPING.value:
+            _require_running(row, "be stopped")
+            row.state = TrialState.STOPPING.value
+            row.stop_source = "user"
+            row.reason = "stop requested"
+            row.updated_at = ctx.now
+            touch(ctx.study, ctx.now)
+        return _trial_out(ctx.session, row)
+
+
+def get_trial(db: Database, study_id: int, number: int) -> Trial:
+    with db.read() as session:
+        get_study_row(session, study_id)
+        row = get_trial_row(session, study_id, number)
+        return to_trial(row, measurements_of(session, [row.id]).get(row.id, ()))
+
+
+def list_trials(
+    db: Database,
+    study_id: int,
+    *,
+    state: TrialState | None,
+    updated_after: datetime | None,
+    after_number: int | None,
+    page_size: int,
+) -> tuple[list[Trial], int | None]:
+    """One page of trials ordered by number; returns the trials and the last number if more."""
+    with db.read() as session:
+        get_study_row(session, study_id)
+        stmt = select(TrialRow).where(TrialRow.study_id == study_id)
+        if state is not None:
+            stmt = stmt.where(TrialRow.state == state.value)
+        if updated_after is not None:
+            stmt = stmt.where(TrialRow.updated_at > updated_after)
+        if after_number is not None:
+            stmt = stmt.where(TrialRow.number > after_number)
+        rows = session.scalars(stmt.order_by(TrialRow.number).limit(page_size + 1)).all()
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        ms = measurements_of(session, [r.id for r in rows])
+        trials = [to_trial(r, ms.get(r.id, ())) for r in rows]
+        return trials, (rows[-1].number if more and rows else None)

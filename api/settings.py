@@ -1,0 +1,25 @@
+"""Server settings from ``TUNEFORGE_*`` environment variables (CLI flags override them)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
+
+
+class Settings(BaseSettings):
+    """Everything the API server needs; nothing connects until ``create_app`` starts."""
+
+    model_config = SettingsConfigDict(env_prefix="TUNEFORGE_", extra="ignore")
+
+    db_url: str = DEFAULT_DB_URL
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Upgrade the schema at start instead of refusing to run on an old one.
+    migrate: bool = False
+    #: Largest request body accepted, in bytes (larger ones get 413).
+    max_body_bytes: int = 4 * 1024 * 1024
+    #: How often the server fails trials whose lease ran out (seconds; 0 turns it off).
+    reaper_interval_seconds: float = 5.0
+    db_pool_size: int = 10
+    log_level: str = "info"

@@ -1,0 +1,211 @@
+"""The one interface every early-stopping rule implements.
+
+The server consults the study's rule after every measurement a trial reports:
+it builds a :class:`StoppingContext` (the trial with its newest measurement,
+the watched metric, and a :class:`PeerView` over the study's other trials) and
+calls :meth:`StoppingRule.decide`, which returns a :class:`StopDecision`.
+
+A rule keeps no state in process memory: everything it needs comes from the
+context, so any server replica can answer the next measurement. The server
+answers the peer queries with SQL; :class:`TrialsPeerView` answers them from
+trial objects in memory for tests and the embedded engine.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from ..errors import InvalidSpec
+from ..trials import Goal, Metric, Trial, TrialState
+
+
+@dataclass(frozen=True)
+class StopDecision:
+    """What the rule answers to one measurement.
+
+    ``pause`` asks the server to park the stopped trial as ``paused`` because the
+    rule may promote it later (ASHA); ``action`` carries instructions for the
+    worker such as a PBT exploit/explore step.
+    """
+
+    should_stop: bool
+    pause: bool = False
+    reason: str | None = None
+    action: Mapping[str, Any] | None = None
+
+
+#: The decision to let the trial go on training.
+CONTINUE = StopDecision(should_stop=False)
+
+
+def stop(reason: str, *, pause: bool = False) -> StopDecision:
+    """A decision to stop the trial (``pause=True`` if the rule may resume it later)."""
+    return StopDecision(should_stop=True, pause=pause, reason=reason)
+
+
+@runtime_checkable
+class PeerView(Protocol):
+    """The study's other trials, as far as a rule needs them, for the watched metric.
+
+    "Other" excludes the trial being decided and failed trials (a failed trial's
+    retry repeats its parameters, so counting both would weigh them twice).
+    """
+
+    def values_at(self, step: int) -> list[float]:
+        """The watched metric at exactly ``step``, one value per other trial that reported it."""
+        ...
+
+    def best_until(self, step: int) -> list[float]:
+        """Per other trial that reached ``step``: its best value over its steps ``<= step``.
+
+        A trial has reached ``step`` when it reported the watched metric at
+        ``step`` or at a later step.
+        """
+        ...
+
+    def n_completed(self) -> int:
+        """How many other trials are ``completed``."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoppingContext:
+    """Everything a rule may look at to decide on one measurement."""
+
+    #: The trial being decided; its measurements include the newest one.
+    trial: Trial
+    #: The metric the rule watches: the study's first objective.
+    metric: Metric
+    peers: PeerView
+
+
+def metric_series(trial: Trial, metric_name: str) -> list[tuple[int, float]]:
+    """``(step, value)`` pairs of one metric in a trial's measurements, sorted by step."""
+    pairs = [
+        (m.step, float(m.values[metric_name]))
+        for m in trial.measurements
+        if metric_name in m.values
+    ]
+    return sorted(pairs, key=lambda pair: pair[0])
+
+
+def best_of(values: Sequence[float], goal: Goal | str) -> float:
+    """The best of non-empty ``values`` for ``goal``."""
+    return max(values) if Goal(goal) == Goal.MAXIMIZE else min(values)
+
+
+class TrialsPeerView:
+    """A :class:`PeerView` computed from trial objects in memory.
+
+    ``goal`` is the watched metric's goal; :meth:`best_until` needs it.
+    """
+
+    def __init__(
+        self,
+        trials: Sequence[Trial],
+        metric_name: str,
+        exclude_number: int | None,
+        *,
+        goal: Goal | str,
+    ) -> None:
+        others = [t for t in trials if t.number != exclude_number and t.state != TrialState.FAILED]
+        self._goal = Goal(goal)
+        self._series = [metric_series(t, metric_name) for t in others]
+        self._completed = sum(t.state == TrialState.COMPLETED for t in others)
+
+    def values_at(self, step: int) -> list[float]:
+        """See :meth:`PeerView.values_at`."""
+        out = []
+        for series in self._series:
+            at_step = [value for s, value in series if s == step]
+            if at_step:
+                out.append(at_step[-1])
+        return out
+
+    def best_until(self, step: int) -> list[float]:
+        """See :meth:`PeerView.best_until`."""
+        out = []
+        for series in self._series:
+            if not series or series[-1][0] < step:
+                continue
+            upto = [value for s, value in series if s <= step]
+            if upto:
+                out.append(best_of(upto, self._goal))
+        return out
+
+    def n_completed(self) -> int:
+        """See :meth:`PeerView.n_completed`."""
+        return self._completed
+
+
+class StoppingRule(ABC):
+    """Base class of early-stopping rules; construct with validated options."""
+
+    name: ClassVar[str]
+    #: Options this rule accepts, with their defaults.
+    default_options: ClassVar[Mapping[str, Any]] = {}
+    #: Whether the study must declare a ``fidelity`` (multi-fidelity rules do).
+    requires_fidelity: ClassVar[bool] = False
+
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        self.options: dict[str, Any] = {**self.default_options, **(options or {})}
+
+    @classmethod
+    def validate_options(
+        cls, options: Mapping[str, Any], fidelity: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Check the ``early_stopping`` options at study creation; return them with defaults.
+
+        The default accepts only the keys of :attr:`default_options` and checks
+        :attr:`requires_fidelity`; subclasses extend it to check values.
+        Errors are :class:`InvalidSpec` naming ``early_stopping.<key>``.
+        """
+        for key in options:
+            if key not in cls.default_options:
+                allowed = ", ".join(sorted(cls.default_options)) or "none"
+                raise InvalidSpec(
+                    f"unknown option for early-stopping rule {cls.name!r} (allowed: {allowed})",
+                    field=f"early_stopping.{key}",
+                )
+        if cls.requires_fidelity and fidelity is None:
+            raise InvalidSpec(
+                f"early-stopping rule {cls.name!r} needs a fidelity (the resource steps count)",
+                field="fidelity",
+            )
+        return {**cls.default_options, **options}
+
+    @abstractmethod
+    def decide(self, ctx: StoppingContext) -> StopDecision:
+        """Decide whether the trial in ``ctx`` stops after its newest measurement."""
+
+
+def check_int_option(options: Mapping[str, Any], key: str, *, minimum: int) -> int:
+    """``options[key]`` as an integer ``>= minimum``; :class:`InvalidSpec` naming the field."""
+    value = options[key]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSpec(f"must be an integer, got {value!r}", field=f"early_stopping.{key}")
+    if value < minimum:
+        raise InvalidSpec(f"must be >= {minimum}, got {value}", field=f"early_stopping.{key}")
+    return value
+
+
+def check_bool_option(options: Mapping[str, Any], key: str) -> bool:
+    """``options[key]`` as a boolean; :class:`InvalidSpec` naming the field."""
+    value = options[key]
+    if not isinstance(value, bool):
+        raise InvalidSpec(f"must be true or false, got {value!r}", field=f"early_stopping.{key}")
+    return value
+
+
+def fidelity_max(fidelity: Mapping[str, Any] | None) -> float | None:
+    """The largest step a study's fidelity allows, when it declares a finite numeric one."""
+    if fidelity is None:
+        return None
+    value = fidelity.get("max")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)

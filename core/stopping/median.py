@@ -1,0 +1,114 @@
+"""The median stopping rule (Google Vizier; Optuna's ``MedianPruner``).
+
+A trial stops at step ``s`` when its value is strictly worse than the median of
+the other trials at the same step. With ``use_best_so_far`` (the default) the
+trial's best value over its steps ``<= s`` is compared with the median of the
+other trials' best values over their steps ``<= s``, which forgives a noisy
+step; otherwise the values at exactly ``s`` are compared.
+
+Options:
+
+- ``n_startup_trials`` (5): no stopping until this many other trials completed.
+- ``n_warmup_steps`` (0): never stop at a step below this.
+- ``interval_steps`` (1): from the warm-up step on, decide only every this many steps.
+- ``min_peers`` (3): no stopping at a step fewer other trials have reached.
+- ``use_best_so_far`` (true): compare best-so-far values rather than values at the step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import InvalidSpec
+from ..trials import Measurement
+from .base import (
+    CONTINUE,
+    StopDecision,
+    StoppingContext,
+    StoppingRule,
+    best_of,
+    check_bool_option,
+    check_int_option,
+    fidelity_max,
+    metric_series,
+    stop,
+)
+
+
+class MedianRule(StoppingRule):
+    """Stop a trial whose value is worse than the median of its peers at the same step."""
+
+    name = "median"
+    default_options: ClassVar[Mapping[str, Any]] = {
+        "n_startup_trials": 5,
+        "n_warmup_steps": 0,
+        "interval_steps": 1,
+        "min_peers": 3,
+        "use_best_so_far": True,
+    }
+
+    @classmethod
+    def validate_options(
+        cls, options: Mapping[str, Any], fidelity: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Check the median rule's options (see the module docstring)."""
+        full = super().validate_options(options, fidelity)
+        check_int_option(full, "n_startup_trials", minimum=0)
+        warmup = check_int_option(full, "n_warmup_steps", minimum=0)
+        check_int_option(full, "interval_steps", minimum=1)
+        check_int_option(full, "min_peers", minimum=1)
+        check_bool_option(full, "use_best_so_far")
+        top = fidelity_max(fidelity)
+        if top is not None and warmup > top:
+            raise InvalidSpec(
+                f"must not exceed fidelity.max ({top:g}), or the rule could never stop a trial",
+                field="early_stopping.n_warmup_steps",
+            )
+        return full
+
+    def decide(self, ctx: StoppingContext) -> StopDecision:
+        """Stop when the trial is strictly worse than the peers' median at its newest step."""
+        newest = _newest(ctx.trial.measurements)
+        if newest is None or ctx.metric.name not in newest.values:
+            return CONTINUE
+        step = newest.step
+        if not self._due(step) or ctx.peers.n_completed() < self.options["n_startup_trials"]:
+            return CONTINUE
+        own, peer_values = self._compare(ctx, step)
+        finite = [v for v in peer_values if math.isfinite(v)]
+        if len(finite) < self.options["min_peers"]:
+            return CONTINUE
+        median = float(np.median(finite))
+        if not ctx.metric.better(median, own):
+            return CONTINUE
+        what = "best value so far" if self.options["use_best_so_far"] else "value"
+        return stop(
+            f"median rule: at step {step} the {what} of {ctx.metric.name} ({own:.6g}) is worse "
+            f"than the median {median:.6g} of {len(finite)} other trials"
+        )
+
+    def _due(self, step: int) -> bool:
+        """Whether the rule decides at ``step`` (past warm-up, on the interval)."""
+        warmup = self.options["n_warmup_steps"]
+        return step >= warmup and (step - warmup) % self.options["interval_steps"] == 0
+
+    def _compare(self, ctx: StoppingContext, step: int) -> tuple[float, list[float]]:
+        """This trial's value at ``step`` and the peers' values to take the median of."""
+        series = metric_series(ctx.trial, ctx.metric.name)
+        if self.options["use_best_so_far"]:
+            own = best_of([v for s, v in series if s <= step], ctx.metric.goal)
+            return own, ctx.peers.best_until(step)
+        own = [v for s, v in series if s == step][-1]
+        return own, ctx.peers.values_at(step)
+
+
+def _newest(measurements: tuple[Measurement, ...]) -> Measurement | None:
+    """The measurement with the largest step (the last one sent if several share it)."""
+    if not measurements:
+        return None
+    top = max(m.step for m in measurements)
+    return [m for m in measurements if m.step == top][-1]

@@ -1,0 +1,157 @@
+"""Shared fixtures: real SQLite files and a real PostgreSQL database per test session.
+
+PostgreSQL tests need the server named by ``TUNEFORGE_TEST_PG_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``). Each session creates its own
+database and drops it at the end. When the server is down the tests fail in CI
+(``CI=true``) and are skipped, with the reason, on a laptop.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from tuneforge.api.app import create_app
+from tuneforge.api.db.engine import normalize_url
+from tuneforge.api.db.migrate import upgrade
+from tuneforge.api.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("TUNEFORGE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def service_missing(what: str, error: Exception) -> None:
+    """Fail in CI, skip on a laptop: a missing service must never pass silently in CI."""
+    message = f"{what} is not reachable: {error}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, migrated to head, dropped at the end."""
+    admin = create_engine(normalize_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    name = f"tuneforge_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        service_missing("PostgreSQL", exc)
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate(url: str) -> None:
+    engine = create_engine(normalize_url(url))
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE measurements, trials, studies RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database on each backend (the contract suite runs on both)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'tuneforge.db'}"
+        upgrade(url)
+        yield url
+        return
+    url = request.getfixturevalue("pg_url")
+    _truncate(url)
+    yield url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'tuneforge.db'}"
+    upgrade(url)
+    return url
+
+
+def make_client(url: str, **settings: object) -> TestClient:
+    return TestClient(create_app(Settings(db_url=url, **settings)))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(db_url: str) -> Iterator[TestClient]:
+    """The real FastAPI app on the real database, driven in-process."""
+    with make_client(db_url, reaper_interval_seconds=0) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """``tuneforge serve`` in a child process on a free loopback port."""
+
+    def __init__(self, db_url: str, *extra: str, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db_url = db_url
+        self.extra = extra
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> LiveServer:
+        cmd = [
+            sys.executable,
+            "-m",
+            "tuneforge.cli",
+            "serve",
+            "--db",
+            self.db_url,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            *self.extra,
+        ]
+        self.proc = subprocess.Popen(cmd, env=self.env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start in time")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def live_server(db_url: str) -> Iterator[LiveServer]:
+    server = LiveServer(db_url).start()
+    yield server
+    server.stop()

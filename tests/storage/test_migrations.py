@@ -1,0 +1,88 @@
+"""Migrations: one head, upgrade from empty on both databases, models match migrations."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+
+from tests.conftest import PG_ADMIN_URL, service_missing
+from tuneforge.api.db.engine import build_engine, normalize_url
+from tuneforge.api.db.migrate import (
+    SchemaOutdated,
+    alembic_config,
+    check_schema,
+    current_revision,
+    head_revision,
+    upgrade,
+)
+from tuneforge.api.db.models import Base
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    admin = create_engine(normalize_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+    name = f"tuneforge_mig_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        admin.dispose()
+        service_missing("PostgreSQL", exc)
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_exactly_one_head() -> None:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert len(script.get_heads()) == 1
+    assert head_revision() == script.get_heads()[0]
+
+
+def test_upgrade_from_empty_then_models_match(empty_db: str) -> None:
+    engine = build_engine(empty_db)
+    try:
+        with pytest.raises(SchemaOutdated, match="tuneforge db upgrade"):
+            check_schema(engine, empty_db)
+        upgrade(empty_db)
+        assert current_revision(engine) == head_revision()
+        check_schema(engine, empty_db)
+        tables = set(inspect(engine).get_table_names())
+        assert {"projects", "studies", "trials", "measurements"} <= tables
+        with engine.connect() as conn:
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
+            assert diff == [], f"models and migrations differ: {diff}"
+            projects = conn.execute(text("SELECT name FROM projects")).scalars().all()
+            assert projects == ["default"]
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_and_back(empty_db: str) -> None:
+    upgrade(empty_db)
+    engine = build_engine(empty_db)
+    try:
+        with engine.begin() as conn:
+            cfg = alembic_config(empty_db)
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "base")
+        assert current_revision(engine) is None
+        upgrade(empty_db)
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()

@@ -14,6 +14,7 @@ from typing import Any
 
 from .algorithms import validate_algorithm
 from .errors import InvalidSpec
+from .objective import check_estimator_params, parse_objective
 from .space import SearchSpace
 from .stopping import validate_early_stopping
 from .trials import Goal, Metric, MetricRole, StudyState, Trial
@@ -24,7 +25,6 @@ MAX_TRIALS_LIMIT = 10_000_000
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_RETRIES_LIMIT = 100
 MAX_SEED = 2**32 - 1
-OBJECTIVE_KINDS = ("sklearn", "python")
 
 
 @dataclass(frozen=True)
@@ -97,13 +97,16 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
         )
     space = SearchSpace.from_list(data.get("parameters"))  # type: ignore[arg-type]
     fidelity = parse_fidelity(data.get("fidelity"))
+    metrics = parse_metrics(data.get("metrics"))
+    objective = parse_objective(data.get("objective"), metrics)
+    check_estimator_params(objective, space.names)
     algorithm = data.get("algorithm", "auto")
     options = validate_algorithm(algorithm, data.get("algorithm_options") or {}, space)
     return StudySpec(
         name=name,
         description=_optional_str(data.get("description"), "description"),
         space=space,
-        metrics=parse_metrics(data.get("metrics")),
+        metrics=metrics,
         algorithm=algorithm,
         algorithm_options=options,
         early_stopping=validate_early_stopping(data.get("early_stopping"), fidelity),
@@ -113,7 +116,7 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
         max_failed_trials=budget(data.get("max_failed_trials"), "max_failed_trials", minimum=1),
         retries=_parse_retries(data.get("retries")),
         seed=_parse_seed(data.get("seed", 0)),
-        objective=_parse_objective(data.get("objective")),
+        objective=objective,
         metadata=_parse_metadata(data.get("metadata")),
     )
 
@@ -246,16 +249,6 @@ def _parse_seed(raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_SEED:
         raise InvalidSpec(f"must be an integer in [0, {MAX_SEED}]", field="seed")
     return raw
-
-
-def _parse_objective(raw: Any) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise InvalidSpec("must be null or an object", field="objective")
-    if raw.get("kind") not in OBJECTIVE_KINDS:
-        raise InvalidSpec(f"must be one of {list(OBJECTIVE_KINDS)}", field="objective.kind")
-    return dict(raw)
 
 
 def _parse_metadata(raw: Any) -> dict[str, Any]:

@@ -317,3 +317,28 @@ def test_multi_objective_best_is_the_pareto_front(client: TestClient) -> None:
         (0.9, 10.0),
         (0.95, 30.0),
     ]
+
+
+def test_grid_study_completes_when_the_grid_is_used_up(client: TestClient) -> None:
+    params = [
+        {"name": "kernel", "type": "categorical", "values": ["rbf", "linear"]},
+        {"name": "c", "type": "discrete", "values": [0.1, 1.0, 10.0]},
+    ]
+    sid = create(client, parameters=params, algorithm="grid", metrics=[{"name": "acc"}])["id"]
+    seen = set()
+    while True:
+        reply = suggest(client, sid, count=4)
+        for t in reply["trials"]:
+            seen.add((t["params"]["kernel"], t["params"]["c"]))
+            r = client.post(
+                f"{API}/studies/{sid}/trials/{t['number']}/complete",
+                json={"values": {"acc": t["params"]["c"]}},
+            )
+            assert r.status_code == 200
+        if not reply["trials"]:
+            break
+    assert len(seen) == 6
+    study = client.get(f"{API}/studies/{sid}").json()
+    assert study["state"] == "completed"
+    assert study["completion_reason"] == "search_space_exhausted"
+    assert study["trial_counts"]["completed"] == 6

@@ -1,0 +1,276 @@
+"""Managed objectives: what Celery workers run for a study, validated at creation.
+
+``kind: "sklearn"`` trains an allow-listed estimator with cross-validation on a
+dataset; ``kind: "python"`` calls ``package.module:function(params, reporter)``
+installed on the workers. Every rule failure names its field
+(``objective.cv.n_splits``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .errors import InvalidSpec
+from .trials import Goal, Metric, MetricRole
+
+#: Estimator modules a study may name unless the server configures otherwise.
+DEFAULT_ALLOWED_ESTIMATORS = ("sklearn.", "xgboost.", "lightgbm.")
+CV_TYPES = (
+    "kfold",
+    "stratified_kfold",
+    "repeated_kfold",
+    "repeated_stratified_kfold",
+    "group_kfold",
+    "time_series",
+    "leave_one_out",
+    "shuffle_split",
+)
+SKLEARN_DATASETS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
+DATASET_SOURCES = ("sklearn", "csv", "parquet")
+PREPROCESSING = ("standard_scaler", "min_max_scaler", "robust_scaler")
+_DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+_CALLABLE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
+MAX_SPLITS = 1000
+
+_SKLEARN_KEYS = {
+    "kind", "estimator", "fixed_params", "dataset", "cv", "scoring", "test_size",
+    "preprocessing", "seed",
+}  # fmt: skip
+_CV_KEYS = {
+    "type",
+    "n_splits",
+    "n_repeats",
+    "shuffle",
+    "seed",
+    "test_size",
+    "gap",
+    "max_train_size",
+}
+
+
+def parse_objective(
+    raw: Any,
+    metrics: Sequence[Metric],
+    allowed_estimators: Sequence[str] = DEFAULT_ALLOWED_ESTIMATORS,
+) -> dict[str, Any] | None:
+    """Validate a study's ``objective`` and return it normalized (defaults filled in)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec("must be null or an object", field="objective")
+    kind = raw.get("kind")
+    if kind == "python":
+        return _parse_python(raw)
+    if kind == "sklearn":
+        return _parse_sklearn(raw, metrics, allowed_estimators)
+    raise InvalidSpec("must be 'sklearn' or 'python'", field="objective.kind")
+
+
+def _parse_python(raw: Mapping[str, Any]) -> dict[str, Any]:
+    for key in raw:
+        if key not in ("kind", "callable", "options"):
+            raise InvalidSpec(
+                "unknown field (allowed: kind, callable, options)", field=f"objective.{key}"
+            )
+    target = raw.get("callable")
+    if not isinstance(target, str) or not _CALLABLE.match(target):
+        raise InvalidSpec("must look like 'package.module:function'", field="objective.callable")
+    options = raw.get("options", {})
+    if not isinstance(options, Mapping):
+        raise InvalidSpec("must be an object", field="objective.options")
+    return {"kind": "python", "callable": target, "options": dict(options)}
+
+
+def _parse_sklearn(
+    raw: Mapping[str, Any], metrics: Sequence[Metric], allowed: Sequence[str]
+) -> dict[str, Any]:
+    for key in raw:
+        if key not in _SKLEARN_KEYS:
+            raise InvalidSpec(
+                f"unknown field (allowed: {', '.join(sorted(_SKLEARN_KEYS))})",
+                field=f"objective.{key}",
+            )
+    estimator = _parse_estimator(raw.get("estimator"), allowed)
+    fixed = raw.get("fixed_params", {})
+    if not isinstance(fixed, Mapping):
+        raise InvalidSpec("must be an object", field="objective.fixed_params")
+    dataset = _parse_dataset(raw.get("dataset"))
+    cv = _parse_cv(raw.get("cv", {"type": "kfold"}), dataset)
+    _check_scoring_goal(raw.get("scoring"), metrics)
+    return {
+        "kind": "sklearn",
+        "estimator": estimator,
+        "fixed_params": dict(fixed),
+        "dataset": dataset,
+        "cv": cv,
+        "scoring": raw.get("scoring"),
+        "test_size": _parse_test_size(raw.get("test_size")),
+        "preprocessing": _parse_preprocessing(raw.get("preprocessing", [])),
+        "seed": _int(raw.get("seed", 0), "objective.seed", 0, 2**32 - 1),
+    }
+
+
+def _parse_estimator(value: Any, allowed: Sequence[str]) -> str:
+    field = "objective.estimator"
+    if not isinstance(value, str) or not _DOTTED.match(value):
+        raise InvalidSpec("must be a dotted class path like 'sklearn.svm.SVC'", field=field)
+    if not any(value.startswith(prefix) for prefix in allowed):
+        raise InvalidSpec(f"is not on this server's allow-list ({', '.join(allowed)})", field=field)
+    if value.startswith("sklearn."):
+        import importlib
+
+        module_name, _, class_name = value.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module_name), class_name)
+        except (ImportError, AttributeError):
+            raise InvalidSpec(f"no estimator {value!r} in this scikit-learn", field=field) from None
+        if not hasattr(cls, "fit"):
+            raise InvalidSpec(f"{value!r} is not an estimator (no fit method)", field=field)
+    return value
+
+
+def _parse_dataset(raw: Any) -> dict[str, Any]:
+    field = "objective.dataset"
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec("must be an object with 'source'", field=field)
+    source = raw.get("source")
+    if source not in DATASET_SOURCES:
+        raise InvalidSpec(f"must be one of {list(DATASET_SOURCES)}", field=f"{field}.source")
+    if source == "sklearn":
+        for key in raw:
+            if key not in ("source", "name"):
+                raise InvalidSpec("unknown field (allowed: source, name)", field=f"{field}.{key}")
+        if raw.get("name") not in SKLEARN_DATASETS:
+            raise InvalidSpec(f"must be one of {list(SKLEARN_DATASETS)}", field=f"{field}.name")
+        return {"source": "sklearn", "name": raw["name"]}
+    for key in raw:
+        if key not in ("source", "path", "target", "groups", "features"):
+            raise InvalidSpec(
+                "unknown field (allowed: source, path, target, groups, features)",
+                field=f"{field}.{key}",
+            )
+    for key in ("path", "target"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise InvalidSpec("is required (a string)", field=f"{field}.{key}")
+    groups = raw.get("groups")
+    if groups is not None and not isinstance(groups, str):
+        raise InvalidSpec("must be a column name", field=f"{field}.groups")
+    features = raw.get("features")
+    if features is not None and (
+        not isinstance(features, list) or not all(isinstance(f, str) for f in features)
+    ):
+        raise InvalidSpec("must be a list of column names", field=f"{field}.features")
+    return {k: raw[k] for k in ("source", "path", "target", "groups", "features") if k in raw}
+
+
+def _parse_cv(raw: Any, dataset: Mapping[str, Any]) -> dict[str, Any]:
+    field = "objective.cv"
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec("must be an object with 'type'", field=field)
+    for key in raw:
+        if key not in _CV_KEYS:
+            raise InvalidSpec(
+                f"unknown field (allowed: {', '.join(sorted(_CV_KEYS))})", field=f"{field}.{key}"
+            )
+    cv_type = raw.get("type", "kfold")
+    if cv_type not in CV_TYPES:
+        raise InvalidSpec(f"must be one of {list(CV_TYPES)}", field=f"{field}.type")
+    out: dict[str, Any] = {"type": cv_type}
+    if cv_type != "leave_one_out":
+        out["n_splits"] = _int(raw.get("n_splits", 5), f"{field}.n_splits", 2, MAX_SPLITS)
+    if cv_type.startswith("repeated"):
+        out["n_repeats"] = _int(raw.get("n_repeats", 2), f"{field}.n_repeats", 1, 100)
+    if cv_type in ("kfold", "stratified_kfold"):
+        shuffle = raw.get("shuffle", True)
+        if not isinstance(shuffle, bool):
+            raise InvalidSpec("must be true or false", field=f"{field}.shuffle")
+        out["shuffle"] = shuffle
+    if cv_type in (
+        "kfold",
+        "stratified_kfold",
+        "repeated_kfold",
+        "repeated_stratified_kfold",
+        "shuffle_split",
+    ):
+        out["seed"] = _int(raw.get("seed", 0), f"{field}.seed", 0, 2**32 - 1)
+    if cv_type == "shuffle_split":
+        out["test_size"] = _parse_test_size(raw.get("test_size", 0.2), f"{field}.test_size")
+    if cv_type == "time_series":
+        out["gap"] = _int(raw.get("gap", 0), f"{field}.gap", 0, 10**9)
+        if raw.get("max_train_size") is not None:
+            out["max_train_size"] = _int(
+                raw["max_train_size"], f"{field}.max_train_size", 1, 10**12
+            )
+    if cv_type == "group_kfold" and not dataset.get("groups"):
+        raise InvalidSpec(
+            "group_kfold needs objective.dataset.groups (a column)", field=f"{field}.type"
+        )
+    return out
+
+
+def _check_scoring_goal(scoring: Any, metrics: Sequence[Metric]) -> None:
+    field = "objective.scoring"
+    if scoring is None:
+        return
+    if not isinstance(scoring, str):
+        raise InvalidSpec("must be a scikit-learn scorer name", field=field)
+    from sklearn.metrics import get_scorer_names
+
+    if scoring not in get_scorer_names():
+        raise InvalidSpec(f"unknown scikit-learn scorer {scoring!r}", field=field)
+    objective = next(m for m in metrics if m.role == MetricRole.OBJECTIVE)
+    if objective.goal != Goal.MAXIMIZE:
+        raise InvalidSpec(
+            f"scikit-learn scorers are greater-is-better; set metric {objective.name!r} to maximize",
+            field=field,
+        )
+
+
+def _parse_test_size(raw: Any, field: str = "objective.test_size") -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw < 1:
+        raise InvalidSpec("must be a fraction strictly between 0 and 1", field=field)
+    return float(raw)
+
+
+def _parse_preprocessing(raw: Any) -> list[str]:
+    field = "objective.preprocessing"
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise InvalidSpec(f"must be a list of steps from {list(PREPROCESSING)}", field=field)
+    for i, step in enumerate(raw):
+        if step not in PREPROCESSING:
+            raise InvalidSpec(f"must be one of {list(PREPROCESSING)}", field=f"{field}[{i}]")
+    return list(raw)
+
+
+def _int(raw: Any, field: str, low: int, high: int) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not low <= raw <= high:
+        raise InvalidSpec(f"must be an integer in [{low}, {high}]", field=field)
+    return raw
+
+
+def check_estimator_params(objective: Mapping[str, Any] | None, names: Sequence[str]) -> None:
+    """Every tuned parameter must be a parameter of a scikit-learn estimator (by name)."""
+    if objective is None or objective.get("kind") != "sklearn":
+        return
+    path = str(objective["estimator"])
+    if not path.startswith("sklearn."):
+        return
+    import importlib
+
+    module_name, _, class_name = path.rpartition(".")
+    known = set(getattr(importlib.import_module(module_name), class_name)().get_params())
+    for i, name in enumerate(names):
+        if name not in known:
+            raise InvalidSpec(
+                f"{name!r} is not a parameter of {path} (it has: {', '.join(sorted(known))})",
+                field=f"parameters[{i}].name",
+            )
+    for key in objective.get("fixed_params", {}):
+        if key not in known:
+            raise InvalidSpec(
+                f"{key!r} is not a parameter of {path}", field=f"objective.fixed_params.{key}"
+            )

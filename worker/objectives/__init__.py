@@ -1,0 +1,1 @@
+"""Objectives the bundled workers run: scikit-learn cross-validation and user callables."""

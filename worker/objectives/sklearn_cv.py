@@ -1,0 +1,129 @@
+"""The managed scikit-learn objective: cross-validation with one measurement per fold.
+
+The held-out test rows are removed before any fold is built, so no trial ever
+sees them; :func:`holdout_score` refits the chosen configuration on the whole
+tuning part and scores it on those rows once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn.base import clone, is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.pipeline import Pipeline, make_pipeline
+
+from ...core.errors import InvalidSpec
+from ...core.objective import DEFAULT_ALLOWED_ESTIMATORS
+from .datasets import Dataset, load_dataset
+from .splits import Split, cv_splits, holdout_split
+
+SCALERS = {
+    "standard_scaler": "sklearn.preprocessing.StandardScaler",
+    "min_max_scaler": "sklearn.preprocessing.MinMaxScaler",
+    "robust_scaler": "sklearn.preprocessing.RobustScaler",
+}
+
+
+class Reporter(Protocol):
+    """Receives one measurement per fold; returns True when the server says stop."""
+
+    def report(self, step: int, values: Mapping[str, float]) -> bool: ...
+
+
+@dataclass(frozen=True)
+class CVOutcome:
+    score: float
+    fold_scores: tuple[float, ...]
+    stopped: bool
+    seconds: float
+
+
+def _import(path: str) -> Any:
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def build_estimator(objective: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
+    """The estimator (inside a preprocessing pipeline, if any) for one trial."""
+    path = objective["estimator"]
+    if not path.startswith(DEFAULT_ALLOWED_ESTIMATORS):
+        raise InvalidSpec(
+            "estimator is not on the worker's allow-list", field="objective.estimator"
+        )
+    model = _import(path)(**{**objective.get("fixed_params", {}), **params})
+    steps = [_import(SCALERS[s])() for s in objective.get("preprocessing", [])]
+    return make_pipeline(*steps, model) if steps else model
+
+
+def _final_model(estimator: Any) -> Any:
+    return estimator.steps[-1][1] if isinstance(estimator, Pipeline) else estimator
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A study's dataset with its tuning rows, folds and held-out rows fixed."""
+
+    data: Dataset
+    tune_rows: np.ndarray
+    test_rows: np.ndarray
+    folds: tuple[Split, ...]
+
+
+def prepare(objective: Mapping[str, Any]) -> Problem:
+    """Load the data and fix the held-out split and the folds (deterministic)."""
+    data = load_dataset(objective["dataset"])
+    probe = build_estimator(objective, {})
+    tune, test = holdout_split(
+        data,
+        objective.get("test_size"),
+        objective.get("seed", 0),
+        stratify=is_classifier(_final_model(probe)),
+        ordered=objective["cv"]["type"] == "time_series",
+    )
+    return Problem(data, tune, test, tuple(cv_splits(objective["cv"], data, tune)))
+
+
+def cross_validate(
+    objective: Mapping[str, Any],
+    params: Mapping[str, Any],
+    metric: str,
+    reporter: Reporter,
+    problem: Problem | None = None,
+) -> CVOutcome:
+    """Fit and score fold by fold; report the running mean after each fold; stop when told."""
+    problem = problem or prepare(objective)
+    estimator = build_estimator(objective, params)
+    scorer = check_scoring(estimator, scoring=objective.get("scoring"))
+    X, y = problem.data.X, problem.data.y
+    scores: list[float] = []
+    start = time.perf_counter()
+    for step, (train, test) in enumerate(problem.folds, start=1):
+        model = clone(estimator).fit(X[train], y[train])
+        scores.append(float(scorer(model, X[test], y[test])))
+        if reporter.report(step, {metric: float(np.mean(scores))}):
+            return CVOutcome(
+                float(np.mean(scores)), tuple(scores), True, time.perf_counter() - start
+            )
+    return CVOutcome(float(np.mean(scores)), tuple(scores), False, time.perf_counter() - start)
+
+
+def holdout_score(
+    objective: Mapping[str, Any], params: Mapping[str, Any], problem: Problem | None = None
+) -> float:
+    """Refit on the whole tuning part and score once on the held-out rows."""
+    problem = problem or prepare(objective)
+    if len(problem.test_rows) == 0:
+        raise InvalidSpec(
+            "the study has no held-out test set (test_size)", field="objective.test_size"
+        )
+    estimator = build_estimator(objective, params)
+    scorer = check_scoring(estimator, scoring=objective.get("scoring"))
+    X, y = problem.data.X, problem.data.y
+    model = estimator.fit(X[problem.tune_rows], y[problem.tune_rows])
+    return float(scorer(model, X[problem.test_rows], y[problem.test_rows]))

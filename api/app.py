@@ -13,6 +13,7 @@ from .db.migrate import prepare_database
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .metrics import Metrics
+from .queue import CeleryQueue
 from .routes import ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
@@ -24,11 +25,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings``; the database is checked when the app starts."""
     settings = settings or Settings()
     db = Database(settings.db_url, pool_size=settings.db_pool_size)
+    queue = CeleryQueue(settings.broker_url) if settings.broker_url else None
+    reconciler = Reconciler(db, settings, queue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prepare_database(settings.db_url, migrate=settings.migrate)
-        reconciler = Reconciler(db, settings.reaper_interval_seconds)
         reconciler.start()
         try:
             yield
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.reconciler = reconciler
     app.state.metrics = Metrics()
     install_error_handlers(app)
     app.middleware("http")(app.state.metrics.middleware)

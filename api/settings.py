@@ -19,7 +19,14 @@ class Settings(BaseSettings):
     migrate: bool = False
     #: Largest request body accepted, in bytes (larger ones get 413).
     max_body_bytes: int = 4 * 1024 * 1024
-    #: How often the server fails trials whose lease ran out (seconds; 0 turns it off).
-    reaper_interval_seconds: float = 5.0
+    #: How often the reconciler runs: expires leases, keeps managed studies' tasks
+    #: in flight, revokes tasks of paused studies (seconds; 0 turns it off).
+    reconcile_interval_seconds: float = 2.0
+    #: Celery broker the server sends managed studies' tasks to.
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    #: An unclaimed task older than this is presumed lost (broker restart) and replaced.
+    dispatch_ttl_seconds: float = 120.0
+    #: Parallel trials of a managed study that does not set max_active_trials.
+    default_parallelism: int = 4
     db_pool_size: int = 10
     log_level: str = "info"

@@ -280,3 +280,7 @@ class Study:
     best_trials: tuple[Trial, ...] = ()
     completion_reason: str | None = None
     project: str = "default"
+    #: True once the workers were asked to run the managed objective.
+    managed: bool = False
+    #: The held-out evaluation of the best configuration, when there is one.
+    evaluation: Mapping[str, Any] | None = None

@@ -185,3 +185,15 @@ def check_metric_values(
                     f"missing value for metric {m.name!r}", field=f"{field_name}.{m.name}"
                 )
     return out
+
+
+#: Prefix of the client id a bundled worker uses for the task it runs.
+TASK_CLIENT_PREFIX = "task:"
+
+
+def task_client_id(task_id: str) -> str:
+    """The ``client_id`` a worker suggests with while it runs task ``task_id``.
+
+    A redelivered task keeps its id, so it gets its own unfinished trial back.
+    """
+    return f"{TASK_CLIENT_PREFIX}{task_id}"

@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from tuneforge.api.db.engine import normalize_url
-from tuneforge.api.db.models import Base
+from tuneforge.api.db.models import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
@@ -25,12 +25,20 @@ def _url() -> str:
     return normalize_url(url)
 
 
+def _render_item(type_: str, obj: object, _context: object) -> str | bool:
+    """Write our UTC column type as a plain timezone-aware DateTime in migrations."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _configure(connection: object) -> None:
     context.configure(
         connection=connection,  # type: ignore[arg-type]
         target_metadata=target_metadata,
         render_as_batch=True,
         compare_type=True,
+        render_item=_render_item,
     )
 
 

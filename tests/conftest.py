@@ -93,7 +93,7 @@ def make_client(url: str, **settings: object) -> TestClient:
 @pytest.fixture
 def client(db_url: str) -> Iterator[TestClient]:
     """The real FastAPI app on the real database, driven in-process."""
-    with make_client(db_url, reaper_interval_seconds=0) as c:
+    with make_client(db_url, reconcile_interval_seconds=0) as c:
         yield c
 
 

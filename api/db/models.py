@@ -93,6 +93,10 @@ class StudyRow(Base):
     search_exhausted: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Moves forward on every change of the study's trials; keys caches.
     version: Mapped[int] = mapped_column(Integer, default=0)
+    #: True once ``POST /run`` asked the workers to execute the managed objective.
+    managed: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The held-out evaluation of the best configuration (test score beside CV score).
+    evaluation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -143,3 +147,23 @@ class MeasurementRow(Base):
     values: Mapped[dict[str, float]] = mapped_column(JSONType)
     elapsed_seconds: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DispatchRow(Base):
+    """A task sent to the workers for a managed study; claimed when a worker picks it up.
+
+    The reconciler derives how many tasks are in flight from these rows, so a
+    lost message (a Redis restart) only delays work: an unclaimed dispatch
+    older than its time-to-live is replaced.
+    """
+
+    __tablename__ = "dispatches"
+    __table_args__ = (Index("ix_dispatches_study_claimed", "study_id", "claimed_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    #: "trial" (run one trial) or "evaluate" (held-out evaluation of the best configuration).
+    kind: Mapped[str] = mapped_column(String(16))
+    task_id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -141,4 +141,6 @@ def to_study(
         trial_counts=counts,
         best_trials=tuple(best),
         completion_reason=row.completion_reason,
+        managed=bool(row.managed),
+        evaluation=dict(row.evaluation) if row.evaluation is not None else None,
     )

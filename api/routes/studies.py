@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ...core.errors import InvalidSpec
 from ...core.trials import StudyState
 from ..db.engine import Database
 from ..schemas.common import decode_page_token, encode_page_token
-from ..schemas.studies import StudyCreate, StudyPage, StudyPatch, StudyPublic, study_public
+from ..schemas.studies import (
+    EvaluationIn,
+    StudyCreate,
+    StudyPage,
+    StudyPatch,
+    StudyPublic,
+    study_public,
+)
 from ..schemas.trials import BestOut, trial_public
+from ..services import managed
 from ..services import studies as service
 from .deps import get_db
 
@@ -84,6 +92,28 @@ def update_study(study_id: int, body: StudyPatch, db: DB) -> StudyPublic:
 def delete_study(study_id: int, db: DB) -> Response:
     service.delete_study(db, study_id)
     return Response(status_code=204)
+
+
+@router.post("/{study_id}/run", response_model=StudyPublic)
+def run(study_id: int, request: Request, db: DB) -> StudyPublic:
+    """Start executing the study's managed objective on the Celery workers."""
+    study = managed.run_study(db, study_id)
+    request.app.state.reconciler.wake()
+    return study_public(study)
+
+
+@router.post("/{study_id}/evaluate", response_model=StudyPublic)
+def evaluate(study_id: int, request: Request, db: DB) -> StudyPublic:
+    """Evaluate the best configuration once on the held-out test set (on a worker)."""
+    study = managed.request_evaluation(db, study_id)
+    request.app.state.reconciler.wake()
+    return study_public(study)
+
+
+@router.put("/{study_id}/evaluation", response_model=StudyPublic)
+def store_evaluation(study_id: int, body: EvaluationIn, db: DB) -> StudyPublic:
+    """Workers store the evaluation result here."""
+    return study_public(managed.store_evaluation(db, study_id, body.model_dump(exclude_none=True)))
 
 
 @router.get("/{study_id}/best", response_model=BestOut)

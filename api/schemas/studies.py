@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...core.study import Study
 from .common import WireModel
@@ -96,6 +96,21 @@ class StudyPublic(BaseModel):
     updated_at: datetime
     trial_counts: dict[str, int]
     best_trial: TrialPublic | None
+    managed: bool = False
+    evaluation: dict[str, Any] | None = None
+
+
+class EvaluationIn(BaseModel):
+    """A worker's held-out evaluation (or its failure)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    state: str | None = None
+    trial_number: int | None = None
+    params: dict[str, Any] | None = None
+    cv_score: float | None = None
+    test_score: float | None = None
+    error: str | None = None
 
 
 class StudyPage(BaseModel):
@@ -116,4 +131,6 @@ def study_public(study: Study) -> StudyPublic:
         updated_at=study.updated_at,
         trial_counts=dict(study.trial_counts),
         best_trial=trial_public(best) if best is not None else None,
+        managed=study.managed,
+        evaluation=dict(study.evaluation) if study.evaluation is not None else None,
     )

@@ -35,7 +35,7 @@ PATCHABLE = (
 )
 
 
-def _study_view(session: Session, row: StudyRow) -> Study:
+def study_view(session: Session, row: StudyRow) -> Study:
     spec = spec_of(row)
     completed = load_trials(session, row.id, (TrialState.COMPLETED,))
     return to_study(row, state_counts(session, row.id), best_trials(completed, spec.metrics), spec)
@@ -56,7 +56,7 @@ def create_study(
         )
         if existing is not None:
             if if_exists == "return" and existing.spec == spec.to_dict():
-                return _study_view(session, existing), False
+                return study_view(session, existing), False
             detail = " with a different spec" if if_exists == "return" else ""
             raise Conflict(
                 f"a study named {spec.name!r} already exists{detail} (id {existing.id})",
@@ -72,17 +72,18 @@ def create_study(
             trial_counter=0,
             search_exhausted=False,
             version=0,
+            managed=False,
             created_at=now,
             updated_at=now,
         )
         session.add(row)
         session.flush()
-        return _study_view(session, row), True
+        return study_view(session, row), True
 
 
 def get_study(db: Database, study_id: int) -> Study:
     with db.read() as session:
-        return _study_view(session, get_study_row(session, study_id))
+        return study_view(session, get_study_row(session, study_id))
 
 
 def list_studies(
@@ -104,7 +105,7 @@ def list_studies(
         rows = session.scalars(stmt.order_by(StudyRow.id).limit(page_size + 1)).all()
         more = len(rows) > page_size
         rows = rows[:page_size]
-        return [_study_view(session, r) for r in rows], (rows[-1].id if more and rows else None)
+        return [study_view(session, r) for r in rows], (rows[-1].id if more and rows else None)
 
 
 def update_study(db: Database, study_id: int, changes: Mapping[str, Any]) -> Study:
@@ -129,7 +130,7 @@ def update_study(db: Database, study_id: int, changes: Mapping[str, Any]) -> Stu
             _set_state(row, changes["state"])
         touch(row, now)
         refresh_study_state(session, row, spec, now)
-        return _study_view(session, row)
+        return study_view(session, row)
 
 
 def _set_state(row: StudyRow, raw: Any) -> None:

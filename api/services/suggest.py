@@ -37,6 +37,7 @@ from .lifecycle import (
     reap_expired,
     refresh_study_state,
 )
+from .managed import claim_dispatch
 
 MAX_SUGGEST_COUNT = 1000
 _histories: WeakKeyDictionary[Engine, HistoryCache] = WeakKeyDictionary()
@@ -66,6 +67,7 @@ def suggest(
         now = utcnow()
         reap_expired(session, study, spec, now)
         refresh_study_state(session, study, spec, now)
+        claim_dispatch(session, study.id, client_id, now)
         if study.state != StudyState.ACTIVE.value:
             return [], StudyState(study.state)
         rows = _own_unfinished(session, study, spec, client_id, count, now)

@@ -269,6 +269,6 @@ def test_bad_requests(
 def test_oversized_body_gets_413(db_url: str) -> None:
     from tests.conftest import make_client
 
-    with make_client(db_url, max_body_bytes=10_000, reaper_interval_seconds=0) as client:
+    with make_client(db_url, max_body_bytes=10_000, reconcile_interval_seconds=0) as client:
         spec = small_spec(metadata={"blob": "x" * 20_000})
         assert_error(client.post(f"{API}/studies", json=spec), 413, "exceeds")

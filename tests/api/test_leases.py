@@ -99,7 +99,7 @@ def test_write_after_expiry_is_refused_and_the_expiry_stands(client: TestClient)
 
 
 def test_background_reaper_fails_silent_trials(db_url: str) -> None:
-    with make_client(db_url, reaper_interval_seconds=0.2) as client:
+    with make_client(db_url, reconcile_interval_seconds=0.2) as client:
         sid = make_study(client)
         trial = one(client, sid, "ghost")
         deadline = time.monotonic() + 10

@@ -19,8 +19,8 @@ def test_two_replicas_share_history_and_numbers(db_url: str) -> None:
         "max_trials": 6,
     }
     with (
-        make_client(db_url, reaper_interval_seconds=0) as one,
-        make_client(db_url, reaper_interval_seconds=0) as two,
+        make_client(db_url, reconcile_interval_seconds=0) as one,
+        make_client(db_url, reconcile_interval_seconds=0) as two,
     ):
         sid = one.post(f"{API}/studies", json=spec).json()["id"]
         seen = []

@@ -86,3 +86,41 @@ def test_downgrade_to_base_and_back(empty_db: str) -> None:
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_each_upgrade_keeps_existing_data(empty_db: str) -> None:
+    upgrade(empty_db, "0001")
+    engine = build_engine(empty_db)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO studies (project_id, name, state, spec, trial_counter, "
+                    "search_exhausted, version, created_at, updated_at) VALUES "
+                    "(1, 'old', 'active', '{}', 3, false, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(text("DELETE FROM studies WHERE name = 'old'"))
+            conn.execute(
+                text(
+                    "INSERT INTO studies (project_id, name, state, spec, trial_counter, "
+                    "search_exhausted, version, created_at, updated_at) VALUES "
+                    "(1, 'kept', 'active', '{}', 3, false, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+        upgrade(empty_db)
+        with engine.begin() as conn:
+            row = conn.execute(text("SELECT id, name, managed FROM studies")).one()
+            assert row.name == "kept" and row.managed in (False, 0) and row.id == 2
+            conn.execute(text("DELETE FROM studies"))
+            conn.execute(
+                text(
+                    "INSERT INTO studies (project_id, name, state, spec, trial_counter, "
+                    "search_exhausted, version, created_at, updated_at) VALUES "
+                    "(1, 'new', 'active', '{}', 0, false, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            new_id = conn.execute(text("SELECT id FROM studies")).scalar_one()
+            assert new_id == 3, "a deleted study's id was handed out again"
+    finally:
+        engine.dispose()

@@ -14,7 +14,7 @@ from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .metrics import Metrics
 from .queue import CeleryQueue
-from .routes import ops, studies, trials
+from .routes import nested, ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
 
@@ -54,4 +54,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(studies.router, prefix=API_PREFIX)
     app.include_router(trials.router, prefix=API_PREFIX)
+    app.include_router(nested.router, prefix=API_PREFIX)
     return app

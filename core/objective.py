@@ -36,7 +36,7 @@ MAX_SPLITS = 1000
 
 _SKLEARN_KEYS = {
     "kind", "estimator", "fixed_params", "dataset", "cv", "scoring", "test_size",
-    "preprocessing", "seed",
+    "preprocessing", "seed", "outer_fold",
 }  # fmt: skip
 _CV_KEYS = {
     "type",
@@ -99,8 +99,14 @@ def _parse_sklearn(
     dataset = _parse_dataset(raw.get("dataset"))
     cv = _parse_cv(raw.get("cv", {"type": "kfold"}), dataset)
     _check_scoring_goal(raw.get("scoring"), metrics)
+    outer = _parse_outer_fold(raw.get("outer_fold"))
+    if outer is not None and raw.get("test_size") is not None:
+        raise InvalidSpec(
+            "test_size and outer_fold exclude each other", field="objective.outer_fold"
+        )
     return {
         "kind": "sklearn",
+        "outer_fold": outer,
         "estimator": estimator,
         "fixed_params": dict(fixed),
         "dataset": dataset,
@@ -228,6 +234,27 @@ def _check_scoring_goal(scoring: Any, metrics: Sequence[Metric]) -> None:
         )
 
 
+def _parse_outer_fold(raw: Any) -> dict[str, Any] | None:
+    """Nested CV: this study tunes on outer fold ``index``'s training rows, tests on the rest."""
+    field = "objective.outer_fold"
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise InvalidSpec("must be an object with n_splits, index and seed", field=field)
+    for key in raw:
+        if key not in ("n_splits", "index", "seed"):
+            raise InvalidSpec(
+                "unknown field (allowed: n_splits, index, seed)", field=f"{field}.{key}"
+            )
+    n_splits = _int(raw.get("n_splits", 5), f"{field}.n_splits", 2, 100)
+    index = _int(raw.get("index"), f"{field}.index", 0, n_splits - 1)
+    return {
+        "n_splits": n_splits,
+        "index": index,
+        "seed": _int(raw.get("seed", 0), f"{field}.seed", 0, 2**32 - 1),
+    }
+
+
 def _parse_test_size(raw: Any, field: str = "objective.test_size") -> float | None:
     if raw is None:
         return None
@@ -274,3 +301,8 @@ def check_estimator_params(objective: Mapping[str, Any] | None, names: Sequence[
             raise InvalidSpec(
                 f"{key!r} is not a parameter of {path}", field=f"objective.fixed_params.{key}"
             )
+
+
+def has_holdout(objective: Mapping[str, Any] | None) -> bool:
+    """Whether the objective keeps rows out of tuning to evaluate the winner on once."""
+    return bool(objective and (objective.get("test_size") or objective.get("outer_fold")))

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ...core.errors import Conflict, InvalidSpec
+from ...core.objective import has_holdout
 from ...core.study import Study, StudySpec
 from ...core.trials import TASK_CLIENT_PREFIX, StudyState, TrialState
 from ..db.engine import Database
@@ -174,5 +175,5 @@ def _maybe_evaluate(row: StudyRow, spec: StudySpec, fresh: list[DispatchRow]) ->
     """A managed study that just completed gets its held-out evaluation queued once."""
     if row.state != StudyState.COMPLETED.value or row.evaluation is not None:
         return
-    if spec.objective and spec.objective.get("test_size"):
+    if has_holdout(spec.objective):
         row.evaluation = {"state": "requested", "requested_at": utcnow().isoformat()}

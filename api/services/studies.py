@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from ...core.analysis import best_trials
 from ...core.errors import Conflict, InvalidSpec
-from ...core.study import Study, budget, parse_study_spec
+from ...core.study import Study, StudySpec, budget, parse_study_spec
 from ...core.trials import StudyState, Trial, TrialState
 from ..db.engine import Database
 from ..db.models import StudyRow
@@ -50,35 +50,43 @@ def create_study(
         raise InvalidSpec("must be 'return' when given", field="if_exists")
     spec = parse_study_spec(body)
     with db.write() as session:
-        project_id = default_project_id(session)
-        existing = session.scalar(
-            select(StudyRow).where(StudyRow.project_id == project_id, StudyRow.name == spec.name)
+        row, created = insert_study(session, spec, if_exists=if_exists)
+        return study_view(session, row), created
+
+
+def insert_study(
+    session: Session, spec: StudySpec, *, if_exists: str | None = None, managed: bool = False
+) -> tuple[StudyRow, bool]:
+    """Add a study row in the caller's transaction (or find the identical existing one)."""
+    project_id = default_project_id(session)
+    existing = session.scalar(
+        select(StudyRow).where(StudyRow.project_id == project_id, StudyRow.name == spec.name)
+    )
+    if existing is not None:
+        if if_exists == "return" and existing.spec == spec.to_dict():
+            return existing, False
+        detail = " with a different spec" if if_exists == "return" else ""
+        raise Conflict(
+            f"a study named {spec.name!r} already exists{detail} (id {existing.id})",
+            field="name",
+            details={"study_id": existing.id},
         )
-        if existing is not None:
-            if if_exists == "return" and existing.spec == spec.to_dict():
-                return study_view(session, existing), False
-            detail = " with a different spec" if if_exists == "return" else ""
-            raise Conflict(
-                f"a study named {spec.name!r} already exists{detail} (id {existing.id})",
-                field="name",
-                details={"study_id": existing.id},
-            )
-        now = utcnow()
-        row = StudyRow(
-            project_id=project_id,
-            name=spec.name,
-            state=StudyState.ACTIVE.value,
-            spec=spec.to_dict(),
-            trial_counter=0,
-            search_exhausted=False,
-            version=0,
-            managed=False,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-        session.flush()
-        return study_view(session, row), True
+    now = utcnow()
+    row = StudyRow(
+        project_id=project_id,
+        name=spec.name,
+        state=StudyState.ACTIVE.value,
+        spec=spec.to_dict(),
+        trial_counter=0,
+        search_exhausted=False,
+        version=0,
+        managed=managed,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row, True
 
 
 def get_study(db: Database, study_id: int) -> Study:

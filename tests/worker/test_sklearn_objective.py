@@ -185,3 +185,19 @@ def test_scorer_with_a_minimize_goal_is_rejected() -> None:
     }
     with pytest.raises(InvalidSpec, match="maximize"):
         parse_objective(spec, (Metric("r2", Goal.MINIMIZE),))
+
+
+def test_outer_folds_partition_the_rows_and_hold_each_fold_out() -> None:
+    seen: list[int] = []
+    for k in range(3):
+        spec = objective(
+            {"type": "stratified_kfold", "n_splits": 3},
+            test_size=None,
+            outer_fold={"n_splits": 3, "index": k, "seed": 4},
+        )
+        problem = prepare(spec)
+        assert not set(problem.tune_rows) & set(problem.test_rows)
+        for train, val in problem.folds:
+            assert not (set(train) | set(val)) & set(problem.test_rows)
+        seen += problem.test_rows.tolist()
+    assert sorted(seen) == list(range(150))

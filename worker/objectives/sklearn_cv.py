@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from ...core.errors import InvalidSpec
 from ...core.objective import DEFAULT_ALLOWED_ESTIMATORS
 from .datasets import Dataset, load_dataset
-from .splits import Split, cv_splits, holdout_split
+from .splits import Split, cv_splits, holdout_split, outer_fold_split
 
 SCALERS = {
     "standard_scaler": "sklearn.preprocessing.StandardScaler",
@@ -79,13 +79,17 @@ def prepare(objective: Mapping[str, Any]) -> Problem:
     """Load the data and fix the held-out split and the folds (deterministic)."""
     data = load_dataset(objective["dataset"])
     probe = build_estimator(objective, {})
-    tune, test = holdout_split(
-        data,
-        objective.get("test_size"),
-        objective.get("seed", 0),
-        stratify=is_classifier(_final_model(probe)),
-        ordered=objective["cv"]["type"] == "time_series",
-    )
+    stratify = is_classifier(_final_model(probe))
+    if objective.get("outer_fold"):
+        tune, test = outer_fold_split(data, objective["outer_fold"], stratify=stratify)
+    else:
+        tune, test = holdout_split(
+            data,
+            objective.get("test_size"),
+            objective.get("seed", 0),
+            stratify=stratify,
+            ordered=objective["cv"]["type"] == "time_series",
+        )
     return Problem(data, tune, test, tuple(cv_splits(objective["cv"], data, tune)))
 
 

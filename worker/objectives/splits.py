@@ -67,6 +67,15 @@ def holdout_split(
     return np.sort(tune), np.sort(test)
 
 
+def outer_fold_split(data: Dataset, outer: Mapping[str, Any], *, stratify: bool) -> Split:
+    """Nested CV: the rows of outer fold ``index`` are held out; the rest are tuned on."""
+    kind = ms.StratifiedKFold if stratify else ms.KFold
+    splitter = kind(outer["n_splits"], shuffle=True, random_state=outer["seed"])
+    folds = list(splitter.split(np.zeros(data.n_samples), data.y if stratify else None))
+    train, test = folds[outer["index"]]
+    return np.sort(train), np.sort(test)
+
+
 def cv_splits(cv: Mapping[str, Any], data: Dataset, rows: np.ndarray) -> list[Split]:
     """The folds over ``rows`` (the tuning part), as indices into the full dataset."""
     splitter = make_splitter(cv)

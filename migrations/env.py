@@ -7,6 +7,7 @@ Run through ``tuneforge db upgrade --db URL``; a developer can also run
 from __future__ import annotations
 
 import os
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
@@ -25,7 +26,7 @@ def _url() -> str:
     return normalize_url(url)
 
 
-def _render_item(type_: str, obj: object, _context: object) -> str | bool:
+def _render_item(type_: str, obj: Any, _context: Any) -> str | Literal[False]:
     """Write our UTC column type as a plain timezone-aware DateTime in migrations."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"

@@ -13,14 +13,16 @@ from ...core.errors import Conflict, InvalidSpec
 from ...core.study import Study, StudySpec, budget, parse_study_spec
 from ...core.trials import StudyState, Trial, TrialState
 from ..db.engine import Database
-from ..db.models import StudyRow
+from ..db.models import StudyRow, TrialRow
 from ..db.repository import (
     default_project_id,
     get_study_row,
     load_trials,
+    measurements_of,
     spec_of,
     state_counts,
     to_study,
+    to_trial,
     utcnow,
 )
 from .lifecycle import refresh_study_state, touch
@@ -37,8 +39,22 @@ PATCHABLE = (
 
 def study_view(session: Session, row: StudyRow) -> Study:
     spec = spec_of(row)
-    completed = load_trials(session, row.id, (TrialState.COMPLETED,))
-    return to_study(row, state_counts(session, row.id), best_trials(completed, spec.metrics), spec)
+    return to_study(row, state_counts(session, row.id), _best(session, row.id, spec), spec)
+
+
+def _best(session: Session, study_id: int, spec: StudySpec) -> list[Trial]:
+    """The best trial(s), with their measurements (loaded for those trials only)."""
+    best = best_trials(load_trials(session, study_id, (TrialState.COMPLETED,)), spec.metrics)
+    if not best:
+        return []
+    rows = session.scalars(
+        select(TrialRow).where(
+            TrialRow.study_id == study_id, TrialRow.number.in_([t.number for t in best])
+        )
+    ).all()
+    ms = measurements_of(session, [r.id for r in rows])
+    full = {r.number: to_trial(r, ms.get(r.id, ())) for r in rows}
+    return [full[t.number] for t in best]
 
 
 def create_study(
@@ -161,5 +177,4 @@ def study_best(db: Database, study_id: int) -> list[Trial]:
     """The best trial (single objective) or the Pareto front (several objectives)."""
     with db.read() as session:
         row = get_study_row(session, study_id)
-        completed = load_trials(session, row.id, (TrialState.COMPLETED,))
-        return best_trials(completed, spec_of(row).metrics)
+        return _best(session, row.id, spec_of(row))

@@ -69,7 +69,8 @@ def suggest(
         refresh_study_state(session, study, spec, now)
         claim_dispatch(session, study.id, client_id, now)
         if study.state != StudyState.ACTIVE.value:
-            return [], StudyState(study.state)
+            # API.md: a finished or paused study answers "completed": no work for this worker
+            return [], StudyState.COMPLETED
         rows = _own_unfinished(session, study, spec, client_id, count, now)
         if len(rows) < count:
             rows += _new_work(session, study, spec, count - len(rows), client_id, now)

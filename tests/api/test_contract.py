@@ -237,7 +237,8 @@ def test_pause_and_resume(client: TestClient) -> None:
     assert (
         client.patch(f"{API}/studies/{sid}", json={"state": "paused"}).json()["state"] == "paused"
     )
-    assert suggest(client, sid) == {"trials": [], "study_state": "paused"}
+    assert suggest(client, sid) == {"trials": [], "study_state": "completed"}
+    assert client.get(f"{API}/studies/{sid}").json()["state"] == "paused"
     client.patch(f"{API}/studies/{sid}", json={"state": "active"})
     assert len(suggest(client, sid)["trials"]) == 1
 
@@ -342,3 +343,14 @@ def test_grid_study_completes_when_the_grid_is_used_up(client: TestClient) -> No
     assert study["state"] == "completed"
     assert study["completion_reason"] == "search_space_exhausted"
     assert study["trial_counts"]["completed"] == 6
+
+
+def test_best_trials_carry_their_measurements(client: TestClient) -> None:
+    sid = create(client)["id"]
+    (trial,) = suggest(client, sid)["trials"]
+    base = f"{API}/studies/{sid}/trials/{trial['number']}"
+    client.post(f"{base}/measurements", json={"step": 1, "values": {"accuracy": 0.4}})
+    client.post(f"{base}/complete", json={"values": {"accuracy": 0.5}})
+    expected = [{"step": 1, "values": {"accuracy": 0.4}, "elapsed_seconds": None}]
+    assert client.get(f"{API}/studies/{sid}/best").json()["trials"][0]["measurements"] == expected
+    assert client.get(f"{API}/studies/{sid}").json()["best_trial"]["measurements"] == expected

@@ -33,7 +33,7 @@ SCALERS = {
 class Reporter(Protocol):
     """Receives one measurement per fold; returns True when the server says stop."""
 
-    def report(self, step: int, values: Mapping[str, float]) -> bool: ...
+    def report(self, step: int, values: Mapping[str, float] | None = None, /) -> bool: ...
 
 
 @dataclass(frozen=True)

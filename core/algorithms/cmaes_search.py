@@ -1,0 +1,199 @@
+"""CMA-ES through the ``cmaes`` package, rebuilt from the history on every call.
+
+**What it searches.** CMA-ES runs on the unit-cube coordinates of the
+parameters that are always active and numeric (floats, integers, discrete
+values; integers are rounded by :meth:`SearchSpace.decode`), with bounds
+``[0, 1]``, initial mean 0.5 and initial step size ``sigma0`` (default 1/3).
+Categorical and conditional parameters are drawn uniformly at random from the
+same seeded stream, like Optuna's ``CmaEsSampler`` with its independent
+sampler; choose ``tpe`` for spaces where they matter. A space with none of the
+former is plain seeded random search.
+
+**No object in memory.** Each generation's points are asked in one or more
+calls; the saved state records, per finished generation, the trial numbers
+that were told, and for the current generation a short hash of every point
+handed out. Each call (1) finds the finished trials among the current
+generation's points, and once ``popsize`` of them exist tells the first
+``popsize`` by trial number and starts the next generation (points of an old
+generation that finish later are not used, as in Optuna); (2) rebuilds ``CMA``
+and replays every told generation, re-encoding those trials' parameters;
+(3) asks new points. Telling needs only ranks within a generation: the order
+of :mod:`.history` (feasible by objective, then pruned, then violating
+constraints, then infeasible), so constraints and several objectives work as
+in TPE. Replay costs one ``tell`` per ``popsize`` trials (about 0.35 ms each,
+some 40 ms for a thousand trials of a 6-d space). Finished trials that this
+algorithm did not hand out (queued by a user, or from before a state loss)
+are not used.
+
+**Parallel workers.** Batches of ``popsize`` points (or a divisor of it), all
+finished before the next ask, waste nothing. Workers asking as they finish
+get extra points of a generation that is not complete yet; those finishing
+after the generation was told are not used (Optuna's behaviour too). There are
+no restarts: once the step size collapses the points stay put (on finite
+spaces the usual fallback to unused points takes over).
+
+**Randomness.** Draw ``i`` of generation ``g`` seeds both CMA's sampler and the
+stream for the other parameters with ``(seed, g, i)``, so a generation asked in
+several calls equals the same points asked at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from cmaes import CMA
+
+from ..errors import InvalidSpec
+from ..space import ParamType, SearchSpace
+from ..trials import Trial
+from .base import Algorithm, Params, Suggestion, SuggestRequest
+from .history import encode_trials, rank_trials
+from .sampling import DistinctPicker, seed_entropy, state_int
+
+DEFAULT_SIGMA0 = 1 / 3
+MAX_POPSIZE = 10_000
+
+
+def cma_columns(space: SearchSpace) -> list[int]:
+    """The parameters CMA-ES searches: always active and not categorical."""
+    return [
+        i
+        for i, p in enumerate(space.parameters)
+        if p.condition is None and p.type != ParamType.CATEGORICAL
+    ]
+
+
+def default_popsize(dim: int) -> int:
+    """CMA-ES's default population size, ``4 + floor(3 ln d)``."""
+    return 4 + math.floor(3 * math.log(max(dim, 1)))
+
+
+def point_hash(space: SearchSpace, params: Mapping[str, Any]) -> str:
+    """A short stable identity of a parameter set, to find it again among finished trials."""
+    text = repr(space.key(params)).encode()
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
+
+
+class CMAESSearch(Algorithm):
+    """CMA-ES; state ``{"told": [[trial numbers] per generation], "asked": [hashes], "draws": i}``."""
+
+    name = "cmaes"
+    default_options = {"sigma0": None, "popsize": None}
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
+        opts = super().validate_options(options, space)
+        sigma0, popsize = opts["sigma0"], opts["popsize"]
+        if sigma0 is not None and (
+            isinstance(sigma0, bool) or not isinstance(sigma0, int | float) or not 0 < sigma0 <= 1
+        ):
+            raise InvalidSpec(
+                f"must be null or a step size in (0, 1] of the unit cube, got {sigma0!r}",
+                field="algorithm_options.sigma0",
+            )
+        if popsize is not None and (
+            isinstance(popsize, bool)
+            or not isinstance(popsize, int)
+            or not 2 <= popsize <= MAX_POPSIZE
+        ):
+            raise InvalidSpec(
+                f"must be null or an integer in [2, {MAX_POPSIZE}], got {popsize!r}",
+                field="algorithm_options.popsize",
+            )
+        return opts
+
+    def suggest(self, request: SuggestRequest) -> Suggestion:
+        space = request.space
+        cols = cma_columns(space)
+        popsize = int(self.options.get("popsize") or default_popsize(len(cols)))
+        told, asked, draws = _read_state(request.state)
+        # Points asked after the last tell have higher numbers than every told trial.
+        since = max((n for gen in told for n in gen), default=-1)
+        by_hash = _finished_by_hash(space, [t for t in request.completed if t.number > since])
+        done = sorted(
+            {by_hash[h].number: by_hash[h] for h in asked if h in by_hash}.values(),
+            key=lambda t: t.number,
+        )
+        if cols and len(done) >= popsize:  # the current generation is complete
+            told.append([t.number for t in done[:popsize]])
+            asked, draws = [], 0
+        state: dict[str, Any] = {"told": told, "asked": asked, "draws": draws}
+        if request.count <= 0:
+            return Suggestion((), state)
+
+        optimizer = self._replay(request, cols, popsize, told) if cols else None
+        seed, generation = seed_entropy(request.seed), len(told)
+
+        def draw() -> Params:
+            nonlocal draws
+            rng = np.random.default_rng([seed, generation, draws])
+            draws += 1
+            u = rng.random(len(space))
+            if optimizer is not None:
+                optimizer.reseed_rng(int(rng.integers(2**32)))
+                u[cols] = np.clip(optimizer.ask(), 0.0, 1.0)
+            return space.decode(u)
+
+        picker = DistinctPicker(request)
+        fallback = np.random.default_rng([seed, generation, draws, 1])
+        out = tuple(picker.pick(draw, fallback) for _ in range(request.count))
+        if cols:  # without CMA dimensions there are no generations to track
+            asked = asked + [point_hash(space, p) for p in out]
+        return Suggestion(out, {"told": told, "asked": asked, "draws": draws})
+
+    def _replay(
+        self, request: SuggestRequest, cols: list[int], popsize: int, told: list[list[int]]
+    ) -> CMA:
+        sigma0 = float(self.options.get("sigma0") or DEFAULT_SIGMA0)
+        dim = len(cols)
+        optimizer = CMA(
+            mean=np.full(dim, 0.5),
+            sigma=sigma0,
+            bounds=np.tile([0.0, 1.0], (dim, 1)),
+            seed=seed_entropy(request.seed) % 2**32,
+            population_size=popsize,
+        )
+        by_number = {t.number: t for t in request.completed}
+        members = [[by_number[n] for n in gen if n in by_number] for gen in told]
+        flat = [t for gen in members for t in gen]
+        x, kept = encode_trials(request.space, flat)
+        rows = np.full((len(flat), len(request.space)), np.nan)
+        rows[kept] = x
+        start = 0
+        for trials in members:
+            block = rows[start : start + len(trials), cols]
+            start += len(trials)
+            if len(trials) != popsize or np.isnan(block).any():
+                continue  # a told trial vanished from the history: skip its generation
+            ranking = rank_trials(trials, request.metrics)
+            rank = np.empty(popsize)
+            rank[list(ranking.order)] = np.arange(popsize)
+            optimizer.tell([(block[i], float(rank[i])) for i in range(popsize)])
+        return optimizer
+
+
+def _finished_by_hash(space: SearchSpace, completed: Sequence[Trial]) -> dict[str, Trial]:
+    """Finished trials by :func:`point_hash`; the lowest number wins (a retry repeats a point)."""
+    out: dict[str, Trial] = {}
+    for t in sorted(completed, key=lambda t: t.number):
+        out.setdefault(point_hash(space, t.params), t)
+    return out
+
+
+def _read_state(state: Mapping[str, Any] | None) -> tuple[list[list[int]], list[str], int]:
+    """``told``, ``asked`` and ``draws`` of a saved state; malformed parts read as empty."""
+    raw_told = (state or {}).get("told")
+    raw_asked = (state or {}).get("asked")
+    told = []
+    if isinstance(raw_told, list):
+        for gen in raw_told:
+            if isinstance(gen, list) and all(
+                isinstance(n, int) and not isinstance(n, bool) for n in gen
+            ):
+                told.append(list(gen))
+    asked = [h for h in raw_asked if isinstance(h, str)] if isinstance(raw_asked, list) else []
+    return told, asked, state_int(state, "draws")

@@ -1,0 +1,191 @@
+"""Finished trials as the model-based algorithms see them: encoded and ranked.
+
+:func:`encode_trials` puts parameter sets on the unit cube (vectorized for
+continuous floats, the common case of long studies). :func:`rank_trials`
+orders finished trials from best to worst in four tiers, best first:
+
+0. *feasible*: completed, every objective reported, every outcome constraint
+   satisfied. One objective: by its value (goal-aware). Several: by
+   non-dominated sorting rank, ties by crowding distance (larger first), as in NSGA-II.
+1. *pruned*: stopped early; by the furthest step reached (later first), then the
+   last intermediate value of the first objective (its final value if it has
+   no measurements). A pruned trial never outranks a completed one.
+2. *violating*: completed, but an outcome constraint is not satisfied
+   (:meth:`Metric.satisfied`); by the total amount of violation.
+3. *failed to measure*: ``infeasible`` trials and completed ones missing an objective.
+
+Only tiers 0 and 1 are *eligible* to be called good (Optuna's
+``constraints_func`` behaviour: infeasible points always count as bad). Ties
+anywhere fall back to the trial number, so the order is deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InvalidSpec
+from ..space import Parameter, ParamType, Scale, SearchSpace
+from ..trials import Goal, Metric, MetricRole, Trial, TrialState
+
+FEASIBLE, PRUNED, VIOLATING, UNMEASURED = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """``order``: trial indices best first; ``eligible[i]``: trial ``i`` may be called good."""
+
+    order: tuple[int, ...]
+    eligible: tuple[bool, ...]
+
+
+def encode_trials(space: SearchSpace, trials: Sequence[Trial]) -> tuple[np.ndarray, list[int]]:
+    """Unit-cube rows (``nan`` where inactive) of the trials whose parameters fit the space,
+    and the indices of those trials; a trial with a value the space cannot encode is left out."""
+    x = np.full((len(trials), len(space)), np.nan)
+    ok = np.ones(len(trials), dtype=bool)
+    for j, p in enumerate(space.parameters):
+        rows = [i for i, t in enumerate(trials) if p.name in t.params]
+        values = [trials[i].params[p.name] for i in rows]
+        column = _encode_floats(p, values)
+        if column is None:
+            column = np.full(len(rows), np.nan)
+            for k, (i, v) in enumerate(zip(rows, values, strict=True)):
+                try:
+                    column[k] = p.encode(v)
+                except (InvalidSpec, TypeError, ValueError, OverflowError):
+                    ok[i] = False
+        x[rows, j] = column
+    kept = [i for i in range(len(trials)) if ok[i]]
+    return x[kept], kept
+
+
+def _encode_floats(p: Parameter, values: Sequence[object]) -> np.ndarray | None:
+    """:meth:`Parameter.encode` of many values of a continuous float at once; ``None`` if
+    the parameter is not one or a value needs the careful path."""
+    if p.type != ParamType.FLOAT or p.n_choices is not None or p.low is None or p.high is None:
+        return None
+    if not all(type(v) is float or type(v) is int for v in values):
+        return None
+    v = np.array(values, dtype=float)
+    lo, hi = p.low, p.high
+    if p.scale == Scale.LOG:
+        if not (v > 0).all():
+            return None
+        v, lo, hi = np.log(v), math.log(lo), math.log(hi)
+    out = (v - lo) / (hi - lo)
+    if not np.isfinite(out).all():
+        return None
+    return np.clip(out, 0.0, 1.0)
+
+
+def objectives_of(metrics: Sequence[Metric]) -> tuple[Metric, ...]:
+    return tuple(m for m in metrics if m.role == MetricRole.OBJECTIVE)
+
+
+def rank_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> Ranking:
+    """The best-first order of ``trials`` under the study's metrics (see the module doc)."""
+    objectives = objectives_of(metrics)
+    constraints = tuple(m for m in metrics if m.role == MetricRole.CONSTRAINT)
+    keys: list[tuple[int, float, float, int]] = []
+    feasible: list[int] = []
+    for i, trial in enumerate(trials):
+        tier, a, b = _tier(trial, objectives, constraints)
+        keys.append((tier, a, b, trial.number))
+        if tier == FEASIBLE:
+            feasible.append(i)
+    if len(objectives) > 1 and feasible:
+        ys = np.array([[_signed(m, trials[i].values or {}) for m in objectives] for i in feasible])
+        fronts = nondominated_ranks(ys)
+        crowd = crowding_distances(ys, fronts)
+        for j, i in enumerate(feasible):
+            keys[i] = (FEASIBLE, float(fronts[j]), -float(crowd[j]), trials[i].number)
+    order = sorted(range(len(trials)), key=keys.__getitem__)
+    return Ranking(tuple(order), tuple(k[0] <= PRUNED for k in keys))
+
+
+def _signed(metric: Metric, values: Mapping[str, float]) -> float:
+    """The metric's value turned into a loss (smaller is better); ``inf`` when missing."""
+    value = values.get(metric.name)
+    if value is None or not math.isfinite(value):
+        return math.inf
+    return float(value) if metric.goal == Goal.MINIMIZE else -float(value)
+
+
+def _violation(metric: Metric, values: Mapping[str, float]) -> float:
+    value = values.get(metric.name)
+    if value is None or not math.isfinite(value):
+        return math.inf
+    if metric.threshold is None or metric.satisfied(value):
+        return 0.0
+    return abs(float(value) - metric.threshold)
+
+
+def _tier(
+    trial: Trial, objectives: Sequence[Metric], constraints: Sequence[Metric]
+) -> tuple[int, float, float]:
+    values = trial.values or {}
+    if trial.state == TrialState.PRUNED:
+        step, value = _last_intermediate(trial, objectives)
+        return PRUNED, -step, value
+    if trial.state != TrialState.COMPLETED or not objectives:
+        return UNMEASURED, 0.0, 0.0
+    losses = [_signed(m, values) for m in objectives]
+    if any(math.isinf(v) for v in losses):
+        return UNMEASURED, 0.0, 0.0
+    violation = sum(_violation(m, values) for m in constraints)
+    if violation > 0:
+        return VIOLATING, violation, 0.0
+    return FEASIBLE, losses[0], 0.0
+
+
+def _last_intermediate(trial: Trial, objectives: Sequence[Metric]) -> tuple[float, float]:
+    """(step, loss) of the last measurement of the first objective; (-1, final loss) without."""
+    if not objectives:
+        return -1.0, math.inf
+    first = objectives[0]
+    for m in sorted(trial.measurements, key=lambda m: m.step, reverse=True):
+        if first.name in m.values:
+            return float(m.step), _signed(first, m.values)
+    return -1.0, _signed(first, trial.values or {})
+
+
+def nondominated_ranks(ys: np.ndarray) -> np.ndarray:
+    """Front index (0 = non-dominated) of each row of ``ys`` (all objectives minimized)."""
+    n = len(ys)
+    le = np.all(ys[:, None, :] <= ys[None, :, :], axis=2)
+    lt = np.any(ys[:, None, :] < ys[None, :, :], axis=2)
+    dominates = le & lt  # dominates[i, j]: i dominates j
+    count = dominates.sum(axis=0)
+    ranks = np.full(n, -1)
+    front = 0
+    current = np.flatnonzero(count == 0)
+    while current.size:
+        ranks[current] = front
+        count = count - dominates[current].sum(axis=0)
+        count[ranks >= 0] = -1
+        current = np.flatnonzero(count == 0)
+        front += 1
+    return ranks
+
+
+def crowding_distances(ys: np.ndarray, fronts: np.ndarray) -> np.ndarray:
+    """NSGA-II crowding distance of each row within its front (boundary points: ``inf``)."""
+    out = np.zeros(len(ys))
+    for front in np.unique(fronts):
+        members = np.flatnonzero(fronts == front)
+        if members.size <= 2:
+            out[members] = math.inf
+            continue
+        for k in range(ys.shape[1]):
+            vals = ys[members, k]
+            order = np.argsort(vals, kind="stable")
+            span = vals[order[-1]] - vals[order[0]]
+            out[members[order[0]]] = out[members[order[-1]]] = math.inf
+            if span > 0:
+                gaps = (vals[order[2:]] - vals[order[:-2]]) / span
+                out[members[order[1:-1]]] += gaps
+    return out

@@ -1,0 +1,223 @@
+"""Tree-structured Parzen Estimator: multivariate, grouped by conditions, constant liar.
+
+Each suggestion follows Optuna's multivariate TPE (Falkner et al. 2018, Watanabe 2023):
+
+1. **Startup.** While fewer than ``n_startup_trials`` trials have finished (or the
+   study has no objective), points come from the seeded scrambled Sobol'
+   sequence; the state's ``sobol_index`` says where it continues.
+2. **Split.** Finished trials are ordered best first by :mod:`.history`
+   (goal-aware; several objectives by non-dominated rank then crowding
+   distance). The first ``gamma(n)`` of them are *good*, the rest *bad*, with
+   ``gamma(n) = min(ceil(0.1 n), 25)`` by default (no cap of 25 with several
+   objectives, as in Optuna) or ``ceil(gamma * n)`` when the option ``gamma``
+   is a fraction. Pruned trials rank below every completed one
+   (by step reached, then last intermediate value), so they are good only while
+   few trials completed. Infeasible trials and those breaking an outcome
+   constraint are always bad.
+3. **Constant liar.** In-flight trials, and the earlier points of the same
+   batch, join the bad set as if they had finished with the worst value, so
+   the next point is pushed away from them and a batch spreads out.
+4. **Groups.** Parameters that share a condition (same parent, same values) are
+   active together and form a group; unconditional ones form the root group.
+   Groups are sampled in topological order, each only when its condition holds
+   given the values already chosen, and each from the trials where it was
+   active (its own good/bad split). ``multivariate: false`` makes every
+   parameter its own group (independent TPE).
+5. **Acquisition.** ``n_ei_candidates`` points are drawn jointly from the good
+   density ``l`` (pick a kernel, sample every dimension around it) and the one
+   maximizing ``log l(x) - log g(x)`` wins. See :mod:`.parzen` for the kernels.
+
+Randomness: draw ``i`` of a study with ``n`` finished trials uses
+``numpy.random.default_rng([seed, n, i])``; ``draws`` lives in the saved state,
+so a batch asked in several calls equals the same batch asked at once. Points
+already in use are avoided on finite spaces as in every sampler (:mod:`.sampling`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidSpec
+from ..space import SearchSpace
+from .base import Algorithm, Params, Suggestion, SuggestRequest
+from .history import Ranking, encode_trials, objectives_of, rank_trials
+from .parzen import Dim, ParzenEstimator, default_weights, dims_of
+from .sampling import DistinctPicker, seed_entropy, state_int
+from .sobol import sobol_points
+
+MAX_CANDIDATES = 10_000
+
+
+class TPESearch(Algorithm):
+    """Multivariate TPE; state ``{"draws": i, "sobol_index": j}``."""
+
+    name = "tpe"
+    default_options = {
+        "n_startup_trials": 10,
+        "n_ei_candidates": 24,
+        "gamma": None,
+        "multivariate": True,
+    }
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
+        opts = super().validate_options(options, space)
+        _check_int(opts["n_startup_trials"], "n_startup_trials", 0, 1_000_000)
+        _check_int(opts["n_ei_candidates"], "n_ei_candidates", 1, MAX_CANDIDATES)
+        gamma = opts["gamma"]
+        if gamma is not None and (
+            isinstance(gamma, bool) or not isinstance(gamma, int | float) or not 0 < gamma <= 1
+        ):
+            raise InvalidSpec(
+                f"must be null or a fraction in (0, 1], got {gamma!r}",
+                field="algorithm_options.gamma",
+            )
+        if not isinstance(opts["multivariate"], bool):
+            raise InvalidSpec(
+                f"must be true or false, got {opts['multivariate']!r}",
+                field="algorithm_options.multivariate",
+            )
+        return opts
+
+    def suggest(self, request: SuggestRequest) -> Suggestion:
+        draws = state_int(request.state, "draws")
+        sobol_index = state_int(request.state, "sobol_index")
+        if request.count <= 0:
+            return Suggestion((), {"draws": draws, "sobol_index": sobol_index})
+        space, seed = request.space, seed_entropy(request.seed)
+        picker = DistinctPicker(request)
+        startup = int(self.options["n_startup_trials"])
+        if len(request.completed) < startup or not objectives_of(request.metrics):
+            points = sobol_points(len(space), request.seed, sobol_index)
+            rng = np.random.default_rng([seed, sobol_index])
+
+            def sobol_draw() -> Params:
+                nonlocal sobol_index
+                sobol_index += 1
+                return space.decode(next(points))
+
+            out = tuple(picker.pick(sobol_draw, rng) for _ in range(request.count))
+            return Suggestion(out, {"draws": draws, "sobol_index": sobol_index})
+
+        n = len(request.completed)
+        model = _Model(request, self.options)
+        picks: list[Params] = []
+        for _ in range(request.count):
+            rng = np.random.default_rng([seed, n, draws, 1])
+
+            def draw() -> Params:
+                nonlocal draws
+                draws += 1
+                return model.draw(np.random.default_rng([seed, n, draws - 1]), picker)
+
+            params = picker.pick(draw, rng)
+            model.add_liar(params)
+            picks.append(params)
+        return Suggestion(tuple(picks), {"draws": draws, "sobol_index": sobol_index})
+
+
+def _check_int(value: Any, key: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidSpec(
+            f"must be an integer in [{low}, {high}], got {value!r}",
+            field=f"algorithm_options.{key}",
+        )
+
+
+def groups_of(space: SearchSpace, multivariate: bool) -> list[list[int]]:
+    """Column groups of parameters active together, parents' groups before their children's."""
+    index = {p.name: i for i, p in enumerate(space.parameters)}
+    order: list[int] = []
+    stack = [index[p.name] for p in reversed(space.roots())]
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        stack.extend(index[c.name] for c in reversed(space.children(space.parameters[i].name)))
+    if not multivariate:
+        return [[i] for i in order]
+    groups: dict[Any, list[int]] = {}
+    for i in order:
+        cond = space.parameters[i].condition
+        key = None
+        if cond is not None:
+            parent = space[cond.parent]
+            key = (cond.parent, frozenset(round(parent.encode(v), 12) for v in cond.values))
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+class _Model:
+    """The history of one suggest call, split and turned into Parzen estimators per group."""
+
+    def __init__(self, request: SuggestRequest, options: Mapping[str, Any]) -> None:
+        self.space = request.space
+        self.dims = dims_of(self.space)
+        self.candidates = int(options["n_ei_candidates"])
+        gamma = options["gamma"]
+        cap = 25 if len(objectives_of(request.metrics)) == 1 else None  # Optuna's defaults
+        self.n_good: Callable[[int], int] = (
+            (lambda n: math.ceil(float(gamma) * n))
+            if gamma is not None
+            else (lambda n: min(math.ceil(0.1 * n), cap or n))
+        )
+        self.groups = groups_of(self.space, bool(options["multivariate"]))
+        self.x, kept = encode_trials(self.space, request.completed)
+        trials = [request.completed[i] for i in kept]
+        self.numbers = np.array([t.number for t in trials], dtype=float)
+        self.ranking: Ranking = rank_trials(trials, request.metrics)
+        liars = sorted(request.in_flight, key=lambda t: t.number)
+        self.liars, _ = encode_trials(self.space, liars)
+        self._split: dict[int, np.ndarray] = {}  # group -> its bad finished trials' rows
+        self._good: dict[int, ParzenEstimator] = {}
+        self._bad: dict[int, ParzenEstimator] = {}
+
+    def add_liar(self, params: Params) -> None:
+        """A point of the current batch: from now on it counts as a bad trial."""
+        row = self.space.encode(params)
+        self.liars = np.vstack([self.liars, row])
+        for g, cols in enumerate(self.groups):
+            if not np.isnan(row[cols]).any():  # only the groups it is active in change
+                self._bad.pop(g, None)
+
+    def draw(self, rng: np.random.Generator, picker: DistinctPicker) -> Params:
+        """One point: each active group in turn, its best of the candidates drawn from ``l``."""
+        u = np.full(len(self.space), np.nan)
+        assigned: dict[str, Any] = {}
+        params = self.space.parameters
+        for g, cols in enumerate(self.groups):
+            if not self.space.is_active(params[cols[0]], assigned):
+                continue
+            good, bad = self._estimators(g, cols)
+            cand = good.sample(rng, self.candidates)
+            score = good.log_pdf(cand) - bad.log_pdf(cand)
+            best = cand[int(np.argmax(score))]
+            if len(self.groups) == 1 and picker.active:  # skip candidates already in use
+                for i in np.argsort(-score, kind="stable"):
+                    if self.space.key(self.space.decode(cand[i])) not in picker.taken:
+                        best = cand[i]
+                        break
+            u[cols] = best
+            for c, value in zip(cols, best, strict=True):
+                assigned[params[c].name] = params[c].decode(value)
+        return self.space.decode(u)
+
+    def _estimators(self, g: int, cols: list[int]) -> tuple[ParzenEstimator, ParzenEstimator]:
+        dims: tuple[Dim, ...] = tuple(self.dims[c] for c in cols)
+        if g not in self._split:
+            active = ~np.isnan(self.x[:, cols]).any(axis=1)
+            ranked = [i for i in self.ranking.order if active[i]]
+            cut = self.n_good(len(ranked))
+            by_number = self.numbers.__getitem__
+            good = sorted((i for i in ranked[:cut] if self.ranking.eligible[i]), key=by_number)
+            bad = sorted(set(ranked) - set(good), key=by_number)
+            self._split[g] = self.x[bad][:, cols]
+            self._good[g] = ParzenEstimator(self.x[good][:, cols], default_weights(len(good)), dims)
+        if g not in self._bad:
+            liars = self.liars[~np.isnan(self.liars[:, cols]).any(axis=1)][:, cols]
+            obs = np.vstack([self._split[g], liars])
+            self._bad[g] = ParzenEstimator(obs, default_weights(len(obs)), dims)
+        return self._good[g], self._bad[g]

@@ -22,20 +22,23 @@ __all__ = [
     "algorithm_names",
     "create_algorithm",
     "get_algorithm",
-    "resolve_algorithm",
     "validate_algorithm",
 ]
 
 #: name -> "module:ClassName", imported on first use.
 _MODULES: dict[str, str] = {
+    "auto": "auto:AutoSearch",
     "random": "random_search:RandomSearch",
     "grid": "grid:GridSearch",
     "sobol": "sobol:SobolSearch",
+    "gp": "gp:GPSearch",
+    "tpe": "tpe:TPESearch",
+    "cmaes": "cmaes_search:CMAESSearch",
 }
 
 
 def algorithm_names() -> list[str]:
-    """Every name a study may put in ``algorithm`` (besides ``auto``)."""
+    """Every name a study may put in ``algorithm``."""
     return sorted(_MODULES)
 
 
@@ -43,7 +46,7 @@ def get_algorithm(name: str) -> type[Algorithm]:
     """The algorithm class registered under ``name``; :class:`InvalidSpec` if unknown."""
     target = _MODULES.get(name)
     if target is None:
-        choices = ", ".join(["auto", *algorithm_names()])
+        choices = ", ".join(algorithm_names())
         raise InvalidSpec(
             f"unknown algorithm {name!r} (choose one of: {choices})", field="algorithm"
         )
@@ -53,33 +56,16 @@ def get_algorithm(name: str) -> type[Algorithm]:
     return cls
 
 
-def resolve_algorithm(name: str, space: SearchSpace) -> str:
-    """Turn ``auto`` into a concrete algorithm for this space.
-
-    Until the Bayesian optimizers land, ``auto`` is scrambled Sobol: a
-    quasi-random design that covers the space more evenly than random search.
-    """
-    del space
-    return "sobol" if name == "auto" else name
-
-
 def validate_algorithm(name: Any, options: Any, space: SearchSpace) -> dict[str, Any]:
     """Check a study's ``algorithm`` and ``algorithm_options``; return the full options."""
     if not isinstance(name, str):
         raise InvalidSpec("must be a string", field="algorithm")
     if not isinstance(options, Mapping):
         raise InvalidSpec("must be an object", field="algorithm_options")
-    if name == "auto":
-        if options:
-            key = next(iter(options))
-            raise InvalidSpec(
-                "algorithm 'auto' takes no options; name a concrete algorithm to tune it",
-                field=f"algorithm_options.{key}",
-            )
-        return {}
     return get_algorithm(name).validate_options(options, space)
 
 
 def create_algorithm(name: str, options: Mapping[str, Any], space: SearchSpace) -> Algorithm:
     """An algorithm instance ready to suggest for a study."""
-    return get_algorithm(resolve_algorithm(name, space))(options)
+    del space
+    return get_algorithm(name)(options)

@@ -1,0 +1,73 @@
+"""``auto``, the default algorithm: picks a suggestion algorithm per call from the space,
+the objectives and how far the study has come.
+
+The rule (evidence in docs/algorithms.md, measured by bench/optimizers.py):
+
+- several objectives, a conditional space, or a space that is mostly
+  categorical: ``tpe`` (it models conditional groups and categories natively
+  and ranks trials by non-domination);
+- otherwise ``gp`` (Gaussian-process BO, which starts from its own scrambled
+  Sobol design) while the study has fewer than ``GP_MAX_TRIALS`` finished
+  trials; past that, ``tpe``, whose cost stays flat and which learns from the
+  whole history.
+
+Each delegate keeps its own saved state under its name, so a switch never
+loses what the other learned, and the choice is a pure function of the
+request: same history + same seed = same suggestions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..space import ParamType, SearchSpace
+from ..trials import MetricRole
+from .base import Algorithm, Suggestion, SuggestRequest
+
+#: Finished trials after which ``auto`` hands a GP study over to TPE.
+GP_MAX_TRIALS = 400
+
+
+def choose(request: SuggestRequest) -> str:
+    """The algorithm ``auto`` uses for this request."""
+    objectives = [m for m in request.metrics if m.role == MetricRole.OBJECTIVE]
+    if len(objectives) > 1 or prefers_tpe(request.space):
+        return "tpe"
+    return "gp" if len(request.completed) < GP_MAX_TRIALS else "tpe"
+
+
+def prefers_tpe(space: SearchSpace) -> bool:
+    """Conditional spaces and spaces with more categorical than other parameters."""
+    if space.is_conditional:
+        return True
+    categorical = sum(p.type == ParamType.CATEGORICAL for p in space.parameters)
+    return categorical * 2 > len(space.parameters)
+
+
+class AutoSearch(Algorithm):
+    """Delegates to ``gp`` or ``tpe`` (see the module docstring); takes no options."""
+
+    name = "auto"
+
+    def suggest(self, request: SuggestRequest) -> Suggestion:
+        from . import get_algorithm
+
+        chosen = choose(request)
+        states: dict[str, Any] = dict(request.state or {})
+        inner = states.get(chosen)
+        delegate = get_algorithm(chosen)(get_algorithm(chosen).validate_options({}, request.space))
+        result = delegate.suggest(
+            SuggestRequest(
+                space=request.space,
+                metrics=request.metrics,
+                completed=request.completed,
+                in_flight=request.in_flight,
+                count=request.count,
+                seed=request.seed,
+                state=inner if isinstance(inner, Mapping) else None,
+            )
+        )
+        states[chosen] = dict(result.state) if result.state is not None else None
+        states["last"] = chosen
+        return Suggestion(result.params, states, result.exhausted, {"algorithm": chosen})

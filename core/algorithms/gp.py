@@ -1,0 +1,290 @@
+"""Gaussian-process Bayesian optimization (``gp``), in numpy and scipy only.
+
+One call, once ``n_startup`` trials have finished with a result (before that
+the points come from scrambled Sobol', exactly as :class:`.SobolSearch`):
+
+1. Every usable trial becomes a feature row (:class:`.gp_model.SpaceEncoder`)
+   and targets (:mod:`.gp_targets`): objectives turned into minimization, outliers
+   log-compressed, scalarized with random augmented Chebyshev
+   weights when there are several objectives (ParEGO, new weights for every
+   point of a batch), standardized.
+2. At most ``max_training_points`` trials train the models: the best third by
+   the (first) scalarized objective, then a seeded uniform sample of the rest
+   (infeasible trials included) -- so the cost of a call stops growing.
+3. A GP (:mod:`.gp_model`) is fitted to the objective, one to every outcome
+   constraint with a threshold, and one to the +1/-1 labels of infeasible vs
+   completed trials when there are infeasible ones; hyperparameters are MAP
+   estimates warm-started from the saved state (:class:`_Fits`).
+4. For each point of the batch: the objective model is conditioned on the
+   in-flight and already chosen points at their posterior mean (kriging
+   believer), the incumbent is the best posterior mean among feasible observed
+   and believed points, and ``log EI + sum log P(feasible)`` is maximized by
+   :class:`.acquisition.CandidateSearch` over a seeded candidate pool
+   (scrambled Sobol' plus perturbations of the best trials, or every point of a
+   small finite space), polished by multi-start L-BFGS-B on the numeric
+   columns and by trying neighbouring values of the discrete ones. The best
+   point not yet used (same parameter set, or within ``DUPLICATE_RADIUS`` in
+   the unit cube) wins.
+
+Pruned trials are ignored by the models but never suggested again. All
+randomness comes from ``default_rng([seed, finished trials, calls])``, where
+``calls`` counts this algorithm's calls in the saved state, so a request
+always gives the same answer. The state is ``{"calls", "sobol_index",
+"theta": {model: [log hyperparameters]}}``, plain JSON.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import linalg
+
+from ..errors import InvalidSpec
+from ..space import SearchSpace
+from .acquisition import N_LOCAL_STARTS, Acquisition, CandidateSearch, Constraint, Pool
+from .base import Algorithm, Params, Suggestion, SuggestRequest
+from .gp_model import GPModel, Posterior, Prior, SpaceEncoder, fit_theta
+from .gp_targets import History, constraint_targets, objective_targets, select_training
+from .sampling import seed_entropy, state_int
+from .sobol import SobolSearch
+
+#: Hyperparameter fits restart from scratch on small data and on every few calls (see _Fits).
+RESTART_BELOW = 100
+RESTART_EVERY = 4
+#: Share of the candidate pool that perturbs the best trials instead of following Sobol'.
+PERTURBED_SHARE = 0.25
+
+
+_INT_OPTIONS: dict[str, tuple[int, int]] = {
+    "n_startup": (1, 100_000),
+    "n_candidates": (16, 100_000),
+    "max_training_points": (10, 5_000),
+}
+
+
+_blas_lock = threading.Lock()
+_blas_state: dict[str, Any] = {"users": 0, "controller": None, "limiter": None}
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Run BLAS on one thread while any suggestion runs, then restore the setting.
+
+    The matrices here have at most a few hundred rows; threading them gains
+    little, and on a busy machine spinning BLAS threads made calls several times
+    slower. Uses threadpoolctl (installed with scikit-learn) when present.
+    """
+    with _blas_lock:
+        if _blas_state["users"] == 0:
+            _blas_state["limiter"] = _limit_blas()
+        _blas_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_state["users"] -= 1
+            limiter = _blas_state["limiter"]
+            if _blas_state["users"] == 0 and limiter is not None:
+                limiter.restore_original_limits()
+                _blas_state["limiter"] = None
+
+
+def _limit_blas() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        return None
+    if _blas_state["controller"] is None:
+        _blas_state["controller"] = ThreadpoolController()
+    return _blas_state["controller"].limit(limits=1, user_api="blas")
+
+
+def default_startup(space: SearchSpace) -> int:
+    """Sobol' trials before the first model: ``2 d``, at least 5 and at most 10."""
+    return min(max(2 * len(space), 5), 10)
+
+
+class GPSearch(Algorithm):
+    """GP Bayesian optimization; see the module docstring for the method and the state."""
+
+    name = "gp"
+    default_options = {
+        "n_startup": None,  # None: default_startup(space)
+        "n_candidates": 1024,
+        "max_training_points": 300,
+        "xi": 0.0,
+    }
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
+        opts = super().validate_options(options, space)
+        for key, (low, high) in _INT_OPTIONS.items():
+            value = opts[key]
+            if key == "n_startup" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise InvalidSpec(
+                    f"must be an integer from {low} to {high}, got {value!r}",
+                    field=f"algorithm_options.{key}",
+                )
+        xi = opts["xi"]
+        if isinstance(xi, bool) or not isinstance(xi, int | float) or not 0 <= xi <= 10:
+            raise InvalidSpec(
+                f"must be a number from 0 to 10, got {xi!r}", field="algorithm_options.xi"
+            )
+        opts["xi"] = float(xi)
+        return opts
+
+    # ---- entry point -------------------------------------------------------------
+    def suggest(self, request: SuggestRequest) -> Suggestion:
+        state = request.state or {}
+        calls = state_int(state, "calls")
+        saved = state.get("theta")
+        thetas = {
+            str(k): [float(x) for x in v]
+            for k, v in (saved.items() if isinstance(saved, Mapping) else ())
+            if _finite_list(v)
+        }
+        out_state: dict[str, Any] = {
+            "calls": calls + 1,
+            "sobol_index": state_int(state, "sobol_index"),
+            "theta": thetas,
+        }
+        if request.count <= 0:
+            return Suggestion((), out_state)
+        with single_threaded_blas():
+            return self._suggest(request, out_state, thetas, calls)
+
+    def _suggest(
+        self, request: SuggestRequest, out_state: dict[str, Any], thetas: dict[str, Any], calls: int
+    ) -> Suggestion:
+        encoder = SpaceEncoder(request.space)
+        history = History.collect(request, encoder)
+        n_startup = self.options.get("n_startup") or default_startup(request.space)
+        if not history.objectives or history.n_valid == 0 or history.n_used < n_startup:
+            return self._sobol(request, out_state, "startup")
+        rng = np.random.default_rng([seed_entropy(request.seed), len(request.completed), calls])
+        try:
+            params = self._model_suggest(request, encoder, history, thetas, rng, calls)
+        except linalg.LinAlgError:  # even the largest jitter failed: keep the study moving
+            return self._sobol(request, out_state, "fallback")
+        return Suggestion(params, out_state, extra={"phase": "model"})
+
+    def _sobol(self, request: SuggestRequest, out_state: dict[str, Any], phase: str) -> Suggestion:
+        sub = dataclasses.replace(request, state={"next_index": out_state["sobol_index"]})
+        got = SobolSearch({"scramble": True}).suggest(sub)
+        out_state["sobol_index"] = state_int(got.state, "next_index")
+        return Suggestion(got.params, out_state, extra={"phase": phase})
+
+    # ---- the model phase ---------------------------------------------------------------
+    def _model_suggest(
+        self,
+        request: SuggestRequest,
+        encoder: SpaceEncoder,
+        history: History,
+        thetas: dict[str, Any],
+        rng: np.random.Generator,
+        calls: int,
+    ) -> tuple[Params, ...]:
+        count = request.count
+        n_obj = len(history.objectives)
+        weights = rng.dirichlet(np.ones(n_obj), size=count) if n_obj > 1 else np.ones((count, 1))
+        cap = int(self.options["max_training_points"])
+        chosen = select_training(history, objective_targets(history.Y, weights[0]), cap, rng)
+        rows = chosen[history.valid[chosen]]
+        X = history.F[rows]
+
+        def targets(e: int) -> np.ndarray:
+            y = objective_targets(history.Y, weights[e])[rows]
+            return (y - y.mean()) / (y.std() or 1.0)
+
+        y0 = targets(0)
+        fits = _Fits(encoder.cat, thetas, rng, restart=calls % RESTART_EVERY == 0)
+        base = fits.model("objective", X, y0)
+        constraints = self._constraints(history, chosen, fits)
+        feasible = history.feasible[rows]
+        best_rows = rows[np.lexsort((y0, ~feasible))[:N_LOCAL_STARTS]]
+        near = np.where(
+            history.A[best_rows], history.U[best_rows], rng.random((len(best_rows), encoder.d))
+        )
+        pool = Pool.build(encoder, near, int(self.options["n_candidates"]), rng, PERTURBED_SHARE)
+        search = CandidateSearch(encoder, history.taken_F)
+        fantasy_noise = min(base.noise_var, 1e-4 * base.signal)
+        model = base
+        for x in history.pending_F[-cap:]:
+            model = model.extend(x, fantasy_noise)
+        out: list[Params] = []
+        for e in range(count):
+            alpha = Posterior.fit(base, y0 if e == 0 else targets(e)).alpha
+            posterior = Posterior(model, alpha)
+            best = self._incumbent(posterior, feasible, constraints)
+            if best is not None:
+                best -= float(self.options["xi"])
+            params, f = search.pick(Acquisition(posterior, best, constraints), pool, rng)
+            out.append(params)
+            model = model.extend(f, fantasy_noise)
+        return tuple(out)
+
+    def _constraints(self, history: History, chosen: np.ndarray, fits: _Fits) -> list[Constraint]:
+        out = []
+        for key, rows, g, threshold in constraint_targets(history, chosen):
+            out.append(Constraint(Posterior.fit(fits.model(key, history.F[rows], g), g), threshold))
+        return out
+
+    @staticmethod
+    def _incumbent(
+        posterior: Posterior, feasible: np.ndarray, constraints: list[Constraint]
+    ) -> float | None:
+        """Best posterior mean over feasible observed points and believed pending ones."""
+        means = posterior.mean_at_train()[feasible]
+        n_obs = len(posterior.alpha)
+        pending = posterior.model.X[n_obs:]
+        if len(pending):
+            mean, _ = posterior.predict(pending)
+            likely = np.ones(len(pending), bool)
+            for c in constraints:
+                c_mean, _ = c.posterior.predict(pending)
+                likely &= c_mean <= c.threshold
+            means = np.r_[means, mean[likely]]
+        return float(means.min()) if len(means) else None
+
+
+def _finite_list(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(x, int | float) and not isinstance(x, bool) and np.isfinite(x) for x in value
+    )
+
+
+@dataclass
+class _Fits:
+    """Fits GP hyperparameters within one call and records them for the saved state.
+
+    L-BFGS-B always runs from the saved hyperparameters of the same model; a fresh
+    start (the best of the prior mode and two prior draws) runs too when there
+    are none, on at most :data:`RESTART_BELOW` points, and on every
+    :data:`RESTART_EVERY`-th call -- so a fit cannot stay in a poor mode for long
+    while a large study mostly pays for one warm-started run.
+    """
+
+    cat: np.ndarray
+    thetas: dict[str, list[float]]
+    rng: np.random.Generator
+    restart: bool
+
+    def model(self, key: str, X: np.ndarray, y: np.ndarray) -> GPModel:
+        prior = Prior.default(X.shape[1])
+        saved = self.thetas.get(key)
+        warm = np.array(saved) if saved is not None and len(saved) == len(prior.mean) else None
+        starts: list[np.ndarray] = []
+        if warm is None or self.restart or len(X) <= RESTART_BELOW:
+            draws = prior.mean + prior.std * self.rng.standard_normal((2, len(prior.mean)))
+            starts = [prior.mean, *draws]
+        theta = fit_theta(X, y, self.cat, starts, warm=warm, prior=prior)
+        self.thetas[key] = [float(v) for v in theta]
+        return GPModel(X, theta, self.cat)

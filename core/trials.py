@@ -78,9 +78,12 @@ def check_transition(current: TrialState, target: TrialState, number: int | None
     if target in _TRANSITIONS.get(current, frozenset()):
         return
     who = f"trial {number}" if number is not None else "trial"
+    details = {"trial_state": current.value}
     if current.is_finished:
-        raise Conflict(f"{who} is already {current.value}; a finished trial cannot change")
-    raise Conflict(f"{who} is {current.value} and cannot become {target.value}")
+        raise Conflict(
+            f"{who} is already {current.value}; a finished trial cannot change", details=details
+        )
+    raise Conflict(f"{who} is {current.value} and cannot become {target.value}", details=details)
 
 
 class StudyState(StrEnum):

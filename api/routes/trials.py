@@ -61,6 +61,7 @@ def list_trials(
     db: DB,
     state: str | None = None,
     updated_after: datetime | None = None,
+    client_id: str | None = None,
     page_size: int = 100,
     page_token: str | None = None,
 ) -> TrialPage:
@@ -73,6 +74,7 @@ def list_trials(
         study_id,
         state=parse_trial_state(state),
         updated_after=updated_after,
+        client_id=client_id,
         after_number=decode_page_token(page_token),
         page_size=page_size_of(page_size),
     )

@@ -292,6 +292,7 @@ def list_trials(
     state: TrialState | None,
     updated_after: datetime | None,
     after_number: int | None,
+    client_id: str | None = None,
     page_size: int,
 ) -> tuple[list[Trial], int | None]:
     """One page of trials ordered by number; returns the trials and the last number if more."""
@@ -304,6 +305,8 @@ def list_trials(
             stmt = stmt.where(TrialRow.updated_at > updated_after)
         if after_number is not None:
             stmt = stmt.where(TrialRow.number > after_number)
+        if client_id is not None:
+            stmt = stmt.where(TrialRow.client_id == client_id)
         rows = session.scalars(stmt.order_by(TrialRow.number).limit(page_size + 1)).all()
         more = len(rows) > page_size
         rows = rows[:page_size]

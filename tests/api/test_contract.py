@@ -354,3 +354,20 @@ def test_best_trials_carry_their_measurements(client: TestClient) -> None:
     expected = [{"step": 1, "values": {"accuracy": 0.4}, "elapsed_seconds": None}]
     assert client.get(f"{API}/studies/{sid}/best").json()["trials"][0]["measurements"] == expected
     assert client.get(f"{API}/studies/{sid}").json()["best_trial"]["measurements"] == expected
+
+
+def test_trials_filter_by_client_id(client: TestClient) -> None:
+    sid = create(client)["id"]
+    mine = suggest(client, sid, count=2, client_id="me")["trials"]
+    suggest(client, sid, count=1, client_id="other")
+    got = client.get(f"{API}/studies/{sid}/trials", params={"client_id": "me"}).json()["trials"]
+    assert [t["number"] for t in got] == [t["number"] for t in mine]
+
+
+def test_conflict_on_a_finished_trial_names_its_state(client: TestClient) -> None:
+    sid = create(client)["id"]
+    (trial,) = suggest(client, sid)["trials"]
+    complete(client, sid, trial)
+    r = client.post(f"{API}/studies/{sid}/trials/{trial['number']}/fail", json={"reason": "x"})
+    assert r.status_code == 409
+    assert r.json()["error"]["details"]["trial_state"] == "completed"

@@ -6,6 +6,7 @@ stays light (httpx + pydantic).
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -92,6 +93,53 @@ def db_upgrade(db_url: str | None, revision: str) -> None:
             f"cannot upgrade {url}: {exc.__class__.__name__}: {exc}"
         ) from None
     click.echo(f"database {url} is at revision {revision}")
+
+
+@main.command()
+@click.option(
+    "--concurrency", "-c", default=None, type=int, help="Training processes (default: cores)."
+)
+@click.option(
+    "--server",
+    "server_url",
+    envvar="TUNEFORGE_SERVER_URL",
+    default=None,
+    help="tuneforge server URL (env TUNEFORGE_SERVER_URL).",
+)
+@click.option(
+    "--broker",
+    "broker_url",
+    envvar="TUNEFORGE_BROKER_URL",
+    default=None,
+    help="Celery broker URL (env TUNEFORGE_BROKER_URL; default redis://127.0.0.1:6379/0).",
+)
+@click.option("--loglevel", default="info", show_default=True)
+@click.option("--hostname", default=None, help="Celery node name (default tuneforge@<host>-<pid>).")
+def worker(
+    concurrency: int | None,
+    server_url: str | None,
+    broker_url: str | None,
+    loglevel: str,
+    hostname: str | None,
+) -> None:
+    """Run a Celery worker that trains the trials of managed studies."""
+    from tuneforge.worker.celery_app import create_celery
+    from tuneforge.worker.settings import WorkerSettings
+
+    settings = WorkerSettings()
+    if server_url:
+        settings.server_url = server_url
+    if broker_url:
+        settings.broker_url = broker_url
+    app = create_celery(settings)
+    argv = ["worker", f"--loglevel={loglevel}", "--without-gossip", "--without-mingle"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    argv.append(f"--hostname={hostname or f'tuneforge@%h-{os.getpid()}'}")
+    click.echo(
+        f"tuneforge worker: server {settings.server_url}, broker {settings.broker_url}", err=True
+    )
+    app.worker_main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,193 @@
+"""What study and trial handles share between sync and async: their data, the
+decisions that need no network, and the table ``to_pandas`` builds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import TrialPruned
+from .models import StudyData, TrialData
+
+MAX_REASON = 2000
+
+
+class StudyBase:
+    """A study's latest known data and properties derived from it."""
+
+    def __init__(self, data: StudyData) -> None:
+        self._data = data
+
+    @property
+    def data(self) -> StudyData:
+        """The study as last read from the server (see ``refresh()``)."""
+        return self._data
+
+    @property
+    def id(self) -> int:
+        """The study's id (never reused)."""
+        return self._data.id
+
+    @property
+    def name(self) -> str:
+        """The study's name, unique in its project."""
+        return self._data.name
+
+    @property
+    def state(self) -> str:
+        """active | paused | completed, as of the last read."""
+        return self._data.state
+
+    @property
+    def trial_counts(self) -> dict[str, int]:
+        """Trials per state, as of the last read."""
+        return dict(self._data.trial_counts)
+
+    def objective_name(self) -> str:
+        """The study's single objective metric (what a float result of an objective means)."""
+        objectives = self._data.objectives
+        if len(objectives) != 1:
+            names = [m["name"] for m in objectives]
+            raise ValueError(
+                f"study {self.name!r} has {len(objectives)} objectives {names}; "
+                "return a dict of metric values instead of a number"
+            )
+        return str(objectives[0]["name"])
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} id={self.id} name={self.name!r} state={self.state}>"
+
+
+@dataclass(frozen=True)
+class Finish:
+    """How to end a trial that a ``with`` block left running."""
+
+    verb: str  # "complete" or "fail"
+    values: Mapping[str, float] | None = None
+    reason: str | None = None
+
+
+class TrialBase:
+    """A trial's latest known data, the values it reported and its stop flag."""
+
+    def __init__(self, study_id: int, data: TrialData, lease_seconds: float) -> None:
+        self.study_id = study_id
+        self._data = data
+        self._lease_seconds = lease_seconds
+        self._reported: dict[str, float] = {}
+        self._should_stop = data.state == "stopping"
+
+    @property
+    def data(self) -> TrialData:
+        """The trial as last read from the server."""
+        return self._data
+
+    @property
+    def number(self) -> int:
+        """The trial's number in its study (from 0)."""
+        return self._data.number
+
+    @property
+    def state(self) -> str:
+        """requested | active | stopping | paused | completed | pruned | infeasible | failed."""
+        return self._data.state
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The parameter values to evaluate."""
+        return self._data.params
+
+    @property
+    def values(self) -> dict[str, float] | None:
+        """The final metric values, once finished."""
+        return self._data.values
+
+    @property
+    def should_stop(self) -> bool:
+        """Whether the server asked this trial to stop (from a report or a heartbeat)."""
+        return self._should_stop
+
+    @property
+    def last_reported(self) -> dict[str, float]:
+        """The latest reported value of each metric (what ``TrialPruned`` completes with)."""
+        return dict(self._reported)
+
+    @property
+    def heartbeat_interval(self) -> float:
+        """Seconds between background heartbeats: a third of the lease."""
+        return max(self._lease_seconds / 3, 0.05)
+
+    def _note_report(self, values: Mapping[str, float], should_stop: bool) -> None:
+        self._reported.update(values)
+        self._should_stop = self._should_stop or should_stop
+
+    def _exit_plan(self, exc: BaseException | None) -> Finish | None:
+        """What ``__exit__`` does: nothing if the trial already ended, else complete or fail.
+
+        A user exception fails the trial with ``retry=False``: the same
+        parameters would most likely fail the same way (call
+        ``trial.fail(reason, retry=True)`` yourself for a transient error).
+        """
+        if not self._data.is_running:
+            return None
+        if isinstance(exc, TrialPruned):
+            if self._reported:
+                return Finish("complete", values=dict(self._reported))
+            return Finish("fail", reason="pruned before it reported any value")
+        if exc is None:
+            return Finish("fail", reason="the with block ended without complete()")
+        if isinstance(exc, KeyboardInterrupt):
+            return Finish("fail", reason="interrupted")
+        return Finish("fail", reason=f"{type(exc).__name__}: {exc}"[:MAX_REASON])
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} study={self.study_id} number={self.number} "
+            f"state={self.state} params={self.params}>"
+        )
+
+
+def complete_body(values: Mapping[str, float]) -> dict[str, Any]:
+    return {"values": dict(values)}
+
+
+def infeasible_body(reason: str | None) -> dict[str, Any]:
+    return {"infeasible": True, "reason": reason}
+
+
+def fail_body(reason: str | None, retry: bool) -> dict[str, Any]:
+    return {"reason": reason, "retry": retry}
+
+
+def trial_rows(trials: Iterable[TrialData]) -> list[dict[str, Any]]:
+    """One flat row per trial: number, state, ``params_<name>``, ``values_<metric>``, times."""
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {"number": t.number, "state": t.state}
+        row.update({f"params_{k}": v for k, v in t.params.items()})
+        row.update({f"values_{k}": v for k, v in (t.values or {}).items()})
+        duration = None
+        if t.started_at is not None and t.completed_at is not None:
+            duration = (t.completed_at - t.started_at).total_seconds()
+        row.update(
+            started_at=t.started_at,
+            completed_at=t.completed_at,
+            duration_seconds=duration,
+            reason=t.reason,
+            retry_of=t.retry_of,
+            client_id=t.client_id,
+        )
+        rows.append(row)
+    return rows
+
+
+def require_pandas() -> Any:
+    """The pandas module, or an ImportError that says how to get it."""
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError(
+            "study.to_pandas() needs pandas, which is not installed: pip install pandas"
+        ) from None
+    return pandas

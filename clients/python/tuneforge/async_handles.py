@@ -1,0 +1,312 @@
+"""Handles of the async client: :class:`AsyncStudy` and :class:`AsyncTrial`.
+
+They mirror :mod:`tuneforge.handles` method for method; only I/O is awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import _calls as calls
+from ._core import SuggestWait, landed, metric_values
+from ._handle_base import (
+    StudyBase,
+    TrialBase,
+    complete_body,
+    fail_body,
+    infeasible_body,
+    require_pandas,
+    trial_rows,
+)
+from .errors import Conflict, TrialPruned
+from .models import RUNNING_STATES, HeartbeatReply, StudyData, TrialData
+
+if TYPE_CHECKING:
+    from .async_client import AsyncClient
+
+
+class AsyncHeartbeat:
+    """A task that extends a running trial's lease every ``interval`` seconds."""
+
+    def __init__(self, beat: Callable[[], Awaitable[bool]], interval: float, name: str) -> None:
+        self._beat = beat
+        self._interval = interval
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=name)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                if not await self._beat():
+                    return
+            except Exception:  # trial gone, client closed: nothing left to keep alive
+                return
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+class AsyncTrial(TrialBase):
+    """One trial (async). Handles from ``suggest`` send heartbeats until the trial ends.
+
+    ::
+
+        async with study.suggest_one() as trial:
+            await trial.complete(accuracy=await train(**trial.params))
+    """
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        study_id: int,
+        data: TrialData,
+        *,
+        lease_seconds: float = 600.0,
+        owned: bool = False,
+    ) -> None:
+        super().__init__(study_id, data, lease_seconds)
+        self._client = client
+        self._heartbeat: AsyncHeartbeat | None = None
+        if owned and data.is_running:
+            name = f"tuneforge-heartbeat-{study_id}-{data.number}"
+            self._heartbeat = AsyncHeartbeat(self._beat, self.heartbeat_interval, name)
+            client._heartbeats.add(self._heartbeat)
+
+    async def report(
+        self,
+        step: int,
+        values: Mapping[str, float] | None = None,
+        /,
+        *,
+        elapsed_seconds: float | None = None,
+        **metrics: float,
+    ) -> bool:
+        """Record metric values at ``step``; returns True when the trial should stop."""
+        merged = metric_values(values, metrics)
+        call = calls.measure(self.study_id, self.number, step, merged, elapsed_seconds)
+        reply = await self._client._request(call)
+        self._note_report(merged, reply.should_stop)
+        return reply.should_stop
+
+    async def heartbeat(self) -> bool:
+        """Extend the lease now; returns True when the trial should stop."""
+        return (await self._send_heartbeat()).should_stop
+
+    async def _beat(self) -> bool:
+        return (await self._send_heartbeat()).trial_state in RUNNING_STATES
+
+    async def _send_heartbeat(self) -> HeartbeatReply:
+        reply = await self._client._request(calls.heartbeat(self.study_id, self.number))
+        self._should_stop = self._should_stop or reply.should_stop
+        return reply
+
+    async def complete(
+        self, values: Mapping[str, float] | None = None, /, **metrics: float
+    ) -> AsyncTrial:
+        """Finish with the final metric values: ``complete(accuracy=0.93)`` or a dict."""
+        body = complete_body(metric_values(values, metrics))
+        return await self._finish(calls.complete(self.study_id, self.number, body), body)
+
+    async def infeasible(self, reason: str | None = None) -> AsyncTrial:
+        """Finish as infeasible: these parameters cannot be evaluated."""
+        body = infeasible_body(reason)
+        return await self._finish(calls.complete(self.study_id, self.number, body), body)
+
+    async def fail(self, reason: str | None = None, retry: bool = True) -> AsyncTrial:
+        """Report an infrastructure failure; with ``retry`` the server queues the same params."""
+        body = fail_body(reason, retry)
+        return await self._finish(calls.fail(self.study_id, self.number, body), body)
+
+    async def stop(self) -> AsyncTrial:
+        """Ask whoever runs this trial to stop."""
+        self._data = await self._client._request(calls.stop(self.study_id, self.number))
+        return self
+
+    async def refresh(self) -> AsyncTrial:
+        """Read the trial (with its measurements) again."""
+        self._data = await self._client._request(calls.get_trial(self.study_id, self.number))
+        return self
+
+    async def _finish(self, call: calls.Call[TrialData], body: Mapping[str, Any]) -> AsyncTrial:
+        try:
+            self._data = await self._client._request(call)
+        except Conflict as exc:
+            self._stop_heartbeat()
+            self._data = await self._recover(exc, body)
+        self._stop_heartbeat()
+        return self
+
+    async def _recover(self, exc: Conflict, body: Mapping[str, Any]) -> TrialData:
+        """After a retry, 409 may mean our first attempt landed and only its reply was lost."""
+        if exc.attempts < 2:
+            raise exc
+        current = await self._client._request(calls.get_trial(self.study_id, self.number))
+        if landed(current, body):
+            return current
+        raise exc
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._client._heartbeats.discard(self._heartbeat)
+            self._heartbeat = None
+
+    async def __aenter__(self) -> AsyncTrial:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        plan = self._exit_plan(exc)
+        try:
+            if plan is not None and plan.verb == "complete":
+                await self.complete(plan.values)
+            elif plan is not None:
+                await self.fail(plan.reason, retry=False)
+        finally:
+            self._stop_heartbeat()
+        return isinstance(exc, TrialPruned)
+
+
+class SuggestOne:
+    """What ``AsyncStudy.suggest_one()`` returns: ``await`` it, or ``async with`` it."""
+
+    def __init__(self, study: AsyncStudy, timeout: float | None) -> None:
+        self._study = study
+        self._timeout = timeout
+        self._trial: AsyncTrial | None = None
+
+    def __await__(self) -> Generator[Any, None, AsyncTrial]:
+        return self._study._suggest_one(self._timeout).__await__()
+
+    async def __aenter__(self) -> AsyncTrial:
+        self._trial = await self._study._suggest_one(self._timeout)
+        return self._trial
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        assert self._trial is not None
+        return await self._trial.__aexit__(exc_type, exc, tb)
+
+
+class AsyncStudy(StudyBase):
+    """A study on the server (async): ask it for trials, read results, change its state."""
+
+    def __init__(self, client: AsyncClient, data: StudyData) -> None:
+        super().__init__(data)
+        self._client = client
+
+    async def refresh(self) -> AsyncStudy:
+        """Read the study (state, counts, best trial) again."""
+        self._data = await self._client._request(calls.get_study(self.id))
+        return self
+
+    async def suggest(self, count: int = 1) -> list[AsyncTrial]:
+        """Up to ``count`` trials for this client; empty when there is no work right now."""
+        call = calls.suggest(self.id, count, self._client.client_id)
+        return [self._owned(t) for t in (await self._client._request(call)).trials]
+
+    def suggest_one(self, *, timeout: float | None = None) -> SuggestOne:
+        """One trial, waiting while the study is active but every slot is busy.
+
+        ``await study.suggest_one()`` or ``async with study.suggest_one() as trial:``.
+        Raises :class:`~tuneforge.NoTrialAvailable` when the study is completed
+        or paused, or when ``timeout`` seconds pass without a free slot.
+        """
+        return SuggestOne(self, timeout)
+
+    async def _suggest_one(self, timeout: float | None) -> AsyncTrial:
+        wait = SuggestWait(timeout)
+        call = calls.suggest(self.id, 1, self._client.client_id)
+        while True:
+            reply = await self._client._request(call)
+            if reply.trials:
+                return self._owned(reply.trials[0])
+            state = reply.study_state
+            if state != "active":  # the server says "completed" for paused studies too
+                state = (await self.refresh()).state
+            await asyncio.sleep(wait.next_delay(state))
+
+    async def trial(self, number: int) -> AsyncTrial:
+        """The trial ``number`` with its measurements."""
+        return self._view(await self._client._request(calls.get_trial(self.id, number)))
+
+    async def trials(
+        self, state: str | None = None, *, page_size: int = 100
+    ) -> AsyncIterator[AsyncTrial]:
+        """Every trial (or those in ``state``) in number order, fetched page by page."""
+        token: str | None = None
+        while True:
+            call = calls.list_trials(self.id, state=state, page_token=token, page_size=page_size)
+            page = await self._client._request(call)
+            for t in page.trials:
+                yield self._view(t)
+            token = page.next_page_token
+            if token is None:
+                return
+
+    async def best(self) -> AsyncTrial | None:
+        """The best completed trial (the first of the Pareto front for several objectives)."""
+        front = await self.best_trials()
+        return front[0] if front else None
+
+    async def best_trials(self) -> list[AsyncTrial]:
+        """The best trial, or the Pareto front when the study has several objectives."""
+        reply = await self._client._request(calls.best(self.id))
+        return [self._view(t) for t in reply.trials]
+
+    async def to_pandas(self) -> Any:
+        """All trials as a pandas DataFrame (``params_<name>``, ``values_<metric>`` columns)."""
+        pandas = require_pandas()
+        return pandas.DataFrame(trial_rows([t.data async for t in self.trials()]))
+
+    async def update(self, **changes: Any) -> AsyncStudy:
+        """PATCH the study: ``state``, ``max_trials``, ``max_active_trials``, ``description``..."""
+        self._data = await self._client._request(calls.update_study(self.id, changes))
+        return self
+
+    async def pause(self) -> AsyncStudy:
+        """Stop handing out trials (running ones continue)."""
+        return await self.update(state="paused")
+
+    async def resume(self) -> AsyncStudy:
+        """Hand out trials again after ``pause()``."""
+        return await self.update(state="active")
+
+    async def run(self) -> AsyncStudy:
+        """Start the study's managed objective on the server's workers (API.md "Managed
+        objectives"); pause and resume work as for any study."""
+        self._data = await self._client._request(calls.run_study(self.id))
+        return self
+
+    async def evaluate(self) -> AsyncStudy:
+        """Ask a worker to score the best configuration once on the held-out test set;
+        the result appears in ``data.evaluation``."""
+        self._data = await self._client._request(calls.request_evaluation(self.id))
+        return self
+
+    async def store_evaluation(self, result: Mapping[str, Any]) -> AsyncStudy:
+        """Record a held-out evaluation (what the bundled workers call after ``evaluate``)."""
+        self._data = await self._client._request(calls.store_evaluation(self.id, result))
+        return self
+
+    async def delete(self) -> None:
+        """Delete the study and all its trials."""
+        await self._client._request(calls.delete_study(self.id))
+
+    def _owned(self, data: TrialData) -> AsyncTrial:
+        lease = self._data.lease_seconds
+        return AsyncTrial(self._client, self.id, data, lease_seconds=lease, owned=True)
+
+    def _view(self, data: TrialData) -> AsyncTrial:
+        return AsyncTrial(self._client, self.id, data, lease_seconds=self._data.lease_seconds)

@@ -1,0 +1,133 @@
+"""The synchronous client, :class:`Client`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from . import _calls as calls
+from ._core import DEFAULT_TIMEOUT, BaseClient, RetryPolicy, read_spec_file, study_spec
+from .handles import Heartbeat, Study
+
+T = TypeVar("T")
+
+
+class Client(BaseClient):
+    """A connection to a tuneforge server.
+
+    ``url`` and ``api_key`` default to ``TUNEFORGE_URL`` / ``TUNEFORGE_API_KEY``.
+    With neither a URL nor ``TUNEFORGE_URL`` the client starts an embedded
+    server on ``./tuneforge.db`` and stops it on :meth:`close`. The key is sent
+    as ``Authorization: Bearer <key>``.
+
+    Safe calls (reads, suggest with this client's ``client_id``, reports,
+    heartbeats, complete, fail) are retried with exponential backoff for up
+    to ``retry.total_seconds``. ``transport`` replaces the network, e.g. to
+    drive an app in-process in tests.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        *,
+        client_id: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(
+            url,
+            api_key,
+            client_id=client_id,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            in_process=transport is not None,
+        )
+        self._http = httpx.Client(transport=transport, **self._http_options())
+        self._heartbeats: set[Heartbeat] = set()
+
+    def _request(self, call: calls.Call[T]) -> T:
+        """Send ``call``, retrying per the policy; the parsed reply or a TuneforgeError."""
+        attempts = self._attempts(call)
+        while True:
+            outcome = self._send(call)
+            delay = attempts.next_delay(outcome)
+            if delay is None:
+                return self._result(call, outcome, attempts)
+            time.sleep(delay)
+
+    def _send(self, call: calls.Call[Any]) -> httpx.Response | httpx.TransportError:
+        try:
+            return self._http.request(call.method, call.path, json=call.json, params=call.params)
+        except httpx.TransportError as exc:
+            return exc
+
+    def create_study(
+        self,
+        spec: Mapping[str, Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None,
+        metrics: Sequence[Mapping[str, Any]] | Mapping[str, str] | None = None,
+        if_exists: str | None = None,
+        **fields: Any,
+    ) -> Study:
+        """Create a study from a spec dict and/or keywords (API.md "Study spec").
+
+        ``if_exists="return"`` returns the existing study of that name when its
+        spec is identical (otherwise :class:`~tuneforge.Conflict`).
+        """
+        body = study_spec(
+            spec, {"name": name, "parameters": parameters, "metrics": metrics, **fields}
+        )
+        return Study(self, self._request(calls.create_study(body, if_exists)))
+
+    def create_study_from_file(
+        self, path: str | os.PathLike[str], *, if_exists: str | None = None
+    ) -> Study:
+        """Create a study from a ``.yaml`` / ``.yml`` / ``.json`` spec file."""
+        return self.create_study(read_spec_file(path), if_exists=if_exists)
+
+    def get_study(self, id_or_name: int | str) -> Study:
+        """The study with this id (an int) or name (a str); NotFound when there is none."""
+        if isinstance(id_or_name, int):
+            return Study(self, self._request(calls.get_study(id_or_name)))
+        page = self._request(calls.list_studies(name=id_or_name))
+        return Study(self, self._only(page, id_or_name))
+
+    def list_studies(self, state: str | None = None) -> list[Study]:
+        """Every study (or those in ``state``: active | paused | completed), oldest first."""
+        studies: list[Study] = []
+        token: str | None = None
+        while True:
+            page = self._request(calls.list_studies(state=state, page_token=token))
+            studies += [Study(self, s) for s in page.studies]
+            token = page.next_page_token
+            if token is None:
+                return studies
+
+    def close(self) -> None:
+        """Stop heartbeats, close connections and stop the embedded server if any."""
+        for beat in list(self._heartbeats):
+            beat.stop()
+        self._heartbeats.clear()
+        self._http.close()
+        self._stop_server()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

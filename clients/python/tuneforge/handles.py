@@ -1,0 +1,302 @@
+"""Handles of the sync client: :class:`Study` and :class:`Trial`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from . import _calls as calls
+from ._core import SuggestWait, landed, metric_values
+from ._handle_base import (
+    StudyBase,
+    TrialBase,
+    complete_body,
+    fail_body,
+    infeasible_body,
+    require_pandas,
+    trial_rows,
+)
+from .errors import Conflict, TrialPruned
+from .models import RUNNING_STATES, HeartbeatReply, StudyData, TrialData
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .optimize import Objective, OptimizeResult
+
+
+class Heartbeat:
+    """A daemon thread that extends a running trial's lease every ``interval`` seconds."""
+
+    def __init__(self, beat: Callable[[], bool], interval: float, name: str) -> None:
+        self._beat = beat
+        self._interval = interval
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval):
+            try:
+                if not self._beat():
+                    return
+            except Exception:  # trial gone, client closed: nothing left to keep alive
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+class Trial(TrialBase):
+    """One trial. Handles from ``suggest`` send heartbeats until the trial ends.
+
+    Use it as a context manager to make sure it never stays running::
+
+        with study.suggest_one() as trial:
+            trial.complete(accuracy=train(**trial.params))
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        study_id: int,
+        data: TrialData,
+        *,
+        lease_seconds: float = 600.0,
+        owned: bool = False,
+    ) -> None:
+        super().__init__(study_id, data, lease_seconds)
+        self._client = client
+        self._heartbeat: Heartbeat | None = None
+        if owned and data.is_running:
+            name = f"tuneforge-heartbeat-{study_id}-{data.number}"
+            self._heartbeat = Heartbeat(self._beat, self.heartbeat_interval, name)
+            client._heartbeats.add(self._heartbeat)
+
+    def report(
+        self,
+        step: int,
+        values: Mapping[str, float] | None = None,
+        /,
+        *,
+        elapsed_seconds: float | None = None,
+        **metrics: float,
+    ) -> bool:
+        """Record metric values at ``step``; returns True when the trial should stop.
+
+        Re-sending a step is a no-op on the server, so the call is retried freely.
+        """
+        merged = metric_values(values, metrics)
+        call = calls.measure(self.study_id, self.number, step, merged, elapsed_seconds)
+        reply = self._client._request(call)
+        self._note_report(merged, reply.should_stop)
+        return reply.should_stop
+
+    def heartbeat(self) -> bool:
+        """Extend the lease now; returns True when the trial should stop."""
+        return self._send_heartbeat().should_stop
+
+    def _beat(self) -> bool:
+        return self._send_heartbeat().trial_state in RUNNING_STATES
+
+    def _send_heartbeat(self) -> HeartbeatReply:
+        reply = self._client._request(calls.heartbeat(self.study_id, self.number))
+        self._should_stop = self._should_stop or reply.should_stop
+        return reply
+
+    def complete(self, values: Mapping[str, float] | None = None, /, **metrics: float) -> Trial:
+        """Finish with the final metric values: ``complete(accuracy=0.93)`` or a dict."""
+        body = complete_body(metric_values(values, metrics))
+        return self._finish(calls.complete(self.study_id, self.number, body), body)
+
+    def infeasible(self, reason: str | None = None) -> Trial:
+        """Finish as infeasible: these parameters cannot be evaluated (e.g. out of memory)."""
+        body = infeasible_body(reason)
+        return self._finish(calls.complete(self.study_id, self.number, body), body)
+
+    def fail(self, reason: str | None = None, retry: bool = True) -> Trial:
+        """Report an infrastructure failure; with ``retry`` the server queues the same params."""
+        body = fail_body(reason, retry)
+        return self._finish(calls.fail(self.study_id, self.number, body), body)
+
+    def stop(self) -> Trial:
+        """Ask whoever runs this trial to stop (its next report or heartbeat says so)."""
+        self._data = self._client._request(calls.stop(self.study_id, self.number))
+        return self
+
+    def refresh(self) -> Trial:
+        """Read the trial (with its measurements) again."""
+        self._data = self._client._request(calls.get_trial(self.study_id, self.number))
+        return self
+
+    def _finish(self, call: calls.Call[TrialData], body: Mapping[str, Any]) -> Trial:
+        try:
+            self._data = self._client._request(call)
+        except Conflict as exc:
+            self._stop_heartbeat()
+            self._data = self._recover(exc, body)
+        self._stop_heartbeat()
+        return self
+
+    def _recover(self, exc: Conflict, body: Mapping[str, Any]) -> TrialData:
+        """After a retry, 409 may mean our first attempt landed and only its reply was lost."""
+        if exc.attempts < 2:
+            raise exc
+        current = self._client._request(calls.get_trial(self.study_id, self.number))
+        if landed(current, body):
+            return current
+        raise exc
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._client._heartbeats.discard(self._heartbeat)
+            self._heartbeat = None
+
+    def __enter__(self) -> Trial:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        plan = self._exit_plan(exc)
+        try:
+            if plan is not None and plan.verb == "complete":
+                self.complete(plan.values)
+            elif plan is not None:
+                self.fail(plan.reason, retry=False)
+        finally:
+            self._stop_heartbeat()
+        return isinstance(exc, TrialPruned)
+
+
+class Study(StudyBase):
+    """A study on the server: ask it for trials, read its results, change its state."""
+
+    def __init__(self, client: Client, data: StudyData) -> None:
+        super().__init__(data)
+        self._client = client
+
+    def refresh(self) -> Study:
+        """Read the study (state, counts, best trial) again."""
+        self._data = self._client._request(calls.get_study(self.id))
+        return self
+
+    def suggest(self, count: int = 1) -> list[Trial]:
+        """Up to ``count`` trials for this client (its own unfinished ones first).
+
+        An empty list means no work right now: the study is finished or paused,
+        or every slot is busy (see ``suggest_one`` to wait).
+        """
+        call = calls.suggest(self.id, count, self._client.client_id)
+        return [self._owned(t) for t in self._client._request(call).trials]
+
+    def suggest_one(self, *, timeout: float | None = None) -> Trial:
+        """One trial, waiting while the study is active but every slot is busy.
+
+        Raises :class:`~tuneforge.NoTrialAvailable` when the study is completed
+        or paused, or when ``timeout`` seconds pass without a free slot.
+        """
+        wait = SuggestWait(timeout)
+        call = calls.suggest(self.id, 1, self._client.client_id)
+        while True:
+            reply = self._client._request(call)
+            if reply.trials:
+                return self._owned(reply.trials[0])
+            state = reply.study_state
+            if state != "active":  # the server says "completed" for paused studies too
+                state = self.refresh().state
+            time.sleep(wait.next_delay(state))
+
+    def trial(self, number: int) -> Trial:
+        """The trial ``number`` with its measurements."""
+        return self._view(self._client._request(calls.get_trial(self.id, number)))
+
+    def trials(self, state: str | None = None, *, page_size: int = 100) -> Iterator[Trial]:
+        """Every trial (or those in ``state``) in number order, fetched page by page."""
+        token: str | None = None
+        while True:
+            call = calls.list_trials(self.id, state=state, page_token=token, page_size=page_size)
+            page = self._client._request(call)
+            yield from (self._view(t) for t in page.trials)
+            token = page.next_page_token
+            if token is None:
+                return
+
+    def best(self) -> Trial | None:
+        """The best completed trial (the first of the Pareto front for several objectives)."""
+        front = self.best_trials()
+        return front[0] if front else None
+
+    def best_trials(self) -> list[Trial]:
+        """The best trial, or the Pareto front when the study has several objectives."""
+        return [self._view(t) for t in self._client._request(calls.best(self.id)).trials]
+
+    def to_pandas(self) -> Any:
+        """All trials as a pandas DataFrame (``params_<name>``, ``values_<metric>`` columns)."""
+        pandas = require_pandas()
+        return pandas.DataFrame(trial_rows(t.data for t in self.trials()))
+
+    def update(self, **changes: Any) -> Study:
+        """PATCH the study: ``state``, ``max_trials``, ``max_active_trials``, ``description``..."""
+        self._data = self._client._request(calls.update_study(self.id, changes))
+        return self
+
+    def pause(self) -> Study:
+        """Stop handing out trials (running ones continue)."""
+        return self.update(state="paused")
+
+    def resume(self) -> Study:
+        """Hand out trials again after ``pause()``."""
+        return self.update(state="active")
+
+    def run(self) -> Study:
+        """Start the study's managed objective on the server's workers (API.md "Managed
+        objectives"); pause and resume work as for any study."""
+        self._data = self._client._request(calls.run_study(self.id))
+        return self
+
+    def evaluate(self) -> Study:
+        """Ask a worker to score the best configuration once on the held-out test set;
+        the result appears in ``data.evaluation``."""
+        self._data = self._client._request(calls.request_evaluation(self.id))
+        return self
+
+    def store_evaluation(self, result: Mapping[str, Any]) -> Study:
+        """Record a held-out evaluation (what the bundled workers call after ``evaluate``)."""
+        self._data = self._client._request(calls.store_evaluation(self.id, result))
+        return self
+
+    def delete(self) -> None:
+        """Delete the study and all its trials."""
+        self._client._request(calls.delete_study(self.id))
+
+    def optimize(
+        self,
+        objective: Objective,
+        n_trials: int | None = None,
+        n_workers: int = 1,
+        timeout: float | None = None,
+        progress: bool = True,
+        catch: tuple[type[Exception], ...] = (),
+    ) -> OptimizeResult:
+        """Run ``objective(trial) -> float | dict`` in ``n_workers`` local processes.
+
+        See :func:`tuneforge.optimize.optimize` for the rules on budgets,
+        pruning, errors and Ctrl-C.
+        """
+        from .optimize import optimize
+
+        return optimize(self, objective, n_trials, n_workers, timeout, progress, catch)
+
+    def _owned(self, data: TrialData) -> Trial:
+        lease = self._data.lease_seconds
+        return Trial(self._client, self.id, data, lease_seconds=lease, owned=True)
+
+    def _view(self, data: TrialData) -> Trial:
+        return Trial(self._client, self.id, data, lease_seconds=self._data.lease_seconds)

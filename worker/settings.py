@@ -1,0 +1,30 @@
+"""Worker settings from ``TUNEFORGE_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    """Where the server and the broker are, and the limits every task runs under.
+
+    The time limits sit below the broker's visibility timeout, so Redis never
+    redelivers a task that is still running.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TUNEFORGE_", extra="ignore")
+
+    server_url: str = Field(
+        "http://127.0.0.1:8000",
+        validation_alias=AliasChoices("TUNEFORGE_SERVER_URL", "TUNEFORGE_URL"),
+    )
+    api_key: str | None = None
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    soft_time_limit_seconds: int = 3000
+    time_limit_seconds: int = 3300
+    visibility_timeout_seconds: int = 3600
+    #: BLAS / OpenMP threads per training process (N workers on N cores do not oversubscribe).
+    blas_threads: int = 1
+    #: Retries of a task that met a transient error (server unreachable, 5xx).
+    task_max_retries: int = 5

@@ -1,0 +1,103 @@
+"""Thin, idempotent Celery tasks: they pass ids, speak to the server only through the SDK,
+and leave every decision (which trial, whether to stop) to the server."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+import tuneforge
+from tuneforge.errors import ConnectionFailed, RateLimited, ServerError
+
+from ..core.trials import task_client_id
+from .objective import ConfigurationError, evaluate, problem_for
+from .objectives.sklearn_cv import holdout_score
+
+log = logging.getLogger("tuneforge.worker")
+TRANSIENT = (ConnectionFailed, ServerError, RateLimited)
+
+
+def _client(app: Celery, task_id: str | None) -> tuneforge.Client:
+    settings = app.conf.tuneforge_settings
+    client_id = task_client_id(task_id) if task_id else None
+    return tuneforge.Client(settings.server_url, settings.api_key, client_id=client_id)
+
+
+def _objective_metric(study: tuneforge.Study) -> str:
+    return next(m["name"] for m in study.data.metrics if m.get("role", "objective") == "objective")
+
+
+def run_one_trial(study: tuneforge.Study, blas_threads: int) -> str:
+    """Suggest one trial for this task's client id, evaluate it, finish it; returns its state."""
+    from threadpoolctl import threadpool_limits
+
+    trials = study.suggest(1)
+    if not trials:
+        return "no-work"
+    trial = trials[0]
+    objective = study.data.objective
+    if objective is None:
+        trial.fail("the study has no managed objective", retry=False)
+        return "failed"
+    try:
+        with threadpool_limits(limits=blas_threads):
+            outcome = evaluate(trial, objective, _objective_metric(study))
+    except ConfigurationError as exc:
+        return trial.infeasible(str(exc)).state
+    except SoftTimeLimitExceeded:
+        return trial.infeasible("the trial exceeded the task's time limit").state
+    except TRANSIENT:
+        raise
+    except Exception as exc:  # a bug in user code: record it, do not retry the same params
+        log.exception("trial %s of study %s raised", trial.number, study.id)
+        return trial.fail(f"{type(exc).__name__}: {exc}", retry=False).state
+    return trial.complete(outcome.values).state
+
+
+def evaluate_best(study: tuneforge.Study) -> dict[str, Any]:
+    """Refit the best configuration on the tuning part; score it once on the held-out rows."""
+    best = study.best()
+    objective = study.data.objective
+    if best is None or objective is None:
+        return {"state": "failed", "error": "no completed trial or no managed objective"}
+    metric = _objective_metric(study)
+    try:
+        test = holdout_score(objective, best.params, problem_for(objective))
+    except Exception as exc:
+        return {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "trial_number": best.number,
+        "params": dict(best.params),
+        "metric": metric,
+        "scoring": objective.get("scoring"),
+        "cv_score": (best.values or {}).get(metric),
+        "test_score": test,
+    }
+
+
+def register_tasks(app: Celery) -> None:
+    """Define ``tuneforge.run_trial`` and ``tuneforge.evaluate_study`` on ``app``."""
+    settings = app.conf.tuneforge_settings
+    retry = {
+        "autoretry_for": TRANSIENT,
+        "retry_backoff": True,
+        "retry_backoff_max": 60,
+        "retry_jitter": True,
+        "max_retries": settings.task_max_retries,
+    }
+
+    @app.task(name="tuneforge.run_trial", bind=True, **retry)
+    def run_trial(task: Task, study_id: int) -> str:
+        with _client(app, task.request.id) as client:
+            return run_one_trial(client.get_study(study_id), settings.blas_threads)
+
+    @app.task(name="tuneforge.evaluate_study", bind=True, **retry)
+    def evaluate_study(task: Task, study_id: int) -> str:
+        with _client(app, task.request.id) as client:
+            study = client.get_study(study_id)
+            result = evaluate_best(study)
+            study.store_evaluation(result)
+            return str(result.get("state", "done"))

@@ -80,3 +80,28 @@ def _problem(key: str) -> Problem:
 def load_callable(target: str) -> Any:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+class LocalObjective:
+    """A managed objective as a plain ``objective(trial)`` for ``study.optimize``.
+
+    Used by ``tuneforge run`` and ``tuneforge quickstart`` to run managed studies in
+    local processes through the same :func:`evaluate` the Celery task uses. A bad
+    configuration marks the trial infeasible; a stopped trial is completed with
+    its running mean, which the server records as pruned.
+    """
+
+    def __init__(self, objective: Mapping[str, Any], metric: str, blas_threads: int = 1) -> None:
+        self.objective = dict(objective)
+        self.metric = metric
+        self.blas_threads = blas_threads
+
+    def __call__(self, trial: Any) -> dict[str, float] | None:
+        from threadpoolctl import threadpool_limits
+
+        try:
+            with threadpool_limits(limits=self.blas_threads):
+                return evaluate(trial, self.objective, self.metric).values
+        except ConfigurationError as exc:
+            trial.infeasible(str(exc))
+            return None

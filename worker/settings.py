@@ -16,7 +16,7 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TUNEFORGE_", extra="ignore")
 
     server_url: str = Field(
-        "http://127.0.0.1:8000",
+        default="http://127.0.0.1:8000",
         validation_alias=AliasChoices("TUNEFORGE_SERVER_URL", "TUNEFORGE_URL"),
     )
     api_key: str | None = None

@@ -157,3 +157,14 @@ def fail(study_id: int, number: int, body: Mapping[str, Any]) -> Call[TrialData]
 
 def stop(study_id: int, number: int) -> Call[TrialData]:
     return Call("POST", _trial(study_id, number, "stop"), TrialData.model_validate, json={})
+
+
+def start_nested_cv(
+    spec: Mapping[str, Any], outer_splits: int, seed: int, run: bool
+) -> Call[dict[str, Any]]:
+    body = {"study": dict(spec), "outer_splits": outer_splits, "seed": seed, "run": run}
+    return Call("POST", "/nested-cv", dict, json=body, idempotent=False)
+
+
+def nested_cv_summary(group: str) -> Call[dict[str, Any]]:
+    return Call("GET", f"/nested-cv/{group}", dict)

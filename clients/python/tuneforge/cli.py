@@ -142,5 +142,13 @@ def worker(
     app.worker_main(argv)
 
 
+from .cli_run import register as _register_run  # noqa: E402
+
+_register_run(main)
+
+from .cli_studies import register as _register_studies  # noqa: E402
+
+_register_studies(main)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

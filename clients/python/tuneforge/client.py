@@ -113,6 +113,17 @@ class Client(BaseClient):
             if token is None:
                 return studies
 
+    def start_nested_cv(
+        self, spec: Mapping[str, Any], outer_splits: int = 5, *, seed: int = 0, run: bool = True
+    ) -> dict[str, Any]:
+        """Nested cross-validation: one inner study per outer fold (started on the workers
+        when ``run``); returns the summary of ``GET /nested-cv/{name}``."""
+        return self._request(calls.start_nested_cv(spec, outer_splits, seed, run))
+
+    def nested_cv_summary(self, group: str) -> dict[str, Any]:
+        """Each outer fold's study, chosen configuration and held-out score; mean and std."""
+        return self._request(calls.nested_cv_summary(group))
+
     def close(self) -> None:
         """Stop heartbeats, close connections and stop the embedded server if any."""
         for beat in list(self._heartbeats):

@@ -1,0 +1,160 @@
+"""Managed studies end to end: real PostgreSQL, real Redis, the API server process and
+`tuneforge worker` processes (Celery)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import PrivateRedis, Worker, all_trials, start_server, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def sklearn_spec(name: str, trials: int = 20) -> dict[str, Any]:
+    return {
+        "name": name,
+        "parameters": [
+            {"name": "C", "type": "float", "low": 0.001, "high": 100, "scale": "log"},
+            {"name": "solver", "type": "categorical", "values": ["lbfgs", "newton-cg"]},
+        ],
+        "metrics": [{"name": "accuracy", "goal": "maximize"}],
+        "early_stopping": {"rule": "median", "n_startup_trials": 4},
+        "max_trials": trials,
+        "max_active_trials": 2,
+        "objective": {
+            "kind": "sklearn",
+            "estimator": "sklearn.linear_model.LogisticRegression",
+            "fixed_params": {"max_iter": 300},
+            "dataset": {"source": "sklearn", "name": "iris"},
+            "cv": {"type": "stratified_kfold", "n_splits": 3},
+            "scoring": "accuracy",
+            "test_size": 0.2,
+        },
+    }
+
+
+def python_spec(name: str, trials: int = 20) -> dict[str, Any]:
+    return {
+        "name": name,
+        "parameters": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "metrics": [{"name": "loss", "goal": "minimize"}],
+        "max_trials": trials,
+        "max_active_trials": 2,
+        "retries": {"max_retries": 2, "lease_seconds": 3},
+        "objective": {
+            "kind": "python",
+            "callable": "tests.e2e.objectives:slow_quadratic",
+            "options": {"pause": 0.25},
+        },
+    }
+
+
+class Cluster:
+    def __init__(self, db_url: str, broker: str, workers: int = 2) -> None:
+        self.server = start_server(db_url, broker)
+        self.url = self.server.url
+        self.broker = broker
+        self.workers = [Worker(self.url, broker, f"w{i}") for i in range(workers)]
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+        self.server.stop()
+
+    def run(self, spec: dict[str, Any]) -> int:
+        sid = httpx.post(f"{self.url}/api/v1/studies", json=spec).json()["id"]
+        r = httpx.post(f"{self.url}/api/v1/studies/{sid}/run")
+        assert r.status_code == 200 and r.json()["managed"] is True, r.text
+        return int(sid)
+
+    def study(self, sid: int) -> dict[str, Any]:
+        return dict(httpx.get(f"{self.url}/api/v1/studies/{sid}").json())
+
+
+@pytest.fixture
+def cluster(cluster_db: str, broker_url: str) -> Iterator[Cluster]:
+    c = Cluster(cluster_db, broker_url)
+    yield c
+    c.stop()
+
+
+def finished_with_evaluation(cluster: Cluster, sid: int) -> dict[str, Any] | None:
+    study = cluster.study(sid)
+    evaluation = study.get("evaluation") or {}
+    done = study["state"] == "completed" and evaluation.get("state") in ("done", "failed")
+    return study if done else None
+
+
+def test_managed_sklearn_study_runs_to_the_end_with_a_test_score(cluster: Cluster) -> None:
+    sid = cluster.run(sklearn_spec("e2e-sklearn"))
+    study = wait_for(lambda: finished_with_evaluation(cluster, sid), 240, "the study to finish")
+    trials = all_trials(cluster.url, sid)
+    assert len(trials) == 20
+    assert sorted(t["number"] for t in trials) == list(range(20))
+    assert {t["state"] for t in trials} <= {"completed", "pruned"}
+    assert all(len(t["measurements"]) >= 1 for t in trials)
+    assert all(t["client_id"].startswith("task:") for t in trials)
+    evaluation = study["evaluation"]
+    assert evaluation["state"] == "done", evaluation
+    assert 0.5 < evaluation["test_score"] <= 1.0
+    assert evaluation["cv_score"] == study["best_trial"]["values"]["accuracy"]
+    assert evaluation["trial_number"] == study["best_trial"]["number"]
+
+
+def test_sigkill_of_a_worker_retries_its_trial(cluster: Cluster) -> None:
+    sid = cluster.run(python_spec("e2e-kill"))
+    wait_for(
+        lambda: any(t["state"] == "completed" for t in all_trials(cluster.url, sid)),
+        120,
+        "a first completed trial",
+    )
+    victim = cluster.workers[0]
+    running = wait_for(
+        lambda: [t for t in all_trials(cluster.url, sid) if t["state"] == "active"],
+        60,
+        "an active trial",
+    )
+    assert running
+    victim.kill()
+    wait_for(lambda: cluster.study(sid)["state"] == "completed", 240, "the study to finish")
+    trials = all_trials(cluster.url, sid)
+    by_number = {t["number"]: t for t in trials}
+    completed = [t for t in trials if t["state"] == "completed"]
+    assert len(completed) == 20
+    assert not [t for t in trials if t["state"] in ("active", "requested", "stopping")]
+    lost = [t for t in trials if t["state"] == "failed"]
+    assert lost and all("lease expired" in t["reason"] for t in lost)
+    retries = [t for t in trials if t["retry_of"] is not None]
+    assert retries, "the killed worker's trial was not retried"
+    for retry in retries:
+        assert retry["params"] == by_number[retry["retry_of"]]["params"]
+    assert any(r["state"] == "completed" for r in retries)
+
+
+def test_redis_restart_mid_study_is_only_a_delay(cluster_db: str) -> None:
+    redis = PrivateRedis().start()
+    cluster = Cluster(cluster_db, redis.url)
+    try:
+        sid = cluster.run(python_spec("e2e-redis", trials=12))
+        wait_for(
+            lambda: cluster.study(sid)["trial_counts"]["completed"] >= 3,
+            120,
+            "three completed trials",
+        )
+        redis.kill()
+        redis.start()
+        study = wait_for(
+            lambda: (s := cluster.study(sid))["state"] == "completed" and s,
+            240,
+            "the study to finish after the Redis restart",
+        )
+        assert study["trial_counts"]["completed"] == 12
+        trials = all_trials(cluster.url, sid)
+        assert not [t for t in trials if t["state"] in ("active", "requested")]
+    finally:
+        cluster.stop()
+        redis.kill()

@@ -49,3 +49,26 @@ def test_readme_curl_session(sqlite_url: str) -> None:
     assert measure == {"should_stop": False, "trial_state": "active", "action": None}
     assert complete["state"] == "completed" and complete["values"] == {"accuracy": 0.87}
     assert best["trials"][0]["number"] == 0
+
+
+def test_readme_python_example_runs_embedded(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert block, "the README lost its Python example"
+    script = tmp_path / "example.py"
+    script.write_text(block.group(1))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEFORGE_")}
+    result = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    best = eval(result.stdout.strip().splitlines()[-1])  # the printed params dict
+    assert abs(best["x"] - 2) < 1.5
+    assert (tmp_path / "tuneforge.db").exists()

@@ -21,7 +21,7 @@ from ..schemas.studies import (
 from ..schemas.trials import BestOut, trial_public
 from ..services import managed
 from ..services import studies as service
-from .deps import get_db
+from .deps import StudyId, get_db
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 DB = Annotated[Database, Depends(get_db)]
@@ -79,23 +79,23 @@ def list_studies(
 
 
 @router.get("/{study_id}", response_model=StudyPublic)
-def get_study(study_id: int, db: DB) -> StudyPublic:
+def get_study(study_id: StudyId, db: DB) -> StudyPublic:
     return study_public(service.get_study(db, study_id))
 
 
 @router.patch("/{study_id}", response_model=StudyPublic)
-def update_study(study_id: int, body: StudyPatch, db: DB) -> StudyPublic:
+def update_study(study_id: StudyId, body: StudyPatch, db: DB) -> StudyPublic:
     return study_public(service.update_study(db, study_id, body.model_dump(exclude_unset=True)))
 
 
 @router.delete("/{study_id}", status_code=204)
-def delete_study(study_id: int, db: DB) -> Response:
+def delete_study(study_id: StudyId, db: DB) -> Response:
     service.delete_study(db, study_id)
     return Response(status_code=204)
 
 
 @router.post("/{study_id}/run", response_model=StudyPublic)
-def run(study_id: int, request: Request, db: DB) -> StudyPublic:
+def run(study_id: StudyId, request: Request, db: DB) -> StudyPublic:
     """Start executing the study's managed objective on the Celery workers."""
     study = managed.run_study(db, study_id)
     request.app.state.reconciler.wake()
@@ -103,7 +103,7 @@ def run(study_id: int, request: Request, db: DB) -> StudyPublic:
 
 
 @router.post("/{study_id}/evaluate", response_model=StudyPublic)
-def evaluate(study_id: int, request: Request, db: DB) -> StudyPublic:
+def evaluate(study_id: StudyId, request: Request, db: DB) -> StudyPublic:
     """Evaluate the best configuration once on the held-out test set (on a worker)."""
     study = managed.request_evaluation(db, study_id)
     request.app.state.reconciler.wake()
@@ -111,11 +111,11 @@ def evaluate(study_id: int, request: Request, db: DB) -> StudyPublic:
 
 
 @router.put("/{study_id}/evaluation", response_model=StudyPublic)
-def store_evaluation(study_id: int, body: EvaluationIn, db: DB) -> StudyPublic:
+def store_evaluation(study_id: StudyId, body: EvaluationIn, db: DB) -> StudyPublic:
     """Workers store the evaluation result here."""
     return study_public(managed.store_evaluation(db, study_id, body.model_dump(exclude_none=True)))
 
 
 @router.get("/{study_id}/best", response_model=BestOut)
-def best(study_id: int, db: DB) -> BestOut:
+def best(study_id: StudyId, db: DB) -> BestOut:
     return BestOut(trials=[trial_public(t) for t in service.study_best(db, study_id)])

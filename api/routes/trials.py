@@ -26,7 +26,7 @@ from ..schemas.trials import (
 )
 from ..services import suggest as suggest_service
 from ..services import trials as service
-from .deps import get_db
+from .deps import StudyId, TrialNumber, get_db
 from .studies import page_size_of
 
 router = APIRouter(prefix="/studies/{study_id}/trials", tags=["trials"])
@@ -44,20 +44,20 @@ def parse_trial_state(raw: str | None) -> TrialState | None:
 
 
 @router.post("/suggest", response_model=SuggestOut)
-def suggest(study_id: int, body: SuggestIn, db: DB) -> SuggestOut:
+def suggest(study_id: StudyId, body: SuggestIn, db: DB) -> SuggestOut:
     trials, state = suggest_service.suggest(db, study_id, body.count, body.client_id)
     return SuggestOut(trials=[trial_public(t) for t in trials], study_state=state.value)
 
 
 @router.post("", status_code=201, response_model=TrialPublic)
-def create_trial(study_id: int, body: TrialCreate, db: DB) -> TrialPublic:
+def create_trial(study_id: StudyId, body: TrialCreate, db: DB) -> TrialPublic:
     trial = service.create_trial(db, study_id, body.params, body.state, body.values, body.metadata)
     return trial_public(trial)
 
 
 @router.get("", response_model=TrialPage)
 def list_trials(
-    study_id: int,
+    study_id: StudyId,
     db: DB,
     state: str | None = None,
     updated_after: datetime | None = None,
@@ -84,12 +84,14 @@ def list_trials(
 
 
 @router.get("/{number}", response_model=TrialPublic)
-def get_trial(study_id: int, number: int, db: DB) -> TrialPublic:
+def get_trial(study_id: StudyId, number: TrialNumber, db: DB) -> TrialPublic:
     return trial_public(service.get_trial(db, study_id, number))
 
 
 @router.post("/{number}/measurements", response_model=MeasureOut)
-def add_measurement(study_id: int, number: int, body: MeasurementIn, db: DB) -> MeasureOut:
+def add_measurement(
+    study_id: StudyId, number: TrialNumber, body: MeasurementIn, db: DB
+) -> MeasureOut:
     reply = service.add_measurement(
         db, study_id, number, body.step, body.values, body.elapsed_seconds
     )
@@ -101,23 +103,25 @@ def add_measurement(study_id: int, number: int, body: MeasurementIn, db: DB) -> 
 
 @router.post("/{number}/heartbeat", response_model=HeartbeatOut)
 def heartbeat(
-    study_id: int, number: int, db: DB, body: dict[str, object] | None = None
+    study_id: StudyId, number: TrialNumber, db: DB, body: dict[str, object] | None = None
 ) -> HeartbeatOut:
     reply = service.heartbeat(db, study_id, number)
     return HeartbeatOut(should_stop=reply.should_stop, trial_state=reply.trial_state.value)
 
 
 @router.post("/{number}/complete", response_model=TrialPublic)
-def complete(study_id: int, number: int, body: CompleteIn, db: DB) -> TrialPublic:
+def complete(study_id: StudyId, number: TrialNumber, body: CompleteIn, db: DB) -> TrialPublic:
     trial = service.complete_trial(db, study_id, number, body.values, body.infeasible, body.reason)
     return trial_public(trial)
 
 
 @router.post("/{number}/fail", response_model=TrialPublic)
-def fail(study_id: int, number: int, body: FailIn, db: DB) -> TrialPublic:
+def fail(study_id: StudyId, number: TrialNumber, body: FailIn, db: DB) -> TrialPublic:
     return trial_public(service.fail_trial_request(db, study_id, number, body.reason, body.retry))
 
 
 @router.post("/{number}/stop", response_model=TrialPublic)
-def stop(study_id: int, number: int, db: DB, body: dict[str, object] | None = None) -> TrialPublic:
+def stop(
+    study_id: StudyId, number: TrialNumber, db: DB, body: dict[str, object] | None = None
+) -> TrialPublic:
     return trial_public(service.stop_trial(db, study_id, number))

@@ -148,6 +148,8 @@ REQUEST_CASES: list[tuple[str, str, str, Any, int, str]] = [
     ("body-not-object", "POST", "/studies", [1, 2], 422, "body"),
     ("unknown-study", "GET", "/studies/999999", None, 404, "study 999999"),
     ("study-id-not-int", "GET", "/studies/abc", None, 422, "study_id"),
+    ("huge-study-id", "GET", "/studies/99999999999999999999999", None, 422, "study_id"),
+    ("huge-trial-number", "POST", "/studies/{sid}/trials/3000000000/heartbeat", {}, 422, "number"),
     ("unknown-trial", "GET", "/studies/{sid}/trials/777", None, 404, "trial 777"),
     ("count-zero", "POST", "/studies/{sid}/trials/suggest", {"count": 0}, 422, "count"),
     ("count-huge", "POST", "/studies/{sid}/trials/suggest", {"count": 10**6}, 422, "count"),

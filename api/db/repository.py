@@ -3,7 +3,9 @@ or core value objects for everything that leaves it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -126,7 +128,13 @@ def load_trials(
 
 
 def spec_of(row: StudyRow) -> StudySpec:
-    return parse_study_spec(row.spec)
+    """The row's spec as a validated core object (parsed once per distinct spec)."""
+    return _parse_cached(json.dumps(row.spec, sort_keys=True))
+
+
+@lru_cache(maxsize=1024)
+def _parse_cached(spec_json: str) -> StudySpec:
+    return parse_study_spec(json.loads(spec_json))
 
 
 def to_study(

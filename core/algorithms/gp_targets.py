@@ -1,7 +1,7 @@
 """The trials as arrays for :mod:`.gp`, and the targets its models learn.
 
-:class:`History` keeps one row per usable trial (completed with every objective,
-or infeasible); pruned trials and in-flight ones only mark points as used.
+:class:`History` keeps one row per usable trial (completed or pruned with every
+objective, or infeasible); in-flight trials only mark points as used.
 Objectives become minimization targets with :func:`compress_outliers` against
 terrible values and, when there are several, an augmented Chebyshev
 scalarization (:func:`objective_targets`); :func:`select_training` caps the
@@ -72,7 +72,7 @@ class History:
                 pending.append(f)
             elif trial.state == TrialState.INFEASIBLE:
                 rows.append((u, f, a, [np.nan] * len(objectives), [np.nan] * len(constraints)))
-            elif trial.state == TrialState.COMPLETED and trial.values is not None:
+            elif trial.state in _WITH_VALUES and trial.values is not None:
                 y = [_minimized(m, trial.values.get(m.name)) for m in objectives]
                 if objectives and np.all(np.isfinite(y)):
                     g = [_slack(m, trial.values.get(m.name)) for m in constraints]
@@ -99,6 +99,11 @@ class History:
             np.array(taken, dtype=float).reshape(-1, d),
             np.array(pending, dtype=float).reshape(-1, d),
         )
+
+
+#: A pruned trial's values are its last report (the running CV mean, or the value at the
+#: step it was stopped): a noisier, usually pessimistic, observation the model learns from.
+_WITH_VALUES = (TrialState.COMPLETED, TrialState.PRUNED)
 
 
 def _minimized(metric: Metric, value: Any) -> float:

@@ -158,3 +158,22 @@ def test_redis_restart_mid_study_is_only_a_delay(cluster_db: str) -> None:
     finally:
         cluster.stop()
         redis.kill()
+
+
+def test_nested_cv_runs_its_inner_studies_on_the_workers(cluster: Cluster) -> None:
+    spec = sklearn_spec("e2e-nested", trials=4)
+    spec["early_stopping"] = {"rule": "none"}
+    r = httpx.post(f"{cluster.url}/api/v1/nested-cv", json={"study": spec, "outer_splits": 3})
+    assert r.status_code == 201, r.text
+
+    def summary() -> dict[str, Any] | None:
+        s = dict(httpx.get(f"{cluster.url}/api/v1/nested-cv/e2e-nested").json())
+        return s if s["done"] else None
+
+    result = wait_for(summary, 240, "every outer fold's evaluation")
+    scores = [f["outer_score"] for f in result["folds"]]
+    assert len(scores) == 3 and all(0.5 < s <= 1.0 for s in scores)
+    assert abs(result["mean"] - sum(scores) / 3) < 1e-9
+    for fold in result["folds"]:
+        assert fold["state"] == "completed" and fold["best_params"] is not None
+        assert fold["trial_counts"]["completed"] == 4

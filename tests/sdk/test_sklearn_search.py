@@ -23,6 +23,7 @@ from sklearn.svm import SVC
 import tuneforge
 import tuneforge.sklearn as tsk
 from tuneforge.sklearn import TuneSearchCV
+from tuneforge.sklearn_space import search_space_of
 
 #: What TuneSearchCV adds to GridSearchCV's fitted attributes.
 EXTRA_ATTRIBUTES = {"study_name_", "study_id_", "trial_numbers_", "pruned_"}
@@ -189,7 +190,7 @@ def test_clone_get_params_round_trip(client: tuneforge.Client) -> None:
 
 
 def test_param_space_from_scipy_distributions_and_lists() -> None:
-    space = tsk._space_of(
+    space = search_space_of(
         {
             "C": loguniform(1e-3, 10),
             "tol": uniform(1e-4, 1e-2),
@@ -236,10 +237,10 @@ def test_param_space_from_scipy_distributions_and_lists() -> None:
     assert type(decoded["coef0"]) is int and type(decoded["max_iter"]) is int
 
     assert space.size is None  # C and tol are continuous
-    assert tsk._space_of({"a": randint(2, 5), "b": ["x", "y"], "c": [1, 2, 3]}).size == 18
+    assert search_space_of({"a": randint(2, 5), "b": ["x", "y"], "c": [1, 2, 3]}).size == 18
 
     api = [{"name": "C", "type": "float", "low": 0.1, "high": 10, "scale": "log"}]
-    assert tsk._space_of(api).parameters == api
+    assert search_space_of(api).parameters == api
 
 
 @pytest.mark.parametrize(
@@ -257,7 +258,7 @@ def test_param_space_from_scipy_distributions_and_lists() -> None:
 )
 def test_bad_param_space_is_a_clear_value_error(space: Any, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        tsk._space_of(space)
+        search_space_of(space)
 
 
 def test_fit_with_a_mixed_space_sets_real_values(client: tuneforge.Client, small: Any) -> None:

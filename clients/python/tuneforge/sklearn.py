@@ -29,253 +29,31 @@ load it.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-import math
-import re
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from numbers import Integral
 from typing import Any
 
 import numpy as np
-from joblib import effective_n_jobs
 from sklearn.base import _fit_context, clone, is_classifier
 from sklearn.metrics._scorer import _MultimetricScorer
 from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
-from sklearn.model_selection._validation import (
-    _fit_and_score,
-    _insert_error_scores,
-    _warn_or_raise_about_fit_failures,
-)
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import _check_method_params, indexable
 
 from .client import Client
-from .handles import Study, Trial
+from .sklearn_folds import FoldByFoldSearch, cv_results
+from .sklearn_space import SearchSpace, search_space_of
 
 __all__ = ["TuneSearchCV"]
 
 #: The largest study seed the server accepts.
 _MAX_SEED = 2**32 - 1
-#: Categorical labels (for values the API cannot carry, such as None) are cut to this length.
-_MAX_LABEL = 200
-#: sklearn's warning about NaN mean scores, which pruned candidates raise on purpose.
-_NON_FINITE = re.compile(r"One or more of the (test|train) scores are non-finite")
-
-
-# --------------------------------------------------------------------------- search space
-
-
-@dataclass(frozen=True)
-class _Space:
-    """The study's parameter list and how to turn a suggestion back into estimator params."""
-
-    parameters: list[dict[str, Any]]
-    decoders: dict[str, Callable[[Any], Any]]
-
-    @property
-    def size(self) -> int | None:
-        """How many configurations the space has at most; None when it is continuous."""
-        total = 1
-        try:
-            for p in self.parameters:
-                if p["type"] in ("discrete", "categorical"):
-                    total *= len(p["values"])
-                elif p["type"] == "int" or p.get("step") is not None:
-                    step = p.get("step") or 1
-                    total *= math.floor((p["high"] - p["low"]) / step + 1e-9) + 1
-                else:
-                    return None
-        except (KeyError, TypeError, ValueError):  # a malformed spec: the server says what
-            return None
-        return total
-
-    def decode(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Estimator parameters (in the space's order) from a trial's ``params``."""
-        return {
-            p["name"]: self.decoders[p["name"]](params[p["name"]])
-            for p in self.parameters
-            if p["name"] in params
-        }
-
-
-def _space_of(param_space: Any) -> _Space:
-    """Convert ``param_space`` (API.md parameter list or a RandomizedSearchCV-style dict)."""
-    if isinstance(param_space, Mapping):
-        if not param_space:
-            raise ValueError("param_space is empty: give at least one parameter")
-        parameters: list[dict[str, Any]] = []
-        decoders: dict[str, Callable[[Any], Any]] = {}
-        for name, value in param_space.items():
-            if not isinstance(name, str):
-                raise ValueError(f"param_space keys must be parameter names, got {name!r}")
-            spec, decode = _parameter(name, value)
-            parameters.append(spec)
-            decoders[name] = decode
-        return _Space(parameters, decoders)
-    if isinstance(param_space, Sequence) and not isinstance(param_space, str | bytes):
-        if not param_space:
-            raise ValueError("param_space is empty: give at least one parameter")
-        specs = list(param_space)
-        if not all(isinstance(s, Mapping) and "name" in s and "type" in s for s in specs):
-            raise ValueError(
-                "a list param_space must hold tuneforge parameter dicts with 'name' and "
-                "'type' (API.md); for several RandomizedSearchCV-style sub-spaces use one "
-                "dict with a categorical parent and 'condition's instead"
-            )
-        return _Space([dict(s) for s in specs], {s["name"]: _typed(s["type"]) for s in specs})
-    raise ValueError(
-        "param_space must be a dict {name: distribution or list of values} or a list of "
-        f"tuneforge parameter dicts, got {type(param_space).__name__}"
-    )
-
-
-def _typed(ptype: Any) -> Callable[[Any], Any]:
-    if ptype == "int":
-        return int
-    if ptype == "float":
-        return float
-    return _identity
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _parameter(name: str, value: Any) -> tuple[dict[str, Any], Callable[[Any], Any]]:
-    """One dict entry of a RandomizedSearchCV-style space as an API.md parameter."""
-    if isinstance(value, Mapping):
-        if "type" not in value:
-            raise ValueError(
-                f"parameter {name!r}: a dict value must be a tuneforge parameter spec with "
-                f"'type' (float | int | discrete | categorical), got {dict(value)!r}"
-            )
-        return {"name": name, **value}, _typed(value["type"])
-    if hasattr(value, "dist") and hasattr(value, "support"):  # a frozen scipy.stats distribution
-        return _distribution(name, value)
-    if isinstance(value, Sequence | np.ndarray) and not isinstance(value, str | bytes):
-        return _choices(name, list(value))
-    kind = "distribution" if hasattr(value, "rvs") else "value"
-    raise ValueError(
-        f"parameter {name!r}: unsupported {kind} {value!r}; use scipy.stats loguniform, "
-        "uniform or randint, a list of values, or a tuneforge parameter dict"
-    )
-
-
-def _distribution(name: str, dist: Any) -> tuple[dict[str, Any], Callable[[Any], Any]]:
-    kind = getattr(dist.dist, "name", type(dist.dist).__name__)
-    low, high = (float(b) for b in dist.support())
-    if kind in ("loguniform", "reciprocal"):
-        # loguniform(a, b, scale=s) is log-uniform on [a s, b s]; a loc shift makes it not
-        if not (
-            low > 0 and math.isclose(float(dist.median()), math.sqrt(low * high), rel_tol=1e-9)
-        ):
-            raise ValueError(
-                f"parameter {name!r}: loguniform with a loc shift is not log-uniform on an "
-                "interval; use loguniform(a, b) (optionally with scale)"
-            )
-        return {"name": name, "type": "float", "low": low, "high": high, "scale": "log"}, float
-    if kind == "uniform":
-        return {"name": name, "type": "float", "low": low, "high": high}, float
-    if kind == "randint":
-        lo, hi = int(low), int(high)  # support() is [a, b - 1]
-        if lo == hi:
-            return {"name": name, "type": "discrete", "values": [lo]}, int
-        return {"name": name, "type": "int", "low": lo, "high": hi}, int
-    raise ValueError(
-        f"parameter {name!r}: unsupported distribution scipy.stats.{kind}; use loguniform "
-        "(float, log scale), uniform (float) or randint (int), or a list of values"
-    )
-
-
-def _plain(value: Any) -> Any:
-    """NumPy scalars as Python scalars (the JSON the server reads)."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_native(value: Any) -> bool:
-    """Whether the API can carry this categorical value as it is."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return (isinstance(value, str) and len(value) <= 1000) or isinstance(value, int | bool)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """The server's equality of choice values: ``True`` is not ``1``, ``"1"`` is not ``1``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    if isinstance(a, str) or isinstance(b, str):
-        return isinstance(a, str) and isinstance(b, str) and a == b
-    if _is_number(a) and _is_number(b):
-        return bool(a == b)
-    return a is b
-
-
-def _choices(name: str, raw: list[Any]) -> tuple[dict[str, Any], Callable[[Any], Any]]:
-    """A list of values: ``discrete`` when all are numbers, else ``categorical``.
-
-    Duplicates are dropped (a study draws values, it does not weight them). Values
-    the API cannot carry (None, tuples, estimators...) are sent as their ``repr``
-    and mapped back to the original objects.
-    """
-    if not raw:
-        raise ValueError(f"parameter {name!r}: the list of values is empty")
-    values: list[Any] = []
-    for v in map(_plain, raw):
-        if not any(_same(v, seen) for seen in values):
-            values.append(v)
-    if all(_is_number(v) for v in values):
-        spec = {"name": name, "type": "discrete", "values": values}
-        return spec, _matcher(values)
-    if all(_is_native(v) for v in values):
-        return {"name": name, "type": "categorical", "values": values}, _matcher(values)
-    labels: dict[str, Any] = {}
-    for i, v in enumerate(values):
-        label = repr(v)
-        if len(label) > _MAX_LABEL:
-            label = label[: _MAX_LABEL - 3] + "..."
-        if label in labels:
-            label = f"{label} #{i}"
-        labels[label] = v
-    return {"name": name, "type": "categorical", "values": list(labels)}, labels.__getitem__
-
-
-def _matcher(values: list[Any]) -> Callable[[Any], Any]:
-    """Map a value from the server back to the user's value (restoring int vs float)."""
-
-    def decode(value: Any) -> Any:
-        for v in values:
-            if _same(v, value):
-                return v
-        return value
-
-    return decode
-
-
-# --------------------------------------------------------------------------- the search
-
-
-@dataclass
-class _Run:
-    """One candidate: its trial, its estimator params and the folds evaluated so far."""
-
-    index: int
-    trial: Trial
-    params: dict[str, Any]
-    outs: list[dict[str, Any]] = field(default_factory=list)
-    pruned: bool = False
-    elapsed: float = 0.0
 
 
 class TuneSearchCV(BaseSearchCV):
@@ -450,7 +228,7 @@ class TuneSearchCV(BaseSearchCV):
         (arrays of length ``n_samples``, such as ``sample_weight``, are split with
         the folds), as in GridSearchCV.
         """
-        space = _space_of(self.param_space)
+        space = search_space_of(self.param_space)
         scorers, refit_metric = self._scorers()
         metric = self._metric_name()
         n_trials = self.n_trials
@@ -494,22 +272,33 @@ class TuneSearchCV(BaseSearchCV):
             study = client.create_study(self._study_spec(space, metric, n_trials))
             self.study_name_ = study.name
             self.study_id_ = study.id
-            runs = self._search(
-                study,
-                space,
-                n_trials,
-                metric,
-                refit_metric,
-                base_estimator,
-                X,
-                y,
-                splits,
-                fit_kwargs,
-            )
+            runs = FoldByFoldSearch(
+                study=study,
+                space=space,
+                n_trials=n_trials,
+                metric=metric,
+                refit_metric=refit_metric,
+                refit=self.refit,
+                base_estimator=base_estimator,
+                X=X,
+                y=y,
+                splits=splits,
+                fit_kwargs=fit_kwargs,
+                n_jobs=self.n_jobs,
+                pre_dispatch=self.pre_dispatch,
+                verbose=self.verbose,
+            ).run()
         finally:
             if owned:
                 client.close()
-        results, all_out = self._results(runs, splits)
+        results, all_out = cv_results(
+            runs,
+            splits,
+            scoring=self.scoring,
+            error_score=self.error_score,
+            return_train_score=self.return_train_score,
+            format_results=self._format_results,
+        )
 
         first_test_score = all_out[0]["test_scores"]
         self.multimetric_ = isinstance(first_test_score, dict)
@@ -561,7 +350,7 @@ class TuneSearchCV(BaseSearchCV):
             )
         return self.refit
 
-    def _study_spec(self, space: _Space, metric: str, n_trials: int) -> dict[str, Any]:
+    def _study_spec(self, space: SearchSpace, metric: str, n_trials: int) -> dict[str, Any]:
         rule = self.early_stopping
         if rule is None:
             early_stopping: dict[str, Any] = {"rule": "none"}
@@ -588,165 +377,3 @@ class TuneSearchCV(BaseSearchCV):
                 "estimator": f"{estimator.__module__}.{estimator.__qualname__}",
             },
         }
-
-    def _search(
-        self,
-        study: Study,
-        space: _Space,
-        n_trials: int,
-        metric: str,
-        refit_metric: Any,
-        base_estimator: Any,
-        X: Any,
-        y: Any,
-        splits: list[tuple[Any, Any]],
-        fit_kwargs: dict[str, Any],
-    ) -> list[_Run]:
-        """Evaluate candidates fold by fold, up to ``n_jobs`` at a time; every run in order."""
-        width = max(1, min(effective_n_jobs(self.n_jobs), n_trials))
-        n_splits = len(splits)
-        if self.verbose > 0:
-            print(
-                f"Fitting {n_splits} folds for each of up to {n_trials} candidates "
-                f"from study {study.name!r}"
-            )
-        runs: list[_Run] = []
-        pool: list[_Run] = []
-        try:
-            with Parallel(n_jobs=self.n_jobs, pre_dispatch=self.pre_dispatch) as parallel:
-                while True:
-                    if len(pool) < width:
-                        # suggest gives this client its own running trials back first
-                        held = {run.trial.number for run in pool}
-                        for trial in study.suggest(count=width):
-                            if trial.number not in held:
-                                run = _Run(len(runs), trial, space.decode(trial.params))
-                                runs.append(run)
-                                pool.append(run)
-                    if not pool:
-                        break
-                    outs = parallel(
-                        delayed(_fit_and_score)(
-                            clone(base_estimator),
-                            X,
-                            y,
-                            train=splits[len(run.outs)][0],
-                            test=splits[len(run.outs)][1],
-                            parameters=run.params,
-                            split_progress=(len(run.outs), n_splits),
-                            candidate_progress=(run.index, n_trials),
-                            **fit_kwargs,
-                        )
-                        for run in pool
-                    )
-                    for run, out in zip(pool, outs, strict=True):
-                        self._advance(run, out, metric, refit_metric, n_splits)
-                    pool = [run for run in pool if run.trial.data.is_running]
-        except BaseException as exc:
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _reason(exc)
-            for run in pool:
-                if run.trial.data.is_running:
-                    with contextlib.suppress(Exception):  # the original error matters more
-                        run.trial.fail(reason, retry=False)
-            raise
-        if not runs:
-            raise ValueError(
-                f"No fits were performed: study {study.name!r} handed out no trials "
-                f"(state {study.refresh().state!r})"
-            )
-        return runs
-
-    def _advance(
-        self, run: _Run, out: dict[str, Any], metric: str, refit_metric: Any, n_splits: int
-    ) -> None:
-        """Record one fold of ``run``; report it, or finish the trial after the last fold."""
-        run.outs.append(out)
-        run.elapsed += float(out["fit_time"]) + float(out["score_time"])
-        done = len(run.outs)
-        mean = float(np.mean([self._objective(o, refit_metric) for o in run.outs]))
-        if done < n_splits:
-            if not math.isfinite(mean):  # a failed fold: no value to compare, keep going
-                return
-            if not run.trial.report(done, {metric: mean}, elapsed_seconds=run.elapsed):
-                return
-            run.pruned = True
-        if math.isfinite(mean):
-            run.trial.complete({metric: mean})
-        else:
-            errors = [o["fit_error"] for o in run.outs if o.get("fit_error")]
-            reason = _last_line(errors[0]) if errors else "the mean test score is not finite"
-            run.trial.infeasible(reason)
-
-    def _objective(self, out: Mapping[str, Any], refit_metric: Any) -> float:
-        """The optimized score of one fold."""
-        scores = out["test_scores"]
-        if not isinstance(scores, Mapping):
-            return float(scores)
-        for key in (refit_metric, self.refit):
-            if isinstance(key, str) and key in scores:
-                return float(scores[key])
-        raise ValueError(
-            "TuneSearchCV optimizes one metric: the scorer returned several "
-            f"({sorted(scores)}); set refit to the name of the one to optimize"
-        )
-
-    def _results(
-        self, runs: list[_Run], splits: list[tuple[Any, Any]]
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """``cv_results_`` from the runs (pruned runs padded with NaN folds) and the outs."""
-        real = [out for run in runs for out in run.outs]
-        _warn_or_raise_about_fit_failures(real, self.error_score)
-        if callable(self.scoring):
-            _insert_error_scores(real, self.error_score)
-        sample = next((o["test_scores"] for o in real if isinstance(o["test_scores"], dict)), None)
-
-        def nan_scores() -> Any:
-            return dict.fromkeys(sample, np.nan) if sample is not None else np.nan
-
-        all_out: list[dict[str, Any]] = []
-        for run in runs:
-            all_out += run.outs
-            for _, test in splits[len(run.outs) :]:
-                skipped = {
-                    "fit_time": np.nan,
-                    "score_time": np.nan,
-                    "test_scores": nan_scores(),
-                    "n_test_samples": len(test),
-                    "fit_error": None,
-                }
-                if self.return_train_score:
-                    skipped["train_scores"] = nan_scores()
-                all_out.append(skipped)
-
-        pruned = np.array([run.pruned for run in runs], dtype=bool)
-        params = [run.params for run in runs]
-        with warnings.catch_warnings():
-            if pruned.any():
-                warnings.filterwarnings("ignore", message=_NON_FINITE.pattern)
-            results: dict[str, Any] = self._format_results(params, len(splits), all_out)
-        if pruned.any():
-            for key in ("fit_time", "score_time"):  # over the folds that ran
-                times = np.array([o[key] for o in all_out], dtype=np.float64)
-                times = times.reshape(len(runs), len(splits))[pruned]
-                results[f"mean_{key}"][pruned] = np.nanmean(times, axis=1)
-                results[f"std_{key}"][pruned] = np.nanstd(times, axis=1)
-            for key, value in results.items():
-                kind = key.split("_")[1] if key.startswith("mean_") else ""
-                means = np.asarray(value)[~pruned]
-                if kind in ("test", "train") and not np.isfinite(means).all():
-                    warnings.warn(
-                        f"One or more of the {kind} scores are non-finite: {means}",
-                        category=UserWarning,
-                        stacklevel=4,  # the caller of fit
-                    )
-        return results, all_out
-
-
-def _last_line(text: str, limit: int = 500) -> str:
-    lines = [line for line in str(text).strip().splitlines() if line.strip()]
-    line = lines[-1] if lines else "fit failed"
-    return line[:limit]
-
-
-def _reason(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"[:500]

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -39,24 +40,35 @@ def service_missing(what: str, error: Exception) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this session, migrated to head, dropped at the end."""
+@contextmanager
+def temporary_pg_database(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database ``<prefix>_<pid>_<random>``, dropped on exit.
+
+    When the server named by ``TUNEFORGE_TEST_PG_URL`` is not reachable: fails in CI,
+    skips on a laptop (:func:`service_missing`).
+    """
     admin = create_engine(normalize_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
-    name = f"tuneforge_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
         admin.dispose()
         service_missing("PostgreSQL", exc)
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this session, migrated to head, dropped at the end."""
+    with temporary_pg_database("tuneforge_test") as url:
+        upgrade(url)
+        yield url
 
 
 def _truncate(url: str) -> None:

@@ -14,6 +14,7 @@ import pytest
 from scipy import optimize, stats
 from scipy.spatial.distance import pdist
 
+from bench.problems import HARTMANN_MIN, branin, hartmann6
 from tuneforge.core.algorithms import (
     Suggestion,
     SuggestRequest,
@@ -43,42 +44,11 @@ def floats(d: int, low: float = 0.0, high: float = 1.0) -> list[dict[str, Any]]:
     return [{"name": f"x{i}", "type": "float", "low": low, "high": high} for i in range(d)]
 
 
-def branin(p: Mapping[str, Any]) -> float:
-    x1, x2 = p["x0"], p["x1"]
-    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
-    return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * math.cos(x1) + 10
-
-
 BRANIN_SPACE: list[dict[str, Any]] = [
     {"name": "x0", "type": "float", "low": -5, "high": 10},
     {"name": "x1", "type": "float", "low": 0, "high": 15},
 ]
 BRANIN_MIN = 0.397887
-
-_A6 = np.array(
-    [
-        [10, 3, 17, 3.5, 1.7, 8],
-        [0.05, 10, 17, 0.1, 8, 14],
-        [3, 3.5, 1.7, 10, 17, 8],
-        [17, 8, 0.05, 10, 0.1, 14],
-    ]
-)
-_P6 = 1e-4 * np.array(
-    [
-        [1312, 1696, 5569, 124, 8283, 5886],
-        [2329, 4135, 8307, 3736, 1004, 9991],
-        [2348, 1451, 3522, 2883, 3047, 6650],
-        [4047, 8828, 8732, 5743, 1091, 381],
-    ]
-)
-_C6 = np.array([1.0, 1.2, 3.0, 3.2])
-HARTMANN6_MIN = -3.32237
-
-
-def hartmann6(p: Mapping[str, Any]) -> float:
-    x = np.array([p[f"x{i}"] for i in range(6)])
-    return float(-np.sum(_C6 * np.exp(-np.sum(_A6 * (x - _P6) ** 2, axis=1))))
-
 
 _Q_CENTRE = np.array([0.3, -0.5, 0.7, 0.1, -0.2])
 _Q_WEIGHT = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
@@ -252,8 +222,8 @@ def test_beats_random_search_on_a_5d_quadratic() -> None:
 @pytest.mark.slow
 def test_beats_random_search_on_hartmann6() -> None:
     seeds = range(3)
-    gp = mean_regret("gp", floats(6), hartmann6, HARTMANN6_MIN, 40, seeds)
-    rnd = mean_regret("random", floats(6), hartmann6, HARTMANN6_MIN, 40, seeds)
+    gp = mean_regret("gp", floats(6), hartmann6, HARTMANN_MIN, 40, seeds)
+    rnd = mean_regret("random", floats(6), hartmann6, HARTMANN_MIN, 40, seeds)
     print(f"hartmann-6, 40 trials: gp regret {gp:.4f}, random {rnd:.4f}")
     assert gp < 0.6 and gp < rnd / 2
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from bench.problems import hartmann6
 from tuneforge.core.algorithms import SuggestRequest, create_algorithm, validate_algorithm
 from tuneforge.core.algorithms.history import (
     crowding_distances,
@@ -64,31 +65,6 @@ def run(
 
 def best(history: Sequence[Trial]) -> float:
     return min((t.values or {})["loss"] for t in history)
-
-
-# Hartmann-6: minimum -3.32237 at (0.2017, 0.1500, 0.4769, 0.2753, 0.3117, 0.6573).
-_A = np.array(
-    [
-        [10, 3, 17, 3.5, 1.7, 8],
-        [0.05, 10, 17, 0.1, 8, 14],
-        [3, 3.5, 1.7, 10, 17, 8],
-        [17, 8, 0.05, 10, 0.1, 14],
-    ]
-)
-_P = 1e-4 * np.array(
-    [
-        [1312, 1696, 5569, 124, 8283, 5886],
-        [2329, 4135, 8307, 3736, 1004, 9991],
-        [2348, 1451, 3522, 2883, 3047, 6650],
-        [4047, 8828, 8732, 5743, 1091, 381],
-    ]
-)
-_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
-
-
-def hartmann6(params: Mapping[str, Any]) -> float:
-    x = vector(params, 6)
-    return -float(_ALPHA @ np.exp(-np.sum(_A * (x - _P) ** 2, axis=1)))
 
 
 # ---- learning ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import IN_CI, LiveServer, free_port
+from tests.conftest import LiveServer, free_port, service_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "clients" / "js"
@@ -29,10 +29,8 @@ MIN_NODE = 18
 
 
 def tool_missing(message: str) -> None:
-    """Fail in CI, skip on a laptop (as ``tests.conftest.service_missing``)."""
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
+    """Fail in CI, skip on a laptop."""
+    service_missing(message, FileNotFoundError(message))
 
 
 @pytest.fixture

@@ -216,7 +216,9 @@ class TuneSearchCV(BaseSearchCV):
         return state
 
     def _run_search(self, evaluate_candidates: Any, **kwargs: Any) -> None:
-        raise NotImplementedError("TuneSearchCV.fit runs its own fold-by-fold search")
+        """Never called: :meth:`fit` drives its own fold-by-fold search (BaseSearchCV's
+        ``evaluate_candidates`` runs every fold at once, which rules out stopping)."""
+        raise RuntimeError("TuneSearchCV.fit runs its own fold-by-fold search")
 
     # ------------------------------------------------------------------ fit
 

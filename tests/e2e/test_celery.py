@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -177,3 +182,32 @@ def test_nested_cv_runs_its_inner_studies_on_the_workers(cluster: Cluster) -> No
     for fold in result["folds"]:
         assert fold["state"] == "completed" and fold["best_params"] is not None
         assert fold["trial_counts"]["completed"] == 4
+
+
+def test_tuneforge_run_submits_to_the_team_server_and_follows(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    spec_file = tmp_path / "study.json"
+    spec_file.write_text(json.dumps(sklearn_spec("e2e-cli-run", trials=6)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEFORGE_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tuneforge.cli",
+            "run",
+            str(spec_file),
+            "--server",
+            cluster.url,
+            "--timeout",
+            "240",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "study 'e2e-cli-run'" in result.stdout
+    assert "held-out test accuracy" in result.stdout
+    assert f"stored on {cluster.url}" in result.stdout

@@ -1,0 +1,1 @@
+"""Benchmarks of tuneforge against other optimizers (see bench/README.md)."""

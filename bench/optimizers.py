@@ -1,0 +1,349 @@
+"""Benchmark: tuneforge (through its real HTTP API) vs Optuna 5 TPE / GP vs random search.
+
+    python -m bench.optimizers                  # the full benchmark -> docs/benchmarks.md
+    python -m bench.optimizers --quick          # 2 problems, 2 seeds, 15 trials, < 60 s
+
+Independent (problem, optimizer, seed) runs go to a pool of ``--workers``
+processes (one BLAS / torch thread each); the suggest-latency measurement runs
+afterwards in the main process with the machine otherwise idle. See
+docs/benchmarks.md for what every table means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+from . import report
+from .problems import Problem, all_problems
+from .runners import (
+    PARALLEL_WORKERS,
+    batch_quality,
+    limit_threads,
+    random_min_pairwise,
+    run,
+)
+
+DEFAULT_OPTIMIZERS = ("tf-auto", "optuna-tpe", "optuna-gp", "tf-random")
+QUICK_PROBLEMS = ("branin-2", "hartmann-6")
+QUICK_BUDGET = 15
+LATENCY_LEVELS = (50, 100, 200, 1000)
+QUICK_LATENCY_LEVELS = (50, 100)
+LATENCY_REPS = 5
+DEFAULT_OUT = "docs/benchmarks.md"
+GP_LIKE = ("tf-auto", "tf-gp", "optuna-gp")
+
+
+@dataclass(frozen=True)
+class Task:
+    kind: str  # "run" | "batch"
+    problem: str
+    optimizer: str
+    seed: int
+    budget: int
+    mode: str = "seq"
+
+    def cost(self) -> float:
+        """A rough relative cost, to start the longest tasks first."""
+        per_trial = 2.0 if self.problem in SKLEARN_NAMES else 0.05
+        if self.optimizer in GP_LIKE:
+            per_trial += 0.3
+        return self.budget * per_trial
+
+
+SKLEARN_NAMES = frozenset(n for n, p in all_problems().items() if p.kind == "sklearn")
+
+
+def execute(task: Task) -> dict[str, Any]:
+    warnings.filterwarnings("ignore")
+    problem = all_problems()[task.problem]
+    if task.kind == "batch":
+        return {"task": "batch", **batch_quality(problem, task.seed)}
+    result = run(problem, task.optimizer, task.seed, task.budget, task.mode)
+    return {"task": "run", "kind": problem.kind, **result.to_dict()}
+
+
+def init_worker() -> None:
+    warnings.filterwarnings("ignore")
+    limit_threads()
+
+
+def run_tasks(tasks: Sequence[Task], workers: int, log: Any) -> list[dict[str, Any]]:
+    ordered = sorted(tasks, key=lambda t: -t.cost())
+    out: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+
+    def note(task: Task, res: dict[str, Any]) -> None:
+        out.append(res)
+        done = f"{len(out)}/{len(ordered)}"
+        what = f"best {min(res['values']):.4g}" if res["task"] == "run" else "batch"
+        log(
+            f"[{time.perf_counter() - t0:7.1f}s] {done:>9} {task.problem} {task.optimizer} "
+            f"{task.mode} seed={task.seed}: {what}"
+        )
+
+    if workers <= 1:
+        init_worker()
+        for task in ordered:
+            note(task, execute(task))
+        return out
+    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
+        futures = {pool.submit(execute, t): t for t in ordered}
+        for fut in as_completed(futures):
+            note(futures[fut], fut.result())
+    return out
+
+
+def environment() -> dict[str, str]:
+    import numpy
+    import optuna
+    import scipy
+    import sklearn
+
+    try:
+        import torch
+
+        torch_version = str(torch.__version__)
+    except ImportError:
+        torch_version = "not installed"
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(
+                ["git", *args], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+
+    dirty = git("status", "--porcelain", "--", "core", "api")
+    return {
+        "machine": f"{os.cpu_count()} cores, {cpu}",
+        "python": platform.python_version(),
+        "optuna": optuna.__version__,
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "torch": torch_version,
+        "tuneforge": git("rev-parse", "--short", "HEAD")
+        + (" + uncommitted changes in core/ or api/" if dirty else ""),
+    }
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.optimizers", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument(
+        "--quick", action="store_true", help="2 problems, 2 seeds, 15 trials, no sklearn"
+    )
+    ap.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 5, quick 2)")
+    ap.add_argument("--out", help=f"markdown report (default {DEFAULT_OUT}; none with --quick)")
+    ap.add_argument("--json", help="also write every run's raw results here")
+    ap.add_argument("--problems", nargs="+", help="problem names (default: all; quick: 2)")
+    ap.add_argument(
+        "--optimizers",
+        nargs="+",
+        help=f"default: {' '.join(DEFAULT_OPTIMIZERS)}; "
+        "also tf-<any tuneforge algorithm>, optuna-random",
+    )
+    ap.add_argument("--budget", type=int, help="trials per run for every problem (overrides)")
+    ap.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    ap.add_argument("--latency-levels", type=int, nargs="*", help="completed-trial counts")
+    ap.add_argument("--latency-reps", type=int, default=LATENCY_REPS)
+    ap.add_argument("--no-batch", action="store_true", help="skip the count=8 batch check")
+    ap.add_argument("--no-parallel", action="store_true", help="skip 8-way parallel auto")
+    args = ap.parse_args(argv)
+    problems = all_problems()
+    if args.problems is None:
+        quick = [problems[n] for n in QUICK_PROBLEMS]
+        args.problems = quick if args.quick else list(problems.values())
+    else:
+        unknown = [n for n in args.problems if n not in problems]
+        if unknown:
+            ap.error(f"unknown problems {unknown}; choose from {sorted(problems)}")
+        args.problems = [problems[n] for n in args.problems]
+    if args.quick:
+        args.problems = [p for p in args.problems if p.kind != "sklearn"]
+    args.optimizers = list(args.optimizers or DEFAULT_OPTIMIZERS)
+    args.seeds = args.seeds or (2 if args.quick else 5)
+    args.budget = args.budget or (QUICK_BUDGET if args.quick else None)
+    if args.latency_levels is None:
+        args.latency_levels = list(QUICK_LATENCY_LEVELS if args.quick else LATENCY_LEVELS)
+    if args.out is None and not args.quick:
+        args.out = DEFAULT_OUT
+    return args
+
+
+def build_tasks(args: argparse.Namespace) -> list[Task]:
+    tasks = []
+    for p in args.problems:
+        budget = args.budget or p.budget
+        for o in args.optimizers:
+            tasks += [Task("run", p.name, o, s, budget) for s in range(args.seeds)]
+        if p.kind == "sklearn":
+            continue
+        if not args.no_parallel and "tf-auto" in args.optimizers:
+            tasks += [Task("run", p.name, "tf-auto", s, budget, "par8") for s in range(args.seeds)]
+        if not args.no_batch:
+            seeds = range(1 if args.quick else args.seeds)
+            tasks += [Task("batch", p.name, "tf-auto", s, 20) for s in seeds]
+    return tasks
+
+
+def render(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    latency: list[dict[str, Any]],
+    env: dict[str, str],
+    command: str,
+    wall: float,
+) -> tuple[str, dict[str, Any]]:
+    runs = [r for r in results if r["task"] == "run"]
+    batches = [r for r in results if r["task"] == "batch"]
+    problems: list[Problem] = args.problems
+    opts = args.optimizers
+    seq = report.Finals(runs, problems)
+    budgets = sorted({(args.budget or p.budget, p.kind) for p in problems})
+    out = [
+        "# Optimizer benchmark",
+        "",
+        "Generated by `bench/optimizers.py` (method: bench/README.md). Do not edit by hand.",
+        "",
+        f"- command: `{command}`",
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        *(f"- {k}: {v}" for k, v in env.items()),
+        f"- seeds: 0..{args.seeds - 1}; budgets (trials per run): "
+        + ", ".join(f"{b} ({k})" for b, k in budgets),
+        "- random search = tuneforge `random` through the API (`tf-random`); "
+        "`tf-*` through the HTTP API, `optuna-*` through ask/tell",
+        f"- total wall time: {wall / 60:.1f} min",
+        "",
+    ]
+    out += [
+        "## Final best value",
+        "",
+        "Mean ± std over seeds of the final best: regret (best - known optimum) where the "
+        "optimum is known, 1 - 5-fold CV accuracy for sklearn tasks.",
+        "",
+        report.final_table(seq, opts),
+        "",
+    ]
+    scores, means = report.score_table(seq, opts)
+    out += [
+        "## Normalized score",
+        "",
+        "Per problem: 0 = best value any optimizer found (any seed), 1 = median of random "
+        "search's final values; mean over seeds. Lower is better.",
+        "",
+        scores,
+        "",
+    ]
+    summary: dict[str, Any] = {"normalized": means}
+    if report.AUTO in opts:
+        wins, summary["wins"] = report.wins_table(seq)
+        out += [
+            "## tuneforge auto vs Optuna",
+            "",
+            "Per problem by mean final best; a tie when the difference is below 1% of "
+            "(random median - best found).",
+            "",
+            wins,
+            "",
+        ]
+    out += ["## Suggest overhead during the runs", "", report.overhead_table(runs, opts), ""]
+    if latency:
+        lat, summary["latency"] = report.latency_table(latency)
+        out += [
+            "## Suggest latency vs history size",
+            "",
+            "5 continuous parameters (Ackley-5 domain), random completed history. Median of "
+            f"{args.latency_reps} suggestions (each completed before the next; first call "
+            "after loading the history in parentheses). tf-auto: wall time of the HTTP "
+            "suggest request; Optuna: `study.ask()` after `add_trial` of the same history. "
+            "Default thread settings, nothing else running.",
+            "",
+            lat,
+            "",
+        ]
+    if batches:
+        dims = {b["dim"] for b in batches}
+        ref = {d: random_min_pairwise(d) for d in dims}
+        out += [
+            "## Batch quality (auto, count=8 after 20 trials)",
+            "",
+            "Distances in tuneforge's unit-cube encoding (log scales, cell-centred ints, "
+            "categories by index).",
+            "",
+            report.batch_table(batches, ref),
+            "",
+        ]
+    if any(r["mode"] == "par8" for r in runs):
+        par = report.Finals(runs, [p for p in problems if p.kind != "sklearn"], mode="par8")
+        ptab, summary["parallel"] = report.parallel_table(seq, par)
+        out += [
+            f"## {PARALLEL_WORKERS}-way parallel auto vs sequential auto (equal trials)",
+            "",
+            f"{PARALLEL_WORKERS} client_ids keep {PARALLEL_WORKERS} trials in flight; the "
+            "next to finish is drawn by a seeded generator. Normalized scores use the "
+            "sequential runs' scale.",
+            "",
+            ptab,
+            "",
+        ]
+    return "\n".join(out), summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    command = "python -m bench.optimizers" + ("" if not argv else " " + shlex.join(argv))
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    tasks = build_tasks(args)
+    log(f"{len(tasks)} tasks on {args.workers} processes")
+    results = run_tasks(tasks, args.workers, log)
+    latency: list[dict[str, Any]] = []
+    if args.latency_levels:
+        from .latency import measure
+
+        warnings.filterwarnings("ignore")
+        latency = measure(tuple(args.latency_levels), args.latency_reps, log)
+    wall = time.perf_counter() - t0
+    text, _summary = render(args, results, latency, environment(), command, wall)
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+        log(f"wrote {args.out}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"results": results, "latency": latency}, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

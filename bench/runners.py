@@ -1,0 +1,300 @@
+"""One benchmark run = one (problem, optimizer, seed): tuneforge through its HTTP API,
+or Optuna through ask/tell. Every run is deterministic given its seed.
+
+tuneforge runs drive the real FastAPI app (``create_app``) on a fresh, migrated
+SQLite file through ``fastapi.testclient.TestClient``: every suggestion is a
+``POST /studies/{id}/trials/suggest`` and every result a ``POST .../complete``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .problems import Problem
+
+#: Optimizer names: ``tf-<algorithm>`` goes through the tuneforge API, ``optuna-*`` through Optuna.
+TUNEFORGE_PREFIX = "tf-"
+OPTUNA_SAMPLERS = ("optuna-tpe", "optuna-gp", "optuna-random")
+PARALLEL_WORKERS = 8
+METRIC = "objective"
+
+
+@dataclass
+class RunResult:
+    problem: str
+    optimizer: str
+    seed: int
+    mode: str  # "seq" | "par8"
+    values: list[float]  # objective of each trial, in completion order
+    suggest_seconds: list[float]  # wall time of each suggest request / ask()
+    seconds: float
+    evaluations: int  # distinct evaluations (the rest were memoized)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def best(self) -> float:
+        return float(np.min(self.values))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def limit_threads() -> None:
+    """One BLAS / torch thread per process: the pool runs two processes on two cores."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - only Optuna's GPSampler needs torch
+        pass
+
+
+class Memo:
+    """Evaluations memoized by exact parameters within one run."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.cache: dict[tuple[tuple[str, str], ...], float] = {}
+
+    def __call__(self, params: Mapping[str, Any]) -> float:
+        key = tuple(sorted((k, repr(v)) for k, v in params.items()))
+        if key not in self.cache:
+            self.cache[key] = self.problem.evaluate(params)
+        return self.cache[key]
+
+
+# ---- tuneforge through the API ------------------------------------------------------------
+class TuneforgeAPI:
+    """A TestClient on the real app and a fresh SQLite file; use :func:`tuneforge_api`."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def _post(self, path: str, body: Mapping[str, Any]) -> Any:
+        response = self.client.post(f"/api/v1{path}", json=body)
+        if response.status_code >= 300:
+            raise RuntimeError(f"POST {path} -> {response.status_code}: {response.text}")
+        return response.json()
+
+    def create_study(
+        self, problem: Problem, algorithm: str, seed: int, max_trials: int | None, name: str = ""
+    ) -> int:
+        body = {
+            "name": name or f"{problem.name}-{algorithm}-{seed}",
+            "parameters": list(problem.parameters),
+            "metrics": [{"name": METRIC, "goal": "minimize"}],
+            "algorithm": algorithm,
+            "max_trials": max_trials,
+            "seed": seed,
+        }
+        return int(self._post("/studies", body)["id"])
+
+    def suggest(
+        self, study: int, client_id: str, count: int = 1
+    ) -> tuple[list[tuple[int, dict[str, Any]]], float]:
+        t0 = time.perf_counter()
+        out = self._post(
+            f"/studies/{study}/trials/suggest", {"count": count, "client_id": client_id}
+        )
+        elapsed = time.perf_counter() - t0
+        return [(int(t["number"]), dict(t["params"])) for t in out["trials"]], elapsed
+
+    def complete(self, study: int, number: int, value: float) -> None:
+        self._post(f"/studies/{study}/trials/{number}/complete", {"values": {METRIC: value}})
+
+    def add_completed(self, study: int, params: Mapping[str, Any], value: float) -> None:
+        body = {"params": dict(params), "state": "completed", "values": {METRIC: value}}
+        self._post(f"/studies/{study}/trials", body)
+
+
+@contextmanager
+def tuneforge_api() -> Iterator[TuneforgeAPI]:
+    """The real FastAPI app on a temporary, migrated SQLite database."""
+    from fastapi.testclient import TestClient
+
+    from tuneforge.api.app import create_app
+    from tuneforge.api.db.migrate import upgrade
+    from tuneforge.api.settings import Settings
+
+    with tempfile.TemporaryDirectory(prefix="tuneforge-bench-") as tmp:
+        url = f"sqlite:///{os.path.join(tmp, 'bench.db')}"
+        upgrade(url)
+        settings = Settings(db_url=url, reconcile_interval_seconds=0, broker_url="")
+        with TestClient(create_app(settings)) as client:
+            yield TuneforgeAPI(client)
+
+
+def run_tuneforge(problem: Problem, algorithm: str, seed: int, budget: int) -> RunResult:
+    """Sequential: suggest one trial, evaluate it, complete it; ``budget`` times."""
+    memo = Memo(problem)
+    values: list[float] = []
+    latencies: list[float] = []
+    t0 = time.perf_counter()
+    with tuneforge_api() as api:
+        study = api.create_study(problem, algorithm, seed, budget)
+        while len(values) < budget:
+            trials, dt = api.suggest(study, "bench-worker")
+            if not trials:
+                raise RuntimeError(f"{problem.name}/{algorithm}: no trial after {len(values)}")
+            latencies.append(dt)
+            number, params = trials[0]
+            value = memo(params)
+            api.complete(study, number, value)
+            values.append(value)
+    name = TUNEFORGE_PREFIX + algorithm
+    elapsed = time.perf_counter() - t0
+    return RunResult(problem.name, name, seed, "seq", values, latencies, elapsed, len(memo.cache))
+
+
+def run_tuneforge_parallel(
+    problem: Problem, algorithm: str, seed: int, budget: int, workers: int = PARALLEL_WORKERS
+) -> RunResult:
+    """``workers`` simulated workers keep that many trials in flight (one client_id each);
+    the next trial to finish is drawn from the in-flight ones by a seeded generator."""
+    memo = Memo(problem)
+    values: list[float] = []
+    latencies: list[float] = []
+    rng = np.random.default_rng([seed, workers])
+    t0 = time.perf_counter()
+    with tuneforge_api() as api:
+        study = api.create_study(problem, algorithm, seed, budget)
+        in_flight: dict[str, tuple[int, dict[str, Any]]] = {}
+        issued = 0
+
+        def hand_out(client: str) -> None:
+            nonlocal issued
+            trials, dt = api.suggest(study, client)
+            latencies.append(dt)
+            if len(trials) != 1:
+                raise RuntimeError(f"{problem.name}: worker {client} got {len(trials)} trials")
+            in_flight[client] = trials[0]
+            issued += 1
+
+        for w in range(min(workers, budget)):
+            hand_out(f"worker-{w}")
+        while in_flight:
+            clients = sorted(in_flight)
+            client = clients[int(rng.integers(len(clients)))]
+            number, params = in_flight.pop(client)
+            value = memo(params)
+            api.complete(study, number, value)
+            values.append(value)
+            if issued < budget:
+                hand_out(client)
+    name = TUNEFORGE_PREFIX + algorithm
+    elapsed = time.perf_counter() - t0
+    return RunResult(problem.name, name, seed, "par8", values, latencies, elapsed, len(memo.cache))
+
+
+# ---- Optuna ---------------------------------------------------------------------------------
+def optuna_sampler(name: str, seed: int) -> Any:
+    import optuna
+
+    if name == "optuna-tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "optuna-gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "optuna-random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def quiet_optuna() -> None:
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def run_optuna(problem: Problem, sampler_name: str, seed: int, budget: int) -> RunResult:
+    import optuna
+
+    quiet_optuna()
+    memo = Memo(problem)
+    values: list[float] = []
+    latencies: list[float] = []
+    distributions = problem.optuna_distributions()
+    t0 = time.perf_counter()
+    study = optuna.create_study(direction="minimize", sampler=optuna_sampler(sampler_name, seed))
+    for _ in range(budget):
+        ts = time.perf_counter()
+        trial = study.ask(distributions)
+        latencies.append(time.perf_counter() - ts)
+        value = memo(trial.params)
+        study.tell(trial, value)
+        values.append(value)
+    elapsed = time.perf_counter() - t0
+    return RunResult(
+        problem.name, sampler_name, seed, "seq", values, latencies, elapsed, len(memo.cache)
+    )
+
+
+def run(problem: Problem, optimizer: str, seed: int, budget: int, mode: str = "seq") -> RunResult:
+    if optimizer.startswith(TUNEFORGE_PREFIX):
+        algorithm = optimizer[len(TUNEFORGE_PREFIX) :]
+        if mode == "par8":
+            return run_tuneforge_parallel(problem, algorithm, seed, budget)
+        return run_tuneforge(problem, algorithm, seed, budget)
+    if mode != "seq":
+        raise ValueError(f"mode {mode!r} is for tuneforge optimizers only")
+    return run_optuna(problem, optimizer, seed, budget)
+
+
+# ---- batch quality --------------------------------------------------------------------------
+def batch_quality(
+    problem: Problem, seed: int, history: int = 20, batch: int = 8, algorithm: str = "auto"
+) -> dict[str, Any]:
+    """``history`` sequential ``auto`` trials, then one ``count=batch`` suggest: the batch's
+    minimum pairwise distance in the unit cube, its duplicates, its distance to the history."""
+    from tuneforge.core.space import SearchSpace
+
+    space = SearchSpace.from_list(list(problem.parameters))
+    memo, seen = Memo(problem), []
+    with tuneforge_api() as api:
+        study = api.create_study(problem, algorithm, seed, None)
+        for _ in range(history):
+            trials, _dt = api.suggest(study, "bench-worker")
+            number, params = trials[0]
+            api.complete(study, number, memo(params))
+            seen.append(params)
+        trials, dt = api.suggest(study, "bench-batch", count=batch)
+    points = [p for _, p in trials]
+    U = np.array([space.encode(p) for p in points])
+    H = np.array([space.encode(p) for p in seen])
+    pair = np.linalg.norm(U[:, None, :] - U[None, :, :], axis=-1)
+    iu = np.triu_indices(len(points), 1)
+    keys = [space.key(p) for p in points]
+    seen_keys = {space.key(p) for p in seen}
+    return {
+        "problem": problem.name,
+        "seed": seed,
+        "size": len(points),
+        "min_pairwise": float(pair[iu].min()) if len(points) > 1 else float("nan"),
+        "duplicates": len(keys) - len(set(keys)),
+        "repeats_history": sum(k in seen_keys for k in keys),
+        "min_to_history": float(np.linalg.norm(U[:, None, :] - H[None], axis=-1).min()),
+        "seconds": dt,
+        "dim": U.shape[1],
+    }
+
+
+def random_min_pairwise(dim: int, n: int = 8, draws: int = 2000, seed: int = 0) -> float:
+    """Median minimum pairwise distance of ``n`` uniform points in ``[0, 1]^dim`` (reference)."""
+    rng = np.random.default_rng(seed)
+    X = rng.random((draws, n, dim))
+    d = np.linalg.norm(X[:, :, None, :] - X[:, None, :, :], axis=-1)
+    iu = np.triu_indices(n, 1)
+    return float(np.median(d[:, iu[0], iu[1]].min(axis=1)))

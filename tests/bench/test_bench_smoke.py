@@ -1,0 +1,65 @@
+"""Smoke test of the optimizer benchmark: a tiny quick run through the real API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optuna")
+
+from bench.optimizers import main
+from bench.problems import all_problems
+from bench.runners import run
+
+
+def test_quick_subset_writes_every_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bench.md"
+    argv = [
+        "--quick",
+        "--problems", "branin-2",
+        "--seeds", "1",
+        "--optimizers", "tf-random", "tf-auto", "optuna-tpe",
+        "--budget", "10",
+        "--workers", "1",
+        "--latency-levels", "20",
+        "--latency-reps", "2",
+        "--no-batch",
+        "--out", str(out),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    text = out.read_text()
+    assert printed.strip() == text.strip()
+    assert "- command: `python -m bench.optimizers --quick --problems branin-2" in text
+    for section in (
+        "## Final best value",
+        "## Normalized score",
+        "## tuneforge auto vs Optuna",
+        "## Suggest latency vs history size",
+        "## 8-way parallel auto vs sequential auto",
+    ):
+        assert section in text
+    rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")}
+    assert {"branin-2", "mean (all)", "20"} <= rows
+    final = next(line for line in text.splitlines() if line.startswith("| branin-2 | regret"))
+    cells = [c.strip() for c in final.strip("|").split("|")]
+    assert len(cells) == 2 + 3 and all(float(c) >= 0 for c in cells[2:])  # 1 seed: no "±"
+    header = next(line for line in text.splitlines() if line.startswith("| problem | reported"))
+    assert [c.strip() for c in header.strip("|").split("|")][2:] == [
+        "tf-random",
+        "tf-auto",
+        "optuna-tpe",
+    ]
+    assert "auto vs optuna-tpe: " in text
+
+
+@pytest.mark.parametrize("optimizer", ["tf-auto", "optuna-tpe"])
+def test_runs_are_deterministic_given_the_seed(optimizer: str) -> None:
+    problem = all_problems()["branin-2"]
+    first = run(problem, optimizer, 3, 12)
+    second = run(problem, optimizer, 3, 12)
+    assert first.values == second.values
+    assert len(first.values) == 12

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("optuna")
-
 from bench.optimizers import main
 from bench.problems import all_problems
 from bench.runners import run

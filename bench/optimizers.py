@@ -157,7 +157,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="2 problems, 2 seeds, 15 trials, no sklearn"
     )
     ap.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 5, quick 2)")
-    ap.add_argument("--out", help=f"markdown report (default {DEFAULT_OUT}; none with --quick)")
+    ap.add_argument(
+        "--out",
+        help=f"markdown report (default: {DEFAULT_OUT} for the full, unfiltered benchmark; "
+        "otherwise only printed)",
+    )
     ap.add_argument("--json", help="also write every run's raw results here")
     ap.add_argument("--problems", nargs="+", help="problem names (default: all; quick: 2)")
     ap.add_argument(
@@ -173,6 +177,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-batch", action="store_true", help="skip the count=8 batch check")
     ap.add_argument("--no-parallel", action="store_true", help="skip 8-way parallel auto")
     args = ap.parse_args(argv)
+    subset = args.quick or any(
+        x is not None for x in (args.problems, args.optimizers, args.seeds, args.budget)
+    )
     problems = all_problems()
     if args.problems is None:
         quick = [problems[n] for n in QUICK_PROBLEMS]
@@ -189,7 +196,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.budget = args.budget or (QUICK_BUDGET if args.quick else None)
     if args.latency_levels is None:
         args.latency_levels = list(QUICK_LATENCY_LEVELS if args.quick else LATENCY_LEVELS)
-    if args.out is None and not args.quick:
+    if args.out is None and not subset:  # a partial run never overwrites the published report
         args.out = DEFAULT_OUT
     return args
 
@@ -322,6 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     t0 = time.perf_counter()
+    env_at_start = environment()
     tasks = build_tasks(args)
     log(f"{len(tasks)} tasks on {args.workers} processes")
     results = run_tasks(tasks, args.workers, log)
@@ -332,7 +340,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore")
         latency = measure(tuple(args.latency_levels), args.latency_reps, log)
     wall = time.perf_counter() - t0
-    text, _summary = render(args, results, latency, environment(), command, wall)
+    env = dict(env_at_start)
+    at_end = environment()["tuneforge"]
+    if at_end != env["tuneforge"]:  # the code under test changed while the benchmark ran
+        env["tuneforge"] += f" at the start, {at_end} at the end"
+    text, _summary = render(args, results, latency, env, command, wall)
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -48,7 +48,16 @@ class RunResult:
 
 
 def limit_threads() -> None:
-    """One BLAS / torch thread per process: the pool runs two processes on two cores."""
+    """One BLAS / OpenMP / torch thread per process: the pool runs two processes on two cores.
+
+    threadpoolctl only limits the libraries already loaded, and scipy ships its own
+    OpenBLAS (what tuneforge's GP uses through ``scipy.linalg``) next to numpy's, plus
+    scikit-learn's OpenMP runtime; so load them all first. The thread count changes the
+    floating-point reduction order, hence a GP's trajectory: a run is reproducible for a
+    given thread setting, and this keeps the setting the same in every run.
+    """
+    import scipy.linalg  # noqa: F401
+    import sklearn  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1)

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from ...core.errors import InvalidSpec
 from ...core.trials import StudyState
 from ..db.engine import Database
 from ..schemas.common import decode_page_token, encode_page_token
@@ -21,26 +20,10 @@ from ..schemas.studies import (
 from ..schemas.trials import BestOut, trial_public
 from ..services import managed
 from ..services import studies as service
-from .deps import StudyId, get_db
+from .deps import StudyId, get_db, page_size_of, state_filter
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 DB = Annotated[Database, Depends(get_db)]
-MAX_PAGE = 1000
-
-
-def page_size_of(value: int) -> int:
-    if not 1 <= value <= MAX_PAGE:
-        raise InvalidSpec(f"must be between 1 and {MAX_PAGE}, got {value}", field="page_size")
-    return value
-
-
-def parse_study_state(raw: str | None) -> StudyState | None:
-    if raw is None:
-        return None
-    try:
-        return StudyState(raw)
-    except ValueError:
-        raise InvalidSpec("must be one of active, paused, completed", field="state") from None
 
 
 @router.post("", status_code=201, response_model=StudyPublic)
@@ -68,7 +51,7 @@ def list_studies(
 ) -> StudyPage:
     studies, last = service.list_studies(
         db,
-        state=parse_study_state(state),
+        state=state_filter(state, StudyState),
         name=name,
         after_id=decode_page_token(page_token),
         page_size=page_size_of(page_size),

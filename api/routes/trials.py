@@ -26,21 +26,10 @@ from ..schemas.trials import (
 )
 from ..services import suggest as suggest_service
 from ..services import trials as service
-from .deps import StudyId, TrialNumber, get_db
-from .studies import page_size_of
+from .deps import StudyId, TrialNumber, get_db, page_size_of, state_filter
 
 router = APIRouter(prefix="/studies/{study_id}/trials", tags=["trials"])
 DB = Annotated[Database, Depends(get_db)]
-
-
-def parse_trial_state(raw: str | None) -> TrialState | None:
-    if raw is None:
-        return None
-    try:
-        return TrialState(raw)
-    except ValueError:
-        names = ", ".join(s.value for s in TrialState)
-        raise InvalidSpec(f"must be one of {names}", field="state") from None
 
 
 @router.post("/suggest", response_model=SuggestOut)
@@ -72,7 +61,7 @@ def list_trials(
     trials, last = service.list_trials(
         db,
         study_id,
-        state=parse_trial_state(state),
+        state=state_filter(state, TrialState),
         updated_after=updated_after,
         client_id=client_id,
         after_number=decode_page_token(page_token),

@@ -172,8 +172,8 @@ def mixed_nn(p: Params) -> float:
     return base + quad + diverge + 0.01 * (layers - 3) ** 2
 
 
-# mixed-cat: three 4-level categoricals, an int and a float (auto takes the TPE path:
-# categorical parameters are the majority). Seeded tables give per-level costs, a
+# mixed-cat: three 4-level categoricals, an int and a float (mostly categorical).
+# Seeded tables give per-level costs, a
 # pairwise interaction, and the optimal int and float per level.
 _CAT = ("p", "q", "r", "s")
 _rng = np.random.default_rng(20240601)

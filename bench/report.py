@@ -221,6 +221,7 @@ def batch_table(rows: Sequence[dict[str, Any]], reference: dict[int, float]) -> 
                 fmt(min(r["min_pairwise"] for r in rs)),
                 fmt(reference.get(dim, math.nan)),
                 sum(r["duplicates"] for r in rs),
+                sum(r.get("near_duplicates", 0) for r in rs),
                 sum(r["repeats_history"] for r in rs),
                 fmt(statistics.fmean(r["min_to_history"] for r in rs)),
                 f"{statistics.median(r['seconds'] for r in rs) * 1000:.0f}",
@@ -234,6 +235,7 @@ def batch_table(rows: Sequence[dict[str, Any]], reference: dict[int, float]) -> 
         "min pairwise (worst seed)",
         "8 uniform points (median)",
         "duplicates in batch",
+        "near-duplicate pairs (< 0.01)",
         "repeats of history",
         "min dist to history (mean)",
         "suggest count=8 (ms)",
@@ -243,6 +245,8 @@ def batch_table(rows: Sequence[dict[str, Any]], reference: dict[int, float]) -> 
 
 def parallel_table(f_seq: Finals, f_par: Finals) -> tuple[str, dict[str, float]]:
     rows, ratios = [], {}
+    seq_scores: list[float] = []
+    par_scores: list[float] = []
     for p in f_par.problems:
         seq, par = f_seq.by[p.name].get(AUTO), f_par.by[p.name].get(AUTO)
         if not seq or not par:
@@ -255,6 +259,16 @@ def parallel_table(f_seq: Finals, f_par: Finals) -> tuple[str, dict[str, float]]
         sp = statistics.fmean(f_seq.score(p.name, v) for v in par)
         verdict = "yes" if ratio <= PARALLEL_TARGET else "no"
         rows.append([p.name, fmt(rs), fmt(rp), f"{ratio:.2f}", fmt(ss), fmt(sp), verdict])
+        seq_scores.append(ss)
+        par_scores.append(sp)
+    if seq_scores:
+        ms, mp = statistics.fmean(seq_scores), statistics.fmean(par_scores)
+        set_ratio = mp / ms if ms > 0 else math.nan
+        ratios["set (mean normalized score)"] = set_ratio
+        verdict = "yes" if set_ratio <= PARALLEL_TARGET else "no"
+        rows.append(
+            ["**set (mean)**", "", "", "", fmt(ms), fmt(mp), f"{verdict} ({set_ratio:.2f})"]
+        )
     header = [
         "problem",
         "sequential regret (mean)",

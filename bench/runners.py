@@ -263,6 +263,10 @@ def run(problem: Problem, optimizer: str, seed: int, budget: int, mode: str = "s
 
 
 # ---- batch quality --------------------------------------------------------------------------
+#: Two points of a batch closer than this (Euclidean, unit cube: 1% of a side) are near-duplicates.
+NEAR_DUPLICATE = 0.01
+
+
 def batch_quality(
     problem: Problem, seed: int, history: int = 20, batch: int = 8, algorithm: str = "auto"
 ) -> dict[str, Any]:
@@ -293,6 +297,7 @@ def batch_quality(
         "size": len(points),
         "min_pairwise": float(pair[iu].min()) if len(points) > 1 else float("nan"),
         "duplicates": len(keys) - len(set(keys)),
+        "near_duplicates": int((pair[iu] < NEAR_DUPLICATE).sum()),
         "repeats_history": sum(k in seen_keys for k in keys),
         "min_to_history": float(np.linalg.norm(U[:, None, :] - H[None], axis=-1).min()),
         "seconds": dt,

@@ -31,9 +31,15 @@ from .sobol import _RNG_KEYWORD
 
 #: A pick closer than this (Euclidean, unit cube) to a used point counts as a duplicate.
 DUPLICATE_RADIUS = 1e-3
+#: A pick must be at least this far from in-flight trials and the other points of its batch:
+#: a point that close would be evaluated before the nearby result could inform it.
+PENDING_RADIUS = 0.02
 #: Starting points of the local acquisition optimizer, and its iteration budget.
 N_LOCAL_STARTS = 5
 LOCAL_MAXITER = 60
+#: Best candidates that then climb over their discrete parameters, and the climb's length.
+N_DISCRETE_STARTS = 3
+DISCRETE_ROUNDS = 4
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_SQRT_PI_2 = 0.5 * math.log(math.pi / 2.0)
@@ -219,40 +225,47 @@ class CandidateSearch:
     the best point in its discrete columns are scored too. A point is used when a
     trial or an earlier pick has the same feature row (the same parameter set: the
     encoding is one-to-one), or, if it has an active continuous parameter, lies
-    within :data:`DUPLICATE_RADIUS` of one.
+    within :data:`DUPLICATE_RADIUS` of one, or within :data:`PENDING_RADIUS` of an
+    in-flight trial or an earlier pick of the same call.
     """
 
-    def __init__(self, encoder: SpaceEncoder, taken_F: np.ndarray) -> None:
+    def __init__(
+        self, encoder: SpaceEncoder, taken_F: np.ndarray, pending_F: np.ndarray | None = None
+    ) -> None:
         self.space, self.encoder = encoder.space, encoder
         self.taken = {_identity(f) for f in taken_F}
         self.taken_F = [taken_F]
+        self.pending_F = [np.empty((0, encoder.d)) if pending_F is None else pending_F]
 
     def pick(
         self, acq: Acquisition, pool: Pool, rng: np.random.Generator
     ) -> tuple[Params, np.ndarray]:
         U, scores = self._candidates(acq, pool, rng)
-        used_F = np.vstack(self.taken_F)
+        used_F, pending_F = np.vstack(self.taken_F), np.vstack(self.pending_F)
         for i in np.argsort(-scores, kind="stable"):
             params = self.space.decode(U[i])
             _, f, active = self.encoder.from_params(params)
             if _identity(f) in self.taken:
                 continue
-            if (active & self.encoder.continuous).any() and self._near(used_F, f):
+            if (active & self.encoder.continuous).any() and (
+                self._near(used_F, f, DUPLICATE_RADIUS) or self._near(pending_F, f, PENDING_RADIUS)
+            ):
                 continue
             return self._take(params, f)
         return self._take(*self._fallback(acq, U[int(np.argmax(scores))], rng))
 
-    def _near(self, used_F: np.ndarray, f: np.ndarray) -> bool:
-        """Whether ``f`` is within :data:`DUPLICATE_RADIUS` of a used point (a category apart is far)."""
+    def _near(self, used_F: np.ndarray, f: np.ndarray, radius: float) -> bool:
+        """Whether ``f`` is within ``radius`` of a row of ``used_F`` (a category apart is far)."""
         if not len(used_F):
             return False
         diff = np.abs(used_F - f)
         sq = np.where(self.encoder.cat, diff > 1e-9, diff * diff).sum(axis=1)
-        return bool(sq.min() < DUPLICATE_RADIUS**2)
+        return bool(sq.min() < radius**2)
 
     def _take(self, params: Params, f: np.ndarray) -> tuple[Params, np.ndarray]:
         self.taken.add(_identity(f))
         self.taken_F.append(f[None, :])
+        self.pending_F.append(f[None, :])
         return params, f
 
     def _candidates(
@@ -269,12 +282,33 @@ class CandidateSearch:
             U_new = np.where(free, F_opt, pool.U[top])
             Us.append(U_new)
             Ss.append(acq(self.encoder.features(U_new)[0]))
-        best = int(np.argmax(np.concatenate(Ss)))
-        U_nb = self.encoder.neighbours(np.vstack(Us)[best], rng)
-        if len(U_nb):
-            Us.append(U_nb)
-            Ss.append(acq(self.encoder.features(U_nb)[0]))
+        U_all, S_all = np.vstack(Us), np.concatenate(Ss)
+        for i in np.argsort(-S_all, kind="stable")[:N_DISCRETE_STARTS]:
+            U_hc, S_hc = self._hill_climb(acq, U_all[i], S_all[i], rng)
+            Us.append(U_hc)
+            Ss.append(S_hc)
         return np.vstack(Us), np.concatenate(Ss)
+
+    def _hill_climb(
+        self, acq: Acquisition, u: np.ndarray, score: float, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Greedy moves of one discrete parameter at a time while the acquisition improves;
+        returns every point scored on the way."""
+        seen_U, seen_S = [], []
+        for _ in range(DISCRETE_ROUNDS):
+            U_nb = self.encoder.neighbours(u, rng)
+            if not len(U_nb):
+                break
+            S_nb = acq(self.encoder.features(U_nb)[0])
+            seen_U.append(U_nb)
+            seen_S.append(S_nb)
+            j = int(np.argmax(S_nb))
+            if not S_nb[j] > score:
+                break
+            u, score = U_nb[j], float(S_nb[j])
+        if not seen_U:
+            return np.empty((0, len(u))), np.empty(0)
+        return np.vstack(seen_U), np.concatenate(seen_S)
 
     def _fallback(
         self, acq: Acquisition, u_best: np.ndarray, rng: np.random.Generator

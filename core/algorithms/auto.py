@@ -3,11 +3,10 @@ the objectives and how far the study has come.
 
 The rule (evidence in docs/algorithms.md, measured by bench/optimizers.py):
 
-- several objectives, a conditional space, or a space that is mostly
-  categorical: ``tpe`` (it models conditional groups and categories natively
-  and ranks trials by non-domination);
-- otherwise ``gp`` (Gaussian-process BO, which starts from its own scrambled
-  Sobol design) while the study has fewer than ``GP_MAX_TRIALS`` finished
+- several objectives or a conditional space: ``tpe`` (it models conditional
+  groups natively and ranks trials by non-domination);
+- otherwise ``gp`` (Gaussian-process BO with a mismatch kernel for categories,
+  which starts from its own scrambled Sobol design) while the study has fewer than ``GP_MAX_TRIALS`` finished
   trials; past that, ``tpe``, whose cost stays flat and which learns from the
   whole history.
 
@@ -21,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..space import ParamType, SearchSpace
 from ..trials import MetricRole
 from .base import Algorithm, Suggestion, SuggestRequest
 
@@ -32,17 +30,9 @@ GP_MAX_TRIALS = 400
 def choose(request: SuggestRequest) -> str:
     """The algorithm ``auto`` uses for this request."""
     objectives = [m for m in request.metrics if m.role == MetricRole.OBJECTIVE]
-    if len(objectives) > 1 or prefers_tpe(request.space):
+    if len(objectives) > 1 or request.space.is_conditional:
         return "tpe"
     return "gp" if len(request.completed) < GP_MAX_TRIALS else "tpe"
-
-
-def prefers_tpe(space: SearchSpace) -> bool:
-    """Conditional spaces and spaces with more categorical than other parameters."""
-    if space.is_conditional:
-        return True
-    categorical = sum(p.type == ParamType.CATEGORICAL for p in space.parameters)
-    return categorical * 2 > len(space.parameters)
 
 
 class AutoSearch(Algorithm):

@@ -23,14 +23,16 @@ the points come from scrambled Sobol', exactly as :class:`.SobolSearch`):
    (scrambled Sobol' plus perturbations of the best trials, or every point of a
    small finite space), polished by multi-start L-BFGS-B on the numeric
    columns and by trying neighbouring values of the discrete ones. The best
-   point not yet used (same parameter set, or within ``DUPLICATE_RADIUS`` in
+   point not yet used (same parameter set, within ``DUPLICATE_RADIUS`` of a trial or
+   ``PENDING_RADIUS`` of an in-flight trial or another point of the batch, in
    the unit cube) wins.
 
 Pruned trials are ignored by the models but never suggested again. All
 randomness comes from ``default_rng([seed, finished trials, calls])``, where
 ``calls`` counts this algorithm's calls in the saved state, so a request
 always gives the same answer. The state is ``{"calls", "sobol_index",
-"theta": {model: [log hyperparameters]}}``, plain JSON.
+"theta": {model: [log hyperparameters]}, "fitted_on": {model: training points}}``,
+plain JSON.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from ..errors import InvalidSpec
 from ..space import SearchSpace
 from .acquisition import N_LOCAL_STARTS, Acquisition, CandidateSearch, Constraint, Pool
 from .base import Algorithm, Params, Suggestion, SuggestRequest
-from .gp_model import GPModel, Posterior, Prior, SpaceEncoder, fit_theta
+from .gp_model import GPModel, Posterior, Prior, SpaceEncoder, clip_theta, fit_theta
 from .gp_targets import History, constraint_targets, objective_targets, select_training
 from .sampling import seed_entropy, state_int
 from .sobol import SobolSearch
@@ -57,6 +59,10 @@ from .sobol import SobolSearch
 #: Hyperparameter fits restart from scratch on small data and on every few calls (see _Fits).
 RESTART_BELOW = 100
 RESTART_EVERY = 4
+#: From this many training points on, the saved hyperparameters are reused until the
+#: training set has grown by REFIT_GROWTH since they were fitted (see _Fits).
+REUSE_FROM = 100
+REFIT_GROWTH = 0.05
 #: Share of the candidate pool that perturbs the best trials instead of following Sobol'.
 PERTURBED_SHARE = 0.25
 
@@ -151,18 +157,25 @@ class GPSearch(Algorithm):
             for k, v in (saved.items() if isinstance(saved, Mapping) else ())
             if _finite_list(v)
         }
+        fitted = state.get("fitted_on")
+        fitted_on = {
+            str(k): int(v)
+            for k, v in (fitted.items() if isinstance(fitted, Mapping) else ())
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0
+        }
         out_state: dict[str, Any] = {
             "calls": calls + 1,
             "sobol_index": state_int(state, "sobol_index"),
             "theta": thetas,
+            "fitted_on": fitted_on,
         }
         if request.count <= 0:
             return Suggestion((), out_state)
         with single_threaded_blas():
-            return self._suggest(request, out_state, thetas, calls)
+            return self._suggest(request, out_state, calls)
 
     def _suggest(
-        self, request: SuggestRequest, out_state: dict[str, Any], thetas: dict[str, Any], calls: int
+        self, request: SuggestRequest, out_state: dict[str, Any], calls: int
     ) -> Suggestion:
         encoder = SpaceEncoder(request.space)
         history = History.collect(request, encoder)
@@ -171,7 +184,14 @@ class GPSearch(Algorithm):
             return self._sobol(request, out_state, "startup")
         rng = np.random.default_rng([seed_entropy(request.seed), len(request.completed), calls])
         try:
-            params = self._model_suggest(request, encoder, history, thetas, rng, calls)
+            fits = _Fits(
+                encoder.cat,
+                out_state["theta"],
+                out_state["fitted_on"],
+                rng,
+                restart=calls % RESTART_EVERY == 0,
+            )
+            params = self._model_suggest(request, encoder, history, fits, rng)
         except linalg.LinAlgError:  # even the largest jitter failed: keep the study moving
             return self._sobol(request, out_state, "fallback")
         return Suggestion(params, out_state, extra={"phase": "model"})
@@ -188,9 +208,8 @@ class GPSearch(Algorithm):
         request: SuggestRequest,
         encoder: SpaceEncoder,
         history: History,
-        thetas: dict[str, Any],
+        fits: _Fits,
         rng: np.random.Generator,
-        calls: int,
     ) -> tuple[Params, ...]:
         count = request.count
         n_obj = len(history.objectives)
@@ -205,7 +224,6 @@ class GPSearch(Algorithm):
             return (y - y.mean()) / (y.std() or 1.0)
 
         y0 = targets(0)
-        fits = _Fits(encoder.cat, thetas, rng, restart=calls % RESTART_EVERY == 0)
         base = fits.model("objective", X, y0)
         constraints = self._constraints(history, chosen, fits)
         feasible = history.feasible[rows]
@@ -214,7 +232,7 @@ class GPSearch(Algorithm):
             history.A[best_rows], history.U[best_rows], rng.random((len(best_rows), encoder.d))
         )
         pool = Pool.build(encoder, near, int(self.options["n_candidates"]), rng, PERTURBED_SHARE)
-        search = CandidateSearch(encoder, history.taken_F)
+        search = CandidateSearch(encoder, history.taken_F, history.pending_F)
         fantasy_noise = min(base.noise_var, 1e-4 * base.signal)
         model = base
         for x in history.pending_F[-cap:]:
@@ -269,11 +287,16 @@ class _Fits:
     start (the best of the prior mode and two prior draws) runs too when there
     are none, on at most :data:`RESTART_BELOW` points, and on every
     :data:`RESTART_EVERY`-th call -- so a fit cannot stay in a poor mode for long
-    while a large study mostly pays for one warm-started run.
+    while a large study mostly pays for one warm-started run. From
+    :data:`REUSE_FROM` training points on, the saved hyperparameters are reused
+    as they are until the training set has grown by :data:`REFIT_GROWTH`: one
+    more point barely moves a MAP estimate from that many, and the fit is the
+    part of a call whose cost grows fastest.
     """
 
     cat: np.ndarray
     thetas: dict[str, list[float]]
+    fitted_on: dict[str, int]
     rng: np.random.Generator
     restart: bool
 
@@ -281,10 +304,14 @@ class _Fits:
         prior = Prior.default(X.shape[1])
         saved = self.thetas.get(key)
         warm = np.array(saved) if saved is not None and len(saved) == len(prior.mean) else None
+        n, since = len(X), self.fitted_on.get(key, 0)
+        if warm is not None and n >= REUSE_FROM and since <= n < since * (1.0 + REFIT_GROWTH):
+            return GPModel(X, clip_theta(warm), self.cat)
         starts: list[np.ndarray] = []
-        if warm is None or self.restart or len(X) <= RESTART_BELOW:
+        if warm is None or self.restart or n <= RESTART_BELOW:
             draws = prior.mean + prior.std * self.rng.standard_normal((2, len(prior.mean)))
             starts = [prior.mean, *draws]
         theta = fit_theta(X, y, self.cat, starts, warm=warm, prior=prior)
         self.thetas[key] = [float(v) for v in theta]
+        self.fitted_on[key] = n
         return GPModel(X, theta, self.cat)

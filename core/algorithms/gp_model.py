@@ -104,11 +104,31 @@ def cholesky(K: np.ndarray) -> np.ndarray:
 
 def matern52(r2: np.ndarray, signal: float) -> tuple[np.ndarray, np.ndarray]:
     """``k(r)`` and ``-k'(r) / r`` (what every gradient needs) from squared scaled distances."""
-    r = np.sqrt(np.maximum(r2, 0.0))
-    e = np.exp(-SQRT5 * r)
-    k = signal * (1.0 + SQRT5 * r + (5.0 / 3.0) * r2) * e
-    slope = signal * (5.0 / 3.0) * (1.0 + SQRT5 * r) * e
+    sr = np.sqrt(np.maximum(r2, 0.0))
+    sr *= SQRT5
+    e = np.exp(-sr)
+    slope = sr + 1.0
+    slope *= e
+    k = r2 * e
+    k *= 5.0 / 3.0
+    k += slope
+    k *= signal
+    slope *= signal * (5.0 / 3.0)
     return k, slope
+
+
+def matern52_value(r2: np.ndarray, signal: float) -> np.ndarray:
+    """``k(r)`` alone, computed in place of ``r2``'s temporaries."""
+    sr = np.sqrt(r2)  # r2 >= 0: a sum of non-negative terms
+    sr *= SQRT5
+    k = r2 * (5.0 / 3.0)
+    k += sr
+    k += 1.0
+    np.negative(sr, out=sr)
+    np.exp(sr, out=sr)
+    k *= sr
+    k *= signal
+    return k
 
 
 def distance_terms(A: np.ndarray, B: np.ndarray, cat: np.ndarray) -> np.ndarray:
@@ -123,14 +143,17 @@ def distance_terms(A: np.ndarray, B: np.ndarray, cat: np.ndarray) -> np.ndarray:
 def scaled_sq_dist(
     A: np.ndarray, B: np.ndarray, inv_ls2: np.ndarray, cat: np.ndarray
 ) -> np.ndarray:
-    """``r^2`` of every pair, column by column (exact, ``O(len(A) * len(B))`` memory)."""
+    """``r^2`` of every pair, column by column: exact, so that the posterior variance next
+    to an observed point (a difference of nearly equal numbers) keeps its digits."""
     r2 = np.zeros((len(A), len(B)))
     for j in range(A.shape[1]):
         delta = A[:, j, None] - B[None, :, j]
         if cat[j]:
             r2 += inv_ls2[j] * (np.abs(delta) > MISMATCH_TOL)
         else:
-            r2 += inv_ls2[j] * delta * delta
+            delta *= delta
+            delta *= inv_ls2[j]
+            r2 += delta
     return r2
 
 
@@ -158,7 +181,7 @@ class GPModel:
         self.L = L
 
     def kernel(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
-        return matern52(scaled_sq_dist(A, B, self.inv_ls2, self.cat), self.signal)[0]
+        return matern52_value(scaled_sq_dist(A, B, self.inv_ls2, self.cat), self.signal)
 
     def solve(self, Kc: np.ndarray) -> np.ndarray:
         """``L^-1 Kc^T`` for a cross-covariance ``Kc`` of shape ``(m, n)``."""

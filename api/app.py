@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +22,17 @@ from .settings import Settings
 API_PREFIX = "/api/v1"
 
 
+def freeze_startup_objects() -> None:
+    """Move everything alive after startup (modules, classes, the numeric stack: several
+    hundred thousand objects) out of the garbage collector's view.
+
+    Full collections otherwise walk them again and again, and one landing inside a
+    request added 10-20 ms to a suggest call; objects created later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for ``settings``; the database is checked when the app starts."""
     settings = settings or Settings()
@@ -31,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prepare_database(settings.db_url, migrate=settings.migrate)
+        freeze_startup_objects()
         reconciler.start()
         try:
             yield

@@ -42,6 +42,8 @@ QUICK_BUDGET = 15
 LATENCY_LEVELS = (50, 100, 200, 1000)
 QUICK_LATENCY_LEVELS = (50, 100)
 LATENCY_REPS = 5
+DEFAULT_SEEDS = 10
+SKLEARN_SEEDS = 5
 DEFAULT_OUT = "docs/benchmarks.md"
 GP_LIKE = ("tf-auto", "tf-gp", "optuna-gp")
 
@@ -156,7 +158,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--quick", action="store_true", help="2 problems, 2 seeds, 15 trials, no sklearn"
     )
-    ap.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 5, quick 2)")
+    ap.add_argument(
+        "--seeds", type=int, help="seeds 0..N-1 of the synthetic and mixed problems (default 10)"
+    )
+    ap.add_argument(
+        "--sklearn-seeds",
+        type=int,
+        help="seeds of the scikit-learn tasks, whose runs cost minutes (default 5)",
+    )
     ap.add_argument(
         "--out",
         help=f"markdown report (default: {DEFAULT_OUT} for the full, unfiltered benchmark; "
@@ -178,7 +187,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--no-parallel", action="store_true", help="skip 8-way parallel auto")
     args = ap.parse_args(argv)
     subset = args.quick or any(
-        x is not None for x in (args.problems, args.optimizers, args.seeds, args.budget)
+        x is not None
+        for x in (args.problems, args.optimizers, args.seeds, args.sklearn_seeds, args.budget)
     )
     problems = all_problems()
     if args.problems is None:
@@ -192,7 +202,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.quick:
         args.problems = [p for p in args.problems if p.kind != "sklearn"]
     args.optimizers = list(args.optimizers or DEFAULT_OPTIMIZERS)
-    args.seeds = args.seeds or (2 if args.quick else 5)
+    args.seeds = args.seeds or (2 if args.quick else DEFAULT_SEEDS)
+    args.sklearn_seeds = args.sklearn_seeds or min(args.seeds, SKLEARN_SEEDS)
     args.budget = args.budget or (QUICK_BUDGET if args.quick else None)
     if args.latency_levels is None:
         args.latency_levels = list(QUICK_LATENCY_LEVELS if args.quick else LATENCY_LEVELS)
@@ -205,15 +216,16 @@ def build_tasks(args: argparse.Namespace) -> list[Task]:
     tasks = []
     for p in args.problems:
         budget = args.budget or p.budget
+        seeds = args.sklearn_seeds if p.kind == "sklearn" else args.seeds
         for o in args.optimizers:
-            tasks += [Task("run", p.name, o, s, budget) for s in range(args.seeds)]
+            tasks += [Task("run", p.name, o, s, budget) for s in range(seeds)]
         if p.kind == "sklearn":
             continue
         if not args.no_parallel and "tf-auto" in args.optimizers:
             tasks += [Task("run", p.name, "tf-auto", s, budget, "par8") for s in range(args.seeds)]
         if not args.no_batch:
-            seeds = range(1 if args.quick else args.seeds)
-            tasks += [Task("batch", p.name, "tf-auto", s, 20) for s in seeds]
+            batch_seeds = range(1 if args.quick else args.seeds)
+            tasks += [Task("batch", p.name, "tf-auto", s, 20) for s in batch_seeds]
     return tasks
 
 
@@ -239,7 +251,8 @@ def render(
         f"- command: `{command}`",
         f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         *(f"- {k}: {v}" for k, v in env.items()),
-        f"- seeds: 0..{args.seeds - 1}; budgets (trials per run): "
+        f"- seeds: 0..{args.seeds - 1} (synthetic and mixed), 0..{args.sklearn_seeds - 1} "
+        "(scikit-learn tasks); budgets (trials per run): "
         + ", ".join(f"{b} ({k})" for b, k in budgets),
         "- random search = tuneforge `random` through the API (`tf-random`); "
         "`tf-*` through the HTTP API, `optuna-*` through ask/tell",

@@ -71,8 +71,9 @@ class Cluster:
         self.server.stop()
 
     def run(self, spec: dict[str, Any]) -> int:
-        sid = httpx.post(f"{self.url}/api/v1/studies", json=spec).json()["id"]
-        r = httpx.post(f"{self.url}/api/v1/studies/{sid}/run")
+        # the first managed spec imports scikit-learn in the server: seconds on a busy machine
+        sid = httpx.post(f"{self.url}/api/v1/studies", json=spec, timeout=60).json()["id"]
+        r = httpx.post(f"{self.url}/api/v1/studies/{sid}/run", timeout=60)
         assert r.status_code == 200 and r.json()["managed"] is True, r.text
         return int(sid)
 

@@ -20,6 +20,7 @@ from .scheduler import Reconciler
 from .settings import Settings
 
 API_PREFIX = "/api/v1"
+_frozen = False
 
 
 def freeze_startup_objects() -> None:
@@ -29,8 +30,11 @@ def freeze_startup_objects() -> None:
     Full collections otherwise walk them again and again, and one landing inside a
     request added 10-20 ms to a suggest call; objects created later are collected as usual.
     """
-    gc.collect()
-    gc.freeze()
+    global _frozen
+    if not _frozen:  # once per process: later apps (tests, embedded clients) add nothing new
+        _frozen = True
+        gc.collect()
+        gc.freeze()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -31,7 +31,7 @@ Pruned trials are ignored by the models but never suggested again. All
 randomness comes from ``default_rng([seed, finished trials, calls])``, where
 ``calls`` counts this algorithm's calls in the saved state, so a request
 always gives the same answer. The state is ``{"calls", "sobol_index",
-"theta": {model: [log hyperparameters]}, "fitted_on": {model: training points}}``,
+"theta": {model: [log hyperparameters]}, "fitted_on": {model: usable trials then}}``,
 plain JSON.
 """
 
@@ -190,6 +190,7 @@ class GPSearch(Algorithm):
                 out_state["fitted_on"],
                 rng,
                 restart=calls % RESTART_EVERY == 0,
+                n_seen=history.n_used,
             )
             params = self._model_suggest(request, encoder, history, fits, rng)
         except linalg.LinAlgError:  # even the largest jitter failed: keep the study moving
@@ -299,16 +300,18 @@ class _Fits:
     fitted_on: dict[str, int]
     rng: np.random.Generator
     restart: bool
+    #: Usable trials in the history: what "grown" counts (the training set stops at its cap).
+    n_seen: int
 
     def model(self, key: str, X: np.ndarray, y: np.ndarray) -> GPModel:
         prior = Prior.default(X.shape[1])
         saved = self.thetas.get(key)
         warm = np.array(saved) if saved is not None and len(saved) == len(prior.mean) else None
-        n, since = len(X), self.fitted_on.get(key, 0)
-        if warm is not None and n >= REUSE_FROM and since <= n < since * (1.0 + REFIT_GROWTH):
+        n, since = self.n_seen, self.fitted_on.get(key, 0)
+        if warm is not None and len(X) >= REUSE_FROM and since <= n < since * (1.0 + REFIT_GROWTH):
             return GPModel(X, clip_theta(warm), self.cat)
         starts: list[np.ndarray] = []
-        if warm is None or self.restart or n <= RESTART_BELOW:
+        if warm is None or self.restart or len(X) <= RESTART_BELOW:
             draws = prior.mean + prior.std * self.rng.standard_normal((2, len(prior.mean)))
             starts = [prior.mean, *draws]
         theta = fit_theta(X, y, self.cat, starts, warm=warm, prior=prior)

@@ -309,6 +309,20 @@ def test_hyperparameters_are_reused_until_the_data_grows_by_five_percent() -> No
     assert refit["theta"] != first["theta"]
 
 
+def test_a_capped_training_set_is_still_refitted_as_the_study_grows() -> None:
+    """Past max_training_points the training set stops growing; the refit cadence
+    follows the usable trials, so the hyperparameters do not freeze for good."""
+    algo, space = make(floats(3), max_training_points=REUSE_FROM)
+    history = random_history(space, quadratic_like, REUSE_FROM)
+    first = ask(algo, space, history).state
+    assert first is not None
+    n_more = math.ceil(REUSE_FROM * (1 + REFIT_GROWTH))
+    longer = random_history(space, quadratic_like, n_more, seed=3)
+    refit = ask(algo, space, [*history, *longer[REUSE_FROM:]], state=first).state
+    assert refit is not None and refit["fitted_on"] == {"objective": n_more}
+    assert refit["theta"] != first["theta"]
+
+
 def test_small_finite_spaces_never_repeat_a_used_point() -> None:
     specs: list[dict[str, Any]] = [
         {"name": "a", "type": "int", "low": 0, "high": 4},

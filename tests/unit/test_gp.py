@@ -21,8 +21,8 @@ from tuneforge.core.algorithms import (
     create_algorithm,
     validate_algorithm,
 )
-from tuneforge.core.algorithms.acquisition import PENDING_RADIUS, Acquisition, Constraint, log_h
-from tuneforge.core.algorithms.gp import REFIT_GROWTH, REUSE_FROM, default_startup
+from tuneforge.core.algorithms.acquisition import Acquisition, Constraint, log_h
+from tuneforge.core.algorithms.gp import default_startup
 from tuneforge.core.algorithms.gp_model import (
     GPModel,
     Posterior,
@@ -247,98 +247,6 @@ def test_compress_outliers_is_monotone_bounded_and_leaves_the_bulk_alone() -> No
     assert np.array_equal(out[:30][y[:30] < 1.0], y[:30][y[:30] < 1.0])
     assert out[30] < np.median(y) + 15 and out[30] > out[31]
     assert np.array_equal(compress_outliers(np.ones(5)), np.ones(5))
-
-
-# ---- batches and in-flight trials -----------------------------------------------------------
-@pytest.mark.parametrize("seed", range(3))
-def test_a_batch_of_eight_is_spread_out(seed: int) -> None:
-    algo, space = make(floats(5))
-    history = random_history(space, quadratic_like, 12, seed)
-    batch = ask(algo, space, history, count=8, seed=seed).params
-    assert len({space.key(p) for p in batch}) == 8
-    U = np.array([space.encode(p) for p in batch])
-    print(f"seed {seed}: smallest distance in the batch {pdist(U).min():.3f}")
-    assert pdist(U).min() > 0.05
-    used = np.array([space.encode(t.params) for t in history])
-    assert np.min(np.linalg.norm(U[:, None, :] - used[None, :, :], axis=2)) > 1e-3
-
-
-def test_in_flight_points_push_the_next_suggestion_away() -> None:
-    algo, space = make(floats(5))
-    history = random_history(space, quadratic_like, 12)
-    alone = ask(algo, space, history).params[0]
-    busy = [Trial(number=50, state=TrialState.ACTIVE, params=alone)]
-    after = ask(algo, space, history, busy).params[0]
-    distance = np.linalg.norm(space.encode(alone) - space.encode(after))
-    assert distance > 0.05
-    assert ask(algo, space, history, count=2).params[0] == alone  # a batch starts the same way
-
-
-def test_a_batch_near_the_optimum_keeps_its_points_apart() -> None:
-    """A sharp, well-explored optimum: every point of a batch of 8 and every in-flight
-    trial stays PENDING_RADIUS apart, while completed trials may be approached closer."""
-    algo, space = make(floats(2))
-    f = lambda p: (p["x0"] - 0.3) ** 2 + (p["x1"] - 0.7) ** 2  # noqa: E731
-    history: list[Trial] = []
-    state = None
-    for _ in range(30):
-        out = ask(algo, space, history, state=state)
-        state = out.state
-        history.append(done(len(history), out.params[0], loss=f(out.params[0])))
-    busy = [Trial(number=99, state=TrialState.ACTIVE, params={"x0": 0.3, "x1": 0.7})]
-    batch = ask(algo, space, history, busy, count=8, state=state).params
-    U = np.array([space.encode(p) for p in [*batch, busy[0].params]])
-    assert pdist(U).min() >= PENDING_RADIUS
-    used = np.array([space.encode(t.params) for t in history])
-    assert np.min(np.linalg.norm(U[:-1, None, :] - used[None], axis=2)) < PENDING_RADIUS
-
-
-def test_hyperparameters_are_reused_until_the_data_grows_by_five_percent() -> None:
-    algo, space = make(floats(3))
-    history = random_history(space, quadratic_like, REUSE_FROM)
-    first = ask(algo, space, history).state
-    assert first is not None and first["fitted_on"] == {"objective": REUSE_FROM}
-    grown = random_history(space, quadratic_like, REUSE_FROM + 4, seed=1)
-    same = ask(algo, space, [*history, *grown[REUSE_FROM:]], state=first).state
-    assert same is not None and same["theta"] == first["theta"]
-    assert same["fitted_on"] == {"objective": REUSE_FROM}
-    n_refit = math.ceil(REUSE_FROM * (1 + REFIT_GROWTH))
-    more = [*history, *random_history(space, quadratic_like, n_refit, seed=2)[REUSE_FROM:]]
-    refit = ask(algo, space, more, state=first).state
-    assert refit is not None and refit["fitted_on"] == {"objective": n_refit}
-    assert refit["theta"] != first["theta"]
-
-
-def test_a_capped_training_set_is_still_refitted_as_the_study_grows() -> None:
-    """Past max_training_points the training set stops growing; the refit cadence
-    follows the usable trials, so the hyperparameters do not freeze for good."""
-    algo, space = make(floats(3), max_training_points=REUSE_FROM)
-    history = random_history(space, quadratic_like, REUSE_FROM)
-    first = ask(algo, space, history).state
-    assert first is not None
-    n_more = math.ceil(REUSE_FROM * (1 + REFIT_GROWTH))
-    longer = random_history(space, quadratic_like, n_more, seed=3)
-    refit = ask(algo, space, [*history, *longer[REUSE_FROM:]], state=first).state
-    assert refit is not None and refit["fitted_on"] == {"objective": n_more}
-    assert refit["theta"] != first["theta"]
-
-
-def test_small_finite_spaces_never_repeat_a_used_point() -> None:
-    specs: list[dict[str, Any]] = [
-        {"name": "a", "type": "int", "low": 0, "high": 4},
-        {"name": "b", "type": "categorical", "values": ["x", "y", "z"]},
-    ]
-    algo, space = make(specs, n_startup=3)
-    points = list(space.iter_grid())
-    history = [done(i, p, loss=float(i % 4)) for i, p in enumerate(points[:6])]
-    busy = [
-        Trial(number=20 + i, state=TrialState.REQUESTED, params=p)
-        for i, p in enumerate(points[6:9])
-    ]
-    got = ask(algo, space, history, busy, count=6).params
-    used = {space.key(p) for p in points[:9]}
-    keys = [space.key(p) for p in got]
-    assert len(set(keys)) == 6 and not used & set(keys)
 
 
 # ---- feasibility --------------------------------------------------------------------------------
@@ -618,22 +526,3 @@ def test_latency_is_printed() -> None:
             ask(algo, space, history, state=state)
             times.append(time.perf_counter() - start)
         print(f"gp suggest with {n} completed trials on 5 params: median {np.median(times):.3f} s")
-
-
-# ---- auto ---------------------------------------------------------------------------------------
-def test_auto_keeps_mostly_categorical_spaces_on_the_gp_and_conditional_ones_on_tpe() -> None:
-    from tuneforge.core.algorithms.auto import choose
-
-    cats = [{"name": f"c{i}", "type": "categorical", "values": ["a", "b", "c"]} for i in range(3)]
-    flat = SearchSpace.from_list([*cats, *floats(1)])
-    child = {
-        "name": "y",
-        "type": "float",
-        "low": 0,
-        "high": 1,
-        "condition": {"parent": "c0", "values": ["a"]},
-    }
-    nested = SearchSpace.from_list([*cats, child])
-    for space, expected in ((flat, "gp"), (nested, "tpe")):
-        request = SuggestRequest(space, LOSS, (), (), 1, 0)
-        assert choose(request) == expected

@@ -221,8 +221,9 @@ class CandidateSearch:
 
     The pool is scored; unless it is a whole finite space, the best
     :data:`N_LOCAL_STARTS` candidates are polished by :func:`maximize_local` on their
-    relaxable columns (then snapped to admissible values), and the neighbours of
-    the best point in its discrete columns are scored too. A point is used when a
+    relaxable columns (then snapped to admissible values), and the best
+    :data:`N_DISCRETE_STARTS` points then climb greedily over their discrete columns
+    (:meth:`_hill_climb`), every point on the way scored too. A point is used when a
     trial or an earlier pick has the same feature row (the same parameter set: the
     encoding is one-to-one), or, if it has an active continuous parameter, lies
     within :data:`DUPLICATE_RADIUS` of one, or within :data:`PENDING_RADIUS` of an

@@ -6,9 +6,9 @@ The rule (evidence in docs/algorithms.md, measured by bench/optimizers.py):
 - several objectives or a conditional space: ``tpe`` (it models conditional
   groups natively and ranks trials by non-domination);
 - otherwise ``gp`` (Gaussian-process BO with a mismatch kernel for categories,
-  which starts from its own scrambled Sobol design) while the study has fewer than ``GP_MAX_TRIALS`` finished
-  trials; past that, ``tpe``, whose cost stays flat and which learns from the
-  whole history.
+  which starts from its own scrambled Sobol design) while the study has fewer
+  than ``GP_MAX_TRIALS`` finished trials; past that, ``tpe``, whose cost stays
+  flat and which learns from the whole history.
 
 Each delegate keeps its own saved state under its name, so a switch never
 loses what the other learned, and the choice is a pure function of the

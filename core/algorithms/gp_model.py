@@ -44,6 +44,7 @@ LOG_NOISE_BOUNDS = (math.log(1e-6), math.log(1.0))
 LENGTHSCALE_PRIOR = (0.0, 1.5)
 SIGNAL_PRIOR = (0.0, 1.5)
 NOISE_PRIOR = (-4.0, 1.0)
+#: Weight of the ``-barrier * l^2`` term added to each lengthscale's log prior (see Prior.default).
 LENGTHSCALE_BARRIER = 0.1
 #: Added to the diagonal always; multiplied by 10 up to :data:`MAX_JITTER` while Cholesky fails.
 JITTER = 1e-9
@@ -61,7 +62,8 @@ NEIGHBOUR_VALUES = 24
 
 @dataclass(frozen=True)
 class Prior:
-    """Independent normal priors on ``theta`` (log lengthscales, log signal, log noise)."""
+    """Independent priors on ``theta`` (log lengthscales, log signal, log noise): normal in log
+    space, plus the ``-barrier * l^2`` term on each lengthscale."""
 
     mean: np.ndarray
     std: np.ndarray

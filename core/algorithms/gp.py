@@ -7,7 +7,9 @@ the points come from scrambled Sobol', exactly as :class:`.SobolSearch`):
    and targets (:mod:`.gp_targets`): objectives turned into minimization, outliers
    log-compressed, scalarized with random augmented Chebyshev
    weights when there are several objectives (ParEGO, new weights for every
-   point of a batch), standardized.
+   point of a batch), scaled to unit variance and centred on their 90th percentile
+   (:data:`CENTRE_QUANTILE`): the GP's prior mean, what it predicts far from every
+   trial, is a poor value, so unexplored corners are not presumed average.
 2. At most ``max_training_points`` trials train the models: the best third by
    the (first) scalarized objective, then a seeded uniform sample of the rest
    (infeasible trials included) -- so the cost of a call stops growing.
@@ -65,6 +67,13 @@ REUSE_FROM = 100
 REFIT_GROWTH = 0.05
 #: Share of the candidate pool that perturbs the best trials instead of following Sobol'.
 PERTURBED_SHARE = 0.25
+#: Targets are centred on this quantile of the observed values, not on their mean: the GP's
+#: prior mean (what it predicts far from data) is then a poor value, not an average one,
+#: and log EI stops sending points to the corners of the box, where the posterior is widest.
+#: On seeds 10-29 of the synthetic and mixed benchmark problems, 0.9 beat the mean on seven
+#: of nine (Styblinski-Tang-8 mean regret 76-83 -> 30-38, Rosenbrock-4 16-19 -> 4-6) and
+#: 0.75; it lost on mixed-cat (more seeds stuck on a wrong category pair).
+CENTRE_QUANTILE = 0.9
 
 
 _INT_OPTIONS: dict[str, tuple[int, int]] = {
@@ -222,7 +231,7 @@ class GPSearch(Algorithm):
 
         def targets(e: int) -> np.ndarray:
             y = objective_targets(history.Y, weights[e])[rows]
-            return (y - y.mean()) / (y.std() or 1.0)
+            return (y - np.quantile(y, CENTRE_QUANTILE)) / (y.std() or 1.0)
 
         y0 = targets(0)
         base = fits.model("objective", X, y0)

@@ -49,11 +49,11 @@ def test_a_batch_near_the_optimum_keeps_its_points_apart() -> None:
     f = lambda p: (p["x0"] - 0.3) ** 2 + (p["x1"] - 0.7) ** 2  # noqa: E731
     history: list[Trial] = []
     state = None
-    for _ in range(30):
+    for _ in range(20):
         out = ask(algo, space, history, state=state)
         state = out.state
         history.append(done(len(history), out.params[0], loss=f(out.params[0])))
-    busy = [Trial(number=99, state=TrialState.ACTIVE, params={"x0": 0.3, "x1": 0.7})]
+    busy = [Trial(number=99, state=TrialState.ACTIVE, params={"x0": 0.32, "x1": 0.68})]
     batch = ask(algo, space, history, busy, count=8, state=state).params
     U = np.array([space.encode(p) for p in [*batch, busy[0].params]])
     assert pdist(U).min() >= PENDING_RADIUS

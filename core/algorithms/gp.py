@@ -1,9 +1,7 @@
 """Gaussian-process Bayesian optimization (``gp``), in numpy and scipy only.
 
 One call, once ``n_startup`` trials have finished with a result (before that
-the points come from scrambled Sobol', exactly as :class:`.SobolSearch`; with
-trials in flight, once :data:`EARLY_START_SHARE` of them have finished and the
-rest of the startup is being evaluated, see :func:`in_startup`):
+the points come from scrambled Sobol', exactly as :class:`.SobolSearch`):
 
 1. Every usable trial becomes a feature row (:class:`.gp_model.SpaceEncoder`)
    and targets (:mod:`.gp_targets`): objectives turned into minimization, outliers
@@ -76,15 +74,6 @@ PERTURBED_SHARE = 0.25
 #: of nine (Styblinski-Tang-8 mean regret 76-83 -> 30-38, Rosenbrock-4 16-19 -> 4-6) and
 #: 0.75; it lost on mixed-cat (more seeds stuck on a wrong category pair).
 CENTRE_QUANTILE = 0.9
-#: With trials in flight, the model phase starts once this share of ``n_startup`` trials
-#: (and at least :data:`MIN_MODEL_TRIALS`) have finished while the rest of the startup is
-#: out being evaluated; waiting for all of them would make ``k`` workers run ``n_startup +
-#: k - 1`` quasi-random trials. 8-way parallel, mean normalized score of the synthetic and
-#: mixed problems: 0.136 -> 0.121 on seeds 10-25, 0.158 -> 0.148 on seeds 26-41 (0.75: 0.129);
-#: it helps Ackley-5, Styblinski-Tang-8 and mixed-rotated and costs Levy-10 and mixed-nn.
-#: A sequential study (nothing in flight) is unaffected.
-EARLY_START_SHARE = 0.5
-MIN_MODEL_TRIALS = 3
 
 
 _INT_OPTIONS: dict[str, tuple[int, int]] = {
@@ -134,17 +123,6 @@ def _limit_blas() -> Any:
 def default_startup(space: SearchSpace) -> int:
     """Sobol' trials before the first model: ``2 d``, at least 5 and at most 10."""
     return min(max(2 * len(space), 5), 10)
-
-
-def in_startup(n_finished: int, n_in_flight: int, n_startup: int) -> bool:
-    """Whether the next point still comes from the quasi-random startup: fewer than
-    ``n_startup`` trials have finished, and either fewer than that many have been handed
-    out or fewer than :data:`EARLY_START_SHARE` of them (at least :data:`MIN_MODEL_TRIALS`)
-    have finished."""
-    if n_finished >= n_startup:
-        return False
-    enough = n_finished >= max(EARLY_START_SHARE * n_startup, MIN_MODEL_TRIALS)
-    return n_finished + n_in_flight < n_startup or not enough
 
 
 class GPSearch(Algorithm):
@@ -211,8 +189,7 @@ class GPSearch(Algorithm):
         encoder = SpaceEncoder(request.space)
         history = History.collect(request, encoder)
         n_startup = self.options.get("n_startup") or default_startup(request.space)
-        startup = in_startup(history.n_used, len(history.pending_F), n_startup)
-        if not history.objectives or history.n_valid == 0 or startup:
+        if not history.objectives or history.n_valid == 0 or history.n_used < n_startup:
             return self._sobol(request, out_state, "startup")
         rng = np.random.default_rng([seed_entropy(request.seed), len(request.completed), calls])
         try:

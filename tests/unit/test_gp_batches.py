@@ -12,7 +12,7 @@ from scipy.spatial.distance import pdist
 from tests.unit.test_gp import LOSS, ask, done, floats, make, quadratic_like, random_history
 from tuneforge.core.algorithms import SuggestRequest
 from tuneforge.core.algorithms.acquisition import PENDING_RADIUS
-from tuneforge.core.algorithms.gp import REFIT_GROWTH, REUSE_FROM, in_startup
+from tuneforge.core.algorithms.gp import REFIT_GROWTH, REUSE_FROM
 from tuneforge.core.space import SearchSpace
 from tuneforge.core.trials import Trial, TrialState
 
@@ -40,38 +40,6 @@ def test_in_flight_points_push_the_next_suggestion_away() -> None:
     distance = np.linalg.norm(space.encode(alone) - space.encode(after))
     assert distance > 0.05
     assert ask(algo, space, history, count=2).params[0] == alone  # a batch starts the same way
-
-
-@pytest.mark.parametrize(
-    ("finished", "in_flight", "n_startup", "startup"),
-    [
-        (9, 0, 10, True),  # sequential: every startup trial finishes first
-        (10, 0, 10, False),
-        (5, 5, 10, False),  # half finished, the other half out being evaluated
-        (5, 4, 10, True),  # the startup is not all handed out yet
-        (4, 7, 10, True),  # fewer than half finished
-        (2, 6, 5, True),  # at least MIN_MODEL_TRIALS must have finished
-        (3, 6, 5, False),
-        (1, 0, 1, False),
-    ],
-)
-def test_in_flight_trials_count_towards_the_startup_once_half_of_it_finished(
-    finished: int, in_flight: int, n_startup: int, startup: bool
-) -> None:
-    assert in_startup(finished, in_flight, n_startup) is startup
-
-
-def test_workers_get_model_points_once_half_the_startup_finished() -> None:
-    algo, space = make(floats(5))  # n_startup 10
-    history = random_history(space, quadratic_like, 5)
-    running = random_history(space, quadratic_like, 5, seed=1)
-    busy = [
-        Trial(number=20 + i, state=TrialState.ACTIVE, params=t.params)
-        for i, t in enumerate(running)
-    ]
-    assert ask(algo, space, history, busy).extra["phase"] == "model"
-    assert ask(algo, space, history, busy[:4]).extra["phase"] == "startup"
-    assert ask(algo, space, history).extra["phase"] == "startup"
 
 
 def test_a_batch_near_the_optimum_keeps_its_points_apart() -> None:

@@ -46,6 +46,8 @@ DEFAULT_SEEDS = 10
 SKLEARN_SEEDS = 5
 DEFAULT_OUT = "docs/benchmarks.md"
 GP_LIKE = ("tf-auto", "tf-gp", "optuna-gp")
+#: Optimizers that also run with 8 trials in flight (when tf-auto is benchmarked).
+PARALLEL_OPTIMIZERS = ("tf-auto", "optuna-tpe", "optuna-gp")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class Task:
         per_trial = 2.0 if self.problem in SKLEARN_NAMES else 0.05
         if self.optimizer in GP_LIKE:
             per_trial += 0.3
+        if self.optimizer == "optuna-gp" and self.mode == "par8":
+            per_trial += 1.0  # q-batch log EI over the running trials
         return self.budget * per_trial
 
 
@@ -184,7 +188,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--latency-levels", type=int, nargs="*", help="completed-trial counts")
     ap.add_argument("--latency-reps", type=int, default=LATENCY_REPS)
     ap.add_argument("--no-batch", action="store_true", help="skip the count=8 batch check")
-    ap.add_argument("--no-parallel", action="store_true", help="skip 8-way parallel auto")
+    ap.add_argument(
+        "--no-parallel",
+        action="store_true",
+        help="skip the 8-way parallel runs (auto and the Optuna samplers)",
+    )
     args = ap.parse_args(argv)
     subset = args.quick or any(
         x is not None
@@ -222,7 +230,8 @@ def build_tasks(args: argparse.Namespace) -> list[Task]:
         if p.kind == "sklearn":
             continue
         if not args.no_parallel and "tf-auto" in args.optimizers:
-            tasks += [Task("run", p.name, "tf-auto", s, budget, "par8") for s in range(args.seeds)]
+            for o in (o for o in args.optimizers if o in PARALLEL_OPTIMIZERS):
+                tasks += [Task("run", p.name, o, s, budget, "par8") for s in range(args.seeds)]
         if not args.no_batch:
             batch_seeds = range(1 if args.quick else args.seeds)
             tasks += [Task("batch", p.name, "tf-auto", s, 20) for s in batch_seeds]
@@ -328,6 +337,18 @@ def render(
             "sequential runs' scale.",
             "",
             ptab,
+            "",
+        ]
+        peers, summary["parallel_peers"] = report.parallel_peers_table(seq, par, opts)
+        out += [
+            f"## {PARALLEL_WORKERS}-way parallel: every optimizer against its own sequential runs",
+            "",
+            f"The same {PARALLEL_WORKERS}-worker simulation for Optuna (ask without tell; "
+            "`TPESampler(constant_liar=True)`, `GPSampler` with its own treatment of "
+            "running trials). Normalized scores on the sequential runs' scale; "
+            "the ratio row is each optimizer's set mean 8-way / sequential.",
+            "",
+            peers,
             "",
         ]
     return "\n".join(out), summary

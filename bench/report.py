@@ -279,3 +279,56 @@ def parallel_table(f_seq: Finals, f_par: Finals) -> tuple[str, dict[str, float]]
         "ratio ≤ 1.10",
     ]
     return table(header, rows), ratios
+
+
+def parallel_peers_table(
+    f_seq: Finals, f_par: Finals, optimizers: Sequence[str]
+) -> tuple[str, dict[str, Any]]:
+    """Every optimizer with 8-way runs: sequential and 8-way normalized scores per problem (the
+    sequential runs' scale), each optimizer's 8-way / sequential ratio, and auto's 8-way
+    runs against each rival's 8-way runs (same tie rule as :func:`wins_table`)."""
+    opts = [o for o in optimizers if any(f_par.by[p.name].get(o) for p in f_par.problems)]
+    rows: list[list[str]] = []
+    seq_scores: dict[str, list[float]] = defaultdict(list)
+    par_scores: dict[str, list[float]] = defaultdict(list)
+    for p in f_par.problems:
+        row = [p.name]
+        for o in opts:
+            seq, par = f_seq.by[p.name].get(o), f_par.by[p.name].get(o)
+            if not seq or not par:
+                row += ["n/a", "n/a"]
+                continue
+            ss = statistics.fmean(f_seq.score(p.name, v) for v in seq)
+            sp = statistics.fmean(f_seq.score(p.name, v) for v in par)
+            seq_scores[o].append(ss)
+            par_scores[o].append(sp)
+            row += [fmt(ss), fmt(sp)]
+        rows.append(row)
+    summary: dict[str, Any] = {}
+    mean_row, ratio_row = ["**set (mean)**"], ["**8-way / sequential**"]
+    for o in opts:
+        ms = statistics.fmean(seq_scores[o]) if seq_scores[o] else math.nan
+        mp = statistics.fmean(par_scores[o]) if par_scores[o] else math.nan
+        ratio = mp / ms if ms > 0 else math.nan
+        summary[o] = {"seq": ms, "par8": mp, "ratio": ratio}
+        mean_row += [f"**{fmt(ms)}**", f"**{fmt(mp)}**"]
+        ratio_row += ["", f"**{ratio:.2f}**"]
+    rows += [mean_row, ratio_row]
+    header = ["problem"] + [f"{o} {m}" for o in opts for m in ("seq", "8-way")]
+    lines = [table(header, rows), ""]
+    if AUTO in opts:
+        for rival in (o for o in opts if o in RIVALS):
+            counts = {"win": 0, "tie": 0, "loss": 0}
+            for p in f_par.problems:
+                mine, theirs = f_par.by[p.name].get(AUTO), f_par.by[p.name].get(rival)
+                if not mine or not theirs:
+                    continue
+                diff = statistics.fmean(theirs) - statistics.fmean(mine)
+                tol = TIE_FRACTION * f_seq.span(p.name)
+                counts["win" if diff > tol else "loss" if diff < -tol else "tie"] += 1
+            summary[f"auto-vs-{rival}"] = counts
+            lines.append(
+                f"- 8-way auto vs 8-way {rival}: {counts['win']} wins / {counts['tie']} ties / "
+                f"{counts['loss']} losses"
+            )
+    return "\n".join(lines), summary

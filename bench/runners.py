@@ -207,11 +207,14 @@ def run_tuneforge_parallel(
 
 
 # ---- Optuna ---------------------------------------------------------------------------------
-def optuna_sampler(name: str, seed: int) -> Any:
+def optuna_sampler(name: str, seed: int, parallel: bool = False) -> Any:
+    """Optuna's sampler by benchmark name; ``parallel``: TPE with its constant-liar option,
+    which Optuna documents for trials running in parallel (GPSampler models running trials
+    by itself, with q-batch log EI)."""
     import optuna
 
     if name == "optuna-tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
     if name == "optuna-gp":
         return optuna.samplers.GPSampler(seed=seed)
     if name == "optuna-random":
@@ -251,14 +254,59 @@ def run_optuna(problem: Problem, sampler_name: str, seed: int, budget: int) -> R
     )
 
 
+def run_optuna_parallel(
+    problem: Problem, sampler_name: str, seed: int, budget: int, workers: int = PARALLEL_WORKERS
+) -> RunResult:
+    """Optuna with ``workers`` trials asked and not yet told, finishing in the same seeded
+    random order as :func:`run_tuneforge_parallel`; one study, ask/tell in one process."""
+    import optuna
+
+    quiet_optuna()
+    memo = Memo(problem)
+    values: list[float] = []
+    latencies: list[float] = []
+    distributions = problem.optuna_distributions()
+    rng = np.random.default_rng([seed, workers])
+    t0 = time.perf_counter()
+    sampler = optuna_sampler(sampler_name, seed, parallel=True)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    in_flight: dict[str, Any] = {}
+    issued = 0
+
+    def hand_out(client: str) -> None:
+        nonlocal issued
+        ts = time.perf_counter()
+        in_flight[client] = study.ask(distributions)
+        latencies.append(time.perf_counter() - ts)
+        issued += 1
+
+    for w in range(min(workers, budget)):
+        hand_out(f"worker-{w}")
+    while in_flight:
+        clients = sorted(in_flight)
+        client = clients[int(rng.integers(len(clients)))]
+        trial = in_flight.pop(client)
+        value = memo(trial.params)
+        study.tell(trial, value)
+        values.append(value)
+        if issued < budget:
+            hand_out(client)
+    elapsed = time.perf_counter() - t0
+    return RunResult(
+        problem.name, sampler_name, seed, "par8", values, latencies, elapsed, len(memo.cache)
+    )
+
+
 def run(problem: Problem, optimizer: str, seed: int, budget: int, mode: str = "seq") -> RunResult:
+    if mode not in ("seq", "par8"):
+        raise ValueError(f"unknown mode {mode!r}: seq or par8")
     if optimizer.startswith(TUNEFORGE_PREFIX):
         algorithm = optimizer[len(TUNEFORGE_PREFIX) :]
         if mode == "par8":
             return run_tuneforge_parallel(problem, algorithm, seed, budget)
         return run_tuneforge(problem, algorithm, seed, budget)
-    if mode != "seq":
-        raise ValueError(f"mode {mode!r} is for tuneforge optimizers only")
+    if mode == "par8":
+        return run_optuna_parallel(problem, optimizer, seed, budget)
     return run_optuna(problem, optimizer, seed, budget)
 
 

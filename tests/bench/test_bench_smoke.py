@@ -38,6 +38,7 @@ def test_quick_subset_writes_every_table(
         "## tuneforge auto vs Optuna",
         "## Suggest latency vs history size",
         "## 8-way parallel auto vs sequential auto",
+        "## 8-way parallel: every optimizer against its own sequential runs",
     ):
         assert section in text
     rows = {line.split("|")[1].strip() for line in text.splitlines() if line.startswith("| ")}
@@ -52,6 +53,18 @@ def test_quick_subset_writes_every_table(
         "optuna-tpe",
     ]
     assert "auto vs optuna-tpe: " in text
+    assert "- 8-way auto vs 8-way optuna-tpe: " in text
+    peers = next(line for line in text.splitlines() if line.startswith("| problem | tf-auto seq"))
+    assert "optuna-tpe 8-way" in peers and "tf-random" not in peers
+
+
+def test_optuna_parallel_runs_are_seeded() -> None:
+    problem = all_problems()["branin-2"]
+    first = run(problem, "optuna-tpe", 3, 12, "par8")
+    second = run(problem, "optuna-tpe", 3, 12, "par8")
+    assert first.values == second.values and len(first.values) == 12
+    assert first.mode == "par8"
+    assert first.values != run(problem, "optuna-tpe", 3, 12).values  # not the sequential run
 
 
 @pytest.mark.parametrize("optimizer", ["tf-auto", "optuna-tpe"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -166,41 +166,68 @@ def run_tuneforge(problem: Problem, algorithm: str, seed: int, budget: int) -> R
     return RunResult(problem.name, name, seed, "seq", values, latencies, elapsed, len(memo.cache))
 
 
+def simulate_workers(
+    ask: Callable[[str], tuple[Any, Mapping[str, Any]]],
+    tell: Callable[[Any, float], None],
+    evaluate: Callable[[Mapping[str, Any]], float],
+    seed: int,
+    budget: int,
+    workers: int = PARALLEL_WORKERS,
+) -> tuple[list[float], list[float]]:
+    """``workers`` simulated workers keep that many trials in flight, ``budget`` in all.
+
+    ``ask(worker)`` hands a worker a trial and returns ``(handle, params)``; the trial
+    to finish next is drawn from the in-flight ones by a generator seeded with
+    ``(seed, workers)``, evaluated and ``tell(handle, value)``-ed, and its worker
+    asks again. Every optimizer sees the same completion order for a seed. Returns
+    the values in completion order and the wall time of every ask.
+    """
+    rng = np.random.default_rng([seed, workers])
+    values: list[float] = []
+    latencies: list[float] = []
+    in_flight: dict[str, tuple[Any, Mapping[str, Any]]] = {}
+    issued = 0
+
+    def hand_out(worker: str) -> None:
+        nonlocal issued
+        t0 = time.perf_counter()
+        in_flight[worker] = ask(worker)
+        latencies.append(time.perf_counter() - t0)
+        issued += 1
+
+    for w in range(min(workers, budget)):
+        hand_out(f"worker-{w}")
+    while in_flight:
+        names = sorted(in_flight)
+        worker = names[int(rng.integers(len(names)))]
+        handle, params = in_flight.pop(worker)
+        value = evaluate(params)
+        tell(handle, value)
+        values.append(value)
+        if issued < budget:
+            hand_out(worker)
+    return values, latencies
+
+
 def run_tuneforge_parallel(
     problem: Problem, algorithm: str, seed: int, budget: int, workers: int = PARALLEL_WORKERS
 ) -> RunResult:
-    """``workers`` simulated workers keep that many trials in flight (one client_id each);
-    the next trial to finish is drawn from the in-flight ones by a seeded generator."""
+    """:func:`simulate_workers` through the API, one client_id per worker."""
     memo = Memo(problem)
-    values: list[float] = []
-    latencies: list[float] = []
-    rng = np.random.default_rng([seed, workers])
     t0 = time.perf_counter()
     with tuneforge_api() as api:
         study = api.create_study(problem, algorithm, seed, budget)
-        in_flight: dict[str, tuple[int, dict[str, Any]]] = {}
-        issued = 0
 
-        def hand_out(client: str) -> None:
-            nonlocal issued
-            trials, dt = api.suggest(study, client)
-            latencies.append(dt)
+        def ask(worker: str) -> tuple[int, dict[str, Any]]:
+            trials, _dt = api.suggest(study, worker)
             if len(trials) != 1:
-                raise RuntimeError(f"{problem.name}: worker {client} got {len(trials)} trials")
-            in_flight[client] = trials[0]
-            issued += 1
+                raise RuntimeError(f"{problem.name}: worker {worker} got {len(trials)} trials")
+            return trials[0]
 
-        for w in range(min(workers, budget)):
-            hand_out(f"worker-{w}")
-        while in_flight:
-            clients = sorted(in_flight)
-            client = clients[int(rng.integers(len(clients)))]
-            number, params = in_flight.pop(client)
-            value = memo(params)
+        def tell(number: int, value: float) -> None:
             api.complete(study, number, value)
-            values.append(value)
-            if issued < budget:
-                hand_out(client)
+
+        values, latencies = simulate_workers(ask, tell, memo, seed, budget, workers)
     name = TUNEFORGE_PREFIX + algorithm
     elapsed = time.perf_counter() - t0
     return RunResult(problem.name, name, seed, "par8", values, latencies, elapsed, len(memo.cache))
@@ -257,40 +284,21 @@ def run_optuna(problem: Problem, sampler_name: str, seed: int, budget: int) -> R
 def run_optuna_parallel(
     problem: Problem, sampler_name: str, seed: int, budget: int, workers: int = PARALLEL_WORKERS
 ) -> RunResult:
-    """Optuna with ``workers`` trials asked and not yet told, finishing in the same seeded
-    random order as :func:`run_tuneforge_parallel`; one study, ask/tell in one process."""
+    """:func:`simulate_workers` on one Optuna study: asked trials stay running until told."""
     import optuna
 
     quiet_optuna()
     memo = Memo(problem)
-    values: list[float] = []
-    latencies: list[float] = []
     distributions = problem.optuna_distributions()
-    rng = np.random.default_rng([seed, workers])
     t0 = time.perf_counter()
     sampler = optuna_sampler(sampler_name, seed, parallel=True)
     study = optuna.create_study(direction="minimize", sampler=sampler)
-    in_flight: dict[str, Any] = {}
-    issued = 0
 
-    def hand_out(client: str) -> None:
-        nonlocal issued
-        ts = time.perf_counter()
-        in_flight[client] = study.ask(distributions)
-        latencies.append(time.perf_counter() - ts)
-        issued += 1
+    def ask(_worker: str) -> tuple[Any, dict[str, Any]]:
+        trial = study.ask(distributions)
+        return trial, trial.params
 
-    for w in range(min(workers, budget)):
-        hand_out(f"worker-{w}")
-    while in_flight:
-        clients = sorted(in_flight)
-        client = clients[int(rng.integers(len(clients)))]
-        trial = in_flight.pop(client)
-        value = memo(trial.params)
-        study.tell(trial, value)
-        values.append(value)
-        if issued < budget:
-            hand_out(client)
+    values, latencies = simulate_workers(ask, study.tell, memo, seed, budget, workers)
     elapsed = time.perf_counter() - t0
     return RunResult(
         problem.name, sampler_name, seed, "par8", values, latencies, elapsed, len(memo.cache)

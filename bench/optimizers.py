@@ -32,6 +32,8 @@ from .runners import (
     PARALLEL_WORKERS,
     batch_quality,
     limit_threads,
+    mode_workers,
+    parallel_mode,
     random_min_pairwise,
     run,
 )
@@ -48,6 +50,8 @@ DEFAULT_OUT = "docs/benchmarks.md"
 GP_LIKE = ("tf-auto", "tf-gp", "optuna-gp")
 #: Optimizers that also run with 8 trials in flight (when tf-auto is benchmarked).
 PARALLEL_OPTIMIZERS = ("tf-auto", "optuna-tpe", "optuna-gp")
+#: Worker counts of auto's parallel runs (the 8-way runs of the rivals come with 8).
+DEFAULT_PARALLEL_WORKERS = (2, 4, PARALLEL_WORKERS)
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class Task:
         per_trial = 2.0 if self.problem in SKLEARN_NAMES else 0.05
         if self.optimizer in GP_LIKE:
             per_trial += 0.3
-        if self.optimizer == "optuna-gp" and self.mode == "par8":
+        if self.optimizer == "optuna-gp" and self.mode != "seq":
             per_trial += 1.0  # q-batch log EI over the running trials
         return self.budget * per_trial
 
@@ -191,13 +195,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--no-parallel",
         action="store_true",
-        help="skip the 8-way parallel runs (auto and the Optuna samplers)",
+        help="skip the parallel runs (auto and the Optuna samplers)",
+    )
+    ap.add_argument(
+        "--parallel-workers",
+        type=int,
+        nargs="+",
+        help="worker counts of auto's parallel runs, each >= 2 (default: 2 4 8; "
+        f"the Optuna samplers run with {PARALLEL_WORKERS} when it is listed)",
     )
     args = ap.parse_args(argv)
-    subset = args.quick or any(
-        x is not None
-        for x in (args.problems, args.optimizers, args.seeds, args.sklearn_seeds, args.budget)
-    )
+    narrowed = (args.problems, args.optimizers, args.seeds, args.sklearn_seeds, args.budget)
+    subset = args.quick or any(x is not None for x in (*narrowed, args.parallel_workers))
+    args.parallel_workers = sorted(set(args.parallel_workers or DEFAULT_PARALLEL_WORKERS))
+    if args.parallel_workers[0] < 2:
+        ap.error(f"--parallel-workers: every count must be >= 2, got {args.parallel_workers[0]}")
     problems = all_problems()
     if args.problems is None:
         quick = [problems[n] for n in QUICK_PROBLEMS]
@@ -231,7 +243,13 @@ def build_tasks(args: argparse.Namespace) -> list[Task]:
             continue
         if not args.no_parallel and "tf-auto" in args.optimizers:
             for o in (o for o in args.optimizers if o in PARALLEL_OPTIMIZERS):
-                tasks += [Task("run", p.name, o, s, budget, "par8") for s in range(args.seeds)]
+                counts = args.parallel_workers if o == "tf-auto" else [PARALLEL_WORKERS]
+                tasks += [
+                    Task("run", p.name, o, s, budget, parallel_mode(w))
+                    for w in counts
+                    if w in args.parallel_workers
+                    for s in range(args.seeds)
+                ]
         if not args.no_batch:
             batch_seeds = range(1 if args.quick else args.seeds)
             tasks += [Task("batch", p.name, "tf-auto", s, 20) for s in batch_seeds]
@@ -326,8 +344,24 @@ def render(
             report.batch_table(batches, ref),
             "",
         ]
-    if any(r["mode"] == "par8" for r in runs):
-        par = report.Finals(runs, [p for p in problems if p.kind != "sklearn"], mode="par8")
+    synthetic = [p for p in problems if p.kind != "sklearn"]
+    counts = sorted({mode_workers(r["mode"]) for r in runs if r["mode"] != "seq"})
+    if counts and report.AUTO in opts:
+        by_workers = {w: report.Finals(runs, synthetic, mode=parallel_mode(w)) for w in counts}
+        wtab, summary["workers"] = report.workers_table(seq, by_workers)
+        out += [
+            "## auto with 1 to N workers (equal trials)",
+            "",
+            "The same worker simulation with each number of workers (1 = the sequential "
+            "runs). Mean normalized score on the sequential runs' scale; the last column "
+            "is the set mean over the sequential one.",
+            "",
+            wtab,
+            "",
+        ]
+    mode8 = parallel_mode(PARALLEL_WORKERS)
+    if any(r["mode"] == mode8 for r in runs):
+        par = report.Finals(runs, synthetic, mode=mode8)
         ptab, summary["parallel"] = report.parallel_table(seq, par)
         out += [
             f"## {PARALLEL_WORKERS}-way parallel auto vs sequential auto (equal trials)",

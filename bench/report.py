@@ -151,7 +151,8 @@ def overhead_table(runs: Sequence[dict[str, Any]], optimizers: Sequence[str]) ->
     walls: dict[tuple[str, str], list[float]] = defaultdict(list)
     kinds = {}
     for r in runs:
-        kind = "parallel (8 workers)" if r["mode"] == "par8" else r.get("kind", "")
+        mode = r["mode"]
+        kind = f"parallel ({mode[3:]} workers)" if mode != "seq" else r.get("kind", "")
         kinds[kind] = True
         groups[(kind, r["optimizer"])].extend(r["suggest_seconds"])
         walls[(kind, r["optimizer"])].append(r["seconds"])
@@ -278,6 +279,30 @@ def parallel_table(f_seq: Finals, f_par: Finals) -> tuple[str, dict[str, float]]
         "8-way normalized score",
         "ratio ≤ 1.10",
     ]
+    return table(header, rows), ratios
+
+
+def workers_table(f_seq: Finals, by_workers: dict[int, Finals]) -> tuple[str, dict[str, float]]:
+    """auto's mean normalized score per problem with 1 (sequential) and each number of
+    workers, on the sequential runs' scale, and each set mean over the sequential one."""
+    problems = [p for p in f_seq.problems if f_seq.by[p.name].get(AUTO)]
+    problems = [p for p in problems if all(f.by[p.name].get(AUTO) for f in by_workers.values())]
+    rows, ratios = [], {}
+    base = math.nan
+    for workers, finals in [(1, f_seq), *sorted(by_workers.items())]:
+        scores = [
+            statistics.fmean(f_seq.score(p.name, v) for v in finals.by[p.name][AUTO])
+            for p in problems
+        ]
+        if not scores:
+            continue
+        mean = statistics.fmean(scores)
+        base = mean if workers == 1 else base
+        ratio = mean / base if base > 0 else math.nan
+        ratios[str(workers)] = ratio
+        shown = f"{ratio:.2f}" if math.isfinite(ratio) else "n/a (sequential score 0)"
+        rows.append([workers, *(fmt(x) for x in scores), f"**{fmt(mean)}**", shown])
+    header = ["workers", *(p.name for p in problems), "set (mean)", "set / sequential"]
     return table(header, rows), ratios
 
 

@@ -32,7 +32,7 @@ class RunResult:
     problem: str
     optimizer: str
     seed: int
-    mode: str  # "seq" | "par8"
+    mode: str  # "seq" | "par<workers>", e.g. "par8"
     values: list[float]  # objective of each trial, in completion order
     suggest_seconds: list[float]  # wall time of each suggest request / ask()
     seconds: float
@@ -230,7 +230,8 @@ def run_tuneforge_parallel(
         values, latencies = simulate_workers(ask, tell, memo, seed, budget, workers)
     name = TUNEFORGE_PREFIX + algorithm
     elapsed = time.perf_counter() - t0
-    return RunResult(problem.name, name, seed, "par8", values, latencies, elapsed, len(memo.cache))
+    mode = parallel_mode(workers)
+    return RunResult(problem.name, name, seed, mode, values, latencies, elapsed, len(memo.cache))
 
 
 # ---- Optuna ---------------------------------------------------------------------------------
@@ -300,22 +301,36 @@ def run_optuna_parallel(
 
     values, latencies = simulate_workers(ask, study.tell, memo, seed, budget, workers)
     elapsed = time.perf_counter() - t0
+    mode = parallel_mode(workers)
     return RunResult(
-        problem.name, sampler_name, seed, "par8", values, latencies, elapsed, len(memo.cache)
+        problem.name, sampler_name, seed, mode, values, latencies, elapsed, len(memo.cache)
     )
 
 
+def parallel_mode(workers: int) -> str:
+    """The run mode of ``workers`` simulated workers: ``"par8"`` for 8."""
+    return f"par{workers}"
+
+
+def mode_workers(mode: str) -> int:
+    """Trials in flight in a run mode: 1 for ``"seq"``, ``N`` for ``"parN"`` (``N >= 2``)."""
+    if mode == "seq":
+        return 1
+    digits = mode[3:] if mode.startswith("par") else ""
+    if not digits.isdigit() or int(digits) < 2:
+        raise ValueError(f"unknown mode {mode!r}: seq, or parN with N >= 2 workers")
+    return int(digits)
+
+
 def run(problem: Problem, optimizer: str, seed: int, budget: int, mode: str = "seq") -> RunResult:
-    if mode not in ("seq", "par8"):
-        raise ValueError(f"unknown mode {mode!r}: seq or par8")
-    if optimizer.startswith(TUNEFORGE_PREFIX):
-        algorithm = optimizer[len(TUNEFORGE_PREFIX) :]
-        if mode == "par8":
-            return run_tuneforge_parallel(problem, algorithm, seed, budget)
-        return run_tuneforge(problem, algorithm, seed, budget)
-    if mode == "par8":
-        return run_optuna_parallel(problem, optimizer, seed, budget)
-    return run_optuna(problem, optimizer, seed, budget)
+    """One run: ``mode`` ``"seq"`` or ``"parN"`` (:func:`simulate_workers` with N workers)."""
+    workers = mode_workers(mode)
+    tuneforge = optimizer.startswith(TUNEFORGE_PREFIX)
+    algorithm = optimizer[len(TUNEFORGE_PREFIX) :] if tuneforge else optimizer
+    if workers > 1:
+        parallel = run_tuneforge_parallel if tuneforge else run_optuna_parallel
+        return parallel(problem, algorithm, seed, budget, workers)
+    return (run_tuneforge if tuneforge else run_optuna)(problem, algorithm, seed, budget)
 
 
 # ---- batch quality --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ def test_quick_subset_writes_every_table(
         "--latency-levels", "20",
         "--latency-reps", "2",
         "--no-batch",
+        "--parallel-workers", "2", "8",
         "--out", str(out),
     ]  # fmt: skip
     assert main(argv) == 0
@@ -37,6 +38,7 @@ def test_quick_subset_writes_every_table(
         "## Normalized score",
         "## tuneforge auto vs Optuna",
         "## Suggest latency vs history size",
+        "## auto with 1 to N workers (equal trials)",
         "## 8-way parallel auto vs sequential auto",
         "## 8-way parallel: every optimizer against its own sequential runs",
     ):
@@ -56,6 +58,20 @@ def test_quick_subset_writes_every_table(
     assert "- 8-way auto vs 8-way optuna-tpe: " in text
     peers = next(line for line in text.splitlines() if line.startswith("| problem | tf-auto seq"))
     assert "optuna-tpe 8-way" in peers and "tf-random" not in peers
+    workers = [line for line in text.splitlines() if line.startswith("| ") and "|" in line[2:]]
+    counts = [line.split("|")[1].strip() for line in workers]
+    assert counts[counts.index("workers") + 1 :][:3] == ["1", "2", "8"]
+    sequential = next(line for line in workers if line.startswith("| 1 |"))
+    assert sequential.rstrip(" |").endswith(("1.00", "n/a (sequential score 0)"))
+    assert "parallel (2 workers)" in text and "parallel (8 workers)" in text
+
+
+def test_run_modes_name_their_worker_count() -> None:
+    problem = all_problems()["branin-2"]
+    result = run(problem, "tf-random", 1, 6, "par3")
+    assert result.mode == "par3" and len(result.values) == 6
+    with pytest.raises(ValueError, match="parN with N >= 2"):
+        run(problem, "tf-random", 1, 6, "par1")
 
 
 def test_optuna_parallel_runs_are_seeded() -> None:

@@ -242,12 +242,12 @@ def build_tasks(args: argparse.Namespace) -> list[Task]:
         if p.kind == "sklearn":
             continue
         if not args.no_parallel and "tf-auto" in args.optimizers:
+            rival_counts = [w for w in args.parallel_workers if w == PARALLEL_WORKERS]
             for o in (o for o in args.optimizers if o in PARALLEL_OPTIMIZERS):
-                counts = args.parallel_workers if o == "tf-auto" else [PARALLEL_WORKERS]
+                counts = args.parallel_workers if o == "tf-auto" else rival_counts
                 tasks += [
                     Task("run", p.name, o, s, budget, parallel_mode(w))
                     for w in counts
-                    if w in args.parallel_workers
                     for s in range(args.seeds)
                 ]
         if not args.no_batch:
@@ -346,8 +346,8 @@ def render(
         ]
     synthetic = [p for p in problems if p.kind != "sklearn"]
     counts = sorted({mode_workers(r["mode"]) for r in runs if r["mode"] != "seq"})
+    by_workers = {w: report.Finals(runs, synthetic, mode=parallel_mode(w)) for w in counts}
     if counts and report.AUTO in opts:
-        by_workers = {w: report.Finals(runs, synthetic, mode=parallel_mode(w)) for w in counts}
         wtab, summary["workers"] = report.workers_table(seq, by_workers)
         out += [
             "## auto with 1 to N workers (equal trials)",
@@ -359,9 +359,8 @@ def render(
             wtab,
             "",
         ]
-    mode8 = parallel_mode(PARALLEL_WORKERS)
-    if any(r["mode"] == mode8 for r in runs):
-        par = report.Finals(runs, synthetic, mode=mode8)
+    par = by_workers.get(PARALLEL_WORKERS)
+    if par is not None:
         ptab, summary["parallel"] = report.parallel_table(seq, par)
         out += [
             f"## {PARALLEL_WORKERS}-way parallel auto vs sequential auto (equal trials)",

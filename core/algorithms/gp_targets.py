@@ -3,18 +3,21 @@
 :class:`History` keeps one row per usable trial (completed or pruned with every
 objective, or infeasible); in-flight trials only mark points as used.
 Objectives become minimization targets with :func:`compress_outliers` against
-terrible values and, when there are several, an augmented Chebyshev
-scalarization (:func:`objective_targets`); :func:`select_training` caps the
+terrible values (or, when many trials are in flight, :func:`power_warp`) and,
+when there are several, an augmented Chebyshev scalarization
+(:func:`objective_targets`); :func:`select_training` caps the
 training set; :func:`constraint_targets` prepares the models of feasibility.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from ..errors import InvalidSpec
 from ..trials import Metric, MetricRole, TrialState
@@ -141,17 +144,39 @@ def compress_outliers(y: np.ndarray) -> np.ndarray:
     return out
 
 
-def objective_targets(Y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def power_warp(y: np.ndarray) -> np.ndarray:
+    """The Yeo-Johnson transform of the standardized values, its power by maximum likelihood
+    (``scipy.stats.yeojohnson``): monotone, it reshapes the values towards a normal
+    distribution, so a long tail of poor values is pulled in and the good ones spread
+    out. Falls back to :func:`compress_outliers` when the values are constant or the
+    transform is not finite."""
+    if len(y) < 3 or not float(y.std()) > 0:
+        return compress_outliers(y)
+    z = (y - y.mean()) / y.std()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            out = np.asarray(stats.yeojohnson(z)[0], dtype=float)
+        except (ValueError, FloatingPointError, ArithmeticError):
+            return compress_outliers(y)
+    if not np.all(np.isfinite(out)) or not float(out.std()) > 0:
+        return compress_outliers(y)
+    return out
+
+
+def objective_targets(Y: np.ndarray, weights: np.ndarray, warp: bool = False) -> np.ndarray:
     """Scalar minimization targets of the valid rows (``nan`` elsewhere), not yet standardized.
 
-    One objective: :func:`compress_outliers` of it. Several: each compressed, scaled to ``[0, 1]``,
-    then the augmented Chebyshev scalarization ``max_i w_i f_i + 0.05 sum_i w_i f_i``.
+    One objective: :func:`compress_outliers` of it (:func:`power_warp` if ``warp``).
+    Several: each transformed so, scaled to ``[0, 1]``, then the augmented Chebyshev
+    scalarization ``max_i w_i f_i + 0.05 sum_i w_i f_i``.
     """
     out = np.full(len(Y), np.nan)
     ok = np.isfinite(Y).all(axis=1)
     if not ok.any():
         return out
-    cols = np.column_stack([compress_outliers(Y[ok, i]) for i in range(Y.shape[1])])
+    transform = power_warp if warp else compress_outliers
+    cols = np.column_stack([transform(Y[ok, i]) for i in range(Y.shape[1])])
     if cols.shape[1] == 1:
         out[ok] = cols[:, 0]
         return out

@@ -11,8 +11,10 @@ from scipy.spatial.distance import pdist
 
 from tests.unit.test_gp import LOSS, ask, done, floats, make, quadratic_like, random_history
 from tuneforge.core.algorithms import SuggestRequest
+from tuneforge.core.algorithms import gp as gp_module
 from tuneforge.core.algorithms.acquisition import PENDING_RADIUS
-from tuneforge.core.algorithms.gp import REFIT_GROWTH, REUSE_FROM
+from tuneforge.core.algorithms.gp import REFIT_GROWTH, REUSE_FROM, WARP_FROM_IN_FLIGHT
+from tuneforge.core.algorithms.gp_targets import compress_outliers, power_warp
 from tuneforge.core.space import SearchSpace
 from tuneforge.core.trials import Trial, TrialState
 
@@ -59,6 +61,46 @@ def test_a_batch_near_the_optimum_keeps_its_points_apart() -> None:
     assert pdist(U).min() >= PENDING_RADIUS
     used = np.array([space.encode(t.params) for t in history])
     assert np.min(np.linalg.norm(U[:-1, None, :] - used[None], axis=2)) < PENDING_RADIUS
+
+
+def test_power_warp_is_monotone_and_pulls_in_a_long_tail() -> None:
+    rng = np.random.default_rng(0)
+    y = np.exp(2.0 * rng.normal(size=40))  # a long tail of poor (large) values
+    out = power_warp(y)
+    order = np.argsort(y)
+    assert np.all(np.diff(out[order]) > 0)
+    skew = lambda v: float(np.mean(((v - v.mean()) / v.std()) ** 3))  # noqa: E731
+    print(f"skewness {skew(y):.2f} -> {skew(out):.2f}")
+    assert skew(y) > 2 and abs(skew(out)) < skew(y) / 3
+    extreme = power_warp(np.r_[rng.normal(size=20), 1e12, -1e9])
+    assert np.all(np.isfinite(extreme))
+    assert np.array_equal(power_warp(np.ones(5)), compress_outliers(np.ones(5)))
+
+
+def _skewed(p: dict[str, Any]) -> float:
+    return float(np.exp(4.0 * quadratic_like(p)))
+
+
+@pytest.mark.parametrize(("busy", "count", "warped"), [(3, 1, False), (4, 1, True), (0, 5, True)])
+def test_the_objective_is_warped_from_four_blind_picks_on(
+    busy: int, count: int, warped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Picks made without the results of WARP_FROM_IN_FLIGHT or more others (in flight or
+    earlier in the batch) model the Yeo-Johnson warped objective: switching the warp off
+    changes them; with fewer it was never on."""
+    assert WARP_FROM_IN_FLIGHT == 4
+    algo, space = make(floats(3))
+    history = random_history(space, _skewed, 15)
+    in_flight = [
+        Trial(
+            number=100 + i, state=TrialState.ACTIVE, params=space.sample(np.random.default_rng(i))
+        )
+        for i in range(busy)
+    ]
+    default = ask(algo, space, history, in_flight, count=count).params
+    monkeypatch.setattr(gp_module, "WARP_FROM_IN_FLIGHT", 10**6)
+    never = ask(algo, space, history, in_flight, count=count).params
+    assert (default != never) == warped
 
 
 def test_hyperparameters_are_reused_until_the_data_grows_by_five_percent() -> None:

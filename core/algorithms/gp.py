@@ -5,8 +5,8 @@ the points come from scrambled Sobol', exactly as :class:`.SobolSearch`):
 
 1. Every usable trial becomes a feature row (:class:`.gp_model.SpaceEncoder`)
    and targets (:mod:`.gp_targets`): objectives turned into minimization, outliers
-   log-compressed (or, with :data:`WARP_FROM_IN_FLIGHT` or more trials in flight,
-   Yeo-Johnson warped), scalarized with random augmented Chebyshev
+   log-compressed (or, with :data:`WARP_FROM_IN_FLIGHT` or more trials in flight or
+   points of the batch before the last, Yeo-Johnson warped), scalarized with random augmented Chebyshev
    weights when there are several objectives (ParEGO, new weights for every
    point of a batch), scaled to unit variance and centred on their 90th percentile
    (:data:`CENTRE_QUANTILE`): the GP's prior mean, what it predicts far from every

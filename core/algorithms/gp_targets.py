@@ -168,7 +168,7 @@ def objective_targets(Y: np.ndarray, weights: np.ndarray, warp: bool = False) ->
     """Scalar minimization targets of the valid rows (``nan`` elsewhere), not yet standardized.
 
     One objective: :func:`compress_outliers` of it (:func:`power_warp` if ``warp``).
-    Several: each transformed so, scaled to ``[0, 1]``, then the augmented Chebyshev
+    Several: each transformed the same way, scaled to ``[0, 1]``, then the augmented Chebyshev
     scalarization ``max_i w_i f_i + 0.05 sum_i w_i f_i``.
     """
     out = np.full(len(Y), np.nan)

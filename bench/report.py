@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from .problems import Problem
+from .runners import mode_workers
 
 AUTO = "tf-auto"
 RIVALS = ("optuna-tpe", "optuna-gp")
@@ -152,7 +153,7 @@ def overhead_table(runs: Sequence[dict[str, Any]], optimizers: Sequence[str]) ->
     kinds = {}
     for r in runs:
         mode = r["mode"]
-        kind = f"parallel ({mode[3:]} workers)" if mode != "seq" else r.get("kind", "")
+        kind = f"parallel ({mode_workers(mode)} workers)" if mode != "seq" else r.get("kind", "")
         kinds[kind] = True
         groups[(kind, r["optimizer"])].extend(r["suggest_seconds"])
         walls[(kind, r["optimizer"])].append(r["seconds"])

@@ -243,7 +243,7 @@ class GPSearch(Algorithm):
         X = history.F[rows]
 
         def targets(e: int) -> np.ndarray:
-            y = objective_targets(history.Y, weights[e], warp)[rows]
+            y = (y_all if e == 0 else objective_targets(history.Y, weights[e], warp))[rows]
             return (y - np.quantile(y, CENTRE_QUANTILE)) / (y.std() or 1.0)
 
         y0 = targets(0)

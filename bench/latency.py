@@ -77,13 +77,20 @@ def optuna_latency(n: int, reps: int, sampler_name: str) -> dict[str, float]:
     return summarize(times)
 
 
-def measure(levels: tuple[int, ...], reps: int, log: Any = print) -> list[dict[str, Any]]:
-    """Rows ``{"optimizer", "n", "first", "median", "median_warm", "max"}``, one per level."""
+def measure(
+    levels: tuple[int, ...],
+    reps: int,
+    log: Any = print,
+    peers: tuple[str, ...] = ("optuna-gp", "optuna-tpe"),
+) -> list[dict[str, Any]]:
+    """Rows ``{"optimizer", "n", "first", "median", "median_warm", "max"}``, one per level
+    and optimizer: tf-auto and each of ``peers``."""
     tuneforge_latency(20, 2)  # warm-up: imports, first app start, caches
-    optuna_latency(20, 2, "optuna-gp")
+    if peers:
+        optuna_latency(20, 2, peers[0])
     rows = []
     for n in levels:
-        for name in ("tf-auto", "optuna-gp", "optuna-tpe"):
+        for name in ("tf-auto", *peers):
             if name == "tf-auto":
                 stats = tuneforge_latency(n, reps)
             else:

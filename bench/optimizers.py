@@ -32,6 +32,7 @@ from .runners import (
     PARALLEL_WORKERS,
     batch_quality,
     limit_threads,
+    missing_requirement,
     mode_workers,
     parallel_mode,
     random_min_pairwise,
@@ -221,7 +222,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.problems = [problems[n] for n in args.problems]
     if args.quick:
         args.problems = [p for p in args.problems if p.kind != "sklearn"]
+    explicit = args.optimizers is not None
     args.optimizers = list(args.optimizers or DEFAULT_OPTIMIZERS)
+    missing = [why for o in args.optimizers if (why := missing_requirement(o))]
+    if missing and (explicit or not subset):  # the published report never lacks a peer
+        ap.error("; ".join(missing))
+    args.not_run = missing
+    args.optimizers = [o for o in args.optimizers if missing_requirement(o) is None]
     args.seeds = args.seeds or (2 if args.quick else DEFAULT_SEEDS)
     args.sklearn_seeds = args.sklearn_seeds or min(args.seeds, SKLEARN_SEEDS)
     args.budget = args.budget or (QUICK_BUDGET if args.quick else None)
@@ -284,6 +291,7 @@ def render(
         "- random search = tuneforge `random` through the API (`tf-random`); "
         "`tf-*` through the HTTP API, `optuna-*` through ask/tell",
         f"- total wall time: {wall / 60:.1f} min",
+        *(f"- not run: {why}" for why in getattr(args, "not_run", [])),
         "",
     ]
     out += [
@@ -398,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     env_at_start = environment()
     tasks = build_tasks(args)
+    for why in args.not_run:
+        log(f"not run: {why}")
     log(f"{len(tasks)} tasks on {args.workers} processes")
     results = run_tasks(tasks, args.workers, log)
     latency: list[dict[str, Any]] = []
@@ -405,7 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .latency import measure
 
         warnings.filterwarnings("ignore")
-        latency = measure(tuple(args.latency_levels), args.latency_reps, log)
+        peers = tuple(o for o in ("optuna-gp", "optuna-tpe") if missing_requirement(o) is None)
+        latency = measure(tuple(args.latency_levels), args.latency_reps, log, peers)
     wall = time.perf_counter() - t0
     env = dict(env_at_start)
     at_end = environment()["tuneforge"]

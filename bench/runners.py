@@ -235,6 +235,20 @@ def run_tuneforge_parallel(
 
 
 # ---- Optuna ---------------------------------------------------------------------------------
+#: What each peer needs beyond the ``dev`` extra, and how to install it.
+PEER_REQUIREMENTS = {"optuna-gp": ("torch", 'pip install -e ".[dev,bench]" (torch, CPU build)')}
+
+
+def missing_requirement(name: str) -> str | None:
+    """Why optimizer ``name`` cannot run in this environment, or ``None`` when it can."""
+    import importlib.util
+
+    need = PEER_REQUIREMENTS.get(name)
+    if need is None or importlib.util.find_spec(need[0]) is not None:
+        return None
+    return f"{name} needs {need[0]}, which is not installed: {need[1]}"
+
+
 def optuna_sampler(name: str, seed: int, parallel: bool = False) -> Any:
     """Optuna's sampler by benchmark name; ``parallel``: TPE with its constant-liar option,
     which Optuna documents for trials running in parallel (GPSampler models running trials

@@ -31,44 +31,69 @@ def json_documents(text: str) -> list[dict[str, object]]:
     return docs
 
 
-def test_readme_curl_session(sqlite_url: str) -> None:
+def run_session(url: str) -> list[dict[str, object]]:
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", curl_session()],
+        env={"URL": url, "PATH": "/usr/bin:/bin:/usr/local/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json_documents(result.stdout)
+
+
+def test_readme_curl_session_runs_and_runs_again(sqlite_url: str) -> None:
     server = LiveServer(sqlite_url).start()
     try:
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", curl_session()],
-            env={"URL": server.url, "PATH": "/usr/bin:/bin:/usr/local/bin"},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        first = run_session(server.url)
+        second = run_session(server.url)  # the same block again: same study, next trial
     finally:
         server.stop()
-    assert result.returncode == 0, result.stderr
-    suggest, measure, complete, best = json_documents(result.stdout)
-    assert suggest["trials"][0]["number"] == 0 and suggest["study_state"] == "active"
-    assert measure == {"should_stop": False, "trial_state": "active", "action": None}
-    assert complete["state"] == "completed" and complete["values"] == {"accuracy": 0.87}
-    assert best["trials"][0]["number"] == 0
+    for number, (suggest, measure, complete, best) in enumerate((first, second)):
+        assert suggest["trials"][0]["number"] == number and suggest["study_state"] == "active"
+        assert measure == {"should_stop": False, "trial_state": "active", "action": None}
+        assert complete["state"] == "completed" and complete["values"] == {"accuracy": 0.87}
+        assert complete["number"] == number
+        assert best["trials"][0]["values"] == {"accuracy": 0.87}
 
 
 def test_readme_python_example_runs_embedded(tmp_path: Path) -> None:
+    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert block, "the README lost its Python example"
+    result = run_python(block.group(1), tmp_path)
+    best = eval(result.strip().splitlines()[-1])  # the printed params dict
+    assert abs(best["x"] - 2) < 1.5
+    assert (tmp_path / "tuneforge.db").exists()
+
+
+def test_readme_tunesearchcv_example_runs(tmp_path: Path) -> None:
+    block = re.search(
+        r"<!-- readme-tunesearchcv.*?-->\s*```python\n(.*?)```", README.read_text(), re.S
+    )
+    assert block, "the README lost its TuneSearchCV example"
+    lines = run_python(block.group(1), tmp_path).strip().splitlines()
+    assert lines[-2].startswith("best {'C': ") and "CV 0.9" in lines[-2]
+    held_out = float(lines[-1].removeprefix("held-out accuracy "))
+    assert 0.9 < held_out <= 1.0
+    assert (tmp_path / "tuneforge.db").exists()
+
+
+def run_python(code: str, cwd: Path) -> str:
+    """Run ``code`` as a script in ``cwd`` with no TUNEFORGE_* settings; its stdout."""
     import os
     import sys
 
-    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
-    assert block, "the README lost its Python example"
-    script = tmp_path / "example.py"
-    script.write_text(block.group(1))
+    script = cwd / "example.py"
+    script.write_text(code)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEFORGE_")}
     result = subprocess.run(
         [sys.executable, str(script)],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert result.returncode == 0, result.stderr
-    best = eval(result.stdout.strip().splitlines()[-1])  # the printed params dict
-    assert abs(best["x"] - 2) < 1.5
-    assert (tmp_path / "tuneforge.db").exists()
+    return result.stdout

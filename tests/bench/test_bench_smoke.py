@@ -90,3 +90,18 @@ def test_runs_are_deterministic_given_the_seed(optimizer: str) -> None:
     second = run(problem, optimizer, 3, 12)
     assert first.values == second.values
     assert len(first.values) == 12
+
+
+def test_a_peer_that_cannot_run_here_is_named_not_silently_dropped() -> None:
+    from bench.optimizers import parse_args
+    from bench.runners import missing_requirement
+
+    why = missing_requirement("optuna-gp")
+    if why is None:  # torch installed: the GP peer runs and is never reported as missing
+        assert parse_args(["--quick", "--optimizers", "optuna-gp"]).not_run == []
+        return
+    assert "torch" in why and ".[dev,bench]" in why
+    with pytest.raises(SystemExit):  # asked for by name: an error, not a silent skip
+        parse_args(["--quick", "--optimizers", "optuna-gp"])
+    args = parse_args(["--quick"])  # the default set: run what can run, say what not
+    assert "optuna-gp" not in args.optimizers and args.not_run == [why]

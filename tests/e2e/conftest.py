@@ -146,7 +146,14 @@ def wait_for(check, timeout: float, what: str, interval: float = 0.5):  # type: 
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+#: Seconds an e2e request may take. The server shares 2 cores with Celery workers that
+#: train models, and its first managed spec imports scikit-learn: under that load a
+#: correct reply can take well over httpx's 5 s default. Waiting longer is not a retry.
+E2E_TIMEOUT = 60.0
+
+
 def all_trials(url: str, sid: int) -> list[dict]:  # type: ignore[type-arg]
-    return httpx.get(f"{url}/api/v1/studies/{sid}/trials", params={"page_size": 1000}).json()[
-        "trials"
-    ]
+    reply = httpx.get(
+        f"{url}/api/v1/studies/{sid}/trials", params={"page_size": 1000}, timeout=E2E_TIMEOUT
+    )
+    return list(reply.json()["trials"])

@@ -14,7 +14,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import PrivateRedis, Worker, all_trials, start_server, wait_for
+from tests.e2e.conftest import (
+    E2E_TIMEOUT,
+    PrivateRedis,
+    Worker,
+    all_trials,
+    start_server,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,21 +71,22 @@ class Cluster:
         self.url = self.server.url
         self.broker = broker
         self.workers = [Worker(self.url, broker, f"w{i}") for i in range(workers)]
+        self.http = httpx.Client(base_url=f"{self.url}/api/v1", timeout=E2E_TIMEOUT)
 
     def stop(self) -> None:
+        self.http.close()
         for w in self.workers:
             w.stop()
         self.server.stop()
 
     def run(self, spec: dict[str, Any]) -> int:
-        # the first managed spec imports scikit-learn in the server: seconds on a busy machine
-        sid = httpx.post(f"{self.url}/api/v1/studies", json=spec, timeout=60).json()["id"]
-        r = httpx.post(f"{self.url}/api/v1/studies/{sid}/run", timeout=60)
+        sid = self.http.post("/studies", json=spec).json()["id"]
+        r = self.http.post(f"/studies/{sid}/run")
         assert r.status_code == 200 and r.json()["managed"] is True, r.text
         return int(sid)
 
     def study(self, sid: int) -> dict[str, Any]:
-        return dict(httpx.get(f"{self.url}/api/v1/studies/{sid}").json())
+        return dict(self.http.get(f"/studies/{sid}").json())
 
 
 @pytest.fixture
@@ -169,11 +177,11 @@ def test_redis_restart_mid_study_is_only_a_delay(cluster_db: str) -> None:
 def test_nested_cv_runs_its_inner_studies_on_the_workers(cluster: Cluster) -> None:
     spec = sklearn_spec("e2e-nested", trials=4)
     spec["early_stopping"] = {"rule": "none"}
-    r = httpx.post(f"{cluster.url}/api/v1/nested-cv", json={"study": spec, "outer_splits": 3})
+    r = cluster.http.post("/nested-cv", json={"study": spec, "outer_splits": 3})
     assert r.status_code == 201, r.text
 
     def summary() -> dict[str, Any] | None:
-        s = dict(httpx.get(f"{cluster.url}/api/v1/nested-cv/e2e-nested").json())
+        s = dict(cluster.http.get("/nested-cv/e2e-nested").json())
         return s if s["done"] else None
 
     result = wait_for(summary, 240, "every outer fold's evaluation")

@@ -11,11 +11,14 @@ from tests.conftest import make_client
 from tests.specs import score, small_spec
 
 API = "/api/v1"
-LEASE = 0.6
+#: Short enough to expire quickly, long enough that a request stalled by a busy
+#: machine (the suite shares 2 cores with server and worker processes) does not
+#: expire a lease the test means to keep.
+LEASE = 1.0
 
 
 def expire() -> None:
-    time.sleep(LEASE + 0.3)
+    time.sleep(LEASE + 0.5)
 
 
 def make_study(client: TestClient, **overrides: Any) -> int:
@@ -76,12 +79,16 @@ def test_heartbeats_and_measurements_extend_the_lease(client: TestClient) -> Non
     sid = make_study(client)
     trial = one(client, sid, "alive")
     base = f"{API}/studies/{sid}/trials/{trial['number']}"
-    for step in range(6):
+    expiry = client.get(base).json()["lease_expires_at"]
+    for step in range(6):  # 6 x LEASE / 3: twice the first lease, alive only by extensions
         time.sleep(LEASE / 3)
         if step % 2:
             client.post(f"{base}/heartbeat", json={})
         else:
             client.post(f"{base}/measurements", json={"step": step, "values": {"accuracy": 0.5}})
+        extended = client.get(base).json()["lease_expires_at"]
+        assert extended > expiry, f"step {step} did not move the lease forward"
+        expiry = extended
     assert client.get(base).json()["state"] == "active"
     assert one(client, sid, "alive")["number"] == trial["number"]
 

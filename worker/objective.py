@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
+from ..core.errors import InvalidSpec
 from .objectives.sklearn_cv import Problem, cross_validate, prepare
 
 
@@ -48,12 +49,17 @@ class _Reporter:
 
 
 def evaluate(trial: TrialLike, objective: Mapping[str, Any], metric: str) -> Outcome:
-    """Run ``objective`` for ``trial``; raise :class:`ConfigurationError` for a bad configuration."""
+    """Run ``objective`` for ``trial``; raise :class:`ConfigurationError` for a bad configuration
+    or for data that does not fit the objective (missing file or column, unusable types)."""
     reporter = _Reporter(trial)
     params = dict(trial.params)
     if objective["kind"] == "sklearn":
         try:
-            out = cross_validate(objective, params, metric, reporter, problem_for(objective))
+            problem = problem_for(objective)
+        except InvalidSpec as exc:  # the data does not fit the spec: the same for every trial
+            raise ConfigurationError(str(exc)) from exc
+        try:
+            out = cross_validate(objective, params, metric, reporter, problem)
         except (ValueError, TypeError, ArithmeticError) as exc:
             raise ConfigurationError(f"{type(exc).__name__}: {exc}") from exc
         return Outcome({metric: out.score}, out.stopped)

@@ -4,6 +4,7 @@ transaction with the study row already locked."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -144,11 +145,18 @@ def in_flight(counts: dict[str, int]) -> int:
 
 
 def refresh_study_state(session: Session, study: StudyRow, spec: StudySpec, now: datetime) -> None:
-    """Complete an active study whose budget is spent, grid exhausted or failures too many;
-    reopen one completed by its budget when the budget was raised."""
+    """Complete an active study whose budget is spent, grid exhausted, failures too many or
+    first trials all failed alike; reopen one completed by its budget when the budget was
+    raised."""
     session.flush()
     counts = state_counts(session, study.id)
     reason = completion_reason(study, spec, counts)
+    if (
+        study.state == StudyState.ACTIVE.value
+        and reason in (None, "max_trials", "max_failed_trials")
+        and first_trials_failed_alike(session, study, spec, counts)
+    ):
+        reason = SAME_ERROR
     if study.state == StudyState.ACTIVE.value and reason is not None:
         study.state = StudyState.COMPLETED.value
         study.completion_reason = reason
@@ -177,3 +185,66 @@ def completion_reason(study: StudyRow, spec: StudySpec, counts: dict[str, int]) 
     if study.search_exhausted:
         return "search_space_exhausted"
     return None
+
+
+#: ``completion_reason`` of a managed study whose first trials all failed with one error.
+SAME_ERROR = "same_error"
+#: How many first finished trials must fail alike (fewer when ``max_trials`` is smaller).
+SAME_ERROR_TRIALS = 3
+_FAILED = (TrialState.FAILED.value, TrialState.INFEASIBLE.value)
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
+
+
+def same_error_count(spec: StudySpec) -> int:
+    """How many first trials the same-error rule looks at for this study."""
+    return min(SAME_ERROR_TRIALS, spec.max_trials or SAME_ERROR_TRIALS)
+
+
+def first_trials_failed_alike(
+    session: Session, study: StudyRow, spec: StudySpec, counts: dict[str, int]
+) -> bool:
+    """Whether a managed study's first finished trials, and only they, all failed or were
+    infeasible with one reason (numbers aside): the data or the objective is broken, not
+    the configurations.
+
+    Decided from the counts first; reads at most that many trials when exactly that many
+    have finished, and holds only in the transaction that recorded the last of them (its
+    ``completed_at`` is the study's ``updated_at``), so a study the user set active again
+    is not stopped again for the same trials. Lease expiries do not count (a worker
+    outage is not the objective's error), nor do studies without a managed objective
+    (their clients may report the same infeasibility on purpose).
+    """
+    k = same_error_count(spec)
+    finished = sum(counts[s] for s in _FAILED)
+    done = counts[TrialState.COMPLETED.value] + counts[TrialState.PRUNED.value]
+    if spec.objective is None or done or finished != k:
+        return False
+    rows = _first_failures(session, study.id, k)
+    last = max((r.completed_at for r in rows if r.completed_at is not None), default=None)
+    if len(rows) != k or last != study.updated_at:
+        return False
+    reasons = [r.reason or "" for r in rows]
+    if reasons[0].startswith("lease expired"):  # the text reap_expired writes
+        return False
+    return len({_NUMBERS.sub("#", r).strip() for r in reasons}) == 1
+
+
+def _first_failures(session: Session, study_id: int, limit: int) -> list[TrialRow]:
+    return list(
+        session.scalars(
+            select(TrialRow)
+            .where(TrialRow.study_id == study_id, TrialRow.state.in_(_FAILED))
+            .order_by(TrialRow.number)
+            .limit(limit)
+        ).all()
+    )
+
+
+def public_completion_reason(session: Session, study: StudyRow, spec: StudySpec) -> str | None:
+    """``completion_reason`` as the API shows it: the stored code, and for a same-error
+    stop the error itself (read from the first failed trial)."""
+    if study.completion_reason != SAME_ERROR:
+        return study.completion_reason
+    first = _first_failures(session, study.id, 1)
+    text = ((first[0].reason if first else None) or "no reason given")[:500]
+    return f"{SAME_ERROR}: the first {same_error_count(spec)} trials all failed with: {text}"

@@ -25,7 +25,13 @@ from ...core.trials import TASK_CLIENT_PREFIX, StudyState, TrialState
 from ..db.engine import Database
 from ..db.models import DispatchRow, StudyRow
 from ..db.repository import get_study_row, spec_of, state_counts, utcnow
-from .lifecycle import RUNNING_STATES, budget_used, reap_expired, refresh_study_state
+from .lifecycle import (
+    RUNNING_STATES,
+    SAME_ERROR,
+    budget_used,
+    reap_expired,
+    refresh_study_state,
+)
 from .studies import study_view
 
 
@@ -46,6 +52,11 @@ def run_study(db: Database, study_id: int) -> Study:
             raise InvalidSpec("the study has no managed objective to run", field="objective")
         if spec.max_trials is None:
             raise InvalidSpec("a managed study needs a max_trials budget", field="max_trials")
+        if row.state == StudyState.COMPLETED.value and row.completion_reason == SAME_ERROR:
+            raise Conflict(
+                f"study {study_id} stopped because its first trials all failed with the same "
+                "error (see completion_reason); fix the cause, then PATCH state: active"
+            )
         if row.state == StudyState.COMPLETED.value:
             raise Conflict(f"study {study_id} is completed; raise max_trials to run it again")
         row.managed = True

@@ -19,6 +19,7 @@ from ...core.errors import InvalidSpec, NotFound
 from ...core.study import parse_study_spec
 from ..db.engine import Database
 from ..db.models import StudyRow
+from .datasets import check_objective_data
 from .studies import insert_study, study_view
 
 MAX_OUTER = 20
@@ -55,6 +56,10 @@ def start_nested_cv(
             raise InvalidSpec(
                 exc.message, field=f"study.{exc.field}" if exc.field else "study"
             ) from None
+    try:
+        check_objective_data(specs[0].objective)  # every fold reads the same file
+    except InvalidSpec as exc:
+        raise InvalidSpec(exc.message, field=f"study.{exc.field}") from None
     if run and specs[0].max_trials is None:
         raise InvalidSpec("a managed study needs a max_trials budget", field="study.max_trials")
     with db.write() as session:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -25,7 +26,8 @@ from ..db.repository import (
     to_trial,
     utcnow,
 )
-from .lifecycle import refresh_study_state, touch
+from .datasets import check_objective_data
+from .lifecycle import public_completion_reason, refresh_study_state, touch
 
 PATCHABLE = (
     "state",
@@ -38,8 +40,11 @@ PATCHABLE = (
 
 
 def study_view(session: Session, row: StudyRow) -> Study:
+    """The study as the API shows it (counts, best trials, why it completed)."""
     spec = spec_of(row)
-    return to_study(row, state_counts(session, row.id), _best(session, row.id, spec), spec)
+    study = to_study(row, state_counts(session, row.id), _best(session, row.id, spec), spec)
+    reason = public_completion_reason(session, row, spec)
+    return replace(study, completion_reason=reason) if reason != study.completion_reason else study
 
 
 def _best(session: Session, study_id: int, spec: StudySpec) -> list[Trial]:
@@ -61,10 +66,12 @@ def create_study(
     db: Database, body: Mapping[str, Any], *, if_exists: str | None = None
 ) -> tuple[Study, bool]:
     """Create a study; returns it and whether it is new. Same name twice is a conflict
-    unless ``if_exists == "return"`` and the specs are identical."""
+    unless ``if_exists == "return"`` and the specs are identical. A managed objective's
+    csv/parquet file is checked first (columns and types against the spec)."""
     if if_exists not in (None, "return"):
         raise InvalidSpec("must be 'return' when given", field="if_exists")
     spec = parse_study_spec(body)
+    check_objective_data(spec.objective)  # reads the data file before any lock is taken
     with db.write() as session:
         row, created = insert_study(session, spec, if_exists=if_exists)
         return study_view(session, row), created

@@ -1,4 +1,8 @@
-"""Datasets for managed sklearn objectives, loaded once per worker process."""
+"""Datasets for managed sklearn objectives, loaded once per worker process.
+
+A csv/parquet table goes through the same checks the server ran on a sample at
+creation (:mod:`tuneforge.core.datasets`), here on every row.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ...core.errors import InvalidSpec
+from ...core.datasets import check_table, describe_frame, read_error
+
+#: The objective's fields the data checks depend on (part of the cache key).
+_CHECKED = ("estimator", "preprocessing", "cv")
 
 
 @dataclass(frozen=True)
@@ -26,17 +33,20 @@ class Dataset:
         return len(self.y)
 
 
-def load_dataset(spec: Mapping[str, Any]) -> Dataset:
-    """The dataset a study names; cached per process by its spec."""
-    return _load(json.dumps(dict(spec), sort_keys=True))
+def load_dataset(spec: Mapping[str, Any], objective: Mapping[str, Any] | None = None) -> Dataset:
+    """The dataset a study names, checked like the server checks it at creation
+    (against ``objective``'s estimator and preprocessing when given); cached per process."""
+    checks = {k: objective[k] for k in _CHECKED if k in objective} if objective else {}
+    return _load(json.dumps({"dataset": dict(spec), "checks": checks}, sort_keys=True))
 
 
 @lru_cache(maxsize=8)
 def _load(key: str) -> Dataset:
-    spec = json.loads(key)
+    request = json.loads(key)
+    spec = request["dataset"]
     if spec["source"] == "sklearn":
         return _bundled(spec["name"])
-    return _tabular(spec)
+    return _tabular(spec, request["checks"])
 
 
 def _bundled(name: str) -> Dataset:
@@ -47,26 +57,20 @@ def _bundled(name: str) -> Dataset:
     return Dataset(np.asarray(X), np.asarray(y))
 
 
-def _tabular(spec: Mapping[str, Any]) -> Dataset:
+def _tabular(spec: Mapping[str, Any], checks: Mapping[str, Any]) -> Dataset:
     import pandas as pd
 
     path = spec["path"]
     try:
         frame = pd.read_csv(path) if spec["source"] == "csv" else pd.read_parquet(path)
-    except ImportError as exc:
-        raise InvalidSpec(
-            f"cannot read {spec['source']} here: {exc}", field="objective.dataset"
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise InvalidSpec(f"cannot read {path!r}: {exc}", field="objective.dataset.path") from exc
-    for key in ("target", "groups"):
-        column = spec.get(key)
-        if column is not None and column not in frame.columns:
-            raise InvalidSpec(f"no column {column!r} in {path!r}", field=f"objective.dataset.{key}")
-    dropped = [c for c in (spec["target"], spec.get("groups")) if c]
-    features = spec.get("features") or [c for c in frame.columns if c not in dropped]
-    missing = [c for c in features if c not in frame.columns]
-    if missing:
-        raise InvalidSpec(f"no columns {missing} in {path!r}", field="objective.dataset.features")
+    except Exception as exc:
+        raise read_error(exc, spec["source"], path) from None
+    features = check_table(
+        spec,
+        describe_frame(frame),
+        estimator=checks.get("estimator"),
+        preprocessing=checks.get("preprocessing", ()),
+        n_splits=checks.get("cv", {}).get("n_splits"),
+    )
     groups = frame[spec["groups"]].to_numpy() if spec.get("groups") else None
     return Dataset(frame[features].to_numpy(), frame[spec["target"]].to_numpy(), groups)

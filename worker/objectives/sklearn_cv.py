@@ -77,7 +77,7 @@ class Problem:
 
 def prepare(objective: Mapping[str, Any]) -> Problem:
     """Load the data and fix the held-out split and the folds (deterministic)."""
-    data = load_dataset(objective["dataset"])
+    data = load_dataset(objective["dataset"], objective)
     probe = build_estimator(objective, {})
     stratify = is_classifier(_final_model(probe))
     if objective.get("outer_fold"):

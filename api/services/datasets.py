@@ -1,0 +1,65 @@
+"""The server's look at a managed study's data file, when the study is created.
+
+Only a bounded sample is read: the header and the first :data:`SAMPLE_ROWS`
+rows of a CSV (the dtypes pandas infers from them), or a Parquet file's schema
+and row count (from its metadata) plus its first :data:`SAMPLE_ROWS` rows. The
+checks themselves are :func:`tuneforge.core.datasets.check_objective_table`,
+which the workers run again on the whole table they load.
+
+URLs are not fetched by the server; their data is checked by the workers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...core.datasets import TableInfo, check_objective_table, describe_frame, read_error
+
+#: Rows read to infer column types and count missing values (the rest is left on disk).
+SAMPLE_ROWS = 10_000
+
+
+def check_objective_data(objective: Mapping[str, Any] | None) -> None:
+    """Check the csv/parquet file a normalized managed objective names (no-op otherwise).
+
+    Raises :class:`~tuneforge.core.errors.InvalidSpec` naming ``objective.dataset.*``
+    (or ``objective.cv.n_splits``) when the file or its columns do not fit the spec.
+    """
+    if not objective or objective.get("kind") != "sklearn":
+        return
+    dataset = objective["dataset"]
+    if dataset["source"] not in ("csv", "parquet") or is_url(dataset["path"]):
+        return
+    check_objective_table(objective, sample_table(dataset["source"], dataset["path"]))
+
+
+def is_url(path: str) -> bool:
+    """``scheme://...`` paths (http, s3, ...) are read by the workers only."""
+    return "://" in path
+
+
+def sample_table(source: str, path: str) -> TableInfo:
+    """Describe the file at ``path`` from a bounded sample of its rows."""
+    try:
+        if source == "csv":
+            return _csv(path)
+        return _parquet(path)
+    except Exception as exc:
+        raise read_error(exc, source, path) from None
+
+
+def _csv(path: str) -> TableInfo:
+    import pandas as pd
+
+    frame = pd.read_csv(path, nrows=SAMPLE_ROWS + 1)
+    if len(frame) > SAMPLE_ROWS:  # more rows than the sample: the count is a lower bound
+        return TableInfo(describe_frame(frame.iloc[:SAMPLE_ROWS]).columns, len(frame), False)
+    return describe_frame(frame)
+
+
+def _parquet(path: str) -> TableInfo:
+    import pyarrow.dataset as pds
+
+    data = pds.dataset(path, format="parquet")
+    return describe_frame(data.head(SAMPLE_ROWS).to_pandas(), rows=data.count_rows())

@@ -96,6 +96,7 @@ def install_openapi(app: FastAPI) -> None:
                 separate_input_output_schemas=app.separate_input_output_schemas,
             )
             _replace_fastapi_422(doc)
+            _restore_null_details(doc)
             app.openapi_schema = doc
         return app.openapi_schema
 
@@ -130,6 +131,16 @@ def _replace_fastapi_422(doc: dict[str, Any]) -> None:
     schemas = doc.get("components", {}).get("schemas", {})
     for name in _FASTAPI_ONLY:
         schemas.pop(name, None)
+
+
+def _restore_null_details(doc: dict[str, Any]) -> None:
+    """FastAPI drops ``None`` from the document; the real body has ``"details": null``."""
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            for response in operation.get("responses", {}).values():
+                example = response.get("content", {}).get("application/json", {}).get("example")
+                if isinstance(example, dict) and isinstance(example.get("error"), dict):
+                    example["error"].setdefault("details", None)
 
 
 def operation_id(route: APIRoute) -> str:

@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url=DOCS_ASSETS,
         generate_unique_id_function=operation_id,
         separate_input_output_schemas=False,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
     )
     app.state.settings = settings
     app.state.db = db

@@ -25,7 +25,9 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     """Whether the database answers and its schema is current."""
 
-    status: str = Field(description="ready, schema_outdated or database_unreachable")
+    status: str = Field(
+        description="ready, schema_outdated or database_unreachable", examples=["ready"]
+    )
     detail: str | None = Field(default=None, description="why not ready")
 
 

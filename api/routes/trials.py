@@ -53,7 +53,7 @@ def suggest(
     ones, then new points from the study's algorithm. An empty list with ``study_state``
     ``completed`` means no more work."""
     trials, state = suggest_service.suggest(db, study_id, body.count, body.client_id)
-    return SuggestOut(trials=[trial_public(t) for t in trials], study_state=state.value)
+    return SuggestOut(trials=[trial_public(t) for t in trials], study_state=state)
 
 
 @router.post(
@@ -138,9 +138,7 @@ def add_measurement(
         db, study_id, number, body.step, body.values, body.elapsed_seconds
     )
     action = dict(reply.action) if reply.action is not None else None
-    return MeasureOut(
-        should_stop=reply.should_stop, trial_state=reply.trial_state.value, action=action
-    )
+    return MeasureOut(should_stop=reply.should_stop, trial_state=reply.trial_state, action=action)
 
 
 @router.post(
@@ -153,7 +151,7 @@ def add_measurement(
 def heartbeat(study_id: StudyId, number: TrialNumber, db: DB, body: Ignored = None) -> HeartbeatOut:
     """Keep the trial's lease; the reply says whether the trial should stop."""
     reply = service.heartbeat(db, study_id, number)
-    return HeartbeatOut(should_stop=reply.should_stop, trial_state=reply.trial_state.value)
+    return HeartbeatOut(should_stop=reply.should_stop, trial_state=reply.trial_state)
 
 
 @router.post(

@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ...core.stopping import get_rule, rule_names
+from ...core.trials import Goal, MetricRole
 from .common import WireModel
 from .enums import (
     CvTypeField,
@@ -123,8 +124,8 @@ class MetricSpec(WireModel):
     """A metric trials report: an objective, a constraint (with threshold) or tracked."""
 
     name: str
-    goal: GoalField = Field(default="maximize")
-    role: MetricRoleField = Field(default="objective")
+    goal: GoalField = Goal.MAXIMIZE
+    role: MetricRoleField = MetricRole.OBJECTIVE
     threshold: float | None = absent(description="constraints only: the feasible bound")
 
 

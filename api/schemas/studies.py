@@ -112,7 +112,7 @@ def study_public(study: Study) -> StudyPublic:
         **study.spec.to_dict(),
         id=study.id,
         project=study.project,
-        state=study.state.value,
+        state=study.state,
         completion_reason=study.completion_reason,
         created_at=study.created_at,
         updated_at=study.updated_at,

@@ -45,7 +45,7 @@ class TrialPublic(BaseModel):
 def trial_public(trial: Trial) -> TrialPublic:
     return TrialPublic(
         number=trial.number,
-        state=trial.state.value,
+        state=trial.state,
         params=dict(trial.params),
         values=dict(trial.values) if trial.values is not None else None,
         client_id=trial.client_id,

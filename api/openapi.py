@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -147,9 +146,6 @@ def operation_id(route: APIRoute) -> str:
     """``create_study`` -> ``createStudy``: a readable id that does not change with the path."""
     head, *rest = route.name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-CAMEL_CASE = re.compile(r"^[a-z][a-zA-Z0-9]*$")
 
 
 def example(summary: str, value: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from .db.engine import Database
@@ -14,12 +15,15 @@ from .db.migrate import prepare_database
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .metrics import Metrics
+from .openapi import install_openapi, operation_id
 from .queue import CeleryQueue
 from .routes import nested, ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
 
 API_PREFIX = "/api/v1"
+#: Where the Swagger UI and ReDoc assets (shipped in the fastapi-offline wheel) are served.
+DOCS_ASSETS = "/docs-assets"
 _frozen = False
 
 
@@ -35,6 +39,15 @@ def freeze_startup_objects() -> None:
         _frozen = True
         gc.collect()
         gc.freeze()
+
+
+DESCRIPTION = """Hyperparameter tuning service: studies, trials, suggestions, early stopping.
+
+Every error answers `{"error": {"code", "message", "details"}}` (the `ErrorBody` schema);
+the message starts with the offending field. Operation ids are stable camelCase names
+(`createStudy`, `suggestTrials`, `reportMeasurement`, `completeTrial`, ...), fit for
+generating a client. The user guide is docs/api.md in the repository.
+"""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -55,16 +68,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             reconciler.stop()
             db.dispose()
 
-    app = FastAPI(
+    # Swagger UI at /docs and ReDoc at /redoc load their scripts from this server, not a CDN.
+    app = FastAPIOffline(
         title="tuneforge",
         version=__version__,
-        description="Hyperparameter tuning service: studies, trials, suggestions, early stopping.",
+        description=DESCRIPTION,
         lifespan=lifespan,
+        static_url=DOCS_ASSETS,
+        generate_unique_id_function=operation_id,
+        separate_input_output_schemas=False,
+        swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
     )
     app.state.settings = settings
     app.state.db = db
     app.state.reconciler = reconciler
     app.state.metrics = Metrics()
+    install_openapi(app)
     install_error_handlers(app)
     app.middleware("http")(app.state.metrics.middleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-from fastapi import Path, Request
+from fastapi import Path, Query, Request
 
 from ...core.errors import InvalidSpec
 from ..db.engine import Database
 
-E = TypeVar("E", bound=StrEnum)
 MAX_PAGE = 1000
 
 
@@ -25,19 +23,12 @@ StudyId = Annotated[int, Path(ge=0, le=MAX_ID, description="the study's id")]
 TrialNumber = Annotated[int, Path(ge=0, le=MAX_ID, description="the trial's number in its study")]
 
 
+#: A ``page_size`` query value (checked by :func:`page_size_of`, so the 422 names the field).
+PageSize = Annotated[int, Query(description=f"1 to {MAX_PAGE} (default 100)")]
+
+
 def page_size_of(value: int) -> int:
     """A ``page_size`` query value, checked (422 naming the field)."""
     if not 1 <= value <= MAX_PAGE:
         raise InvalidSpec(f"must be between 1 and {MAX_PAGE}, got {value}", field="page_size")
     return value
-
-
-def state_filter(raw: str | None, states: type[E]) -> E | None:
-    """A ``?state=`` filter as one of ``states`` (422 listing them when it is not)."""
-    if raw is None:
-        return None
-    try:
-        return states(raw)
-    except ValueError:
-        names = ", ".join(s.value for s in states)
-        raise InvalidSpec(f"must be one of {names}", field="state") from None

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends
 
 from ...core.errors import InvalidSpec
 from ...core.trials import TrialState
 from ..db.engine import Database
+from ..openapi import BODY, COMPLETE_EXAMPLES, MEASUREMENT_EXAMPLES, SUGGEST_EXAMPLES, errors
 from ..schemas.common import decode_page_token, encode_page_token
 from ..schemas.trials import (
     CompleteIn,
@@ -26,34 +27,68 @@ from ..schemas.trials import (
 )
 from ..services import suggest as suggest_service
 from ..services import trials as service
-from .deps import StudyId, TrialNumber, get_db, page_size_of, state_filter
+from .deps import PageSize, StudyId, TrialNumber, get_db, page_size_of
 
 router = APIRouter(prefix="/studies/{study_id}/trials", tags=["trials"])
 DB = Annotated[Database, Depends(get_db)]
+#: A worker verb on one trial: body errors, unknown trial, state conflicts, busy database.
+TRIAL_VERB = errors(*BODY, 404, 409, 503)
+#: An optional body that is ignored (``{}`` or nothing).
+Ignored = Annotated[dict[str, object] | None, Body(description="ignored; may be omitted")]
 
 
-@router.post("/suggest", response_model=SuggestOut)
-def suggest(study_id: StudyId, body: SuggestIn, db: DB) -> SuggestOut:
+@router.post(
+    "/suggest",
+    response_model=SuggestOut,
+    operation_id="suggestTrials",
+    summary="Get trials to run",
+    responses=errors(*BODY, 404, 503),
+)
+def suggest(
+    study_id: StudyId,
+    body: Annotated[SuggestIn, Body(openapi_examples=SUGGEST_EXAMPLES)],
+    db: DB,
+) -> SuggestOut:
+    """Up to ``count`` trials for this client: its own unfinished ones first, then queued
+    ones, then new points from the study's algorithm. An empty list with ``study_state``
+    ``completed`` means no more work."""
     trials, state = suggest_service.suggest(db, study_id, body.count, body.client_id)
-    return SuggestOut(trials=[trial_public(t) for t in trials], study_state=state.value)
+    return SuggestOut(trials=[trial_public(t) for t in trials], study_state=state)
 
 
-@router.post("", status_code=201, response_model=TrialPublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=TrialPublic,
+    operation_id="createTrial",
+    summary="Queue a trial or record a finished one",
+    responses=errors(*BODY, 404, 409, 503),
+)
 def create_trial(study_id: StudyId, body: TrialCreate, db: DB) -> TrialPublic:
+    """Queue a parameter set the next suggest hands out (``requested``; 409 when the study
+    is not active or its budget is spent), or add one evaluated elsewhere (``completed``)."""
     trial = service.create_trial(db, study_id, body.params, body.state, body.values, body.metadata)
     return trial_public(trial)
 
 
-@router.get("", response_model=TrialPage)
+@router.get(
+    "",
+    response_model=TrialPage,
+    operation_id="listTrials",
+    summary="List a study's trials",
+    responses=errors(404, 422, 503),
+)
 def list_trials(
     study_id: StudyId,
     db: DB,
-    state: str | None = None,
+    state: TrialState | None = None,
     updated_after: datetime | None = None,
     client_id: str | None = None,
-    page_size: int = 100,
+    page_size: PageSize = 100,
     page_token: str | None = None,
 ) -> TrialPage:
+    """Trials by number, filtered by ``state``, ``client_id`` or ``updated_after``
+    (with a timezone), one page at a time."""
     if updated_after is not None and updated_after.tzinfo is None:
         raise InvalidSpec(
             "must carry a timezone (e.g. 2026-01-01T00:00:00Z)", field="updated_after"
@@ -61,7 +96,7 @@ def list_trials(
     trials, last = service.list_trials(
         db,
         study_id,
-        state=state_filter(state, TrialState),
+        state=state,
         updated_after=updated_after,
         client_id=client_id,
         after_number=decode_page_token(page_token),
@@ -72,45 +107,92 @@ def list_trials(
     )
 
 
-@router.get("/{number}", response_model=TrialPublic)
+@router.get(
+    "/{number}",
+    response_model=TrialPublic,
+    operation_id="getTrial",
+    summary="Get a trial",
+    responses=errors(404, 422, 503),
+)
 def get_trial(study_id: StudyId, number: TrialNumber, db: DB) -> TrialPublic:
+    """The trial with its measurements."""
     return trial_public(service.get_trial(db, study_id, number))
 
 
-@router.post("/{number}/measurements", response_model=MeasureOut)
+@router.post(
+    "/{number}/measurements",
+    response_model=MeasureOut,
+    operation_id="reportMeasurement",
+    summary="Report an intermediate result",
+    responses=TRIAL_VERB,
+)
 def add_measurement(
-    study_id: StudyId, number: TrialNumber, body: MeasurementIn, db: DB
+    study_id: StudyId,
+    number: TrialNumber,
+    body: Annotated[MeasurementIn, Body(openapi_examples=MEASUREMENT_EXAMPLES)],
+    db: DB,
 ) -> MeasureOut:
+    """Store the values at ``step`` and consult the early-stopping rule: stop when
+    ``should_stop`` is true, then complete the trial. Extends the trial's lease."""
     reply = service.add_measurement(
         db, study_id, number, body.step, body.values, body.elapsed_seconds
     )
     action = dict(reply.action) if reply.action is not None else None
-    return MeasureOut(
-        should_stop=reply.should_stop, trial_state=reply.trial_state.value, action=action
-    )
+    return MeasureOut(should_stop=reply.should_stop, trial_state=reply.trial_state, action=action)
 
 
-@router.post("/{number}/heartbeat", response_model=HeartbeatOut)
-def heartbeat(
-    study_id: StudyId, number: TrialNumber, db: DB, body: dict[str, object] | None = None
-) -> HeartbeatOut:
+@router.post(
+    "/{number}/heartbeat",
+    response_model=HeartbeatOut,
+    operation_id="heartbeat",
+    summary="Extend a running trial's lease",
+    responses=TRIAL_VERB,
+)
+def heartbeat(study_id: StudyId, number: TrialNumber, db: DB, body: Ignored = None) -> HeartbeatOut:
+    """Keep the trial's lease; the reply says whether the trial should stop."""
     reply = service.heartbeat(db, study_id, number)
-    return HeartbeatOut(should_stop=reply.should_stop, trial_state=reply.trial_state.value)
+    return HeartbeatOut(should_stop=reply.should_stop, trial_state=reply.trial_state)
 
 
-@router.post("/{number}/complete", response_model=TrialPublic)
-def complete(study_id: StudyId, number: TrialNumber, body: CompleteIn, db: DB) -> TrialPublic:
+@router.post(
+    "/{number}/complete",
+    response_model=TrialPublic,
+    operation_id="completeTrial",
+    summary="Finish a trial with its values",
+    responses=TRIAL_VERB,
+)
+def complete(
+    study_id: StudyId,
+    number: TrialNumber,
+    body: Annotated[CompleteIn, Body(openapi_examples=COMPLETE_EXAMPLES)],
+    db: DB,
+) -> TrialPublic:
+    """Record the final values (``pruned`` if the stopping rule stopped the trial) or mark
+    the configuration ``infeasible``."""
     trial = service.complete_trial(db, study_id, number, body.values, body.infeasible, body.reason)
     return trial_public(trial)
 
 
-@router.post("/{number}/fail", response_model=TrialPublic)
+@router.post(
+    "/{number}/fail",
+    response_model=TrialPublic,
+    operation_id="failTrial",
+    summary="Report an infrastructure failure",
+    responses=TRIAL_VERB,
+)
 def fail(study_id: StudyId, number: TrialNumber, body: FailIn, db: DB) -> TrialPublic:
+    """The trial could not run (not a bad configuration: use infeasible for that); a copy
+    is queued while the study's retry budget lasts and ``retry`` is true."""
     return trial_public(service.fail_trial_request(db, study_id, number, body.reason, body.retry))
 
 
-@router.post("/{number}/stop", response_model=TrialPublic)
-def stop(
-    study_id: StudyId, number: TrialNumber, db: DB, body: dict[str, object] | None = None
-) -> TrialPublic:
+@router.post(
+    "/{number}/stop",
+    response_model=TrialPublic,
+    operation_id="stopTrial",
+    summary="Ask the worker running a trial to stop",
+    responses=TRIAL_VERB,
+)
+def stop(study_id: StudyId, number: TrialNumber, db: DB, body: Ignored = None) -> TrialPublic:
+    """Mark the trial ``stopping``; its next measurement or heartbeat says so."""
     return trial_public(service.stop_trial(db, study_id, number))

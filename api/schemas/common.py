@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...core.errors import InvalidSpec
 
@@ -14,16 +14,25 @@ from ...core.errors import InvalidSpec
 class WireModel(BaseModel):
     """Base of request bodies: unknown fields are rejected, nothing is coerced silently."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, use_enum_values=True)
 
 
 class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    details: Any = None
+    """What went wrong: a machine code, a message naming the field, and details."""
+
+    code: str = Field(
+        description="bad_request, not_found, conflict, payload_too_large, invalid_spec, "
+        "temporary, ...; map errors by HTTP status first"
+    )
+    message: str = Field(description="starts with the offending field when there is one")
+    details: dict[str, Any] | None = Field(
+        description="``field`` repeats the offending field; other keys depend on the error"
+    )
 
 
 class ErrorBody(BaseModel):
+    """Every error response: ``{"error": {"code", "message", "details"}}``."""
+
     error: ErrorDetail
 
 

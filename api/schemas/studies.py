@@ -9,62 +9,41 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...core.study import Study
 from .common import WireModel
+from .enums import AlgorithmField, StudyStateField
+from .spec import EarlyStopping, FidelitySpec, MetricSpec, Objective, ParameterSpec, RetriesSpec
 from .trials import TrialPublic, trial_public
 
 
-class ConditionIn(WireModel):
-    parent: str
-    values: list[Any]
-
-
-class ParameterIn(WireModel):
-    """One parameter: float / int with low, high, scale, step; discrete / categorical with values."""
-
-    name: str
-    type: str = Field(description="float | int | discrete | categorical")
-    low: float | None = None
-    high: float | None = None
-    scale: str | None = Field(default=None, description="linear (default) | log")
-    step: float | None = None
-    values: list[Any] | None = None
-    condition: ConditionIn | None = None
-    grid_points: int | None = None
-
-
-class MetricIn(WireModel):
-    name: str
-    goal: str = "maximize"
-    role: str = "objective"
-    threshold: float | None = None
-
-
-class RetriesIn(WireModel):
-    max_retries: int = 2
-    lease_seconds: float = 600
-
-
 class StudyCreate(WireModel):
-    """The ``POST /studies`` body (API.md "Study spec")."""
+    """The ``POST /studies`` body: the study spec (docs/api.md lists every rule)."""
 
     name: str
     description: str | None = None
-    parameters: list[ParameterIn]
-    metrics: list[MetricIn]
-    algorithm: str = "auto"
-    algorithm_options: dict[str, Any] = Field(default_factory=dict)
-    early_stopping: dict[str, Any] | None = None
-    fidelity: dict[str, Any] | None = None
+    parameters: list[ParameterSpec]
+    metrics: list[MetricSpec]
+    algorithm: AlgorithmField = Field(default="auto")
+    algorithm_options: dict[str, Any] = Field(
+        default_factory=dict, description="per algorithm (docs/algorithms.md)"
+    )
+    early_stopping: EarlyStopping | None = Field(
+        default=None, description='default {"rule": "none"}'
+    )
+    fidelity: FidelitySpec | None = None
     max_trials: int | None = None
     max_active_trials: int | None = None
     max_failed_trials: int | None = None
-    retries: RetriesIn | None = None
+    retries: RetriesSpec | None = None
     seed: int = 0
-    objective: dict[str, Any] | None = None
+    objective: Objective | None = Field(
+        default=None, description="a managed objective the workers run (tuneforge run)"
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class StudyPatch(WireModel):
-    state: str | None = None
+    """Budgets, description, metadata or the state; other fields cannot change."""
+
+    state: StudyStateField | None = None
     max_trials: int | None = None
     max_active_trials: int | None = None
     max_failed_trials: int | None = None
@@ -73,31 +52,37 @@ class StudyPatch(WireModel):
 
 
 class StudyPublic(BaseModel):
+    """A study: its normalized spec (defaults filled in), state, counts and best trial."""
+
+    model_config = ConfigDict(use_enum_values=True)
+
     id: int
     name: str
     description: str | None
-    parameters: list[dict[str, Any]]
-    metrics: list[dict[str, Any]]
-    algorithm: str
+    parameters: list[ParameterSpec]
+    metrics: list[MetricSpec]
+    algorithm: AlgorithmField
     algorithm_options: dict[str, Any]
-    early_stopping: dict[str, Any]
-    fidelity: dict[str, Any] | None
+    early_stopping: EarlyStopping
+    fidelity: FidelitySpec | None
     max_trials: int | None
     max_active_trials: int | None
     max_failed_trials: int | None
-    retries: dict[str, Any]
+    retries: RetriesSpec
     seed: int
-    objective: dict[str, Any] | None
+    objective: Objective | None
     metadata: dict[str, Any]
     project: str
-    state: str
+    state: StudyStateField
     completion_reason: str | None
     created_at: datetime
     updated_at: datetime
     trial_counts: dict[str, int]
     best_trial: TrialPublic | None
-    managed: bool = False
-    evaluation: dict[str, Any] | None = None
+    managed: bool = Field(default=False, description="its objective runs on the workers")
+    evaluation: dict[str, Any] | None = Field(
+        default=None, description="the held-out evaluation (POST .../evaluate)"
+    )
 
 
 class EvaluationIn(BaseModel):
@@ -105,7 +90,7 @@ class EvaluationIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    state: str | None = None
+    state: str | None = Field(default=None, description="'failed' with error; else a result")
     trial_number: int | None = None
     params: dict[str, Any] | None = None
     cv_score: float | None = None
@@ -114,6 +99,8 @@ class EvaluationIn(BaseModel):
 
 
 class StudyPage(BaseModel):
+    """One page of studies; pass ``next_page_token`` back until it is null."""
+
     studies: list[StudyPublic]
     next_page_token: str | None
 
@@ -125,7 +112,7 @@ def study_public(study: Study) -> StudyPublic:
         **study.spec.to_dict(),
         id=study.id,
         project=study.project,
-        state=study.state.value,
+        state=study.state,
         completion_reason=study.completion_reason,
         created_at=study.created_at,
         updated_at=study.updated_at,

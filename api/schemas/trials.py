@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ...core.trials import Trial
 from .common import WireModel
+from .enums import StudyStateField, TrialStateField
 
 
 class MeasurementPublic(BaseModel):
+    """One intermediate report of a trial."""
+
     step: int
     values: dict[str, float]
     elapsed_seconds: float | None
 
 
 class TrialPublic(BaseModel):
+    """A trial: its parameters, state, final values and measurements."""
+
+    model_config = ConfigDict(use_enum_values=True)
+
     number: int
-    state: str
+    state: TrialStateField
     params: dict[str, Any]
     values: dict[str, float] | None
     client_id: str | None
@@ -38,7 +45,7 @@ class TrialPublic(BaseModel):
 def trial_public(trial: Trial) -> TrialPublic:
     return TrialPublic(
         number=trial.number,
-        state=trial.state.value,
+        state=trial.state,
         params=dict(trial.params),
         values=dict(trial.values) if trial.values is not None else None,
         client_id=trial.client_id,
@@ -59,54 +66,82 @@ def trial_public(trial: Trial) -> TrialPublic:
 
 
 class SuggestIn(WireModel):
-    count: int = 1
+    """Ask for up to ``count`` trials; the same ``client_id`` gets its unfinished trials back."""
+
+    count: int = Field(default=1, description="1 to 1000")
     client_id: str | None = Field(default=None, max_length=256)
 
 
 class SuggestOut(BaseModel):
+    """Trials to run; an empty list with ``study_state`` when there is no work now."""
+
+    model_config = ConfigDict(use_enum_values=True)
+
     trials: list[TrialPublic]
-    study_state: str
+    study_state: StudyStateField
 
 
 class TrialCreate(WireModel):
+    """Queue a parameter set (``requested``) or record one evaluated elsewhere (``completed``)."""
+
     params: dict[str, Any]
-    state: str = "requested"
-    values: dict[str, Any] | None = None
+    state: Literal["requested", "completed"] = "requested"
+    values: dict[str, Any] | None = Field(default=None, description="required when completed")
     metadata: dict[str, Any] | None = None
 
 
 class TrialPage(BaseModel):
+    """One page of trials; pass ``next_page_token`` back until it is null."""
+
     trials: list[TrialPublic]
     next_page_token: str | None
 
 
 class MeasurementIn(WireModel):
+    """An intermediate result at ``step``; repeating a step is a no-op."""
+
     step: int
-    values: dict[str, Any]
+    values: dict[str, Any] = Field(description="metric name -> finite number")
     elapsed_seconds: float | None = None
 
 
 class MeasureOut(BaseModel):
+    """The early-stopping decision after a measurement."""
+
+    model_config = ConfigDict(use_enum_values=True)
+
     should_stop: bool
-    trial_state: str
+    trial_state: TrialStateField
     action: dict[str, Any] | None = None
 
 
 class HeartbeatOut(BaseModel):
+    """Whether the trial should stop, and its state."""
+
+    model_config = ConfigDict(use_enum_values=True)
+
     should_stop: bool
-    trial_state: str
+    trial_state: TrialStateField
 
 
 class CompleteIn(WireModel):
-    values: dict[str, Any] | None = None
+    """Final values (every objective metric), or ``infeasible`` with a reason."""
+
+    values: dict[str, Any] | None = Field(
+        default=None, description="metric name -> finite number; required unless infeasible"
+    )
     infeasible: bool = False
     reason: str | None = None
 
 
 class FailIn(WireModel):
+    """An infrastructure failure; ``retry`` queues a copy while the retry budget lasts."""
+
     reason: str | None = None
     retry: bool = True
 
 
 class BestOut(BaseModel):
+    """The best trial (one objective) or the Pareto front (several)."""
+
     trials: list[TrialPublic]

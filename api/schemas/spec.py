@@ -1,0 +1,284 @@
+"""Typed parts of a study spec: parameters, metrics, fidelity, objective, early stopping.
+
+The same models describe the ``POST /studies`` body and the spec echoed in a
+Study, so a generated client gets one class per shape. They type the shape;
+core (``core/study.py``, ``core/objective.py``, ``core/stopping``) still
+checks every rule (bounds, allowed estimators, rule options) and names the
+field. Optional fields that core leaves out of the normalized spec are left
+out of responses too (``absent``).
+
+The objective and early-stopping objects are tagged unions (``kind`` and
+``rule``). :func:`tagged` checks the tag first, so an unknown one is reported
+on the tag itself (``objective.kind: Input should be 'sklearn' or 'python'``)
+and errors inside the chosen model carry plain paths (``objective.cv.n_splits``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    WithJsonSchema,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
+
+from ...core.stopping import get_rule, rule_names
+from ...core.trials import Goal, MetricRole
+from .common import WireModel
+from .enums import (
+    CvTypeField,
+    GoalField,
+    MetricRoleField,
+    ParamTypeField,
+    PreprocessingField,
+    ScaleField,
+    SklearnDatasetField,
+)
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def absent(**kwargs: Any) -> Any:
+    """An optional field that is left out of responses when it has no value."""
+    return Field(default=None, exclude_if=_is_none, **kwargs)
+
+
+def _number(value: Any) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PydanticCustomError("number_type", "Input should be a number")
+    return value
+
+
+#: A JSON number kept as given (an integer stays an integer in the response).
+Number = Annotated[int | float, PlainValidator(_number), WithJsonSchema({"type": "number"})]
+
+
+class OpenModel(BaseModel):
+    """Strict about types; unknown keys pass on to core, whose error lists the allowed ones.
+
+    The schema still says ``additionalProperties: false``: the server rejects them.
+    """
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="allow",
+        use_enum_values=True,
+        json_schema_extra={"additionalProperties": False},
+    )
+
+
+def tagged(key: str, members: Mapping[str, type[BaseModel]]) -> Any:
+    """Validate a tagged object by its ``key`` first, then as the member that tag names."""
+    choices = tuple(members)
+    tag_model = create_model(
+        f"_{key}_tag",
+        __config__=ConfigDict(strict=False),
+        **{key: (Literal[choices], ...)},  # type: ignore[call-overload]
+    )
+
+    def pick(value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        tag_model.model_validate({key: value.get(key)})
+        return members[str(value[key])].model_validate(value)
+
+    return BeforeValidator(pick)
+
+
+# ---- parameters, metrics, budgets ---------------------------------------------------
+
+
+class ConditionSpec(WireModel):
+    """The parameter exists only when ``parent`` takes one of ``values``."""
+
+    parent: str
+    values: list[Any]
+
+
+class ParameterSpec(WireModel):
+    """One parameter: float / int with low, high, scale, step; discrete / categorical with values."""
+
+    name: str
+    type: ParamTypeField
+    low: Number | None = absent(description="float / int: lower bound")
+    high: Number | None = absent(description="float / int: upper bound (> low)")
+    scale: ScaleField | None = absent(description="float / int: linear (default) or log")
+    step: Number | None = absent(description="float / int: grid step (not with log)")
+    values: list[Any] | None = absent(
+        description="discrete: numbers; categorical: strings, numbers or booleans"
+    )
+    condition: ConditionSpec | None = absent()
+    grid_points: int | None = absent(description="points per float axis for the grid algorithm")
+
+
+class MetricSpec(WireModel):
+    """A metric trials report: an objective, a constraint (with threshold) or tracked."""
+
+    name: str
+    goal: GoalField = Goal.MAXIMIZE
+    role: MetricRoleField = MetricRole.OBJECTIVE
+    threshold: float | None = absent(description="constraints only: the feasible bound")
+
+
+class RetriesSpec(WireModel):
+    """Lease length and how often a failed trial is retried."""
+
+    max_retries: int = 2
+    lease_seconds: float = 600
+
+
+class FidelitySpec(WireModel):
+    """The resource a trial's steps count (epochs, samples); needed by some stopping rules."""
+
+    name: str
+    min: Number
+    max: Number
+
+
+# ---- managed objective ----------------------------------------------------------------
+
+
+class OuterFold(OpenModel):
+    """Nested CV: tune on outer fold ``index``'s training rows, test on the rest."""
+
+    n_splits: int | None = absent()
+    index: int
+    seed: int | None = absent()
+
+
+class CrossValidation(OpenModel):
+    """The splitter scoring each trial; which fields apply depends on ``type``."""
+
+    type: CvTypeField | None = absent(description="default kfold")
+    n_splits: int | None = absent()
+    n_repeats: int | None = absent()
+    shuffle: bool | None = absent()
+    seed: int | None = absent()
+    test_size: float | None = absent()
+    gap: int | None = absent()
+    max_train_size: int | None = absent()
+
+
+class BundledDataset(OpenModel):
+    """A dataset shipped with scikit-learn."""
+
+    source: Literal["sklearn"]
+    name: SklearnDatasetField
+
+
+class FileDataset(OpenModel):
+    """A CSV or Parquet file readable by the workers."""
+
+    source: Literal["csv", "parquet"]
+    path: str
+    target: str
+    groups: str | None = absent(description="column of group labels (group_kfold)")
+    features: list[str] | None = absent(description="feature columns (default: all but target)")
+
+
+Dataset = Annotated[
+    BundledDataset | FileDataset,
+    Field(discriminator="source"),
+    tagged("source", {"sklearn": BundledDataset, "csv": FileDataset, "parquet": FileDataset}),
+]
+
+
+class SklearnObjective(OpenModel):
+    """Train an allow-listed estimator with cross-validation on a dataset (on the workers)."""
+
+    kind: Literal["sklearn"]
+    estimator: str = Field(description="dotted class path, e.g. sklearn.svm.SVC")
+    fixed_params: dict[str, Any] | None = None
+    dataset: Dataset
+    cv: CrossValidation | None = absent()
+    scoring: str | None = Field(default=None, description="a scikit-learn scorer name")
+    test_size: float | None = Field(default=None, description="rows held out for evaluate")
+    preprocessing: list[PreprocessingField] | None = None
+    seed: int | None = absent()
+    outer_fold: OuterFold | None = None
+
+
+class PythonObjective(OpenModel):
+    """Call ``package.module:function(params, reporter)`` installed on the workers."""
+
+    kind: Literal["python"]
+    callable: str = Field(description="package.module:function")
+    options: dict[str, Any] | None = absent()
+
+
+Objective = Annotated[
+    SklearnObjective | PythonObjective,
+    Field(discriminator="kind"),
+    tagged("kind", {"sklearn": SklearnObjective, "python": PythonObjective}),
+]
+
+
+# ---- early stopping -------------------------------------------------------------------
+
+_OPTION_TYPES: dict[type, Any] = {bool: bool, int: int, float: float, str: str}
+
+
+def _option_type(default: Any) -> Any:
+    if isinstance(default, list):
+        return list[Any]
+    if isinstance(default, dict):
+        return dict[str, Any]
+    return _OPTION_TYPES.get(type(default), Any)
+
+
+def stopping_model(rule: str) -> type[BaseModel]:
+    """The options object of one registered rule, typed from the rule's defaults."""
+    cls = get_rule(rule)
+    fields: dict[str, Any] = {"rule": (Literal[rule], ...)}
+    for key, default in cls.default_options.items():
+        fields[key] = (
+            _option_type(default) | None,
+            Field(default=None, description=f"default {default!r}"),
+        )
+    name = "EarlyStopping" + "".join(part.title() for part in rule.split("_"))
+    doc = (cls.__doc__ or f"The {rule!r} rule.").strip().splitlines()[0]
+    return create_model(name, __base__=OpenModel, __doc__=doc, **fields)
+
+
+STOPPING_MODELS: dict[str, type[BaseModel]] = {name: stopping_model(name) for name in rule_names()}
+
+
+def _union(models: list[type[BaseModel]]) -> Any:
+    return models[0] if len(models) == 1 else Union[tuple(models)]  # noqa: UP007
+
+
+if TYPE_CHECKING:
+    EarlyStopping = Any
+else:
+    EarlyStopping = Annotated[
+        _union(list(STOPPING_MODELS.values())),
+        *((Field(discriminator="rule"),) if len(STOPPING_MODELS) > 1 else ()),
+        tagged("rule", STOPPING_MODELS),
+    ]
+
+__all__ = [
+    "BundledDataset",
+    "ConditionSpec",
+    "CrossValidation",
+    "Dataset",
+    "EarlyStopping",
+    "FidelitySpec",
+    "FileDataset",
+    "MetricSpec",
+    "Number",
+    "Objective",
+    "OuterFold",
+    "ParameterSpec",
+    "PythonObjective",
+    "RetriesSpec",
+    "SklearnObjective",
+]

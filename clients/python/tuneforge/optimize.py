@@ -148,7 +148,10 @@ def _workers(
         url=client.url,
         api_key=client.api_key,
         timeout=client.timeout,
-        retry=client.retry,
+        # the server answered this process: the workers need no fast first-contact window
+        retry=replace(client.retry, connect_seconds=client.retry.total_seconds)
+        if client.reached
+        else client.retry,
         study_id=study.id,
         objective=cloudpickle.dumps(objective),
         catch=cloudpickle.dumps(tuple(catch)),

@@ -281,8 +281,16 @@ def study_spec(spec: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dic
         body["parameters"] = [{"name": n, **p} for n, p in body["parameters"].items()]
     for key in ("name", "parameters", "metrics"):
         if key not in body:
-            raise ValueError(f"a study spec needs {key!r}")
+            raise ValueError(f"a study spec needs {key!r}{_misspelled(key, body)}")
     return body
+
+
+def _misspelled(key: str, body: Mapping[str, Any]) -> str:
+    """``"; 'paramters' is not a spec field: did you mean 'parameters'?"`` or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(key, [str(k) for k in body], n=1, cutoff=0.75)
+    return f"; {close[0]!r} is not a spec field: did you mean {key!r}?" if close else ""
 
 
 def read_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:

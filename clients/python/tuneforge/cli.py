@@ -11,13 +11,18 @@ import sys
 
 import click
 
+from .cli_errors import CliGroup
+
 DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tuneforge")
 def main() -> None:
-    """tuneforge: hyperparameter tuning as a service."""
+    """tuneforge: hyperparameter tuning as a service.
+
+    Errors are one line; --debug (on any command) or TUNEFORGE_DEBUG=1 adds the traceback.
+    """
 
 
 db_option = click.option(
@@ -149,6 +154,7 @@ _register_run(main)
 from .cli_studies import register as _register_studies  # noqa: E402
 
 _register_studies(main)
+main.add_debug()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -69,7 +69,8 @@ class ProgressBar:
     ) -> None:
         self.enabled = enabled
         self.total = total
-        self.description = description
+        #: Cut so that the counts, best value and ETA keep their room on narrow terminals.
+        self.description = description if len(description) <= 40 else description[:39] + "…"
         self.done = done
         self.best = best
         self.status = status

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,12 @@ def test_other_commands_share_the_error_path(tmp_path: Path) -> None:
     bad_db = f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}"
     assert bad_db in error_line(cli("db", "upgrade", "--db", bad_db, cwd=tmp_path))
     assert "cannot" in error_line(cli("serve", "--db", bad_db, cwd=tmp_path)).lower()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        line = error_line(cli("serve", "--port", port, cwd=tmp_path))
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "--port" in line
 
 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:

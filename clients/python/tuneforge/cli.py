@@ -61,6 +61,7 @@ def serve(db_url: str | None, host: str, port: int, migrate: bool | None, log_le
         migrate=embedded_default if migrate is None else migrate,
         log_level=log_level,
     )
+    _check_port(host, port)
     try:
         prepare_database(settings.db_url, migrate=settings.migrate)
     except SchemaOutdated as exc:
@@ -74,6 +75,22 @@ def serve(db_url: str | None, host: str, port: int, migrate: bool | None, log_le
         port=port,
         log_level=log_level,
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line, before anything starts, when ``host:port`` cannot be listened on."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(is another server running there? choose another --port)"
+        ) from None
 
 
 @main.group()

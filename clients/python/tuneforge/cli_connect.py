@@ -60,6 +60,8 @@ def connect(url: str) -> Iterator[Client]:
     """A client for ``url`` with a short retry budget. Its errors reach the one error path
     of :mod:`tuneforge.cli_errors`, which names ``url`` in its messages."""
     remember("url", url)
+    if url != DEFAULT_URL:
+        remember("url_flag", f" --url {url}")  # for the commands a hint suggests
     with Client(url, retry=RetryPolicy(total_seconds=RETRY_SECONDS), timeout=TIMEOUT) as client:
         yield client
 

@@ -211,15 +211,15 @@ def sdk_message(exc: TuneforgeError, ctx: click.Context | None) -> str:
             message = f"{exc.field}: {message}"
         return f"{_in_spec(ctx)}: {message}"
     if isinstance(exc, Conflict) and isinstance(exc.details, dict) and "study_id" in exc.details:
-        return f"{exc.message}; {_name_taken_hint(ctx, url)}"
+        return f"{exc.message}; {_name_taken_hint(ctx, url, 'different spec' in exc.message)}"
     return str(exc)
 
 
-def _name_taken_hint(ctx: click.Context | None, url: str | None) -> str:
+def _name_taken_hint(ctx: click.Context | None, url: str | None, returned: bool) -> str:
     """What to do when a study of that name exists with a different spec."""
     name = recalled(ctx, "study_name") or "NAME"
     command = recalled(ctx, "command") or ""
-    delete = f"`tuneforge studies delete {name}" + (f" --url {url}`" if url else "`")
+    delete = f"`tuneforge studies delete {name}{recalled(ctx, 'url_flag') or ''}`"
     if command.endswith(" run"):
         spec = recalled(ctx, "spec_file") or "SPEC_FILE"
         rename = f"run it under another name (`tuneforge run {spec} --rename NEW`)"
@@ -231,10 +231,8 @@ def _name_taken_hint(ctx: click.Context | None, url: str | None) -> str:
             f"(`tuneforge serve --db sqlite:///{db}`, then {delete})"
         )
     if command.endswith("studies create"):
-        return (
-            "`--if-exists return` reuses a study with the same spec; change `name:` "
-            f"in the file, or delete the old study first ({delete})"
-        )
+        reuse = "" if returned else "`--if-exists return` reuses a study with the same spec; "
+        return f"{reuse}change `name:` in the file, or delete the old study first ({delete})"
     return f"pick another name, or delete the old study first ({delete})"
 
 

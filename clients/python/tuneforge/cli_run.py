@@ -297,6 +297,7 @@ def run(
         if server_url:
             remember("url", server_url)
             remember("url_option", "--server")
+            remember("url_flag", f" --url {server_url}")
             with tuneforge.Client(server_url) as client:
                 study = open_study_for(client, spec).run()
                 follow(study, timeout, not no_progress)

@@ -31,7 +31,10 @@ MAX_STUDY_ID = 2**63 - 1
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _check_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An option callback: ``value`` as an http(s) URL without a trailing slash."""
+    if value is None:
+        return None
     value = value.strip()
     try:
         parsed = httpx.URL(value)
@@ -47,7 +50,7 @@ def url_option(func: F) -> F:
         "--url",
         envvar="TUNEFORGE_URL",
         default=DEFAULT_URL,
-        callback=_check_url,
+        callback=check_url,
         metavar="URL",
         help=f"tuneforge server (env TUNEFORGE_URL; default {DEFAULT_URL}, where "
         "`tuneforge serve` listens). These commands read a running server; they "

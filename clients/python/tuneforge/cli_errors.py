@@ -180,7 +180,9 @@ def describe(exc: BaseException, ctx: click.Context | None) -> str:
     sqlalchemy = sys.modules.get("sqlalchemy.exc")
     if sqlalchemy is not None and isinstance(exc, sqlalchemy.SQLAlchemyError):
         first = str(exc).splitlines()[0] if str(exc) else ""
-        return f"database error: {type(exc).__name__}: {first}"
+        db = recalled(ctx, "db")
+        where = f"cannot use the database {db}" if db else "database error"
+        return f"{where}: {type(exc).__name__}: {first}"
     return f"{type(exc).__name__}: {exc} (--debug shows the traceback)"
 
 

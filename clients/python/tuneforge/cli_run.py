@@ -8,13 +8,15 @@ from __future__ import annotations
 import shlex
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .cli_connect import load_spec
+from .cli_connect import check_url, load_spec
 from .cli_errors import Interrupted, TrialError, one_line, remember
 from .errors import Conflict, TuneforgeError
 from .progress import ProgressBar, best_value, budget_done, resume_note
@@ -96,6 +98,18 @@ def _updated(client: Any, spec: dict[str, Any], study_id: int) -> Any:
     )
     click.echo(f"updating study {current.name!r} (id {current.id}): {shown}", err=True)
     return study.update(**changes)
+
+
+@contextmanager
+def local_server(db_path: str, status: bool) -> Iterator[Any]:
+    """A client on an embedded server over ``db_path``; says so first unless ``status`` is
+    false (a cold start takes seconds)."""
+    import tuneforge
+
+    if status:
+        click.echo(f"starting a local tuneforge server on {db_path}", err=True)
+    with tuneforge.local(path=db_path) as client:
+        yield client
 
 
 def run_locally(study: Any, workers: int, progress: bool) -> None:
@@ -238,7 +252,14 @@ def interrupted(study: Any, command: str, server_url: str | None) -> Interrupted
 
 @click.command()
 @click.argument("spec_file")
-@click.option("--server", "server_url", default=None, help="Submit to this team server instead.")
+@click.option(
+    "--server",
+    "server_url",
+    default=None,
+    callback=check_url,
+    metavar="URL",
+    help="Submit to this team server instead.",
+)
 @click.option(
     "--workers",
     "-w",
@@ -304,7 +325,7 @@ def run(
                 click.echo(summary(study, f"stored on {server_url}"))
             return
         remember("db", db_path)
-        with tuneforge.local(path=db_path) as client:
+        with local_server(db_path, not no_progress) as client:
             study = open_study_for(client, spec)
             try:
                 run_locally(study, workers, not no_progress)
@@ -330,7 +351,6 @@ def run(
 @click.option("--no-progress", is_flag=True, help="No progress bar or status lines.")
 def quickstart(workers: int, trials: int, db_path: str, no_progress: bool) -> None:
     """Tune an SVM on the digits dataset locally: no services needed."""
-    import tuneforge
 
     spec = quickstart_spec(trials)
     click.echo(
@@ -340,7 +360,7 @@ def quickstart(workers: int, trials: int, db_path: str, no_progress: bool) -> No
     )
     start = time.monotonic()
     remember("db", db_path)
-    with tuneforge.local(path=db_path) as client:
+    with local_server(db_path, not no_progress) as client:
         study = client.create_study(spec)
         where = (
             f"stored in {Path(db_path).resolve()}; browse it with "
@@ -362,7 +382,14 @@ def quickstart(workers: int, trials: int, db_path: str, no_progress: bool) -> No
 @click.argument("spec_file")
 @click.option("--outer", default=5, show_default=True, help="Outer folds.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the outer split.")
-@click.option("--server", "server_url", default=None, help="Run on this team server's workers.")
+@click.option(
+    "--server",
+    "server_url",
+    default=None,
+    callback=check_url,
+    metavar="URL",
+    help="Run on this team server's workers.",
+)
 @click.option(
     "--workers",
     "-w",
@@ -399,7 +426,7 @@ def nested_cv(
             click.echo(nested_report(client.nested_cv_summary(spec["name"])))
         return
     remember("db", db_path)
-    with tuneforge.local(path=db_path) as client:
+    with local_server(db_path, not no_progress) as client:
         started = client.start_nested_cv(spec, outer, seed=seed, run=False)
         for fold in started["folds"]:
             click.echo(f"outer fold {fold['index']}: tuning study {fold['study_id']}", err=True)

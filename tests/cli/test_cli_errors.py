@@ -45,8 +45,8 @@ def error_line(result: subprocess.CompletedProcess[str], exit_code: int = 1) -> 
     """The single error line of a failed command, after checking that it is one."""
     assert result.returncode == exit_code, (result.returncode, result.stderr)
     assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr  # not even a blank line or a leftover bar
     assert lines[0].startswith("Error: ")
     return lines[0]
 
@@ -155,6 +155,9 @@ def test_usage_errors_are_one_line_with_exit_code_2(tmp_path: Path) -> None:
     workers = error_line(cli("run", "x.yaml", "--workers", "0", cwd=tmp_path), 2)
     assert "'--workers'" in workers and "tuneforge run --help" in workers
     assert "No such command" in error_line(cli("runn", cwd=tmp_path), 2)
+    assert "No such option '--bogus'" in error_line(cli("--bogus", cwd=tmp_path), 2)
+    group = cli("studies", cwd=tmp_path)  # a group alone shows its help, as click does
+    assert "Commands:" in group.stdout + group.stderr and "Error" not in group.stderr
 
 
 def test_other_commands_share_the_error_path(tmp_path: Path) -> None:

@@ -115,11 +115,31 @@ def debug_option(func: F) -> F:
 class CliGroup(click.Group):
     """The ``tuneforge`` group: every error of every sub-command is shown as one line."""
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:  # an unknown option of `tuneforge` itself
+            if _shows_help(exc):
+                raise
+            raise _usage_line(exc) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort):
             raise
+        except click.UsageError as exc:
+            if _shows_help(exc):  # a group run without a command: its help, as click does
+                raise
+            if debugging(ctx):
+                _print_traceback(exc)
+            raise _usage_line(exc) from None
         except Exception as exc:
             if debugging(ctx):
                 _print_traceback(exc)
@@ -128,6 +148,12 @@ class CliGroup(click.Group):
     def add_debug(self) -> None:
         """Give every command under this group a ``--debug`` flag."""
         _add_debug(self)
+
+
+def _shows_help(exc: click.UsageError) -> bool:
+    """Whether click shows a help page for this error (``tuneforge studies`` alone)."""
+    help_error = getattr(click.exceptions, "NoArgsIsHelpError", None)
+    return help_error is not None and isinstance(exc, help_error)
 
 
 def _add_debug(command: click.Command) -> None:

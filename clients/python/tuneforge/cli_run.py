@@ -9,7 +9,7 @@ import shlex
 import statistics
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import click
 from .cli_connect import check_url, load_spec
 from .cli_errors import Interrupted, TrialError, one_line, remember
 from .errors import Conflict, TuneforgeError
-from .progress import ProgressBar, best_value, budget_done, resume_note
+from .progress import ProgressBar, best_value, budget_done, resume_note, status_line
 
 #: Spec fields a study can change after creation (``PATCH /studies/{id}``).
 CHANGEABLE = ("max_trials", "max_active_trials", "max_failed_trials", "description", "metadata")
@@ -102,13 +102,13 @@ def _updated(client: Any, spec: dict[str, Any], study_id: int) -> Any:
 
 @contextmanager
 def local_server(db_path: str, status: bool) -> Iterator[Any]:
-    """A client on an embedded server over ``db_path``; says so first unless ``status`` is
-    false (a cold start takes seconds)."""
+    """A client on an embedded server over ``db_path``, with a status line while it starts
+    (a cold start takes seconds) unless ``status`` is false."""
     import tuneforge
 
-    if status:
-        click.echo(f"starting a local tuneforge server on {db_path}", err=True)
-    with tuneforge.local(path=db_path) as client:
+    with ExitStack() as stack:
+        with status_line(status, f"starting a local tuneforge server on {db_path}"):
+            client = stack.enter_context(tuneforge.local(path=db_path))
         yield client
 
 

@@ -4,7 +4,8 @@ ends), elapsed time and ETA (rich), plus one-line notes such as "resuming ..."."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -47,6 +48,18 @@ def finished_note(data: Any) -> str:
     if best is not None:
         return f"{text}; best trial {best.number}"
     return f"{text}; no completed trial"
+
+
+@contextmanager
+def status_line(enabled: bool, text: str) -> Iterator[None]:
+    """A spinner with ``text`` on stderr while the block runs; it leaves nothing behind."""
+    if not enabled:
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True, highlight=False).status(text):
+        yield
 
 
 class ProgressBar:
@@ -139,7 +152,9 @@ class ProgressBar:
         tb: TracebackType | None,
     ) -> None:
         if self._bar is not None:
-            if exc_type is not None:  # an error or Ctrl-C: its message stands alone
+            if exc_type is None:
+                self._bar.stop()
+            else:  # an error or Ctrl-C: its message stands alone, no bar or blank line
                 self._bar.live.transient = True
-            self._bar.stop()
+                self._bar.live.stop()
             self._bar = None

@@ -81,18 +81,18 @@ def _updated(client: Any, spec: dict[str, Any], study_id: int) -> Any:
     changes: dict[str, Any] = {}
     for key in CHANGEABLE:
         old = getattr(current, key)
-        if key in spec and spec[key] != old:
+        if spec.get(key) is not None and spec[key] != old:
             changes[key] = spec[key]
         if old is None:
             probe.pop(key, None)
         else:
             probe[key] = old
-    if not changes:
-        return None
     try:
         study = client.create_study(probe, if_exists="return")
     except Conflict:
         return None
+    if not changes:  # the file leaves out a field that was changed later: keep it
+        return study
     shown = ", ".join(
         f"{key} {getattr(current, key)!r} -> {value!r}" for key, value in changes.items()
     )
@@ -143,9 +143,10 @@ def _evaluated(data: Any, number: int) -> bool:
     return evaluation.get("state") == "done" and evaluation.get("trial_number") == number
 
 
-def follow(study: Any, timeout: float | None, progress: bool) -> None:
+def follow(study: Any, timeout: float | None, progress: bool, announce: bool = True) -> None:
     """Watch a study the team server's workers run until it and its evaluation are done,
-    with a bar over the whole budget (best value, ETA) unless ``progress`` is false."""
+    with a bar over the whole budget (best value, ETA) unless ``progress`` is false;
+    ``announce`` says "resuming ..." for a study that already has trials."""
     from tuneforge.core.objective import has_holdout
 
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -158,7 +159,7 @@ def follow(study: Any, timeout: float | None, progress: bool) -> None:
         best=best_value(data),
         status="waiting for a worker",
     )
-    note = resume_note(data)
+    note = resume_note(data) if announce else None
     if note is not None:
         bar.note(note)
     with bar:
@@ -422,7 +423,8 @@ def nested_cv(
             client.start_nested_cv(spec, outer, seed=seed, run=True)
             for fold in client.nested_cv_summary(spec["name"])["folds"]:
                 click.echo(f"outer fold {fold['index']}: study {fold['study_id']}", err=True)
-                follow(client.get_study(fold["study_id"]), timeout, not no_progress)
+                # the folds run side by side: a later one has trials already
+                follow(client.get_study(fold["study_id"]), timeout, not no_progress, False)
             click.echo(nested_report(client.nested_cv_summary(spec["name"])))
         return
     remember("db", db_path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -188,3 +189,16 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
         assert "Traceback (most recent call last)" in result.stderr
         last = result.stderr.strip().splitlines()[-1]
         assert last.startswith("Error: study.yaml: a study spec needs 'metrics'")
+
+
+def test_a_run_without_a_completed_trial_says_how_the_study_ended(tmp_path: Path) -> None:
+    spec = managed_spec("never", {"source": "sklearn", "name": "iris"})
+    spec["objective"]["fixed_params"] = {"criterion": "no-such-criterion"}  # every fit fails
+    write(tmp_path / "study.yaml", spec)
+    result = cli("run", "study.yaml", "-w", "1", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0 and result.stderr == ""
+    assert re.search(
+        r"^no completed trial; the study ended: \w+; trial \d+ (infeasible|failed): .*criterion",
+        result.stdout,
+        re.MULTILINE,
+    ), result.stdout

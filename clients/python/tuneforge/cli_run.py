@@ -235,9 +235,12 @@ def rerun_command(spec_file: str, options: dict[str, Any]) -> str:
 
 def interrupted(study: Any, command: str, server_url: str | None) -> Interrupted:
     """The one line after Ctrl-C: where the study stands and the command that resumes it."""
-    if study is None:
-        return Interrupted(f"interrupted before the study started; run it with: {command}")
-    data = study.refresh().data
+    try:
+        data = None if study is None else study.refresh().data
+    except Exception:  # the server is gone already: say what can still be said
+        data = None
+    if data is None:
+        return Interrupted(f"interrupted; run it again with: {command}")
     budget = f" of {data.max_trials}" if data.max_trials is not None else ""
     done = f"{budget_done(data.trial_counts)}{budget} trials done"
     if server_url:
@@ -322,7 +325,10 @@ def run(
             remember("url_flag", f" --url {server_url}")
             with tuneforge.Client(server_url) as client:
                 study = open_study_for(client, spec).run()
-                follow(study, timeout, not no_progress)
+                try:
+                    follow(study, timeout, not no_progress)
+                except KeyboardInterrupt:
+                    raise interrupted(study, command, server_url) from None
                 click.echo(summary(study, f"stored on {server_url}"))
             return
         remember("db", db_path)

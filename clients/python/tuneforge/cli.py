@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from .cli_connect import check_url
 from .cli_errors import CliGroup
 
 DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
@@ -126,6 +127,8 @@ def db_upgrade(db_url: str | None, revision: str) -> None:
     "server_url",
     envvar="TUNEFORGE_SERVER_URL",
     default=None,
+    callback=check_url,
+    metavar="URL",
     help="tuneforge server URL (env TUNEFORGE_SERVER_URL).",
 )
 @click.option(

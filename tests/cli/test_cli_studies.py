@@ -228,7 +228,7 @@ def test_errors_are_one_clear_line(server: LiveServer, tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: x\nparameters: [\n  - a\n", encoding="utf-8")
     line = clean_error(run("studies", "create", str(broken), url=server.url))
-    assert "YAML syntax error at line 3" in line, line
+    assert "broken.yaml:3:3: YAML syntax error" in line, line
 
     invalid = tmp_path / "invalid.json"
     bad_spec = small_spec("bad")

@@ -66,4 +66,5 @@ def test_bad_spec_file_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "parameters[0].high" in result.stderr and "Traceback" not in result.stderr
     missing = cli("run", str(tmp_path / "nope.yaml"), cwd=tmp_path)
-    assert missing.returncode != 0 and "no such spec file" in missing.stderr
+    assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+    assert f"spec file {tmp_path / 'nope.yaml'} does not exist" in missing.stderr

@@ -42,16 +42,22 @@ DEFAULT_TIMEOUT = 30.0
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter, bounded by a total time budget per call.
+    """Exponential backoff with jitter, bounded by a time budget per call.
 
-    The default budget (60 s) outlasts a server restart, so a worker loses
-    nothing when the server goes away for a moment. ``total_seconds=0``
-    turns retries off.
+    Until a client has had its first reply from the server, a call gives up
+    after ``connect_seconds`` (default 4 s): when nothing answers at the URL
+    (no server started, a wrong port, a typo), :class:`~tuneforge.ConnectionFailed`
+    says so quickly. Once the server has answered, every call gets the patient
+    ``total_seconds`` (default 60 s), which outlasts a server restart, so a
+    worker loses nothing when the server goes away for a moment.
+    ``total_seconds=0`` turns retries off.
     """
 
     total_seconds: float = 60.0
     initial_delay: float = 0.2
     max_delay: float = 2.0
+    #: Retry budget of a call before the client's first reply (capped by ``total_seconds``).
+    connect_seconds: float = 4.0
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (jittered between half and full)."""
@@ -59,23 +65,34 @@ class RetryPolicy:
         delay = random.uniform(ceiling / 2, ceiling)
         return max(delay, min(retry_after or 0.0, self.max_delay))
 
+    def budget(self, reached: bool) -> float:
+        """The seconds a call may spend retrying: the full budget once the server has replied."""
+        return self.total_seconds if reached else min(self.connect_seconds, self.total_seconds)
+
 
 class Attempts:
-    """The attempts of one call: decides after each outcome whether and when to retry."""
+    """The attempts of one call: decides after each outcome whether and when to retry.
 
-    def __init__(self, policy: RetryPolicy, call: Call[Any]) -> None:
+    ``reached`` says whether the client has had a reply before this call; it
+    becomes true as soon as any reply (even an error status) arrives.
+    """
+
+    def __init__(self, policy: RetryPolicy, call: Call[Any], reached: bool = True) -> None:
         self.policy = policy
         self.call = call
+        self.reached = reached
         self.count = 0
         self.started = time.monotonic()
 
     def next_delay(self, outcome: httpx.Response | httpx.TransportError) -> float | None:
         """The wait before the next attempt, or ``None`` to stop with this outcome."""
         self.count += 1
+        if isinstance(outcome, httpx.Response):
+            self.reached = True
         if not self._retryable(outcome):
             return None
         delay = self.policy.backoff(self.count, _retry_after(outcome))
-        if self.elapsed + delay > self.policy.total_seconds:
+        if self.elapsed + delay > self.policy.budget(self.reached):
             return None
         return delay
 
@@ -128,6 +145,8 @@ class BaseClient:
         self.client_id = client_id or default_client_id()
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.retry = retry
+        #: Whether the server has answered this client yet (see ``RetryPolicy.connect_seconds``).
+        self.reached = False
 
     def _resolve_url(self, url: str | None, in_process: bool) -> str:
         url = url or os.environ.get("TUNEFORGE_URL") or os.environ.get("TUNEFORGE_SERVER_URL")
@@ -159,20 +178,16 @@ class BaseClient:
         return {"base_url": self.url + API_PREFIX, "headers": headers, "timeout": self.timeout}
 
     def _attempts(self, call: Call[Any]) -> Attempts:
-        return Attempts(self.retry, call)
+        return Attempts(self.retry, call, self.reached)
 
     def _result(
         self, call: Call[T], outcome: httpx.Response | httpx.TransportError, attempts: Attempts
     ) -> T:
         """The parsed reply of the last attempt, or the matching exception."""
         if isinstance(outcome, httpx.TransportError):
-            raise ConnectionFailed(
-                f"{call.method} {self.url}{API_PREFIX}{call.path}: no reply after "
-                f"{attempts.count} attempt(s) in {attempts.elapsed:.1f} s "
-                f"({type(outcome).__name__}: {outcome})",
-                code="connection_failed",
-                attempts=attempts.count,
-            ) from outcome
+            self.reached = self.reached or attempts.reached
+            raise self._connection_failed(call, outcome, attempts) from outcome
+        self.reached = True
         status = outcome.status_code
         if status >= 400:
             if status == call.done_if_retried and attempts.count > 1:
@@ -187,6 +202,25 @@ class BaseClient:
                 code="unexpected_reply",
                 attempts=attempts.count,
             ) from None
+
+    def _connection_failed(
+        self, call: Call[Any], outcome: httpx.TransportError, attempts: Attempts
+    ) -> ConnectionFailed:
+        """The error for a call that got no reply: a hint when the server never answered."""
+        last = f"{type(outcome).__name__}: {outcome}"
+        if attempts.reached:
+            message = (
+                f"{call.method} {self.url}{API_PREFIX}{call.path}: no reply after "
+                f"{attempts.count} attempt(s) in {attempts.elapsed:.1f} s ({last})"
+            )
+        else:
+            message = (
+                f"nothing answers at {self.url}: no reply in {attempts.elapsed:.1f} s "
+                f"({attempts.count} attempt(s) within RetryPolicy.connect_seconds="
+                f"{self.retry.budget(False):g}; {last}). Is `tuneforge serve` running "
+                "there? Pass the server's URL, or set TUNEFORGE_URL"
+            )
+        return ConnectionFailed(message, code="connection_failed", attempts=attempts.count)
 
     @staticmethod
     def _only(page: StudyPage, name: str) -> StudyData:
@@ -247,8 +281,16 @@ def study_spec(spec: Mapping[str, Any] | None, fields: Mapping[str, Any]) -> dic
         body["parameters"] = [{"name": n, **p} for n, p in body["parameters"].items()]
     for key in ("name", "parameters", "metrics"):
         if key not in body:
-            raise ValueError(f"a study spec needs {key!r}")
+            raise ValueError(f"a study spec needs {key!r}{_misspelled(key, body)}")
     return body
+
+
+def _misspelled(key: str, body: Mapping[str, Any]) -> str:
+    """``"; 'paramters' is not a spec field: did you mean 'parameters'?"`` or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(key, [str(k) for k in body], n=1, cutoff=0.75)
+    return f"; {close[0]!r} is not a spec field: did you mean {key!r}?" if close else ""
 
 
 def read_spec_file(path: str | os.PathLike[str]) -> dict[str, Any]:

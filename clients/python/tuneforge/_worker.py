@@ -161,7 +161,7 @@ def _release(spec: WorkerSpec, client_id: str) -> None:
     Covers a trial handed out by a suggest whose reply the interrupt cut off.
     Uses a fresh connection: the old one may have been interrupted mid-request.
     """
-    quick = RetryPolicy(total_seconds=RELEASE_SECONDS)
+    quick = RetryPolicy(total_seconds=RELEASE_SECONDS, connect_seconds=RELEASE_SECONDS)
     with Client(spec.url, spec.api_key, client_id=client_id, retry=quick) as client:
         study = client.get_study(spec.study_id)
         for state in ("active", "stopping"):

@@ -169,6 +169,10 @@ class AsyncTrial(TrialBase):
                 await self.complete(plan.values)
             elif plan is not None:
                 await self.fail(plan.reason, retry=False)
+        except Conflict:
+            if exc is None or isinstance(exc, TrialPruned):
+                raise
+            # finished meanwhile: the exception that ends the block is what matters
         finally:
             self._stop_heartbeat()
         return isinstance(exc, TrialPruned)

@@ -11,13 +11,19 @@ import sys
 
 import click
 
+from .cli_connect import check_url
+from .cli_errors import CliGroup
+
 DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tuneforge")
 def main() -> None:
-    """tuneforge: hyperparameter tuning as a service."""
+    """tuneforge: hyperparameter tuning as a service.
+
+    Errors are one line; --debug (on any command) or TUNEFORGE_DEBUG=1 adds the traceback.
+    """
 
 
 db_option = click.option(
@@ -56,6 +62,7 @@ def serve(db_url: str | None, host: str, port: int, migrate: bool | None, log_le
         migrate=embedded_default if migrate is None else migrate,
         log_level=log_level,
     )
+    _check_port(host, port)
     try:
         prepare_database(settings.db_url, migrate=settings.migrate)
     except SchemaOutdated as exc:
@@ -69,6 +76,22 @@ def serve(db_url: str | None, host: str, port: int, migrate: bool | None, log_le
         port=port,
         log_level=log_level,
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line, before anything starts, when ``host:port`` cannot be listened on."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(is another server running there? choose another --port)"
+        ) from None
 
 
 @main.group()
@@ -104,6 +127,8 @@ def db_upgrade(db_url: str | None, revision: str) -> None:
     "server_url",
     envvar="TUNEFORGE_SERVER_URL",
     default=None,
+    callback=check_url,
+    metavar="URL",
     help="tuneforge server URL (env TUNEFORGE_SERVER_URL).",
 )
 @click.option(
@@ -149,6 +174,7 @@ _register_run(main)
 from .cli_studies import register as _register_studies  # noqa: E402
 
 _register_studies(main)
+main.add_debug()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -5,7 +5,8 @@ These commands are thin clients of the REST API (through the SDK). Unlike
 or ``TUNEFORGE_URL`` they talk to ``http://127.0.0.1:8000``, where
 ``tuneforge serve`` listens by default. Every failure a user can cause
 (unreachable server, unknown study, bad spec file, a rule the server enforces)
-ends with a one-line message and a non-zero exit code, never a traceback.
+ends with a one-line message and a non-zero exit code, never a traceback
+(:mod:`tuneforge.cli_errors`).
 
 :func:`register` adds the commands to the main ``tuneforge`` group.
 """
@@ -18,7 +19,7 @@ from typing import IO, Any, TypeVar
 
 import click
 
-from .cli_connect import connect, invalid_spec_error, load_spec, one_line, open_study, url_option
+from .cli_connect import connect, load_spec, open_study, url_option
 from .cli_output import (
     STUDY_CSV_HEADER,
     TRIAL_STATES,
@@ -34,7 +35,6 @@ from .cli_output import (
     trial_csv_row,
     write_csv,
 )
-from .errors import Conflict, InvalidSpec
 
 STUDY_STATES = ("active", "paused", "completed")
 
@@ -120,16 +120,7 @@ def studies_create(spec_file: Path, if_exists: str, fmt: str, url: str) -> None:
     """
     spec = load_spec(spec_file)
     with connect(url) as client:
-        try:
-            created = client.create_study(
-                spec, if_exists="return" if if_exists == "return" else None
-            )
-        except InvalidSpec as exc:
-            raise invalid_spec_error(spec_file, exc) from None
-        except Conflict as exc:
-            hint = " (--if-exists return reuses a study with the same spec)"
-            raise click.ClickException(one_line(f"{exc.message}{hint}")) from None
-        data = created.data
+        data = client.create_study(spec, if_exists="return" if if_exists == "return" else None).data
     emit_study(data, fmt)
 
 

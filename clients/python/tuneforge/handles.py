@@ -170,6 +170,11 @@ class Trial(TrialBase):
                 self.complete(plan.values)
             elif plan is not None:
                 self.fail(plan.reason, retry=False)
+        except Conflict:
+            if exc is None or isinstance(exc, TrialPruned):
+                raise
+            # the trial finished meanwhile (a Ctrl-C right after its complete landed):
+            # the exception that ends the block matters, not that it cannot be failed now
         finally:
             self._stop_heartbeat()
         return isinstance(exc, TrialPruned)

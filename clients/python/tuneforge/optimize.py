@@ -20,7 +20,7 @@ from multiprocessing.context import SpawnProcess
 from typing import TYPE_CHECKING, Any
 
 from ._worker import Objective, Shared, WorkerSpec, worker_main
-from .progress import ProgressBar
+from .progress import ProgressBar, best_value, budget_done, finished_note, resume_note
 
 if TYPE_CHECKING:
     from .handles import Study, Trial
@@ -109,25 +109,46 @@ def optimize(
     """
     _check_arguments(study, n_trials, n_workers)
     study.refresh()  # the budget and state as of now
+    bar = _bar_for(study, n_trials, progress)
+    if study.state == "completed":  # nothing to run: say so instead of an empty bar
+        bar.note(finished_note(study.data))
+        return OptimizeResult(study.best(), {}, 0.0)
+    note = resume_note(study.data)
+    if note is not None:
+        bar.note(note)
     procs, shared = _workers(study, objective, n_trials, n_workers, catch)
     tally = _tally_for(study)
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
-    bar = ProgressBar(progress, _budget(study, n_trials), f"study {study.name}")
     try:
         for p in procs:
             p.start()
         with bar:
             _supervise(procs, shared, tally, bar, deadline)
+            if tally.error is not None:
+                raise tally.error  # inside the bar: it gives way to the error's message
     except KeyboardInterrupt:
         _interrupt(procs, shared, tally)
         raise
     finally:
         _reap(procs)
-    if tally.error is not None:
-        raise tally.error
     study.refresh()
     return OptimizeResult(study.best(), dict(tally.counts), time.monotonic() - started)
+
+
+def _bar_for(study: Study, n_trials: int | None, enabled: bool) -> ProgressBar:
+    """The bar over the whole budget: trials done before this call already count."""
+    done = budget_done(study.data.trial_counts)
+    left = _budget(study, n_trials)
+    total = study.data.max_trials if n_trials is None else done + (left or 0)
+    return ProgressBar(
+        enabled,
+        total,
+        f"study {study.name}",
+        done=done,
+        best=best_value(study.data),
+        status="starting workers",
+    )
 
 
 def _workers(
@@ -148,7 +169,10 @@ def _workers(
         url=client.url,
         api_key=client.api_key,
         timeout=client.timeout,
-        retry=client.retry,
+        # the server answered this process: the workers need no fast first-contact window
+        retry=replace(client.retry, connect_seconds=client.retry.total_seconds)
+        if client.reached
+        else client.retry,
         study_id=study.id,
         objective=cloudpickle.dumps(objective),
         catch=cloudpickle.dumps(tuple(catch)),
@@ -179,7 +203,9 @@ def _tally_for(study: Study) -> Tally:
     if len(objectives) != 1:  # no single "best so far" for several objectives
         return Tally(metric=None, maximize=True)
     metric = objectives[0]
-    return Tally(metric=str(metric["name"]), maximize=metric.get("goal") != "minimize")
+    tally = Tally(metric=str(metric["name"]), maximize=metric.get("goal") != "minimize")
+    tally.best = best_value(study.data)  # earlier trials of a resumed study count
+    return tally
 
 
 def _budget(study: Study, n_trials: int | None) -> int | None:
@@ -203,6 +229,7 @@ def _supervise(
 ) -> None:
     """Collect reports until every worker has exited; stop them at the deadline or on error."""
     running = set(range(len(procs)))
+    first = bar.done
     while running:
         try:
             event = shared.events.get(timeout=POLL_SECONDS)
@@ -212,11 +239,20 @@ def _supervise(
                 _check_exit(procs[i], shared, tally)
         else:
             _handle(event, running, shared, tally)
-            bar.update(sum(tally.counts.values()), tally.best)
+        bar.update(first + sum(tally.counts.values()), tally.best, _status(shared, tally))
         if deadline is not None and time.monotonic() >= deadline:
             shared.stop.set()
     _drain(shared, tally)
-    bar.update(sum(tally.counts.values()), tally.best)
+    bar.update(first + sum(tally.counts.values()), tally.best)
+
+
+def _status(shared: Shared, tally: Tally) -> str:
+    """What the bar shows before a best value is known."""
+    if tally.counts:
+        return "no completed trial yet"
+    if shared.started.value == 0:
+        return "starting workers (importing the objective)"
+    return "running the first trials"
 
 
 def _handle(event: tuple[Any, ...], running: set[int], shared: Shared, tally: Tally) -> None:

@@ -154,7 +154,8 @@ def study_csv_row(study: StudyData) -> dict[str, Any]:
 
 
 def stdout_stream() -> IO[str]:
-    return click.get_text_stream("stdout")
+    # click.get_text_stream is deprecated (Click 8.3+, gone in 9): the plain stream.
+    return sys.stdout
 
 
 # ---------------------------------------------------------------- tables (rich)

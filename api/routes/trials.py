@@ -26,6 +26,7 @@ from ..schemas.trials import (
 )
 from ..services import suggest as suggest_service
 from ..services import trials as service
+from ..suggest_guard import suggest_guard
 from .deps import StudyId, TrialNumber, get_db, page_size_of, state_filter
 
 router = APIRouter(prefix="/studies/{study_id}/trials", tags=["trials"])
@@ -34,7 +35,8 @@ DB = Annotated[Database, Depends(get_db)]
 
 @router.post("/suggest", response_model=SuggestOut)
 def suggest(study_id: StudyId, body: SuggestIn, db: DB) -> SuggestOut:
-    trials, state = suggest_service.suggest(db, study_id, body.count, body.client_id)
+    with suggest_guard(db, study_id, body.count):  # cost cap and latency metric
+        trials, state = suggest_service.suggest(db, study_id, body.count, body.client_id)
     return SuggestOut(trials=[trial_public(t) for t in trials], study_state=state.value)
 
 

@@ -32,7 +32,11 @@ _HEADER = REQUEST_ID_HEADER.lower().encode()
 #: The id of the request being served in this context ("-" outside requests).
 request_id_var: ContextVar[str] = ContextVar("tuneforge_request_id", default="-")
 _TEXT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's copy of the message with terminal colours
+}
 
 
 def request_id_of(headers: list[tuple[bytes, bytes]]) -> str:

@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from ..core.trials import TrialState
 from .db.engine import Database
@@ -103,6 +104,21 @@ class DatabaseCollector(Collector):
         )
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (``/api/v1/studies/{study_id}``).
+
+    Routes of an included router know only their own path (``/studies/{study_id}``); the
+    prefix is the leading segments of the request path that the template does not cover.
+    """
+    template = getattr(scope.get("route"), "path", None)
+    if not isinstance(template, str):
+        return "unmatched"
+    actual = scope.get("path", "").strip("/").split("/")
+    own = template.strip("/").split("/") if template.strip("/") else []
+    prefix = actual[: max(0, len(actual) - len(own))]
+    return "/" + "/".join([*prefix, *own]) if (prefix or own) else "/"
+
+
 class Metrics:
     """The app's registry; with ``db``, also the database gauges of :class:`DatabaseCollector`."""
 
@@ -140,8 +156,7 @@ class Metrics:
             response = await call_next(request)
         finally:
             current_metrics.reset(token)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
+        template = route_template(request.scope)
         self.latency.labels(template, request.method).observe(time.perf_counter() - start)
         self.requests.labels(template, request.method, str(response.status_code)).inc()
         return response

@@ -132,9 +132,10 @@ def _parse_numeric(
                 raise InvalidSpec(
                     f"must be an integer for an int parameter, got {value}", field=f"{where}.{key}"
                 )
-            if value is not None and abs(value) > MAX_INT_BOUND:
+            raw = spec[key] if value is not None else 0  # the JSON number: 2**53 + 1 stays exact
+            if abs(raw) > MAX_INT_BOUND:
                 raise InvalidSpec(
-                    f"must be between -2**53 and 2**53 for an int parameter, got {value}",
+                    f"must be between -2**53 and 2**53 for an int parameter, got {raw}",
                     field=f"{where}.{key}",
                 )
     if scale == Scale.LOG and low <= 0:

@@ -234,6 +234,26 @@ def test_suggest_count_and_cost_are_capped(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
+    ("algorithm", "n_parameters", "largest"), [("auto", 5, 16), ("gp", 256, 7), ("cmaes", 100, 16)]
+)
+def test_model_based_algorithms_get_smaller_batches(
+    client: TestClient, algorithm: str, n_parameters: int, largest: int
+) -> None:
+    params = [{"name": f"p{i}", "type": "float", "low": 0, "high": 1} for i in range(n_parameters)]
+    spec = small_spec("model", parameters=params, algorithm=algorithm)
+    sid = client.post(f"{API}/studies", json=spec).json()["id"]
+    url = f"{API}/studies/{sid}/trials/suggest"
+    r = client.post(url, json={"count": largest + 1})
+    assert r.status_code == 422
+    error = r.json()["error"]
+    assert error["details"]["field"] == "count" and error["details"]["max_count"] == largest
+    assert f"with algorithm {algorithm!r}" in error["message"]
+    assert client.get(f"{API}/studies/{sid}/trials").json()["trials"] == []
+    ok = client.post(url, json={"count": 2})
+    assert ok.status_code == 200 and len(ok.json()["trials"]) == 2
+
+
+@pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
         ("TRACE", f"{API}/studies", "GET, POST"),

@@ -43,7 +43,8 @@ def test_huge_ranges_give_distinct_in_bound_suggestions(name: str) -> None:
         state = out.state
     xs = [p["x"] for p in history]
     ys = [p["y"] for p in history]
-    assert len(set(xs)) == 12 and len(set(ys)) == 12
+    assert len(set(zip(xs, ys, strict=True))) == 12, "a repeated point"
+    assert len(set(xs)) >= 10 and len(set(ys)) >= 10  # a model may pick a bound twice
     assert all(-1e308 <= v <= 1e308 for v in xs)
     assert all(-1.7976931348623157e308 <= v <= 1.0 for v in ys)
     assert sum(abs(v) < 9e307 for v in xs) >= 6, "suggestions collapse onto the bounds"

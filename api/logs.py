@@ -9,7 +9,8 @@ error logs).
 
 :func:`configure_logging` runs when the app starts (after uvicorn has set up its
 own loggers). ``text`` keeps uvicorn's lines as they are and prints tuneforge's
-with the request id; ``json`` writes one JSON object per line for both.
+warnings and errors with the request id; ``json`` writes one JSON object per line
+for both, at the configured level.
 """
 
 from __future__ import annotations
@@ -134,6 +135,10 @@ def configure_logging(log_format: str, level: str) -> None:
     handler.addFilter(RequestIdFilter())
     logger.addHandler(handler)
     logger.setLevel(level.upper())
+    if log_format == "text":
+        # as before request ids existed: only warnings and errors, so an embedded server
+        # (whose settings keep the "info" default) adds no lines to a notebook
+        handler.setLevel(max(logging.WARNING, logger.level))
     if log_format == "json":
         for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
             for h in logging.getLogger(name).handlers:

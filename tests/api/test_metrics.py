@@ -17,8 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.test_nested import spec as managed_spec
 from tests.api.test_scheduler import RecordingQueue, reconcile
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, free_port
 from tests.specs import small_spec
+from tuneforge.api.app import create_app
+from tuneforge.api.logs import configure_logging
 from tuneforge.api.settings import Settings
 
 API = "/api/v1"
@@ -126,3 +128,28 @@ def test_json_log_lines_carry_the_request_id(json_log_server: tuple[LiveServer, 
     assert "/api/v1/studies" in mine[0]["message"]
     assert any(e["request_id"] == generated for e in entries)
     assert all({"time", "level", "logger", "message", "request_id"} <= set(e) for e in entries)
+
+
+def test_server_log_records_carry_the_request_id_and_the_hidden_cause(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    port = free_port()
+    configure_logging("json", "info")
+    try:
+        down = TestClient(create_app(Settings(db_url=f"postgresql://u@127.0.0.1:{port}/db")))
+        r = down.get("/readyz", headers={"X-Request-ID": "ready-1"})
+        assert r.status_code == 503 and str(port) not in r.text
+        err = capsys.readouterr().err
+    finally:
+        configure_logging("text", "warning")
+    entries = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    (entry,) = [e for e in entries if e["logger"] == "tuneforge.api"]
+    assert entry["request_id"] == "ready-1" and entry["level"] == "warning"
+    assert str(port) in entry["exception"], "the cause belongs in the server log"
+
+
+def test_metrics_answer_when_the_database_counts_fail(tmp_path: Path) -> None:
+    never_migrated = TestClient(create_app(Settings(db_url=f"sqlite:///{tmp_path / 'x.db'}")))
+    samples = scrape(never_migrated)
+    assert samples[("tuneforge_metrics_database_up", ())] == 0
+    assert not any(name == "tuneforge_trials" for name, _ in samples)

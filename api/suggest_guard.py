@@ -1,15 +1,17 @@
 """Around each suggest call: the cost cap (``count`` x parameters) and its latency metric.
 
-The suggest route wraps the service call in :func:`suggest_guard`; one light read of
-the study's spec gives its algorithm and parameter count, which is all both
+The suggest route wraps the service call in :func:`suggest_guard`; the study's
+algorithm and parameter count, read once per study and then cached, are all both
 need, so the suggest service itself stays unaware of either.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 
@@ -57,12 +59,29 @@ def check_suggest_cost(count: int, n_parameters: int, algorithm: str) -> None:
         )
 
 
+#: (algorithm, number of parameters) per study, per database: neither changes after a
+#: study is created (PATCH cannot touch them) and study ids are never reused.
+_shapes: WeakKeyDictionary[Database, dict[int, tuple[str, int]]] = WeakKeyDictionary()
+_shapes_lock = threading.Lock()
+_MAX_CACHED = 10_000
+
+
 def _algorithm_and_size(db: Database, study_id: int) -> tuple[str, int] | None:
+    with _shapes_lock:
+        known = _shapes.setdefault(db, {}).get(study_id)
+    if known is not None:
+        return known
     with db.read() as session:
         spec = session.scalar(select(StudyRow.spec).where(StudyRow.id == study_id))
     if not isinstance(spec, dict):
         return None  # no such study: the service answers 404
-    return str(spec.get("algorithm", "auto")), len(spec.get("parameters") or ())
+    known = (str(spec.get("algorithm", "auto")), len(spec.get("parameters") or ()))
+    with _shapes_lock:
+        cache = _shapes.setdefault(db, {})
+        if len(cache) >= _MAX_CACHED:
+            cache.clear()
+        cache[study_id] = known
+    return known
 
 
 @contextmanager

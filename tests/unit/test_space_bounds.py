@@ -69,3 +69,10 @@ def test_int_bounds_at_2_pow_53_work() -> None:
     algo, space = make("random", spec)
     values = [p["n"] for p in ask(algo, space, count=8).params]
     assert len(set(values)) == 8 and all(abs(v) <= MAX_INT_BOUND for v in values)
+
+
+def test_a_grid_over_the_whole_float_range_is_evenly_spaced() -> None:
+    top = 1.7976931348623157e308
+    spec = [{"name": "x", "type": "float", "low": -top, "high": top, "grid_points": 5}]
+    (x,) = SearchSpace.from_list(spec).parameters
+    assert x.grid_values() == [-top, -top / 2, 0.0, top / 2, top]

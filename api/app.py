@@ -14,12 +14,14 @@ from .db.engine import Database
 from .db.migrate import prepare_database
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
+from .logs import RequestIdMiddleware, configure_logging
 from .metrics import Metrics
 from .openapi import install_openapi, operation_id
 from .queue import CeleryQueue
 from .routes import nested, ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
+from .text_guard import TextGuard
 
 API_PREFIX = "/api/v1"
 #: Where the Swagger UI and ReDoc assets (shipped in the fastapi-offline wheel) are served.
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_format, settings.log_level)
         prepare_database(settings.db_url, migrate=settings.migrate)
         freeze_startup_objects()
         reconciler.start()
@@ -82,11 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.reconciler = reconciler
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(db)
     install_openapi(app)
     install_error_handlers(app)
     app.middleware("http")(app.state.metrics.middleware)
+    app.add_middleware(TextGuard)  # inside the size limit: it reads the counted body
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every reply carries X-Request-ID
     app.include_router(ops.router)
     app.include_router(studies.router, prefix=API_PREFIX)
     app.include_router(trials.router, prefix=API_PREFIX)

@@ -1,4 +1,15 @@
-"""Request body size limit as a pure ASGI middleware (413 with the API error body)."""
+"""Request size limits as a pure ASGI middleware (413 with the API error body).
+
+The body limit holds whether the client declares a ``Content-Length`` or streams
+the body with ``Transfer-Encoding: chunked``: a declared length over the limit
+is refused before anything is read; an undeclared one is read, counting, up to
+the limit and handed on to the app only when it fits (FastAPI would otherwise
+turn an error raised while it reads the body into a 400).
+
+Size limits of a study spec live beside the rules they guard:
+``tuneforge.core.space`` (``MAX_PARAMETERS``, ``MAX_CHOICES``) and
+``tuneforge.api.text_guard`` (``MAX_JSON_DEPTH``).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +20,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class BodyTooLarge(Exception):
-    pass
+    """The body grew past the limit while it was being read."""
+
+
+async def send_error(send: Send, status: int, code: str, message: str, details: Any) -> None:
+    """Answer with the API error body ``{"error": {code, message, details}}``."""
+    body = {"error": {"code": code, "message": message, "details": details}}
+    data = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
 
 
 class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, declared or chunked."""
+
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -25,6 +55,44 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._reject(send)
             return
+        if declared is None:
+            try:
+                receive = await self._buffered(receive)
+            except BodyTooLarge:
+                await self._reject(send)
+                return
+        await self._counted(scope, receive, send)
+
+    async def _buffered(self, receive: Receive) -> Receive:
+        """Read an undeclared (chunked) body up to the limit; a ``receive`` replaying it."""
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                first: Message = message
+                break
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                raise BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                first = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return first
+            return await receive()
+
+        return replay
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app, stopping it if the body turns out larger than it declared."""
         seen = 0
         started = False
 
@@ -50,22 +118,10 @@ class BodySizeLimit:
                 await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body: dict[str, Any] = {
-            "error": {
-                "code": "payload_too_large",
-                "message": f"request body exceeds {self.max_bytes} bytes",
-                "details": {"max_bytes": self.max_bytes},
-            }
-        }
-        data = json.dumps(body).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(data)).encode()),
-                ],
-            }
+        await send_error(
+            send,
+            413,
+            "payload_too_large",
+            f"request body exceeds {self.max_bytes} bytes",
+            {"max_bytes": self.max_bytes},
         )
-        await send({"type": "http.response.body", "body": data})

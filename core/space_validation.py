@@ -15,6 +15,7 @@ from .space import (
     MAX_CHOICES,
     MAX_CONDITION_DEPTH,
     MAX_GRID_POINTS,
+    MAX_INT_BOUND,
     MAX_NAME_LENGTH,
     MAX_PARAMETERS,
     Condition,
@@ -130,6 +131,12 @@ def _parse_numeric(
             if value is not None and not float(value).is_integer():
                 raise InvalidSpec(
                     f"must be an integer for an int parameter, got {value}", field=f"{where}.{key}"
+                )
+            raw = spec[key] if value is not None else 0  # the JSON number: 2**53 + 1 stays exact
+            if abs(raw) > MAX_INT_BOUND:
+                raise InvalidSpec(
+                    f"must be between -2**53 and 2**53 for an int parameter, got {raw}",
+                    field=f"{where}.{key}",
                 )
     if scale == Scale.LOG and low <= 0:
         raise InvalidSpec(f"log scale needs low > 0, got {low}", field=f"{where}.low")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -14,6 +15,7 @@ from ..db.engine import Database
 from ..db.migrate import SchemaOutdated, check_schema
 
 router = APIRouter(tags=["operations"])
+log = logging.getLogger("tuneforge.api")
 
 
 class Health(BaseModel):
@@ -52,9 +54,15 @@ def readyz(request: Request) -> JSONResponse:
             conn.execute(text("SELECT 1"))
         check_schema(db.engine, db.url)
     except SchemaOutdated as exc:
-        return JSONResponse({"status": "schema_outdated", "detail": str(exc)}, status_code=503)
-    except Exception as exc:
-        return JSONResponse({"status": "database_unreachable", "detail": str(exc)}, status_code=503)
+        # its message carries the database URL: log it, reply without it
+        log.warning("readyz: %s", exc)
+        detail = "the database schema is older than this server: run `tuneforge db upgrade`"
+        return JSONResponse({"status": "schema_outdated", "detail": detail}, status_code=503)
+    except Exception:
+        # the driver's message names the database host and port: log it, reply generically
+        log.warning("readyz: the database is not reachable", exc_info=True)
+        detail = "the database is not reachable; the server log has the cause"
+        return JSONResponse({"status": "database_unreachable", "detail": detail}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

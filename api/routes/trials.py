@@ -27,6 +27,7 @@ from ..schemas.trials import (
 )
 from ..services import suggest as suggest_service
 from ..services import trials as service
+from ..suggest_guard import suggest_guard
 from .deps import PageSize, StudyId, TrialNumber, get_db, page_size_of
 
 router = APIRouter(prefix="/studies/{study_id}/trials", tags=["trials"])
@@ -51,8 +52,10 @@ def suggest(
 ) -> SuggestOut:
     """Up to ``count`` trials for this client: its own unfinished ones first, then queued
     ones, then new points from the study's algorithm. An empty list with ``study_state``
-    ``completed`` means no more work."""
-    trials, state = suggest_service.suggest(db, study_id, body.count, body.client_id)
+    ``completed`` means no more work. A batch whose model cost is over the study's cap
+    (``count`` times the parameters; tighter for model-based algorithms) is a 422."""
+    with suggest_guard(db, study_id, body.count):  # cost cap and latency metric
+        trials, state = suggest_service.suggest(db, study_id, body.count, body.client_id)
     return SuggestOut(trials=[trial_public(t) for t in trials], study_state=state)
 
 

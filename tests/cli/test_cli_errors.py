@@ -198,7 +198,8 @@ def test_a_run_without_a_completed_trial_says_how_the_study_ended(tmp_path: Path
     result = cli("run", "study.yaml", "-w", "1", "--no-progress", cwd=tmp_path)
     assert result.returncode == 0 and result.stderr == ""
     assert re.search(
-        r"^no completed trial; the study ended: \w+; trial \d+ (infeasible|failed): .*criterion",
+        r"^no completed trial; the study ended: same_error: the first 2 trials all failed with: "
+        r"InvalidParameterError: .*criterion.*instead\.$",
         result.stdout,
         re.MULTILINE,
     ), result.stdout

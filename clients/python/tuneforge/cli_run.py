@@ -219,8 +219,11 @@ def _no_best(study: Any, data: Any) -> str:
         text += f"; the study ended: {data.completion_reason or 'completed'}"
     for state in ("infeasible", "failed"):
         first = next(iter(study.trials(state, page_size=1)), None)
-        if first is not None and first.data.reason:
-            return f"{text}; trial {first.number} {state}: {one_line(first.data.reason, 300)}"
+        if first is None or not first.data.reason:
+            continue
+        if first.data.reason in (data.completion_reason or ""):  # said already (same_error)
+            return text
+        return f"{text}; trial {first.number} {state}: {one_line(first.data.reason, 300)}"
     return text
 
 

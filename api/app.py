@@ -6,16 +6,17 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from .. import __version__
+from .auth import authorize, install_auth
 from .db.engine import Database
 from .db.migrate import prepare_database
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .metrics import Metrics
 from .queue import CeleryQueue
-from .routes import nested, ops, studies, trials
+from .routes import audit, nested, ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
 
@@ -66,10 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.reconciler = reconciler
     app.state.metrics = Metrics()
     install_error_handlers(app)
+    install_auth(app)
     app.middleware("http")(app.state.metrics.middleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(ops.router)
-    app.include_router(studies.router, prefix=API_PREFIX)
-    app.include_router(trials.router, prefix=API_PREFIX)
-    app.include_router(nested.router, prefix=API_PREFIX)
+    keyed = [Depends(authorize)]  # every /api/v1 route: key, role, project (api/auth.py)
+    app.include_router(studies.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(trials.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(nested.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(audit.router, prefix=API_PREFIX, dependencies=keyed)
     return app

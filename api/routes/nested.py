@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
+from ..auth import CurrentProject
 from ..db.engine import Database
 from ..schemas.common import WireModel
 from ..services import nested
@@ -26,12 +27,14 @@ class NestedCVIn(WireModel):
 
 
 @router.post("", status_code=201)
-def start(body: NestedCVIn, request: Request, db: DB) -> dict[str, Any]:
-    summary = nested.start_nested_cv(db, body.study, body.outer_splits, body.seed, run=body.run)
+def start(body: NestedCVIn, request: Request, db: DB, project: CurrentProject) -> dict[str, Any]:
+    summary = nested.start_nested_cv(
+        db, body.study, body.outer_splits, body.seed, run=body.run, project_id=project
+    )
     request.app.state.reconciler.wake()
     return summary
 
 
 @router.get("/{group}")
-def summary(group: str, db: DB) -> dict[str, Any]:
-    return nested.nested_summary(db, group)
+def summary(group: str, db: DB, project: CurrentProject) -> dict[str, Any]:
+    return nested.nested_summary(db, group, project)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ...core.trials import StudyState
+from ..auth import CurrentProject
 from ..db.engine import Database
 from ..schemas.common import decode_page_token, encode_page_token
 from ..schemas.studies import (
@@ -31,10 +32,11 @@ def create_study(
     body: StudyCreate,
     response: Response,
     db: DB,
+    project: CurrentProject,
     if_exists: Annotated[str | None, Query()] = None,
 ) -> StudyPublic:
     study, created = service.create_study(
-        db, body.model_dump(exclude_none=True), if_exists=if_exists
+        db, body.model_dump(exclude_none=True), if_exists=if_exists, project_id=project
     )
     if not created:
         response.status_code = 200
@@ -44,6 +46,7 @@ def create_study(
 @router.get("", response_model=StudyPage)
 def list_studies(
     db: DB,
+    project: CurrentProject,
     state: str | None = None,
     name: str | None = None,
     page_size: int = 100,
@@ -55,6 +58,7 @@ def list_studies(
         name=name,
         after_id=decode_page_token(page_token),
         page_size=page_size_of(page_size),
+        project_id=project,
     )
     return StudyPage(
         studies=[study_public(s) for s in studies], next_page_token=encode_page_token(last)

@@ -13,6 +13,7 @@ import logging
 import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .auth import route_template
 from .db.engine import Database
 from .services.audit import AuditEntry, record
 
@@ -60,7 +61,6 @@ def entry_of(scope: Scope, status: int) -> AuditEntry:
     """The audit entry of a finished request."""
     state = scope.get("state") or {}
     principal = state.get("principal")
-    route = scope.get("route")
     raw = scope.get("raw_path") or scope["path"].encode()
     study_id = _int((scope.get("path_params") or {}).get("study_id"))
     project = getattr(principal, "project_id", None)
@@ -70,7 +70,7 @@ def entry_of(scope: Scope, status: int) -> AuditEntry:
         key_id=getattr(principal, "key_id", None),
         project_id=project,
         method=scope["method"],
-        route=getattr(route, "path", "unmatched"),
+        route=route_template(scope),
         path=raw.decode("latin-1").replace("\x00", ""),
         study_id=study_id if state.get("study_project") is not None else None,
         status=status,

@@ -31,6 +31,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from starlette.types import Scope
 
 from ..core.errors import NotFound
 from .db.engine import Database
@@ -40,6 +41,7 @@ from .routes.deps import MAX_ID
 from .services.keys import Role, any_key_exists, authenticate
 from .settings import Settings
 
+API_PREFIX = "/api/v1"
 V, E, A = Role.VIEWER, Role.EDITOR, Role.ADMIN
 _S = "/api/v1/studies/{study_id}"
 _T = "/api/v1/studies/{study_id}/trials/{number}"
@@ -125,8 +127,7 @@ def authorize(request: Request) -> Principal:
     db: Database = request.app.state.db
     principal = _authenticate(request, db)
     request.state.principal = principal
-    route = request.scope.get("route")
-    template = getattr(route, "path", request.url.path)
+    template = route_template(request.scope)
     if not principal.allows(request.method, template):
         raise AuthError(403, _denied(principal.role, request.method, template))
     study_id = _study_id(request)
@@ -137,6 +138,18 @@ def authorize(request: Request) -> Principal:
             raise NotFound(f"study {study_id} does not exist", field="study_id")
         request.state.study_project = owner
     return principal
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template with the API prefix (``/api/v1/studies/{study_id}``).
+
+    Depending on the FastAPI version, ``scope["route"]`` of an included router's route
+    carries the include prefix or not; every route this module guards lives under it.
+    """
+    path = getattr(scope.get("route"), "path", None)
+    if not isinstance(path, str):
+        return "unmatched"
+    return path if path.startswith(API_PREFIX + "/") else API_PREFIX + path
 
 
 def _denied(role: Role, method: str, template: str) -> str:

@@ -58,7 +58,7 @@ def list_entries(
         rows = session.execute(stmt.order_by(AuditRow.id.desc()).limit(page_size + 1)).all()
     more = len(rows) > page_size
     rows = rows[:page_size]
-    entries = [
+    entries: list[dict[str, Any]] = [
         {
             "id": r.id,
             "at": r.at.isoformat(),
@@ -72,4 +72,4 @@ def list_entries(
         }
         for r, name in rows
     ]
-    return entries, (entries[-1]["id"] if more and entries else None)
+    return entries, (rows[-1][0].id if more and rows else None)

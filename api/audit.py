@@ -78,7 +78,7 @@ def entry_of(scope: Scope, status: int) -> AuditEntry:
 
 
 def _int(value: object) -> int | None:
-    if isinstance(value, str) and value.isdigit() and len(value) <= 10:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
         number = int(value)
         return number if number <= 2**31 - 1 else None
     return None

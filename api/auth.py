@@ -31,6 +31,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from starlette.types import Scope
 
 from ..core.errors import NotFound
@@ -155,7 +156,8 @@ def route_template(scope: Scope) -> str:
 def _denied(role: Role, method: str, template: str) -> str:
     if role == Role.WORKER:
         return f"a worker key may not call {method} {template} (only running trials)"
-    return f"a {role.value} key may not call {method} {template} (needs {required_role(method, template).value})"
+    needed = required_role(method, template).value
+    return f"a {role.value} key may not call {method} {template} (needs {needed})"
 
 
 def _authenticate(request: Request, db: Database) -> Principal:
@@ -183,7 +185,7 @@ def _secured(request: Request, db: Database) -> bool:
 
 def _study_id(request: Request) -> int | None:
     raw = request.path_params.get("study_id")
-    if not isinstance(raw, str) or not raw.isdigit() or len(raw) > 10:
+    if not isinstance(raw, str) or not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
         return None  # the route's own validation answers 422
     value = int(raw)
     return value if value <= MAX_ID else None
@@ -252,8 +254,9 @@ def check_exposure(settings: Settings, *, insecure: bool = False) -> str:
             f"API keys: none exist and --insecure is set: anyone who reaches {settings.host} "
             "can read, change and delete every study"
         )
+    shown = make_url(settings.db_url).render_as_string(hide_password=True)
     raise Exposed(
         f"refusing to listen on {settings.host} with no API key: create one with "
-        f"`tuneforge keys create --project default --role admin --db {settings.db_url}` "
+        f"`tuneforge keys create --project default --role admin --db {shown}` "
         "(see docs/deploy.md), or pass --insecure"
     )

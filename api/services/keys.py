@@ -62,9 +62,9 @@ def hash_key(key: str) -> str:
 def _key_id(key: str) -> int | None:
     """The id a presented key claims (``tf_<id>_<secret>``), or None when it is not one."""
     parts = key.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[1].isdigit() or not parts[2]:
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[2]:
         return None
-    if len(parts[1]) > 10:
+    if not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 10:
         return None
     return int(parts[1])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from ...core.errors import Conflict, InvalidSpec
 from ...core.study import Study, StudySpec, budget, parse_study_spec
 from ...core.trials import StudyState, Trial, TrialState
 from ..db.engine import Database
-from ..db.models import StudyRow, TrialRow
+from ..db.models import ProjectRow, StudyRow, TrialRow
 from ..db.repository import (
     default_project_id,
     get_study_row,
@@ -39,7 +40,9 @@ PATCHABLE = (
 
 def study_view(session: Session, row: StudyRow) -> Study:
     spec = spec_of(row)
-    return to_study(row, state_counts(session, row.id), _best(session, row.id, spec), spec)
+    study = to_study(row, state_counts(session, row.id), _best(session, row.id, spec), spec)
+    project = session.get(ProjectRow, row.project_id)  # the session's identity map caches it
+    return replace(study, project=project.name) if project is not None else study
 
 
 def _best(session: Session, study_id: int, spec: StudySpec) -> list[Trial]:

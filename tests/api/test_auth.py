@@ -193,7 +193,7 @@ def test_lists_and_creation_stay_in_the_keys_project(client: TestClient, world: 
     new = client.post(
         f"{API}/studies", json=small_spec("only-b"), headers=bearer(world.keys["b", "editor"])
     )
-    assert new.status_code == 201
+    assert new.status_code == 201 and new.json()["project"] == "b"
     listed_a = client.get(f"{API}/studies?name=only-b", headers=bearer(world.keys["a", "admin"]))
     assert listed_a.json()["studies"] == []
     # nested cv: a's group is a's; b can create its own group of the same name

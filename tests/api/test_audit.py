@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tests.specs import small_spec
 from tuneforge.api.db.engine import Database
@@ -131,3 +131,22 @@ def test_a_failed_audit_write_is_logged_and_the_request_still_succeeds(
     finally:
         with db.engine.begin() as conn:
             table.create(conn)
+
+
+def test_a_mutating_request_adds_exactly_one_audit_insert(client: TestClient) -> None:
+    db: Database = client.app.state.db  # type: ignore[attr-defined]
+    statements: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        client.post(f"{API}/studies", json=small_spec())
+        inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO AUDIT_LOG")]
+        assert len(inserts) == 1, statements
+        statements.clear()
+        client.get(f"{API}/studies")
+        assert not any("audit_log" in s for s in statements)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)

@@ -15,7 +15,7 @@ from sqlalchemy import inspect, text
 
 from tests.api.test_nested import spec as nested_spec
 from tests.specs import small_spec
-from tuneforge.api.auth import ROUTE_ROLES
+from tuneforge.api.auth import ROUTE_ROLES, is_loopback
 from tuneforge.api.db.engine import Database
 from tuneforge.api.services import keys as key_service
 
@@ -353,3 +353,21 @@ def test_key_format_and_listing(client: TestClient) -> None:
     assert listed == [entry] and key not in repr(listed)
     client.get(f"{API}/studies", headers=bearer(key))
     assert key_service.list_keys(db)[0]["last_used_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.4.5.6", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.1.2.3", False),
+        ("tuneforge.example.com", False),
+    ],
+)
+def test_which_hosts_count_as_loopback(host: str, loopback: bool) -> None:
+    assert is_loopback(host) is loopback

@@ -16,7 +16,7 @@ from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .metrics import Metrics
 from .queue import CeleryQueue
-from .routes import audit, nested, ops, studies, trials
+from .routes import audit, keys, nested, ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
 
@@ -76,4 +76,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trials.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(nested.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(keys.router, prefix=API_PREFIX, dependencies=keyed)
     return app

@@ -70,6 +70,9 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("POST", "/api/v1/nested-cv"): E,
     ("GET", "/api/v1/nested-cv/{group}"): V,
     ("GET", "/api/v1/audit"): A,
+    ("GET", "/api/v1/keys"): A,
+    ("POST", "/api/v1/keys"): A,
+    ("DELETE", "/api/v1/keys/{key_id}"): A,
 }
 
 #: What a ``worker`` key (shared Celery workers, no project) may do, on any project's study:

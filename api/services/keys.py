@@ -160,19 +160,42 @@ def project_id_of(db: Database, name: str) -> int:
 def create_key(db: Database, project: str | None, role: str) -> tuple[dict[str, Any], str]:
     """A new key for ``project`` with ``role``; returns its listing entry and the key itself
     (the only time the key exists outside the caller's hands)."""
-    try:
-        parsed = Role(role)
-    except ValueError:
-        names = ", ".join(r.value for r in Role)
-        raise InvalidSpec(f"must be one of {names}", field="role") from None
+    parsed = _role(role)
     if parsed == Role.WORKER and project is not None:
         raise InvalidSpec("worker keys serve every project; give no project", field="project")
     if parsed != Role.WORKER and project is None:
-        raise InvalidSpec(f"a {parsed.value} key needs a project", field="project")
+        raise InvalidSpec(f"{parsed.value} keys need a project", field="project")
     project_id = project_id_of(db, project) if project is not None else None
+    return _insert_key(db, project_id, project, parsed)
+
+
+def create_project_key(db: Database, project_id: int, role: str) -> tuple[dict[str, Any], str]:
+    """A new viewer, editor or admin key of the project ``project_id`` (what an admin key
+    may create over HTTP; worker keys are the operator's, from the command line)."""
+    parsed = _role(role)
+    if parsed == Role.WORKER:
+        raise InvalidSpec("worker keys are created with `tuneforge keys create`", field="role")
+    with db.read() as session:
+        name = session.scalar(select(ProjectRow.name).where(ProjectRow.id == project_id))
+    if name is None:
+        raise NotFound(f"project {project_id} does not exist", field="project")
+    return _insert_key(db, project_id, name, parsed)
+
+
+def _role(raw: str) -> Role:
+    try:
+        return Role(raw)
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise InvalidSpec(f"must be one of {names}", field="role") from None
+
+
+def _insert_key(
+    db: Database, project_id: int | None, project: str | None, role: Role
+) -> tuple[dict[str, Any], str]:
     with db.write() as session:
         row = ApiKeyRow(
-            project_id=project_id, role=parsed.value, prefix="", key_hash="", created_at=utcnow()
+            project_id=project_id, role=role.value, prefix="", key_hash="", created_at=utcnow()
         )
         session.add(row)
         session.flush()
@@ -184,24 +207,29 @@ def create_key(db: Database, project: str | None, role: str) -> tuple[dict[str, 
     return entry, key
 
 
-def list_keys(db: Database, project: str | None = None) -> list[dict[str, Any]]:
+def list_keys(
+    db: Database, project: str | None = None, *, project_id: int | None = None
+) -> list[dict[str, Any]]:
     """Every key (revoked ones too), oldest first, without the key: id, prefix, project,
-    role, created, last used, revoked."""
+    role, created, last used, revoked. ``project`` (a name) or ``project_id`` narrow it."""
     with db.read() as session:
         stmt = select(ApiKeyRow, ProjectRow.name).outerjoin(
             ProjectRow, ProjectRow.id == ApiKeyRow.project_id
         )
         if project is not None:
             stmt = stmt.where(ProjectRow.name == project)
+        if project_id is not None:
+            stmt = stmt.where(ApiKeyRow.project_id == project_id)
         rows = session.execute(stmt.order_by(ApiKeyRow.id)).all()
         return [_entry(row, name) for row, name in rows]
 
 
-def revoke_key(db: Database, key_id: int) -> dict[str, Any]:
-    """Revoke a key (at once: keys are checked on every request). Revoking twice is a no-op."""
+def revoke_key(db: Database, key_id: int, *, project_id: int | None = None) -> dict[str, Any]:
+    """Revoke a key (at once: keys are checked on every request). Revoking twice is a no-op.
+    With ``project_id``, a key of another project is unknown (404)."""
     with db.write() as session:
         row = session.get(ApiKeyRow, key_id)
-        if row is None:
+        if row is None or (project_id is not None and row.project_id != project_id):
             raise NotFound(f"key {key_id} does not exist", field="key_id")
         if row.revoked_at is None:
             row.revoked_at = utcnow()

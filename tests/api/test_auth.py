@@ -28,6 +28,9 @@ ADMIN_ONLY = {
     ("POST", "/api/v1/studies/{study_id}/evaluate"),
     ("PUT", "/api/v1/studies/{study_id}/evaluation"),
     ("GET", "/api/v1/audit"),
+    ("GET", "/api/v1/keys"),
+    ("POST", "/api/v1/keys"),
+    ("DELETE", "/api/v1/keys/{key_id}"),
 }
 WORKER_MAY = {
     ("GET", "/api/v1/studies/{study_id}"),
@@ -83,6 +86,11 @@ class World:
     group_a: str
     db: Database
 
+    @property
+    def key_a(self) -> int:
+        """The id of project a's viewer key."""
+        return int(self.keys["a", "viewer"].split("_")[1])
+
 
 def make_world(client: TestClient) -> World:
     db: Database = client.app.state.db  # type: ignore[attr-defined]
@@ -117,8 +125,13 @@ def world(client: TestClient) -> World:
     return make_world(client)
 
 
-def url(template: str, study_id: int, group: str = "g", number: int = 0) -> str:
-    return template.format(study_id=study_id, number=number, group=group)
+def url(template: str, study_id: int, group: str = "g", key_id: int = 0) -> str:
+    return template.format(study_id=study_id, number=0, group=group, key_id=key_id)
+
+
+def url_a(template: str, world: World) -> str:
+    """The route's URL for project a's study, nested-cv group and viewer key."""
+    return url(template, world.study_a, world.group_a, world.key_a)
 
 
 def call(client: TestClient, method: str, path: str, key: str | None) -> Any:
@@ -156,23 +169,29 @@ def test_another_projects_study_is_404_like_an_unknown_one_on_every_route(
     assert before.status_code == 200
     checked = 0
     for method, template in api_routes(client):
-        if "{study_id}" not in template and "{group}" not in template:
+        if not any(p in template for p in ("{study_id}", "{group}", "{key_id}")):
             continue
         for role in ROLES:
             if RANK[role] < RANK[needed(method, template)]:
                 continue  # the role check answers 403 first, for any id
             key = world.keys["b", role]
-            foreign = call(client, method, url(template, world.study_a, world.group_a), key)
-            unknown = call(client, method, url(template, 999_999, "no-such-group"), key)
+            foreign = call(client, method, url_a(template, world), key)
+            unknown = call(client, method, url(template, 999_999, "no-such-group", 999_999), key)
             assert foreign.status_code == 404, f"{role} {method} {template}: {foreign.text}"
             assert unknown.status_code == 404, f"{role} {method} {template}: {unknown.text}"
-            ident = world.group_a if "{group}" in template else str(world.study_a)
+            ident = (
+                world.group_a
+                if "{group}" in template
+                else str(world.key_a if "{key_id}" in template else world.study_a)
+            )
             other = "no-such-group" if "{group}" in template else "999999"
             assert _normalized(foreign, ident) == _normalized(unknown, other)
             checked += 1
     assert checked >= 15
     after = client.get(f"{API}/studies/{world.study_a}", headers=bearer(world.keys["a", "admin"]))
     assert after.json() == before.json(), "project b's calls changed project a's study"
+    still = client.get(f"{API}/studies", headers=bearer(world.keys["a", "viewer"]))
+    assert still.status_code == 200, "project b revoked project a's key"
 
 
 def test_lists_and_creation_stay_in_the_keys_project(client: TestClient, world: World) -> None:
@@ -224,7 +243,7 @@ def test_lists_and_creation_stay_in_the_keys_project(client: TestClient, world: 
 def test_every_route_enforces_the_role(client: TestClient, world: World, role: str) -> None:
     key = world.worker if role == "worker" else world.keys["a", role]
     for method, template in api_routes(client):
-        r = call(client, method, url(template, world.study_a, world.group_a), key)
+        r = call(client, method, url_a(template, world), key)
         if role == "worker":
             allowed = (method, template) in WORKER_MAY
         else:
@@ -278,7 +297,7 @@ def test_missing_garbled_and_revoked_keys_get_401_at_once(client: TestClient, wo
         for headers in bad_headers[:3] if template != f"{API}/studies" else bad_headers:
             r = client.request(
                 method,
-                url(template, world.study_a, world.group_a),
+                url_a(template, world),
                 json={} if method != "GET" else None,
                 headers=headers,
             )
@@ -371,3 +390,30 @@ def test_key_format_and_listing(client: TestClient) -> None:
 )
 def test_which_hosts_count_as_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_an_admin_manages_its_projects_keys_over_http(client: TestClient, world: World) -> None:
+    admin_a = bearer(world.keys["a", "admin"])
+    made = client.post(f"{API}/keys", json={"role": "editor"}, headers=admin_a)
+    assert made.status_code == 201, made.text
+    new = made.json()
+    assert new["project"] == "a" and new["role"] == "editor" and new["key"].startswith("tf_")
+    listed = client.get(f"{API}/keys", headers=admin_a).json()["keys"]
+    assert {k["project"] for k in listed} == {"a"} and new["id"] in {k["id"] for k in listed}
+    assert new["key"] not in str(listed)
+    listed_b = client.get(f"{API}/keys", headers=bearer(world.keys["b", "admin"])).json()["keys"]
+    assert {k["project"] for k in listed_b} == {"b"}
+    r = client.post(f"{API}/studies", json=small_spec("by-new-key"), headers=bearer(new["key"]))
+    assert r.status_code == 201 and r.json()["project"] == "a"
+    for role, status in (("worker", 422), ("owner", 422)):
+        r = client.post(f"{API}/keys", json={"role": role}, headers=admin_a)
+        assert r.status_code == status and "role" in r.json()["error"]["message"]
+    revoked = client.delete(f"{API}/keys/{new['id']}", headers=admin_a)
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+    assert client.get(f"{API}/studies", headers=bearer(new["key"])).status_code == 401
+
+
+def test_open_mode_cannot_create_keys_over_http(client: TestClient) -> None:
+    r = client.post(f"{API}/keys", json={"role": "admin"})
+    assert r.status_code == 409 and "tuneforge keys create" in r.json()["error"]["message"]
+    assert client.get(f"{API}/studies").status_code == 200  # still open

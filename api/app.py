@@ -6,10 +6,11 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__
+from .auth import authorize, install_auth
 from .db.engine import Database
 from .db.migrate import prepare_database
 from .errors import install_error_handlers
@@ -18,7 +19,7 @@ from .logs import RequestIdMiddleware, configure_logging
 from .metrics import Metrics
 from .openapi import install_openapi, operation_id
 from .queue import CeleryQueue
-from .routes import nested, ops, studies, trials
+from .routes import audit, keys, nested, ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
 from .text_guard import TextGuard
@@ -88,12 +89,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics(db)
     install_openapi(app)
     install_error_handlers(app)
+    install_auth(app)
     app.middleware("http")(app.state.metrics.middleware)
     app.add_middleware(TextGuard)  # inside the size limit: it reads the counted body
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)  # outermost: every reply carries X-Request-ID
     app.include_router(ops.router)
-    app.include_router(studies.router, prefix=API_PREFIX)
-    app.include_router(trials.router, prefix=API_PREFIX)
-    app.include_router(nested.router, prefix=API_PREFIX)
+    keyed = [Depends(authorize)]  # every /api/v1 route: key, role, project (api/auth.py)
+    app.include_router(studies.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(trials.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(nested.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(audit.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(keys.router, prefix=API_PREFIX, dependencies=keyed)
     return app

@@ -74,7 +74,13 @@ def pg_url() -> Iterator[str]:
 def _truncate(url: str) -> None:
     engine = create_engine(normalize_url(url))
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE measurements, trials, studies RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text(
+                "TRUNCATE measurements, trials, studies, api_keys, audit_log "
+                "RESTART IDENTITY CASCADE"
+            )
+        )
+        conn.execute(text("DELETE FROM projects WHERE name <> 'default'"))
     engine.dispose()
 
 

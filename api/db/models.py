@@ -167,3 +167,48 @@ class DispatchRow(Base):
     task_id: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ApiKeyRow(Base):
+    """An API key: one project (none for a shared worker key), one role, stored hashed.
+
+    The key itself (``tf_<id>_<secret>``) is shown once when it is created; only
+    its SHA-256 and a short display prefix are kept.
+    """
+
+    __tablename__ = "api_keys"
+    # key ids are part of keys: SQLite must never hand an id out twice
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    #: ``tf_<id>_`` and the first characters of the secret, to recognise a key in listings.
+    prefix: Mapped[str] = mapped_column(String(32))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditRow(Base):
+    """One mutating API request: who (key, project), what (method, route, path), when, result.
+
+    No foreign keys: entries outlive the studies and keys they name.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_project_id_id", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_id: Mapped[int | None] = mapped_column(Integer)
+    project_id: Mapped[int | None] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(8))
+    #: The route template, e.g. ``/api/v1/studies/{study_id}``.
+    route: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(String(500))
+    study_id: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[int] = mapped_column(Integer)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..auth import CurrentProject
 from ..db.engine import Database
 from ..openapi import BODY, errors
 from ..schemas.common import WireModel
@@ -63,11 +64,13 @@ class NestedCVSummary(BaseModel):
     summary="Start a nested cross-validation",
     responses=errors(*BODY, 409, 503),
 )
-def start(body: NestedCVIn, request: Request, db: DB) -> dict[str, Any]:
+def start(body: NestedCVIn, request: Request, db: DB, project: CurrentProject) -> dict[str, Any]:
     """Create one inner study per outer fold (named ``<name>-outer<i>``) in one transaction,
     and start them on the workers when ``run``."""
     spec = body.study.model_dump(exclude_none=True)
-    summary = nested.start_nested_cv(db, spec, body.outer_splits, body.seed, run=body.run)
+    summary = nested.start_nested_cv(
+        db, spec, body.outer_splits, body.seed, run=body.run, project_id=project
+    )
     request.app.state.reconciler.wake()
     return summary
 
@@ -80,7 +83,9 @@ def start(body: NestedCVIn, request: Request, db: DB) -> dict[str, Any]:
     responses=errors(404, 503),
 )
 def summary(
-    group: Annotated[str, Path(description="the outer study's name")], db: DB
+    group: Annotated[str, Path(description="the outer study's name")],
+    db: DB,
+    project: CurrentProject,
 ) -> dict[str, Any]:
     """The state and scores of each outer fold's study."""
-    return nested.nested_summary(db, group)
+    return nested.nested_summary(db, group, project)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
 from ...core.trials import StudyState
+from ..auth import CurrentProject
 from ..db.engine import Database
 from ..openapi import BODY, STUDY_EXAMPLES, errors
 from ..schemas.common import decode_page_token, encode_page_token
@@ -48,6 +49,7 @@ def create_study(
     body: Annotated[StudyCreate, Body(openapi_examples=STUDY_EXAMPLES)],
     response: Response,
     db: DB,
+    project: CurrentProject,
     if_exists: Annotated[
         IfExists | None,
         Query(description="return: answer 200 with the existing study if its spec is identical"),
@@ -59,6 +61,7 @@ def create_study(
         db,
         body.model_dump(exclude_none=True),
         if_exists=if_exists.value if if_exists is not None else None,
+        project_id=project,
     )
     if not created:
         response.status_code = 200
@@ -74,6 +77,7 @@ def create_study(
 )
 def list_studies(
     db: DB,
+    project: CurrentProject,
     state: StudyState | None = None,
     name: str | None = None,
     page_size: PageSize = 100,
@@ -86,6 +90,7 @@ def list_studies(
         name=name,
         after_id=decode_page_token(page_token),
         page_size=page_size_of(page_size),
+        project_id=project,
     )
     return StudyPage(
         studies=[study_public(s) for s in studies], next_page_token=encode_page_token(last)

@@ -43,9 +43,16 @@ def inner_spec(spec: Mapping[str, Any], outer: int, index: int, seed: int) -> di
 
 
 def start_nested_cv(
-    db: Database, spec: Mapping[str, Any], outer: int, seed: int, *, run: bool
+    db: Database,
+    spec: Mapping[str, Any],
+    outer: int,
+    seed: int,
+    *,
+    run: bool,
+    project_id: int | None = None,
 ) -> dict[str, Any]:
-    """Create the inner studies in one transaction (and start them on the workers when ``run``)."""
+    """Create the inner studies in one transaction, in ``project_id`` (None: the default
+    project), and start them on the workers when ``run``."""
     if isinstance(outer, bool) or not isinstance(outer, int) or not 2 <= outer <= MAX_OUTER:
         raise InvalidSpec(f"must be an integer in [2, {MAX_OUTER}]", field="outer_splits")
     specs = []
@@ -64,16 +71,18 @@ def start_nested_cv(
         raise InvalidSpec("a managed study needs a max_trials budget", field="study.max_trials")
     with db.write() as session:
         for s in specs:
-            insert_study(session, s, managed=run)
-    return nested_summary(db, str(spec.get("name")))
+            insert_study(session, s, managed=run, project_id=project_id)
+    return nested_summary(db, str(spec.get("name")), project_id)
 
 
-def nested_summary(db: Database, group: str) -> dict[str, Any]:
-    """Each outer fold's study, state, chosen configuration and outer (held-out) score."""
+def nested_summary(db: Database, group: str, project_id: int | None = None) -> dict[str, Any]:
+    """Each outer fold's study, state, chosen configuration and outer (held-out) score
+    (among ``project_id``'s studies when given)."""
     with db.read() as session:
-        rows = session.scalars(
-            select(StudyRow).where(StudyRow.name.like(f"{_escape(group)}-outer%", escape="\\"))
-        ).all()
+        stmt = select(StudyRow).where(StudyRow.name.like(f"{_escape(group)}-outer%", escape="\\"))
+        if project_id is not None:
+            stmt = stmt.where(StudyRow.project_id == project_id)
+        rows = session.scalars(stmt).all()
         folds = []
         for row in rows:
             meta = (row.spec.get("metadata") or {}).get("nested_cv") or {}

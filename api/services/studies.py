@@ -14,7 +14,7 @@ from ...core.errors import Conflict, InvalidSpec
 from ...core.study import Study, StudySpec, budget, parse_study_spec
 from ...core.trials import StudyState, Trial, TrialState
 from ..db.engine import Database
-from ..db.models import StudyRow, TrialRow
+from ..db.models import ProjectRow, StudyRow, TrialRow
 from ..db.repository import (
     default_project_id,
     get_study_row,
@@ -43,8 +43,12 @@ def study_view(session: Session, row: StudyRow) -> Study:
     """The study as the API shows it (counts, best trials, why it completed)."""
     spec = spec_of(row)
     study = to_study(row, state_counts(session, row.id), _best(session, row.id, spec), spec)
-    reason = public_completion_reason(session, row, spec)
-    return replace(study, completion_reason=reason) if reason != study.completion_reason else study
+    project = session.get(ProjectRow, row.project_id)  # the session's identity map caches it
+    return replace(
+        study,
+        completion_reason=public_completion_reason(session, row, spec),
+        project=project.name if project is not None else study.project,
+    )
 
 
 def _best(session: Session, study_id: int, spec: StudySpec) -> list[Trial]:
@@ -63,25 +67,37 @@ def _best(session: Session, study_id: int, spec: StudySpec) -> list[Trial]:
 
 
 def create_study(
-    db: Database, body: Mapping[str, Any], *, if_exists: str | None = None
+    db: Database,
+    body: Mapping[str, Any],
+    *,
+    if_exists: str | None = None,
+    project_id: int | None = None,
 ) -> tuple[Study, bool]:
-    """Create a study; returns it and whether it is new. Same name twice is a conflict
-    unless ``if_exists == "return"`` and the specs are identical. A managed objective's
-    csv/parquet file is checked first (columns and types against the spec)."""
+    """Create a study in ``project_id`` (None: the default project); returns it and whether
+    it is new. Same name twice is a conflict unless ``if_exists == "return"`` and the specs
+    are identical. A managed objective's csv/parquet file is checked first (columns and
+    types against the spec)."""
     if if_exists not in (None, "return"):
         raise InvalidSpec("must be 'return' when given", field="if_exists")
     spec = parse_study_spec(body)
     check_objective_data(spec.objective)  # reads the data file before any lock is taken
     with db.write() as session:
-        row, created = insert_study(session, spec, if_exists=if_exists)
+        row, created = insert_study(session, spec, if_exists=if_exists, project_id=project_id)
         return study_view(session, row), created
 
 
 def insert_study(
-    session: Session, spec: StudySpec, *, if_exists: str | None = None, managed: bool = False
+    session: Session,
+    spec: StudySpec,
+    *,
+    if_exists: str | None = None,
+    managed: bool = False,
+    project_id: int | None = None,
 ) -> tuple[StudyRow, bool]:
-    """Add a study row in the caller's transaction (or find the identical existing one)."""
-    project_id = default_project_id(session)
+    """Add a study row in the caller's transaction (or find the identical existing one),
+    in ``project_id`` (None: the default project)."""
+    if project_id is None:
+        project_id = default_project_id(session)
     existing = session.scalar(
         select(StudyRow).where(StudyRow.project_id == project_id, StudyRow.name == spec.name)
     )
@@ -124,9 +140,13 @@ def list_studies(
     name: str | None,
     after_id: int | None,
     page_size: int,
+    project_id: int | None = None,
 ) -> tuple[list[Study], int | None]:
+    """A page of studies by id (only ``project_id``'s when given)."""
     with db.read() as session:
         stmt = select(StudyRow)
+        if project_id is not None:
+            stmt = stmt.where(StudyRow.project_id == project_id)
         if state is not None:
             stmt = stmt.where(StudyRow.state == state.value)
         if name is not None:

@@ -45,12 +45,21 @@ db_option = click.option(
     help="Upgrade the database schema at start (default: only for the embedded SQLite default).",
 )
 @click.option("--log-level", default="info", show_default=True)
-def serve(db_url: str | None, host: str, port: int, migrate: bool | None, log_level: str) -> None:
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Listen beyond loopback even though no API key exists (anyone reaching it has "
+    "full access).",
+)
+def serve(
+    db_url: str | None, host: str, port: int, migrate: bool | None, log_level: str, insecure: bool
+) -> None:
     """Run the API server."""
     import uvicorn
     from sqlalchemy.exc import SQLAlchemyError
 
     from tuneforge.api.app import create_app
+    from tuneforge.api.auth import Exposed, check_exposure
     from tuneforge.api.db.migrate import SchemaOutdated, prepare_database
     from tuneforge.api.settings import Settings
 
@@ -65,11 +74,13 @@ def serve(db_url: str | None, host: str, port: int, migrate: bool | None, log_le
     _check_port(host, port)
     try:
         prepare_database(settings.db_url, migrate=settings.migrate)
-    except SchemaOutdated as exc:
+        mode = check_exposure(settings, insecure=insecure)
+    except (SchemaOutdated, Exposed) as exc:
         raise click.ClickException(str(exc)) from None
     except SQLAlchemyError as exc:
         raise click.ClickException(f"cannot open database {settings.db_url}: {exc}") from None
     click.echo(f"tuneforge serving on http://{host}:{port} (database {settings.db_url})", err=True)
+    click.echo(mode, err=True)
     uvicorn.run(
         create_app(settings.model_copy(update={"migrate": False})),
         host=host,
@@ -175,6 +186,10 @@ from .cli_studies import register as _register_studies  # noqa: E402
 
 _register_studies(main)
 main.add_debug()
+
+from .cli_admin import register as _register_admin  # noqa: E402
+
+_register_admin(main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,0 +1,84 @@
+"""Records every mutating ``/api/v1`` request in the audit log, after its response.
+
+A pure ASGI middleware: it notes the response status as it passes, and once the
+application is done writes one row (key, project, method, route template, path,
+study id, status) from what :func:`tuneforge.api.auth.authorize` left on the
+request state. A failed write is logged and never changes the response.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import anyio.to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .auth import route_template
+from .db.engine import Database
+from .services.audit import AuditEntry, record
+
+log = logging.getLogger("tuneforge.api.audit")
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PREFIX = "/api/v1/"
+
+
+class AuditLog:
+    """ASGI middleware writing one audit row per mutating API request."""
+
+    def __init__(self, app: ASGIApp, db: Database) -> None:
+        self.app = app
+        self.db = db
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in MUTATING
+            or not (scope["path"] + "/").startswith(PREFIX)
+        ):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def noting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_send)
+        finally:
+            entry = entry_of(scope, status)
+            try:
+                await anyio.to_thread.run_sync(record, self.db, entry)
+            except Exception:
+                log.exception(
+                    "could not write the audit entry for %s %s", entry.method, entry.route
+                )
+
+
+def entry_of(scope: Scope, status: int) -> AuditEntry:
+    """The audit entry of a finished request."""
+    state = scope.get("state") or {}
+    principal = state.get("principal")
+    raw = scope.get("raw_path") or scope["path"].encode()
+    study_id = _int((scope.get("path_params") or {}).get("study_id"))
+    project = getattr(principal, "project_id", None)
+    if project is None and study_id is not None:
+        project = state.get("study_project")
+    return AuditEntry(
+        key_id=getattr(principal, "key_id", None),
+        project_id=project,
+        method=scope["method"],
+        route=route_template(scope),
+        path=raw.decode("latin-1").replace("\x00", ""),
+        study_id=study_id if state.get("study_project") is not None else None,
+        status=status,
+    )
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        number = int(value)
+        return number if number <= 2**31 - 1 else None
+    return None

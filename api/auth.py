@@ -1,0 +1,265 @@
+"""Who may call what: API keys, roles per project, and the server's exposure check.
+
+Every ``/api/v1`` route runs :func:`authorize` (added once, where the routers are
+included), which
+
+1. authenticates the ``Authorization: Bearer <key>`` header (401 with a
+   ``WWW-Authenticate: Bearer`` header when it is missing, garbled or revoked);
+2. looks the role the route needs up in :data:`ROUTE_ROLES`, keyed by method and
+   route template (403 when the key's role is lower; a route missing from the
+   table needs ``admin``, and a test fails for it);
+3. for routes with ``{study_id}``, checks with one primary-key read that the study
+   belongs to the key's project, and answers exactly like an unknown id (404)
+   when it does not, so names and existence never leak between projects.
+
+The principal lands on ``request.state.principal``; :data:`CurrentProject` gives
+routes the project that new studies belong to and lists are filtered by.
+
+Modes: while no key exists the server is *open* (the embedded default): every
+request acts as an admin of no particular project (new studies go to the default
+project, lists show everything) and any ``Authorization`` header is ignored. Once
+a key exists (revoked ones count) every request needs a valid one. Keys travel
+only in the ``Authorization`` header, never in URLs, so access logs never show them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from starlette.types import Scope
+
+from ..core.errors import NotFound
+from .db.engine import Database
+from .db.models import StudyRow
+from .errors import error_response
+from .routes.deps import MAX_ID
+from .services.keys import Role, any_key_exists, authenticate
+from .settings import Settings
+
+API_PREFIX = "/api/v1"
+V, E, A = Role.VIEWER, Role.EDITOR, Role.ADMIN
+_S = "/api/v1/studies/{study_id}"
+_T = "/api/v1/studies/{study_id}/trials/{number}"
+
+#: The lowest role each route needs, by (method, route template).
+ROUTE_ROLES: dict[tuple[str, str], Role] = {
+    ("GET", "/api/v1/studies"): V,
+    ("POST", "/api/v1/studies"): E,
+    ("GET", _S): V,
+    ("PATCH", _S): E,
+    ("DELETE", _S): A,
+    ("POST", f"{_S}/run"): E,
+    ("POST", f"{_S}/evaluate"): A,
+    ("PUT", f"{_S}/evaluation"): A,
+    ("GET", f"{_S}/best"): V,
+    ("GET", f"{_S}/trials"): V,
+    ("POST", f"{_S}/trials"): E,
+    ("POST", f"{_S}/trials/suggest"): E,
+    ("GET", _T): V,
+    ("POST", f"{_T}/measurements"): E,
+    ("POST", f"{_T}/heartbeat"): E,
+    ("POST", f"{_T}/complete"): E,
+    ("POST", f"{_T}/fail"): E,
+    ("POST", f"{_T}/stop"): E,
+    ("POST", "/api/v1/nested-cv"): E,
+    ("GET", "/api/v1/nested-cv/{group}"): V,
+    ("GET", "/api/v1/audit"): A,
+    ("GET", "/api/v1/keys"): A,
+    ("POST", "/api/v1/keys"): A,
+    ("DELETE", "/api/v1/keys/{key_id}"): A,
+}
+
+#: What a ``worker`` key (shared Celery workers, no project) may do, on any project's study:
+#: read the study, run its trials, store its held-out evaluation. Nothing else.
+WORKER_ROUTES: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", _S),
+        ("GET", f"{_S}/best"),
+        ("PUT", f"{_S}/evaluation"),
+        ("GET", f"{_S}/trials"),
+        ("POST", f"{_S}/trials/suggest"),
+        ("GET", _T),
+        ("POST", f"{_T}/measurements"),
+        ("POST", f"{_T}/heartbeat"),
+        ("POST", f"{_T}/complete"),
+        ("POST", f"{_T}/fail"),
+    }
+)
+RANK = {V: 1, E: 2, A: 3}
+
+
+class AuthError(Exception):
+    """401 (no valid key) or 403 (a valid key whose role is too low)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key (None in open mode), its project (None: every project) and role."""
+
+    key_id: int | None
+    project_id: int | None
+    role: Role
+
+    def allows(self, method: str, template: str) -> bool:
+        """Whether this role may call the route ``method template``."""
+        if self.role == Role.WORKER:
+            return (method, template) in WORKER_ROUTES
+        return RANK[self.role] >= RANK[required_role(method, template)]
+
+
+OPEN = Principal(key_id=None, project_id=None, role=Role.ADMIN)
+
+
+def required_role(method: str, template: str) -> Role:
+    """The role a route needs; ``admin`` for a route the table does not name."""
+    return ROUTE_ROLES.get((method, template), A)
+
+
+def authorize(request: Request) -> Principal:
+    """The router dependency: authenticate, check the role, keep studies in their project."""
+    db: Database = request.app.state.db
+    principal = _authenticate(request, db)
+    request.state.principal = principal
+    template = route_template(request.scope)
+    if not principal.allows(request.method, template):
+        raise AuthError(403, _denied(principal.role, request.method, template))
+    study_id = _study_id(request)
+    if study_id is not None:
+        with db.read() as session:
+            owner = session.scalar(select(StudyRow.project_id).where(StudyRow.id == study_id))
+        if owner is None or (principal.project_id is not None and owner != principal.project_id):
+            raise NotFound(f"study {study_id} does not exist", field="study_id")
+        request.state.study_project = owner
+    return principal
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template with the API prefix (``/api/v1/studies/{study_id}``).
+
+    Depending on the FastAPI version, ``scope["route"]`` of an included router's route
+    carries the include prefix or not; every route this module guards lives under it.
+    """
+    path = getattr(scope.get("route"), "path", None)
+    if not isinstance(path, str):
+        return "unmatched"
+    return path if path.startswith(API_PREFIX + "/") else API_PREFIX + path
+
+
+def _denied(role: Role, method: str, template: str) -> str:
+    if role == Role.WORKER:
+        return f"a worker key may not call {method} {template} (only running trials)"
+    needed = required_role(method, template).value
+    return f"a {role.value} key may not call {method} {template} (needs {needed})"
+
+
+def _authenticate(request: Request, db: Database) -> Principal:
+    if not _secured(request, db):
+        return OPEN
+    header = request.headers.get("authorization")
+    if not header:
+        raise AuthError(401, "an API key is required: send Authorization: Bearer <key>")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise AuthError(401, "the Authorization header must read: Bearer <key>")
+    info = authenticate(db, key.strip())
+    if info is None:
+        raise AuthError(401, "the API key is not valid (unknown, mistyped or revoked)")
+    return Principal(key_id=info.id, project_id=info.project_id, role=info.role)
+
+
+def _secured(request: Request, db: Database) -> bool:
+    """Whether keys are required: once true it stays true (keys are never deleted)."""
+    state = request.app.state
+    if not getattr(state, "auth_secured", False) and any_key_exists(db):
+        state.auth_secured = True
+    return bool(getattr(state, "auth_secured", False))
+
+
+def _study_id(request: Request) -> int | None:
+    raw = request.path_params.get("study_id")
+    if not isinstance(raw, str) or not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+        return None  # the route's own validation answers 422
+    value = int(raw)
+    return value if value <= MAX_ID else None
+
+
+def current_project(principal: Annotated[Principal, Depends(authorize)]) -> int | None:
+    """The caller's project (None in open mode: the default project, lists unfiltered)."""
+    return principal.project_id
+
+
+#: A route parameter: the project new studies go to and lists are filtered by.
+CurrentProject = Annotated[int | None, Depends(current_project)]
+
+
+async def _auth_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AuthError)
+    code = "unauthorized" if exc.status == 401 else "forbidden"
+    response = error_response(exc.status, code, exc.message)
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def install_auth(app: FastAPI) -> None:
+    """Answer :class:`AuthError` with the API error body, and record mutating requests."""
+    from .audit import AuditLog
+
+    app.add_exception_handler(AuthError, _auth_error)
+    app.add_middleware(AuditLog, db=app.state.db)
+
+
+# ---------------------------------------------------------------- exposure
+
+
+class Exposed(RuntimeError):
+    """The server would listen beyond loopback with no API key (and no ``--insecure``)."""
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings, *, insecure: bool = False) -> str:
+    """The one-line startup note on the server's mode; raises :class:`Exposed` when it
+    would listen on a non-loopback address while no key exists, unless ``insecure``."""
+    db = Database(settings.db_url, pool_size=1)
+    try:
+        keyed = any_key_exists(db)
+    finally:
+        db.dispose()
+    if keyed:
+        return "API keys: required on every /api/v1 request"
+    if is_loopback(settings.host):
+        return (
+            "API keys: none exist, so every request is allowed as the default project "
+            "(open mode, loopback only); `tuneforge keys create` turns keys on"
+        )
+    if insecure:
+        return (
+            f"API keys: none exist and --insecure is set: anyone who reaches {settings.host} "
+            "can read, change and delete every study"
+        )
+    shown = make_url(settings.db_url).render_as_string(hide_password=True)
+    raise Exposed(
+        f"refusing to listen on {settings.host} with no API key: create one with "
+        f"`tuneforge keys create --project default --role admin --db {shown}` "
+        "(see docs/deploy.md), or pass --insecure"
+    )

@@ -1,0 +1,253 @@
+"""Projects and API keys: create, list, revoke, and check a presented key.
+
+A key reads ``tf_<id>_<secret>``: ``<id>`` finds its row with one primary-key
+lookup, ``<secret>`` is ``secrets.token_urlsafe(32)`` (256 random bits). Only
+the SHA-256 of the whole key is stored, with a display prefix (``tf_<id>_``
+and four characters of the secret). A slow password hash (bcrypt, argon2)
+protects low-entropy secrets against guessing after a database leak; a
+256-bit random secret cannot be guessed either way, so one SHA-256 is enough
+and keeps every request's check to microseconds. Comparison is constant-time.
+
+Keys are never deleted, only revoked: the server's mode (open while no key
+exists, keys required once one does) cannot fall back to open by revoking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from ...core.errors import Conflict, InvalidSpec, NotFound
+from ..db.engine import Database
+from ..db.models import ApiKeyRow, ProjectRow, StudyRow
+from ..db.repository import utcnow
+
+KEY_PREFIX = "tf"
+#: ``last_used_at`` is written at most this often per key (one write, not one per request).
+LAST_USED_EVERY = timedelta(seconds=60)
+MAX_PROJECT_NAME = 200
+
+
+class Role(StrEnum):
+    """What a key may do. viewer < editor < admin within one project; ``worker`` keys
+    belong to no project and may only run trials (see :mod:`tuneforge.api.auth`)."""
+
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    ADMIN = "admin"
+    WORKER = "worker"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A valid (not revoked) key: its id, project (None for worker keys) and role."""
+
+    id: int
+    project_id: int | None
+    role: Role
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key: hex SHA-256."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _key_id(key: str) -> int | None:
+    """The id a presented key claims (``tf_<id>_<secret>``), or None when it is not one."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or not parts[2]:
+        return None
+    if not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 10:
+        return None
+    return int(parts[1])
+
+
+def authenticate(db: Database, key: str) -> KeyInfo | None:
+    """The key's identity when ``key`` is a known, unrevoked key; None otherwise.
+
+    Reads the database on every call (no cache), so a revoked key fails on the very
+    next request. Records ``last_used_at`` at most once per :data:`LAST_USED_EVERY`.
+    """
+    key_id = _key_id(key)
+    if key_id is None or key_id > 2**31 - 1:
+        return None
+    with db.read() as session:
+        row = session.get(ApiKeyRow, key_id)
+        if row is None or row.revoked_at is not None:
+            return None
+        if not hmac.compare_digest(row.key_hash, hash_key(key)):
+            return None
+        info = KeyInfo(row.id, row.project_id, Role(row.role))
+        last_used = row.last_used_at
+    now = utcnow()
+    if last_used is None or now - last_used >= LAST_USED_EVERY:
+        with db.write() as session:
+            session.execute(
+                update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=now)
+            )
+    return info
+
+
+def any_key_exists(db: Database) -> bool:
+    """True once any key was ever created (revoked ones count: revoking never reopens)."""
+    with db.read() as session:
+        return session.scalar(select(ApiKeyRow.id).limit(1)) is not None
+
+
+# ---------------------------------------------------------------- projects
+
+
+def create_project(db: Database, name: str) -> dict[str, Any]:
+    """Add a project; a name already taken is a conflict."""
+    if not name or len(name) > MAX_PROJECT_NAME or not name.isprintable():
+        raise InvalidSpec(f"must be 1 to {MAX_PROJECT_NAME} printable characters", field="project")
+    with db.write() as session:
+        if session.scalar(select(ProjectRow.id).where(ProjectRow.name == name)) is not None:
+            raise Conflict(f"a project named {name!r} already exists", field="project")
+        row = ProjectRow(name=name, created_at=utcnow())
+        session.add(row)
+        session.flush()
+        return {"id": row.id, "name": row.name, "created_at": _iso(row.created_at), "studies": 0}
+
+
+def list_projects(db: Database) -> list[dict[str, Any]]:
+    """Every project with its number of studies and of unrevoked keys, oldest first."""
+    with db.read() as session:
+        studies = dict(
+            session.execute(
+                select(StudyRow.project_id, func.count()).group_by(StudyRow.project_id)
+            ).all()
+        )
+        keys = dict(
+            session.execute(
+                select(ApiKeyRow.project_id, func.count())
+                .where(ApiKeyRow.revoked_at.is_(None))
+                .group_by(ApiKeyRow.project_id)
+            ).all()
+        )
+        rows = session.scalars(select(ProjectRow).order_by(ProjectRow.id)).all()
+        return [
+            {
+                "id": r.id,
+                "name": r.name,
+                "created_at": _iso(r.created_at),
+                "studies": studies.get(r.id, 0),
+                "keys": keys.get(r.id, 0),
+            }
+            for r in rows
+        ]
+
+
+def project_id_of(db: Database, name: str) -> int:
+    """The id of the project called ``name`` (404 naming ``project`` when there is none)."""
+    with db.read() as session:
+        pid = session.scalar(select(ProjectRow.id).where(ProjectRow.name == name))
+    if pid is None:
+        raise NotFound(f"no project named {name!r}", field="project")
+    return pid
+
+
+# ---------------------------------------------------------------- keys
+
+
+def create_key(db: Database, project: str | None, role: str) -> tuple[dict[str, Any], str]:
+    """A new key for ``project`` with ``role``; returns its listing entry and the key itself
+    (the only time the key exists outside the caller's hands)."""
+    parsed = _role(role)
+    if parsed == Role.WORKER and project is not None:
+        raise InvalidSpec("worker keys serve every project; give no project", field="project")
+    if parsed != Role.WORKER and project is None:
+        raise InvalidSpec(f"{parsed.value} keys need a project", field="project")
+    project_id = project_id_of(db, project) if project is not None else None
+    return _insert_key(db, project_id, project, parsed)
+
+
+def create_project_key(db: Database, project_id: int, role: str) -> tuple[dict[str, Any], str]:
+    """A new viewer, editor or admin key of the project ``project_id`` (what an admin key
+    may create over HTTP; worker keys are the operator's, from the command line)."""
+    parsed = _role(role)
+    if parsed == Role.WORKER:
+        raise InvalidSpec("worker keys are created with `tuneforge keys create`", field="role")
+    with db.read() as session:
+        name = session.scalar(select(ProjectRow.name).where(ProjectRow.id == project_id))
+    if name is None:
+        raise NotFound(f"project {project_id} does not exist", field="project")
+    return _insert_key(db, project_id, name, parsed)
+
+
+def _role(raw: str) -> Role:
+    try:
+        return Role(raw)
+    except ValueError:
+        names = ", ".join(r.value for r in Role)
+        raise InvalidSpec(f"must be one of {names}", field="role") from None
+
+
+def _insert_key(
+    db: Database, project_id: int | None, project: str | None, role: Role
+) -> tuple[dict[str, Any], str]:
+    with db.write() as session:
+        row = ApiKeyRow(
+            project_id=project_id, role=role.value, prefix="", key_hash="", created_at=utcnow()
+        )
+        session.add(row)
+        session.flush()
+        key = f"{KEY_PREFIX}_{row.id}_{secrets.token_urlsafe(32)}"
+        row.key_hash = hash_key(key)
+        row.prefix = key[: len(f"{KEY_PREFIX}_{row.id}_") + 4]
+        session.flush()
+        entry = _entry(row, project)
+    return entry, key
+
+
+def list_keys(
+    db: Database, project: str | None = None, *, project_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Every key (revoked ones too), oldest first, without the key: id, prefix, project,
+    role, created, last used, revoked. ``project`` (a name) or ``project_id`` narrow it."""
+    with db.read() as session:
+        stmt = select(ApiKeyRow, ProjectRow.name).outerjoin(
+            ProjectRow, ProjectRow.id == ApiKeyRow.project_id
+        )
+        if project is not None:
+            stmt = stmt.where(ProjectRow.name == project)
+        if project_id is not None:
+            stmt = stmt.where(ApiKeyRow.project_id == project_id)
+        rows = session.execute(stmt.order_by(ApiKeyRow.id)).all()
+        return [_entry(row, name) for row, name in rows]
+
+
+def revoke_key(db: Database, key_id: int, *, project_id: int | None = None) -> dict[str, Any]:
+    """Revoke a key (at once: keys are checked on every request). Revoking twice is a no-op.
+    With ``project_id``, a key of another project is unknown (404)."""
+    with db.write() as session:
+        row = session.get(ApiKeyRow, key_id)
+        if row is None or (project_id is not None and row.project_id != project_id):
+            raise NotFound(f"key {key_id} does not exist", field="key_id")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+        name = session.scalar(select(ProjectRow.name).where(ProjectRow.id == row.project_id))
+        return _entry(row, name)
+
+
+def _entry(row: ApiKeyRow, project: str | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "prefix": row.prefix,
+        "project": project,
+        "role": row.role,
+        "created_at": _iso(row.created_at),
+        "last_used_at": _iso(row.last_used_at),
+        "revoked_at": _iso(row.revoked_at),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

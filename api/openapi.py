@@ -26,6 +26,18 @@ _ERRORS: dict[int, tuple[str, str, str, dict[str, Any] | None]] = {
         "the request body is not valid JSON",
         None,
     ),
+    401: (
+        "No API key, or one that is unknown or revoked (only once the server has keys).",
+        "unauthorized",
+        "a valid API key is required: Authorization: Bearer <key>",
+        None,
+    ),
+    403: (
+        "The key's role does not allow this request.",
+        "forbidden",
+        "this request needs the editor role; the key is a viewer",
+        None,
+    ),
     404: (
         "The study, trial or resource does not exist.",
         "not_found",
@@ -95,6 +107,7 @@ def install_openapi(app: FastAPI) -> None:
                 separate_input_output_schemas=app.separate_input_output_schemas,
             )
             _replace_fastapi_422(doc)
+            _declare_keys(doc)
             _restore_null_details(doc)
             app.openapi_schema = doc
         return app.openapi_schema
@@ -130,6 +143,39 @@ def _replace_fastapi_422(doc: dict[str, Any]) -> None:
     schemas = doc.get("components", {}).get("schemas", {})
     for name in _FASTAPI_ONLY:
         schemas.pop(name, None)
+
+
+#: The API's prefix: every route under it takes an API key once the server has keys.
+KEYED_PREFIX = "/api/v1/"
+BEARER = "apiKey"
+
+
+def _declare_keys(doc: dict[str, Any]) -> None:
+    """Every ``/api/v1`` operation: the bearer key scheme, and 401 / 403 with ``ErrorBody``
+    (api/auth.py checks them in one dependency, so no route declares them itself)."""
+    schemes = doc.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes[BEARER] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (`tuneforge keys create`); not needed while the server "
+        "has no keys (open mode).",
+    }
+    keyed = errors(401, 403)
+    for path, operations in doc.get("paths", {}).items():
+        if not path.startswith(KEYED_PREFIX):
+            continue
+        for operation in operations.values():
+            operation["security"] = [{BEARER: []}, {}]  # {}: open mode takes no key
+            for status, response in keyed.items():
+                operation.setdefault("responses", {})[str(status)] = {
+                    "description": response["description"],
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/ErrorBody"},
+                            "example": response["content"]["application/json"]["example"],
+                        }
+                    },
+                }
 
 
 def _restore_null_details(doc: dict[str, Any]) -> None:

@@ -48,6 +48,10 @@ MAIN_IDS = {
     "stopTrial",
     "startNestedCv",
     "getNestedCv",
+    "listKeys",
+    "createKey",
+    "revokeKey",
+    "listAudit",
     "healthz",
     "readyz",
     "metrics",
@@ -106,7 +110,8 @@ def test_every_error_status_declares_the_real_error_body(doc: dict[str, Any]) ->
             assert media["schema"] == {"$ref": ERROR_BODY}, (path, method, status)
             assert set(media["example"]["error"]) == {"code", "message", "details"}
         if path.startswith(API):
-            assert "503" in errors, (path, method)
+            assert {"401", "403", "503"} <= set(errors), (path, method)
+            assert op["security"] == [{"apiKey": []}, {}], (path, method)
         if "{study_id}" in path or "{number}" in path or "{group}" in path:
             assert "404" in errors, (path, method)
         if "requestBody" in op:
@@ -127,6 +132,7 @@ def test_conflicts_are_declared_where_the_services_raise_them(doc: dict[str, Any
         "failTrial",
         "stopTrial",
         "startNestedCv",
+        "createKey",  # open mode: the first key comes from `tuneforge keys create`
     }
     declared = {op["operationId"] for _, _, op in operations(doc) if "409" in op["responses"]}
     assert declared == conflicting

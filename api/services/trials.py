@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...core.decisions import Prune, WorkerAction
 from ...core.errors import Conflict, InvalidSpec
 from ...core.stopping import StoppingContext, create_rule
 from ...core.study import StudySpec
@@ -202,11 +203,12 @@ def _consult_rule(ctx: _Locked) -> MeasureReply:
     trial = _trial_out(ctx.session, ctx.trial)
     peers = SqlPeerView(ctx.session, ctx.study.id, objectives[0], ctx.trial.id)
     decision = rule.decide(StoppingContext(trial=trial, metric=objectives[0], peers=peers))
-    if decision.should_stop:
+    if isinstance(decision, Prune):
         ctx.trial.state = TrialState.STOPPING.value
         ctx.trial.stop_source = "rule"
         ctx.trial.reason = decision.reason
-    return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), decision.action)
+    action = decision.to_wire() if isinstance(decision, WorkerAction) else None
+    return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), action)
 
 
 def heartbeat(db: Database, study_id: int, number: int) -> MeasureReply:

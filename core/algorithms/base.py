@@ -2,18 +2,20 @@
 
 An algorithm is a pure function of (space, finished trials, in-flight trials,
 count, seed, saved state): :meth:`Algorithm.suggest` receives all of them in a
-:class:`SuggestRequest` and returns a :class:`Suggestion` with the new parameter
-sets and the state to save. Nothing lives in process memory between calls, so
+:class:`SuggestRequest` and returns a :class:`Suggestion`: decisions of the
+engine's vocabulary (:mod:`tuneforge.core.decisions`; new parameter sets, or
+paused trials to resume) and the state to save. Nothing lives in process memory between calls, so
 any server replica can serve the next suggest of a study.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..decisions import NewParams, ResumeTrial, SuggestDecision
 from ..errors import InvalidSpec
 from ..space import ParamValue, SearchSpace
 from ..trials import Metric, Trial
@@ -39,13 +41,34 @@ class SuggestRequest:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """New parameter sets plus the state to hand to the next call."""
+    """What an algorithm hands out, as decisions, plus the state to hand to the next call."""
 
-    params: tuple[Params, ...]
+    decisions: tuple[SuggestDecision, ...]
     state: Mapping[str, Any] | None = None
     #: True when the algorithm can propose nothing new ever again (a grid used up).
     exhausted: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        params: Iterable[Params],
+        state: Mapping[str, Any] | None = None,
+        exhausted: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Suggestion:
+        """A suggestion of new parameter sets only (one :class:`NewParams` each, in order)."""
+        return cls(tuple(NewParams(p) for p in params), state, exhausted, dict(extra or {}))
+
+    @property
+    def params(self) -> tuple[Params, ...]:
+        """The new parameter sets, in the order they were decided."""
+        return tuple(dict(d.params) for d in self.decisions if isinstance(d, NewParams))
+
+    @property
+    def resumes(self) -> tuple[ResumeTrial, ...]:
+        """The paused trials to hand back, in the order they were decided."""
+        return tuple(d for d in self.decisions if isinstance(d, ResumeTrial))
 
 
 class Algorithm(ABC):
@@ -76,4 +99,4 @@ class Algorithm(ABC):
 
     @abstractmethod
     def suggest(self, request: SuggestRequest) -> Suggestion:
-        """Propose up to ``request.count`` new parameter sets (fewer only when exhausted)."""
+        """Propose up to ``request.count`` decisions (fewer only when exhausted)."""

@@ -123,7 +123,7 @@ class CMAESSearch(Algorithm):
             asked, draws = [], 0
         state: dict[str, Any] = {"told": told, "asked": asked, "draws": draws}
         if request.count <= 0:
-            return Suggestion((), state)
+            return Suggestion.of((), state)
 
         optimizer = self._replay(request, cols, popsize, told) if cols else None
         seed, generation = seed_entropy(request.seed), len(told)
@@ -143,7 +143,7 @@ class CMAESSearch(Algorithm):
         out = tuple(picker.pick(draw, fallback) for _ in range(request.count))
         if cols:  # without CMA dimensions there are no generations to track
             asked = asked + [point_hash(space, p) for p in out]
-        return Suggestion(out, {"told": told, "asked": asked, "draws": draws})
+        return Suggestion.of(out, {"told": told, "asked": asked, "draws": draws})
 
     def _replay(
         self, request: SuggestRequest, cols: list[int], popsize: int, told: list[list[int]]

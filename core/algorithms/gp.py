@@ -190,7 +190,7 @@ class GPSearch(Algorithm):
             "fitted_on": fitted_on,
         }
         if request.count <= 0:
-            return Suggestion((), out_state)
+            return Suggestion.of((), out_state)
         with single_threaded_blas():
             return self._suggest(request, out_state, calls)
 
@@ -215,13 +215,13 @@ class GPSearch(Algorithm):
             params = self._model_suggest(request, encoder, history, fits, rng)
         except linalg.LinAlgError:  # even the largest jitter failed: keep the study moving
             return self._sobol(request, out_state, "fallback")
-        return Suggestion(params, out_state, extra={"phase": "model"})
+        return Suggestion.of(params, out_state, extra={"phase": "model"})
 
     def _sobol(self, request: SuggestRequest, out_state: dict[str, Any], phase: str) -> Suggestion:
         sub = dataclasses.replace(request, state={"next_index": out_state["sobol_index"]})
         got = SobolSearch({"scramble": True}).suggest(sub)
         out_state["sobol_index"] = state_int(got.state, "next_index")
-        return Suggestion(got.params, out_state, extra={"phase": phase})
+        return Suggestion(got.decisions, out_state, extra={"phase": phase})
 
     # ---- the model phase ---------------------------------------------------------------
     def _model_suggest(

@@ -123,7 +123,7 @@ class GridSearch(Algorithm):
             if key not in taken:
                 taken.add(key)
                 out.append(params)
-        return Suggestion(tuple(out), {"next_index": position}, exhausted=position >= size)
+        return Suggestion.of(tuple(out), {"next_index": position}, exhausted=position >= size)
 
 
 def _check_finite(space: SearchSpace) -> None:

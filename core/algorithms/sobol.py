@@ -66,7 +66,7 @@ class SobolSearch(Algorithm):
         space = request.space
         start = state_int(request.state, "next_index")
         if request.count <= 0:
-            return Suggestion((), {"next_index": start})
+            return Suggestion.of((), {"next_index": start})
         scramble = bool(self.options.get("scramble", True))
         points = sobol_points(len(space), request.seed, start, scramble=scramble)
         used = 0
@@ -80,4 +80,4 @@ class SobolSearch(Algorithm):
         rng = np.random.default_rng([seed_entropy(request.seed), start])
         picker = DistinctPicker(request)
         out = tuple(picker.pick(draw, rng) for _ in range(request.count))
-        return Suggestion(out, {"next_index": start + used})
+        return Suggestion.of(out, {"next_index": start + used})

@@ -87,7 +87,7 @@ class TPESearch(Algorithm):
         draws = state_int(request.state, "draws")
         sobol_index = state_int(request.state, "sobol_index")
         if request.count <= 0:
-            return Suggestion((), {"draws": draws, "sobol_index": sobol_index})
+            return Suggestion.of((), {"draws": draws, "sobol_index": sobol_index})
         space, seed = request.space, seed_entropy(request.seed)
         picker = DistinctPicker(request)
         startup = int(self.options["n_startup_trials"])
@@ -101,7 +101,7 @@ class TPESearch(Algorithm):
                 return space.decode(next(points))
 
             out = tuple(picker.pick(sobol_draw, rng) for _ in range(request.count))
-            return Suggestion(out, {"draws": draws, "sobol_index": sobol_index})
+            return Suggestion.of(out, {"draws": draws, "sobol_index": sobol_index})
 
         n = len(request.completed)
         model = _Model(request, self.options)
@@ -117,7 +117,7 @@ class TPESearch(Algorithm):
             params = picker.pick(draw, rng)
             model.add_liar(params)
             picks.append(params)
-        return Suggestion(tuple(picks), {"draws": draws, "sobol_index": sobol_index})
+        return Suggestion.of(tuple(picks), {"draws": draws, "sobol_index": sobol_index})
 
 
 def _check_int(value: Any, key: str, low: int, high: int) -> None:

@@ -11,28 +11,24 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from ..decisions import CONTINUE, Continue, Pause, Prune, TrialDecision, WorkerAction
 from ..errors import InvalidSpec
-from .base import (
-    CONTINUE,
-    PeerView,
-    StopDecision,
-    StoppingContext,
-    StoppingRule,
-    TrialsPeerView,
-    stop,
-)
+from .base import PeerView, StoppingContext, StoppingRule, TrialsPeerView
 
 __all__ = [
     "CONTINUE",
+    "Continue",
+    "Pause",
     "PeerView",
-    "StopDecision",
+    "Prune",
     "StoppingContext",
     "StoppingRule",
+    "TrialDecision",
     "TrialsPeerView",
+    "WorkerAction",
     "create_rule",
     "get_rule",
     "rule_names",
-    "stop",
     "validate_early_stopping",
 ]
 

@@ -3,7 +3,9 @@
 The server consults the study's rule after every measurement a trial reports:
 it builds a :class:`StoppingContext` (the trial with its newest measurement,
 the watched metric, and a :class:`PeerView` over the study's other trials) and
-calls :meth:`StoppingRule.decide`, which returns a :class:`StopDecision`.
+calls :meth:`StoppingRule.decide`, which returns a decision of the engine's
+vocabulary (:mod:`tuneforge.core.decisions`): continue, pause, prune, or an
+action for the worker. The service applies it; a rule never changes a trial.
 
 A rule keeps no state in process memory: everything it needs comes from the
 context, so any server replica can answer the next measurement. The server
@@ -19,32 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from ..decisions import TrialDecision
 from ..errors import InvalidSpec
 from ..trials import Goal, Metric, Trial, TrialState
-
-
-@dataclass(frozen=True)
-class StopDecision:
-    """What the rule answers to one measurement.
-
-    ``pause`` asks the server to park the stopped trial as ``paused`` because the
-    rule may promote it later (ASHA); ``action`` carries instructions for the
-    worker such as a PBT exploit/explore step.
-    """
-
-    should_stop: bool
-    pause: bool = False
-    reason: str | None = None
-    action: Mapping[str, Any] | None = None
-
-
-#: The decision to let the trial go on training.
-CONTINUE = StopDecision(should_stop=False)
-
-
-def stop(reason: str, *, pause: bool = False) -> StopDecision:
-    """A decision to stop the trial (``pause=True`` if the rule may resume it later)."""
-    return StopDecision(should_stop=True, pause=pause, reason=reason)
 
 
 @runtime_checkable
@@ -179,8 +158,8 @@ class StoppingRule(ABC):
         return {**cls.default_options, **options}
 
     @abstractmethod
-    def decide(self, ctx: StoppingContext) -> StopDecision:
-        """Decide whether the trial in ``ctx`` stops after its newest measurement."""
+    def decide(self, ctx: StoppingContext) -> TrialDecision:
+        """Decide what the trial in ``ctx`` does after its newest measurement."""
 
 
 def check_int_option(options: Mapping[str, Any], key: str, *, minimum: int) -> int:

@@ -23,11 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..decisions import CONTINUE, Prune, TrialDecision
 from ..errors import InvalidSpec
 from ..trials import Measurement
 from .base import (
-    CONTINUE,
-    StopDecision,
     StoppingContext,
     StoppingRule,
     best_of,
@@ -35,7 +34,6 @@ from .base import (
     check_int_option,
     fidelity_max,
     metric_series,
-    stop,
 )
 
 
@@ -70,7 +68,7 @@ class MedianRule(StoppingRule):
             )
         return full
 
-    def decide(self, ctx: StoppingContext) -> StopDecision:
+    def decide(self, ctx: StoppingContext) -> TrialDecision:
         """Stop when the trial is strictly worse than the peers' median at its newest step."""
         newest = _newest(ctx.trial.measurements)
         if newest is None or ctx.metric.name not in newest.values:
@@ -86,7 +84,7 @@ class MedianRule(StoppingRule):
         if not ctx.metric.better(median, own):
             return CONTINUE
         what = "best value so far" if self.options["use_best_so_far"] else "value"
-        return stop(
+        return Prune(
             f"median rule: at step {step} the {what} of {ctx.metric.name} ({own:.6g}) is worse "
             f"than the median {median:.6g} of {len(finite)} other trials"
         )

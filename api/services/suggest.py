@@ -12,7 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ...core.algorithms import Params, SuggestRequest, create_algorithm
+from ...core.algorithms import SuggestRequest, create_algorithm
+from ...core.decisions import NewParams, SuggestDecision
 from ...core.errors import InvalidSpec
 from ...core.study import StudySpec
 from ...core.trials import IN_FLIGHT_STATES, StudyState, Trial, TrialState
@@ -30,10 +31,11 @@ from ..db.repository import (
 from .history import HistoryCache
 from .lifecycle import (
     RUNNING_STATES,
+    Scope,
     activate,
+    apply_decision,
     budget_used,
     lease_until,
-    new_trial,
     reap_expired,
     refresh_study_state,
 )
@@ -127,10 +129,9 @@ def _new_work(
     if spec.max_trials is not None:
         remaining = min(remaining, spec.max_trials - budget_used(counts))
     if remaining > 0 and not study.search_exhausted:
-        for params in _ask_algorithm(session, study, spec, remaining):
-            row = new_trial(session, study, params, TrialState.REQUESTED, now)
-            activate(row, spec, client_id, now)
-            handed.append(row)
+        scope = Scope(session, study, spec, now, client_id)
+        for decision in _ask_algorithm(session, study, spec, remaining):
+            handed.append(apply_decision(scope, decision))
     return handed
 
 
@@ -156,8 +157,11 @@ def _pop_requested(
 
 def _ask_algorithm(
     session: Session, study: StudyRow, spec: StudySpec, count: int
-) -> Sequence[Params]:
-    """Run the study's algorithm on its history and in-flight trials; save its state."""
+) -> Sequence[SuggestDecision]:
+    """Run the study's algorithm on its history and in-flight trials; save its state.
+
+    New parameter sets are checked against the space before they become trials.
+    """
     session.flush()
     request = SuggestRequest(
         space=spec.space,
@@ -173,4 +177,9 @@ def _ask_algorithm(
     study.algorithm_state = dict(suggestion.state) if suggestion.state is not None else None
     if suggestion.exhausted:
         study.search_exhausted = True
-    return [spec.space.validate_params(p, "suggestion") for p in suggestion.params[:count]]
+    return [
+        NewParams(spec.space.validate_params(d.params, "suggestion"))
+        if isinstance(d, NewParams)
+        else d
+        for d in suggestion.decisions[:count]
+    ]

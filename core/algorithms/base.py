@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..decisions import NewParams, ResumeTrial, SuggestDecision
-from ..errors import InvalidSpec
+from ..options import NoOptions, OptionsModel, parse_options
 from ..space import ParamValue, SearchSpace
 from ..trials import Metric, Trial
 
@@ -75,27 +75,35 @@ class Algorithm(ABC):
     """Base class of suggestion algorithms; construct with validated options."""
 
     name: ClassVar[str]
-    #: Options this algorithm accepts, with their defaults.
-    default_options: ClassVar[Mapping[str, Any]] = {}
+    #: The typed options this algorithm accepts, with their defaults (none by default).
+    options_model: ClassVar[type[OptionsModel]] = NoOptions
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        self.options: dict[str, Any] = {**self.default_options, **(options or {})}
+        self.options: dict[str, Any] = {**self.default_options(), **(options or {})}
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        """Every option with its default value."""
+        return cls.options_model().model_dump()
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
-        """Check ``algorithm_options`` at study creation; raise :class:`InvalidSpec` naming the field.
+        """Check ``algorithm_options`` at study creation; return them with defaults filled in.
 
-        The default accepts only the keys of :attr:`default_options`; subclasses
-        extend this to check values and the space (a grid needs finite parameters).
+        :attr:`options_model` checks each option's type and range; then
+        :meth:`check_options` checks what needs the space too. Errors are
+        :class:`InvalidSpec` naming ``algorithm_options.<key>`` and the rule.
         """
-        for key in options:
-            if key not in cls.default_options:
-                allowed = ", ".join(sorted(cls.default_options)) or "none"
-                raise InvalidSpec(
-                    f"unknown option for algorithm {cls.name!r} (allowed: {allowed})",
-                    field=f"algorithm_options.{key}",
-                )
-        return {**cls.default_options, **options}
+        parsed = parse_options(
+            cls.options_model, options, prefix="algorithm_options", owner=f"algorithm {cls.name!r}"
+        )
+        cls.check_options(parsed, space)
+        return parsed.model_dump()
+
+    @classmethod
+    def check_options(cls, options: Any, space: SearchSpace) -> None:
+        """Checks across options and the space (a grid needs a finite space); none by default."""
+        del options, space
 
     @abstractmethod
     def suggest(self, request: SuggestRequest) -> Suggestion:

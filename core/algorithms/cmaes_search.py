@@ -46,8 +46,9 @@ from typing import Any
 
 import numpy as np
 from cmaes import CMA
+from pydantic import Field
 
-from ..errors import InvalidSpec
+from ..options import OptionsModel
 from ..space import ParamType, SearchSpace
 from ..trials import Trial
 from .base import Algorithm, Params, Suggestion, SuggestRequest
@@ -78,33 +79,22 @@ def point_hash(space: SearchSpace, params: Mapping[str, Any]) -> str:
     return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
+class CMAESOptions(OptionsModel):
+    """Options of ``cmaes``."""
+
+    sigma0: float | None = Field(
+        None, gt=0, le=1, description="Initial step size in the unit cube (null: 1/3)."
+    )
+    popsize: int | None = Field(
+        None, ge=2, le=MAX_POPSIZE, description="Population size (null: 4 + 3 ln d)."
+    )
+
+
 class CMAESSearch(Algorithm):
     """CMA-ES; state ``{"told": [[trial numbers] per generation], "asked": [hashes], "draws": i}``."""
 
     name = "cmaes"
-    default_options = {"sigma0": None, "popsize": None}
-
-    @classmethod
-    def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
-        opts = super().validate_options(options, space)
-        sigma0, popsize = opts["sigma0"], opts["popsize"]
-        if sigma0 is not None and (
-            isinstance(sigma0, bool) or not isinstance(sigma0, int | float) or not 0 < sigma0 <= 1
-        ):
-            raise InvalidSpec(
-                f"must be null or a step size in (0, 1] of the unit cube, got {sigma0!r}",
-                field="algorithm_options.sigma0",
-            )
-        if popsize is not None and (
-            isinstance(popsize, bool)
-            or not isinstance(popsize, int)
-            or not 2 <= popsize <= MAX_POPSIZE
-        ):
-            raise InvalidSpec(
-                f"must be null or an integer in [2, {MAX_POPSIZE}], got {popsize!r}",
-                field="algorithm_options.popsize",
-            )
-        return opts
+    options_model = CMAESOptions
 
     def suggest(self, request: SuggestRequest) -> Suggestion:
         space = request.space

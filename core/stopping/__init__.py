@@ -13,6 +13,7 @@ from typing import Any
 
 from ..decisions import CONTINUE, Continue, Pause, Prune, TrialDecision, WorkerAction
 from ..errors import InvalidSpec
+from ..options import OptionsModel
 from .base import PeerView, StoppingContext, StoppingRule, TrialsPeerView
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "WorkerAction",
     "create_rule",
     "get_rule",
+    "options_models",
     "rule_names",
     "validate_early_stopping",
 ]
@@ -60,6 +62,11 @@ def get_rule(name: str) -> type[StoppingRule]:
     module = importlib.import_module(f"{__name__}.{module_name}")
     cls: type[StoppingRule] = getattr(module, class_name)
     return cls
+
+
+def options_models() -> dict[str, type[OptionsModel]]:
+    """Each registered rule's typed options (``model_json_schema()`` gives its schema)."""
+    return {name: get_rule(name).options_model for name in rule_names()}
 
 
 def validate_early_stopping(spec: Any, fidelity: Any) -> dict[str, Any]:

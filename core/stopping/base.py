@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..decisions import TrialDecision
 from ..errors import InvalidSpec
+from ..options import NoOptions, OptionsModel, parse_options
 from ..trials import Goal, Metric, Trial, TrialState
 
 
@@ -125,13 +126,18 @@ class StoppingRule(ABC):
     """Base class of early-stopping rules; construct with validated options."""
 
     name: ClassVar[str]
-    #: Options this rule accepts, with their defaults.
-    default_options: ClassVar[Mapping[str, Any]] = {}
+    #: The typed options this rule accepts, with their defaults (none by default).
+    options_model: ClassVar[type[OptionsModel]] = NoOptions
     #: Whether the study must declare a ``fidelity`` (multi-fidelity rules do).
     requires_fidelity: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        self.options: dict[str, Any] = {**self.default_options, **(options or {})}
+        self.options: dict[str, Any] = {**self.default_options(), **(options or {})}
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        """Every option with its default value."""
+        return cls.options_model().model_dump()
 
     @classmethod
     def validate_options(
@@ -139,45 +145,32 @@ class StoppingRule(ABC):
     ) -> dict[str, Any]:
         """Check the ``early_stopping`` options at study creation; return them with defaults.
 
-        The default accepts only the keys of :attr:`default_options` and checks
-        :attr:`requires_fidelity`; subclasses extend it to check values.
-        Errors are :class:`InvalidSpec` naming ``early_stopping.<key>``.
+        :attr:`options_model` checks each option's type and range, then
+        :attr:`requires_fidelity`, then :meth:`check_options` what needs the
+        fidelity too. Errors are :class:`InvalidSpec` naming ``early_stopping.<key>``.
         """
-        for key in options:
-            if key not in cls.default_options:
-                allowed = ", ".join(sorted(cls.default_options)) or "none"
-                raise InvalidSpec(
-                    f"unknown option for early-stopping rule {cls.name!r} (allowed: {allowed})",
-                    field=f"early_stopping.{key}",
-                )
+        parsed = parse_options(
+            cls.options_model,
+            options,
+            prefix="early_stopping",
+            owner=f"early-stopping rule {cls.name!r}",
+        )
         if cls.requires_fidelity and fidelity is None:
             raise InvalidSpec(
                 f"early-stopping rule {cls.name!r} needs a fidelity (the resource steps count)",
                 field="fidelity",
             )
-        return {**cls.default_options, **options}
+        cls.check_options(parsed, fidelity)
+        return parsed.model_dump()
+
+    @classmethod
+    def check_options(cls, options: Any, fidelity: Mapping[str, Any] | None) -> None:
+        """Checks across options and the fidelity; none by default."""
+        del options, fidelity
 
     @abstractmethod
     def decide(self, ctx: StoppingContext) -> TrialDecision:
         """Decide what the trial in ``ctx`` does after its newest measurement."""
-
-
-def check_int_option(options: Mapping[str, Any], key: str, *, minimum: int) -> int:
-    """``options[key]`` as an integer ``>= minimum``; :class:`InvalidSpec` naming the field."""
-    value = options[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidSpec(f"must be an integer, got {value!r}", field=f"early_stopping.{key}")
-    if value < minimum:
-        raise InvalidSpec(f"must be >= {minimum}, got {value}", field=f"early_stopping.{key}")
-    return value
-
-
-def check_bool_option(options: Mapping[str, Any], key: str) -> bool:
-    """``options[key]`` as a boolean; :class:`InvalidSpec` naming the field."""
-    value = options[key]
-    if not isinstance(value, bool):
-        raise InvalidSpec(f"must be true or false, got {value!r}", field=f"early_stopping.{key}")
-    return value
 
 
 def fidelity_max(fidelity: Mapping[str, Any] | None) -> float | None:

@@ -41,6 +41,7 @@ from ...core.trials import (
 )
 from ..db.models import StudyRow, TrialRow
 from ..db.repository import get_trial_row, state_counts
+from .promotions import promotable
 
 RUNNING_STATES = (TrialState.ACTIVE, TrialState.STOPPING)
 
@@ -286,27 +287,38 @@ def new_study(
     return row
 
 
-def set_study_state(study: StudyRow, target: StudyState, now: datetime) -> None:
+def set_study_state(session: Session, study: StudyRow, target: StudyState, now: datetime) -> None:
     """A user moves a study to ``target`` (a no-op when it is there already).
 
-    Completing it by hand records ``completion_reason`` ``"user"``; a move the
-    study's transition table does not allow is a :class:`Conflict`.
+    Completing it by hand records ``completion_reason`` ``"user"`` (and prunes its
+    paused trials); a move the study's transition table does not allow is a
+    :class:`Conflict`.
     """
     if study.state == target.value:
         return
-    _write_study_state(study, target, "user")
+    if target == StudyState.COMPLETED:
+        _complete_study(session, study, "user", now)
+        return
+    _write_study_state(study, target, None)
     touch(study, now)
 
 
 def refresh_study_state(session: Session, study: StudyRow, spec: StudySpec, now: datetime) -> None:
     """Complete an active study whose budget is spent, grid exhausted or failures too many;
-    reopen one completed by its budget when the budget was raised."""
+    reopen one completed by its budget when the budget was raised.
+
+    Paused trials hold a study open only while the rule may still promote them:
+    once nothing runs, the budget is spent and the rule promotes none, they are
+    pruned and the study completes.
+    """
     session.flush()
     counts = state_counts(session, study.id)
+    if study.state == StudyState.ACTIVE.value and _settle_paused(session, study, spec, counts, now):
+        session.flush()
+        counts = state_counts(session, study.id)
     reason = completion_reason(study, spec, counts)
     if study.state == StudyState.ACTIVE.value and reason is not None:
-        _write_study_state(study, StudyState.COMPLETED, reason)
-        touch(study, now)
+        _complete_study(session, study, reason, now)
     elif (
         study.state == StudyState.COMPLETED.value
         and study.completion_reason in ("max_trials", "max_failed_trials")
@@ -314,6 +326,41 @@ def refresh_study_state(session: Session, study: StudyRow, spec: StudySpec, now:
     ):
         _write_study_state(study, StudyState.ACTIVE, None)
         touch(study, now)
+
+
+NOT_PROMOTED = "paused and not promoted before the study ended"
+
+
+def _settle_paused(
+    session: Session, study: StudyRow, spec: StudySpec, counts: dict[str, int], now: datetime
+) -> bool:
+    """Prune the paused trials when nothing can promote them any more; whether it did."""
+    if counts[TrialState.PAUSED.value] == 0:
+        return False
+    if any(counts[s.value] for s in (TrialState.REQUESTED, *RUNNING_STATES)):
+        return False  # a running trial may still reach a rung and reorder it
+    spent = spec.max_trials is not None and budget_used(counts) >= spec.max_trials
+    if not (spent or study.search_exhausted) or promotable(session, study, spec):
+        return False
+    _prune_paused(session, study, now, NOT_PROMOTED)
+    return True
+
+
+def _complete_study(session: Session, study: StudyRow, reason: str, now: datetime) -> None:
+    _write_study_state(study, StudyState.COMPLETED, reason)
+    _prune_paused(session, study, now, NOT_PROMOTED)
+    touch(study, now)
+
+
+def _prune_paused(session: Session, study: StudyRow, now: datetime, reason: str) -> None:
+    rows = session.scalars(
+        select(TrialRow)
+        .where(TrialRow.study_id == study.id, TrialRow.state == TrialState.PAUSED.value)
+        .order_by(TrialRow.number)
+        .with_for_update()
+    ).all()
+    for row in rows:
+        finish(study, row, TrialState.PRUNED, now, reason)
 
 
 def completion_reason(study: StudyRow, spec: StudySpec, counts: dict[str, int]) -> str | None:

@@ -138,7 +138,7 @@ def update_study(db: Database, study_id: int, changes: Mapping[str, Any]) -> Stu
         row.spec = spec.to_dict()
         now = utcnow()
         if "state" in changes:
-            set_study_state(row, _parse_state(changes["state"]), now)
+            set_study_state(session, row, _parse_state(changes["state"]), now)
         touch(row, now)
         refresh_study_state(session, row, spec, now)
         return study_view(session, row)

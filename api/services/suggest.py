@@ -1,5 +1,6 @@
-"""The suggest use case: hand a client its own unfinished trials, then queued ones,
-then new points from the study's algorithm, all under the study's row lock."""
+"""The suggest use case: hand a client its own unfinished trials, then paused trials the
+early-stopping rule promotes, then queued ones, then new points from the study's
+algorithm, all under the study's row lock."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ from .lifecycle import (
     refresh_study_state,
 )
 from .managed import claim_dispatch
+from .promotions import promotable
 
 MAX_SUGGEST_COUNT = 1000
 _histories: WeakKeyDictionary[Engine, HistoryCache] = WeakKeyDictionary()
@@ -124,12 +126,15 @@ def _new_work(
         room = min(room, spec.max_active_trials - running)
     if room <= 0:
         return []
-    handed = _pop_requested(session, study, spec, room, client_id, now)
+    scope = Scope(session, study, spec, now, client_id)
+    # promoted paused trials first (same number and params, resume_from_step set)
+    handed = [apply_decision(scope, d) for d in promotable(session, study, spec)[:room]]
+    if len(handed) < room:
+        handed += _pop_requested(session, study, spec, room - len(handed), client_id, now)
     remaining = room - len(handed)
     if spec.max_trials is not None:
         remaining = min(remaining, spec.max_trials - budget_used(counts))
     if remaining > 0 and not study.search_exhausted:
-        scope = Scope(session, study, spec, now, client_id)
         for decision in _ask_algorithm(session, study, spec, remaining):
             handed.append(apply_decision(scope, decision))
     return handed

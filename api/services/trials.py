@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from ...core.decisions import WorkerAction
 from ...core.errors import Conflict, InvalidSpec
-from ...core.stopping import StoppingContext, create_rule
+from ...core.stopping import StoppingContext
 from ...core.study import StudySpec
 from ...core.trials import StudyState, Trial, TrialState, check_metric_values
 from ..db.engine import Database
@@ -47,6 +47,7 @@ from .lifecycle import (
     touch,
 )
 from .peers import SqlPeerView
+from .promotions import rule_trials, study_rule
 
 MAX_STEP = 2**31 - 1
 MAX_REASON = 10_000
@@ -201,10 +202,13 @@ def add_measurement(
 
 def _consult_rule(ctx: _Locked) -> MeasureReply:
     objectives = ctx.spec.objectives
-    rule = create_rule(ctx.spec.early_stopping)
+    rule = study_rule(ctx.spec)
     trial = _trial_out(ctx.session, ctx.trial)
     peers = SqlPeerView(ctx.session, ctx.study.id, objectives[0], ctx.trial.id)
-    decision = rule.decide(StoppingContext(trial=trial, metric=objectives[0], peers=peers))
+    others = tuple(rule_trials(ctx.session, ctx.study.id, trial.number)) if rule.promotes else ()
+    decision = rule.decide(
+        StoppingContext(trial=trial, metric=objectives[0], peers=peers, others=others)
+    )
     apply_decision(Scope(ctx.session, ctx.study, ctx.spec, ctx.now), decision, ctx.trial)
     action = decision.to_wire() if isinstance(decision, WorkerAction) else None
     return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), action)

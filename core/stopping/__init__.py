@@ -38,6 +38,7 @@ __all__ = [
 _MODULES: dict[str, str] = {
     "none": "none:NoStopping",
     "median": "median:MedianRule",
+    "asha": "asha:ASHARule",
 }
 
 #: The rule of a study that gives no ``early_stopping``.
@@ -90,9 +91,12 @@ def validate_early_stopping(spec: Any, fidelity: Any) -> dict[str, Any]:
     return {"rule": name, **get_rule(name).validate_options(options, fidelity_spec)}
 
 
-def create_rule(spec: Mapping[str, Any] | None) -> StoppingRule:
-    """A rule instance for a study's validated ``early_stopping`` (``None`` means ``none``)."""
+def create_rule(
+    spec: Mapping[str, Any] | None, fidelity: Mapping[str, Any] | None = None
+) -> StoppingRule:
+    """A rule instance for a study's validated ``early_stopping`` (``None`` means ``none``)
+    and its ``fidelity``."""
     if spec is None:
         spec = {"rule": DEFAULT_RULE}
     options = {key: value for key, value in spec.items() if key != "rule"}
-    return get_rule(spec["rule"])(options)
+    return get_rule(spec["rule"])(options, fidelity)

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from ..decisions import TrialDecision
+from ..decisions import ResumeTrial, TrialDecision
 from ..errors import InvalidSpec
 from ..options import NoOptions, OptionsModel, parse_options
 from ..trials import Goal, Metric, Trial, TrialState
@@ -61,6 +61,9 @@ class StoppingContext:
     #: The metric the rule watches: the study's first objective.
     metric: Metric
     peers: PeerView
+    #: The study's other trials with their measurements (failed ones left out);
+    #: filled only for rules whose :attr:`StoppingRule.promotes` is true.
+    others: tuple[Trial, ...] = ()
 
 
 def metric_series(trial: Trial, metric_name: str) -> list[tuple[int, float]]:
@@ -130,9 +133,16 @@ class StoppingRule(ABC):
     options_model: ClassVar[type[OptionsModel]] = NoOptions
     #: Whether the study must declare a ``fidelity`` (multi-fidelity rules do).
     requires_fidelity: ClassVar[bool] = False
+    #: Whether the rule pauses trials and promotes them later (it then sees every
+    #: trial with its measurements, in :attr:`StoppingContext.others` and in
+    #: :meth:`promotions`).
+    promotes: ClassVar[bool] = False
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, options: Mapping[str, Any] | None = None, fidelity: Mapping[str, Any] | None = None
+    ) -> None:
         self.options: dict[str, Any] = {**self.default_options(), **(options or {})}
+        self.fidelity = dict(fidelity) if fidelity is not None else None
 
     @classmethod
     def default_options(cls) -> dict[str, Any]:
@@ -171,6 +181,18 @@ class StoppingRule(ABC):
     @abstractmethod
     def decide(self, ctx: StoppingContext) -> TrialDecision:
         """Decide what the trial in ``ctx`` does after its newest measurement."""
+
+    def promotions(
+        self, trials: Sequence[Trial], metric: Metric, *, final: bool = False
+    ) -> tuple[ResumeTrial, ...]:
+        """Paused trials to resume now, best first (``trials``: the study's, failed ones left
+        out). Suggest hands these out before new points; rules that never pause have none.
+
+        ``final``: the study can start no new trial and none is running, so this
+        is the rule's last chance to promote; paused trials it leaves are pruned.
+        """
+        del trials, metric, final
+        return ()
 
 
 def fidelity_max(fidelity: Mapping[str, Any] | None) -> float | None:

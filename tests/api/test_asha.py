@@ -1,0 +1,194 @@
+"""ASHA end to end through the REST API, on SQLite and PostgreSQL.
+
+Three simulated workers share one study: each suggests, trains one epoch per
+round (posting a measurement), stops when the reply says so and completes the
+trial with its last values, and resumes promoted trials from the step they
+paused at. The test checks the pause / promote cycle: resumed trials keep
+their number and parameters, no trial is held by two workers at once, none is
+lost, and every trial ends finished.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from tests.specs import score, small_spec
+
+API = "/api/v1"
+MAX_EPOCHS = 27
+TRIALS = 12
+FINISHED = {"completed", "pruned"}
+
+
+def accuracy(params: dict[str, Any], epoch: int) -> float:
+    """A learning curve towards ``score(params)``; speeds differ, so curves cross."""
+    tau = 1.0 + 6.0 * (params["depth"] % 4)
+    return round(score(params) * (1.0 - math.exp(-epoch / tau)), 6)
+
+
+@dataclass
+class Worker:
+    name: str
+    trial: dict[str, Any] | None = None
+    epoch: int = 0
+    done: bool = False
+
+
+@dataclass
+class Log:
+    params: dict[int, dict[str, Any]] = field(default_factory=dict)
+    paused_at: dict[int, int] = field(default_factory=dict)
+    resumed: list[tuple[int, int]] = field(default_factory=list)
+    epochs: int = 0
+
+
+def post(client: TestClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    r = client.post(f"{API}{path}", json=body)
+    assert r.status_code in (200, 201), r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def take(client: TestClient, sid: int, worker: Worker, others: list[Worker], log: Log) -> None:
+    reply = post(client, f"/studies/{sid}/trials/suggest", {"count": 1, "client_id": worker.name})
+    if not reply["trials"]:
+        worker.done = reply["study_state"] == "completed"
+        return
+    (trial,) = reply["trials"]
+    number = trial["number"]
+    assert all(o.trial is None or o.trial["number"] != number for o in others), "held twice"
+    if number in log.params:  # handed out before: only as a promotion of a paused trial
+        assert number in log.paused_at, f"trial {number} came back without being paused"
+        assert trial["params"] == log.params[number]
+        assert trial["resume_from_step"] == log.paused_at.pop(number)
+        log.resumed.append((number, trial["resume_from_step"]))
+    else:
+        assert trial["resume_from_step"] is None
+        log.params[number] = trial["params"]
+    worker.trial, worker.epoch = trial, trial["resume_from_step"] or 0
+
+
+def train_one_epoch(client: TestClient, sid: int, worker: Worker, log: Log) -> None:
+    assert worker.trial is not None
+    number, params = worker.trial["number"], worker.trial["params"]
+    worker.epoch += 1
+    log.epochs += 1
+    value = {"accuracy": accuracy(params, worker.epoch)}
+    base = f"/studies/{sid}/trials/{number}"
+    reply = post(client, f"{base}/measurements", {"step": worker.epoch, "values": value})
+    if reply["should_stop"]:
+        done = post(client, f"{base}/complete", {"values": value})
+        assert done["state"] in ("paused", "pruned")
+        if done["state"] == "paused":
+            log.paused_at[number] = worker.epoch
+        worker.trial = None
+    elif worker.epoch >= MAX_EPOCHS:
+        assert post(client, f"{base}/complete", {"values": value})["state"] == "completed"
+        worker.trial = None
+
+
+def run_study(client: TestClient, sid: int, n_workers: int = 3) -> Log:
+    workers = [Worker(f"w{i}") for i in range(n_workers)]
+    log = Log()
+    for _ in range(2000):
+        if all(w.done for w in workers):
+            return log
+        for w in workers:
+            if w.done:
+                continue
+            if w.trial is None:
+                take(client, sid, w, [o for o in workers if o is not w], log)
+            else:
+                train_one_epoch(client, sid, w, log)
+    raise AssertionError("the study never finished")
+
+
+def all_trials(client: TestClient, sid: int) -> list[dict[str, Any]]:
+    r = client.get(f"{API}/studies/{sid}/trials", params={"page_size": 1000})
+    assert r.status_code == 200, r.text
+    trials: list[dict[str, Any]] = r.json()["trials"]
+    return trials
+
+
+def test_asha_pauses_promotes_and_finishes_every_trial(client: TestClient) -> None:
+    spec = small_spec(
+        "asha",
+        algorithm="random",
+        seed=5,
+        max_trials=TRIALS,
+        fidelity={"name": "epochs", "min": 1, "max": MAX_EPOCHS},
+        early_stopping={"rule": "asha", "reduction_factor": 3},
+    )
+    r = client.post(f"{API}/studies", json=spec)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    log = run_study(client, sid)
+
+    study = client.get(f"{API}/studies/{sid}").json()
+    assert study["state"] == "completed" and study["completion_reason"] == "max_trials"
+    trials = all_trials(client, sid)
+    assert [t["number"] for t in trials] == list(range(TRIALS))  # none lost, no extra
+    assert {t["state"] for t in trials} <= FINISHED
+    assert log.resumed, "no paused trial was ever promoted"
+    assert any(t["measurements"][-1]["step"] == MAX_EPOCHS for t in trials)
+    # paused trials never promoted were pruned when the study ended, with the reason
+    for number in log.paused_at:
+        trial = trials[number]
+        assert trial["state"] == "pruned"
+        assert trial["reason"] == "paused and not promoted before the study ended"
+    for number, step in log.resumed:  # a resumed trial trained on past its pause
+        assert trials[number]["measurements"][-1]["step"] > step
+        assert trials[number]["resume_from_step"] is not None
+    assert log.epochs < TRIALS * MAX_EPOCHS // 2  # far less than training every trial fully
+
+
+def test_asha_needs_a_fidelity_with_a_positive_min(client: TestClient) -> None:
+    asha = {"rule": "asha"}
+    r = client.post(f"{API}/studies", json=small_spec("a", early_stopping=asha))
+    assert r.status_code == 422 and "fidelity" in r.json()["error"]["message"]
+    zero = {"name": "epochs", "min": 0, "max": 9}
+    r = client.post(f"{API}/studies", json=small_spec("b", early_stopping=asha, fidelity=zero))
+    assert r.status_code == 422 and "fidelity.min" in r.json()["error"]["message"]
+    bad = {"rule": "asha", "reduction_factor": 1}
+    fid = {"name": "epochs", "min": 1, "max": 9}
+    r = client.post(f"{API}/studies", json=small_spec("c", early_stopping=bad, fidelity=fid))
+    assert r.status_code == 422
+    assert "early_stopping.reduction_factor: must be an integer in [2, 100], got 1" in r.text
+
+
+def test_asha_is_refused_for_managed_objectives(client: TestClient) -> None:
+    managed = small_spec(
+        "managed",
+        fidelity={"name": "epochs", "min": 1, "max": 9},
+        early_stopping={"rule": "asha"},
+        objective={
+            "kind": "sklearn",
+            "estimator": "sklearn.tree.DecisionTreeClassifier",
+            "dataset": {"source": "sklearn", "name": "iris"},
+            "cv": {"type": "kfold", "n_splits": 3},
+        },
+        parameters=[{"name": "max_depth", "type": "int", "low": 1, "high": 8}],
+    )
+    r = client.post(f"{API}/studies", json=managed)
+    assert r.status_code == 422, r.text
+    assert "early_stopping.rule" in r.json()["error"]["message"]
+
+
+def test_completing_the_study_by_hand_prunes_its_paused_trials(client: TestClient) -> None:
+    fidelity = {"name": "epochs", "min": 1, "max": 9}
+    spec = small_spec("hand", fidelity=fidelity, early_stopping={"rule": "asha"})
+    sid = client.post(f"{API}/studies", json=spec).json()["id"]
+    (trial,) = post(client, f"/studies/{sid}/trials/suggest", {"count": 1})["trials"]
+    base = f"/studies/{sid}/trials/{trial['number']}"
+    reply = post(client, f"{base}/measurements", {"step": 1, "values": {"accuracy": 0.5}})
+    assert reply == {"should_stop": True, "trial_state": "stopping", "action": None}
+    assert post(client, f"{base}/complete", {"values": {"accuracy": 0.5}})["state"] == "paused"
+    r = client.patch(f"{API}/studies/{sid}", json={"state": "completed"})
+    assert r.status_code == 200 and r.json()["trial_counts"]["pruned"] == 1
+    (pruned,) = all_trials(client, sid)
+    assert pruned["state"] == "pruned" and pruned["values"] == {"accuracy": 0.5}
+    assert pruned["reason"] == "paused and not promoted before the study ended"

@@ -39,6 +39,9 @@ _MODULES: dict[str, str] = {
     "none": "none:NoStopping",
     "median": "median:MedianRule",
     "asha": "asha:ASHARule",
+    "percentile": "percentile:PercentileRule",
+    "threshold": "threshold:ThresholdRule",
+    "patience": "patience:PatienceRule",
 }
 
 #: The rule of a study that gives no ``early_stopping``.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import Field
@@ -59,7 +59,7 @@ class MedianRule(StoppingRule):
     """Stop a trial whose value is worse than the median of its peers at the same step."""
 
     name = "median"
-    options_model = MedianOptions
+    options_model: ClassVar[type[OptionsModel]] = MedianOptions
 
     @classmethod
     def check_options(cls, options: MedianOptions, fidelity: Mapping[str, Any] | None) -> None:
@@ -83,14 +83,19 @@ class MedianRule(StoppingRule):
         finite = [v for v in peer_values if math.isfinite(v)]
         if len(finite) < self.options["min_peers"]:
             return CONTINUE
-        median = float(np.median(finite))
-        if not ctx.metric.better(median, own):
+        cutoff, label = self._cutoff(finite, ctx)
+        if not ctx.metric.better(cutoff, own):
             return CONTINUE
         what = "best value so far" if self.options["use_best_so_far"] else "value"
         return Prune(
-            f"median rule: at step {step} the {what} of {ctx.metric.name} ({own:.6g}) is worse "
-            f"than the median {median:.6g} of {len(finite)} other trials"
+            f"{self.name} rule: at step {step} the {what} of {ctx.metric.name} ({own:.6g}) is "
+            f"worse than {label} {cutoff:.6g} of {len(finite)} other trials"
         )
+
+    def _cutoff(self, values: list[float], ctx: StoppingContext) -> tuple[float, str]:
+        """The value a trial must not be worse than, and its name in the reason."""
+        del ctx
+        return float(np.median(values)), "the median"
 
     def _due(self, step: int) -> bool:
         """Whether the rule decides at ``step`` (past warm-up, on the interval)."""

@@ -5,17 +5,22 @@ round (posting a measurement), stops when the reply says so and completes the
 trial with its last values, and resumes promoted trials from the step they
 paused at. The test checks the pause / promote cycle: resumed trials keep
 their number and parameters, no trial is held by two workers at once, none is
-lost, and every trial ends finished.
+lost, and every trial ends finished. The same holds with four worker threads
+against a live server (``test_asha_with_parallel_workers``).
 """
 
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
+from tests.conftest import LiveServer
 from tests.specs import score, small_spec
 
 API = "/api/v1"
@@ -192,3 +197,113 @@ def test_completing_the_study_by_hand_prunes_its_paused_trials(client: TestClien
     (pruned,) = all_trials(client, sid)
     assert pruned["state"] == "pruned" and pruned["values"] == {"accuracy": 0.5}
     assert pruned["reason"] == "paused and not promoted before the study ended"
+
+
+# ---- real concurrency: four worker threads against a live server -------------------------
+
+
+class Events:
+    """A shared, ordered log of takes and releases of trials by workers."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[tuple[str, str, int, Any]] = []
+        self.errors: list[str] = []
+
+    def add(self, kind: str, worker: str, number: int, data: Any = None) -> None:
+        with self.lock:
+            self.items.append((kind, worker, number, data))
+
+
+def thread_worker(url: str, sid: int, name: str, events: Events) -> None:
+    with httpx.Client(base_url=f"{url}{API}", timeout=60) as http:
+        for _ in range(400):
+            r = http.post(f"/studies/{sid}/trials/suggest", json={"count": 1, "client_id": name})
+            if r.status_code != 200:
+                events.errors.append(f"{name} suggest {r.status_code} {r.text[:200]}")
+                return
+            if not r.json()["trials"]:
+                if r.json()["study_state"] == "completed":
+                    return
+                time.sleep(0.05)  # others are training; a paused trial may be promoted
+                continue
+            (trial,) = r.json()["trials"]
+            events.add("take", name, trial["number"], (trial["params"], trial["resume_from_step"]))
+            if not train(http, sid, name, trial, events):
+                return
+        events.errors.append(f"{name} never saw the study complete")
+
+
+def train(http: httpx.Client, sid: int, name: str, trial: dict[str, Any], events: Events) -> bool:
+    number, epoch = trial["number"], trial["resume_from_step"] or 0
+    base = f"/studies/{sid}/trials/{number}"
+    while True:
+        epoch += 1
+        values = {"accuracy": accuracy(trial["params"], epoch)}
+        r = http.post(f"{base}/measurements", json={"step": epoch, "values": values})
+        if r.status_code != 200:
+            events.errors.append(f"{name} measure {number}: {r.status_code} {r.text[:200]}")
+            return False
+        if r.json()["should_stop"] or epoch >= MAX_EPOCHS:
+            events.add("release", name, number, epoch)  # before the server can hand it on
+            done = http.post(f"{base}/complete", json={"values": values})
+            if done.status_code != 200:
+                events.errors.append(f"{name} complete {number}: {done.text[:200]}")
+                return False
+            return True
+
+
+def check_events(events: Events) -> dict[int, int]:
+    """Holds never overlap; a trial handed out again comes back as itself, from its step.
+    Returns how many times each trial was taken."""
+    holder: dict[int, str] = {}
+    released_at: dict[int, int] = {}
+    first: dict[int, Any] = {}
+    takes: dict[int, int] = {}
+    for kind, worker, number, data in events.items:
+        if kind == "take":
+            assert number not in holder, f"trial {number} held by {holder.get(number)} and {worker}"
+            holder[number] = worker
+            params, resume = data
+            takes[number] = takes.get(number, 0) + 1
+            if number in first:
+                assert params == first[number] and resume == released_at[number]
+            else:
+                assert resume is None
+                first[number] = params
+        else:
+            assert holder.pop(number) == worker
+            released_at[number] = data
+    assert holder == {}
+    return takes
+
+
+def test_asha_with_parallel_workers(live_server: LiveServer) -> None:
+    spec = small_spec(
+        "asha-parallel",
+        algorithm="random",
+        seed=11,
+        max_trials=16,
+        fidelity={"name": "epochs", "min": 1, "max": MAX_EPOCHS},
+        early_stopping={"rule": "asha"},
+    )
+    r = httpx.post(f"{live_server.url}{API}/studies", json=spec, timeout=30)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    events = Events()
+    threads = [
+        threading.Thread(target=thread_worker, args=(live_server.url, sid, f"w{i}", events))
+        for i in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert events.errors == []
+    takes = check_events(events)
+    assert sorted(takes) == list(range(16)) and max(takes.values()) > 1  # some promoted
+    with httpx.Client(base_url=f"{live_server.url}{API}", timeout=30) as http:
+        study = http.get(f"/studies/{sid}").json()
+        trials = http.get(f"/studies/{sid}/trials", params={"page_size": 100}).json()["trials"]
+    assert study["state"] == "completed"
+    assert len(trials) == 16 and {t["state"] for t in trials} <= FINISHED

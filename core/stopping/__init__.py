@@ -39,6 +39,7 @@ _MODULES: dict[str, str] = {
     "none": "none:NoStopping",
     "median": "median:MedianRule",
     "asha": "asha:ASHARule",
+    "hyperband": "hyperband:HyperbandRule",
     "percentile": "percentile:PercentileRule",
     "threshold": "threshold:ThresholdRule",
     "patience": "patience:PatienceRule",

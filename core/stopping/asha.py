@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -69,7 +69,7 @@ class ASHARule(StoppingRule):
     """Pause a trial outside the top 1/eta of its rung; promote paused ones that enter it."""
 
     name = "asha"
-    options_model = ASHAOptions
+    options_model: ClassVar[type[OptionsModel]] = ASHAOptions
     requires_fidelity = True
     promotes = True
 
@@ -101,19 +101,22 @@ class ASHARule(StoppingRule):
             return CONTINUE
         step = series[-1][0]
         before = series[-2][0] if len(series) > 1 else -math.inf
-        crossed = [r for r in self.rungs() if before < r <= step]
+        rungs = self.rungs()[self._first_rung(ctx.trial) :]
+        crossed = [r for r in rungs if before < r <= step]
         if not crossed:
             return CONTINUE
         rung = crossed[-1]
-        ranked = self._ranked(rung, [*ctx.others, ctx.trial], ctx.metric)
+        group = self._group(ctx.trial)
+        peers = [t for t in ctx.others if self._group(t) == group]
+        ranked = self._ranked(rung, [*peers, ctx.trial], ctx.metric)
         top = len(ranked) // self.eta
         position = next(i for i, (_, t) in enumerate(ranked) if t.number == ctx.trial.number)
         if position < top:
             return CONTINUE
         own = ranked[position][0]
         return Pause(
-            f"asha: at rung {rung:g} {ctx.metric.name} {own:.6g} ranks {position + 1} of "
-            f"{len(ranked)}; the top {top} go on (paused, may be promoted)"
+            f"{self._label(ctx.trial)}: at rung {rung:g} {ctx.metric.name} {own:.6g} ranks "
+            f"{position + 1} of {len(ranked)}; the top {top} go on (paused, may be promoted)"
         )
 
     def promotions(
@@ -126,12 +129,16 @@ class ASHARule(StoppingRule):
         even outside the top, so every study trains at least one trial fully.
         """
         rungs = self.rungs()
+        groups: dict[int, list[Trial]] = {}
+        for trial in trials:
+            groups.setdefault(self._group(trial), []).append(trial)
         out: list[ResumeTrial] = []
-        for rung in reversed(rungs):
-            ranked = self._ranked(rung, trials, metric)
-            for value, trial in ranked[: len(ranked) // self.eta]:
-                if self._paused_at(trial, metric, rungs) == rung:
-                    out.append(self._resume(trial, metric, rung, value, "promoted"))
+        for index in reversed(range(len(rungs))):
+            for _, members in sorted(groups.items()):
+                ranked = self._ranked(rungs[index], members, metric)
+                for value, trial in ranked[: len(ranked) // self.eta]:
+                    if self._paused_at(trial, metric, rungs) == rungs[index]:
+                        out.append(self._resume(trial, metric, rungs[index], value, "promoted"))
         if out or not final or self._someone_finished(trials, metric):
             return tuple(out)
         for rung in reversed(rungs):
@@ -139,6 +146,21 @@ class ASHARule(StoppingRule):
                 if self._paused_at(trial, metric, rungs) == rung:
                     return (self._resume(trial, metric, rung, value, "best paused, promoted"),)
         return ()
+
+    def _group(self, trial: Trial) -> int:
+        """Trials are ranked among their group: one group for ASHA."""
+        del trial
+        return 0
+
+    def _first_rung(self, trial: Trial) -> int:
+        """The index of the first rung where ``trial`` is decided: 0 for ASHA."""
+        del trial
+        return 0
+
+    def _label(self, trial: Trial) -> str:
+        """How a reason names the rule (and, for Hyperband, the trial's bracket)."""
+        del trial
+        return self.name
 
     @staticmethod
     def _paused_at(trial: Trial, metric: Metric, rungs: list[float]) -> float | None:
@@ -156,11 +178,14 @@ class ASHARule(StoppingRule):
             series[-1][0] >= top for t in trials if (series := metric_series(t, metric.name))
         )
 
-    @staticmethod
-    def _resume(trial: Trial, metric: Metric, rung: float, value: float, how: str) -> ResumeTrial:
+    def _resume(
+        self, trial: Trial, metric: Metric, rung: float, value: float, how: str
+    ) -> ResumeTrial:
         newest = metric_series(trial, metric.name)[-1][0]
         return ResumeTrial(
-            trial.number, newest, f"asha: {how} from rung {rung:g} ({metric.name} {value:.6g})"
+            trial.number,
+            newest,
+            f"{self._label(trial)}: {how} from rung {rung:g} ({metric.name} {value:.6g})",
         )
 
     def _ranked(

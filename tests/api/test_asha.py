@@ -5,7 +5,8 @@ round (posting a measurement), stops when the reply says so and completes the
 trial with its last values, and resumes promoted trials from the step they
 paused at. The test checks the pause / promote cycle: resumed trials keep
 their number and parameters, no trial is held by two workers at once, none is
-lost, and every trial ends finished. The same holds with four worker threads
+lost, and every trial ends finished; the same for ``hyperband``, which runs
+ASHA in brackets. The same holds with four worker threads
 against a live server (``test_asha_with_parallel_workers``).
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import LiveServer
@@ -119,14 +121,17 @@ def all_trials(client: TestClient, sid: int) -> list[dict[str, Any]]:
     return trials
 
 
-def test_asha_pauses_promotes_and_finishes_every_trial(client: TestClient) -> None:
+@pytest.mark.parametrize(("rule", "n_trials"), [("asha", TRIALS), ("hyperband", 20)])
+def test_asha_pauses_promotes_and_finishes_every_trial(
+    client: TestClient, rule: str, n_trials: int
+) -> None:
     spec = small_spec(
-        "asha",
+        rule,
         algorithm="random",
         seed=5,
-        max_trials=TRIALS,
+        max_trials=n_trials,
         fidelity={"name": "epochs", "min": 1, "max": MAX_EPOCHS},
-        early_stopping={"rule": "asha", "reduction_factor": 3},
+        early_stopping={"rule": rule, "reduction_factor": 3},
     )
     r = client.post(f"{API}/studies", json=spec)
     assert r.status_code == 201, r.text
@@ -136,7 +141,7 @@ def test_asha_pauses_promotes_and_finishes_every_trial(client: TestClient) -> No
     study = client.get(f"{API}/studies/{sid}").json()
     assert study["state"] == "completed" and study["completion_reason"] == "max_trials"
     trials = all_trials(client, sid)
-    assert [t["number"] for t in trials] == list(range(TRIALS))  # none lost, no extra
+    assert [t["number"] for t in trials] == list(range(n_trials))  # none lost, no extra
     assert {t["state"] for t in trials} <= FINISHED
     assert log.resumed, "no paused trial was ever promoted"
     assert any(t["measurements"][-1]["step"] == MAX_EPOCHS for t in trials)
@@ -148,7 +153,7 @@ def test_asha_pauses_promotes_and_finishes_every_trial(client: TestClient) -> No
     for number, step in log.resumed:  # a resumed trial trained on past its pause
         assert trials[number]["measurements"][-1]["step"] > step
         assert trials[number]["resume_from_step"] is not None
-    assert log.epochs < TRIALS * MAX_EPOCHS // 2  # far less than training every trial fully
+    assert log.epochs < n_trials * MAX_EPOCHS // 2  # far less than training every one fully
 
 
 def test_asha_needs_a_fidelity_with_a_positive_min(client: TestClient) -> None:

@@ -104,6 +104,7 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
     options = validate_algorithm(algorithm, data.get("algorithm_options") or {}, space)
     early_stopping = validate_early_stopping(data.get("early_stopping"), fidelity)
     _check_rule_fits_objective(early_stopping, objective)
+    _check_rule_metric(early_stopping, metrics)
     return StudySpec(
         name=name,
         description=_optional_str(data.get("description"), "description"),
@@ -133,6 +134,17 @@ def _check_rule_fits_objective(
             f"rule {rule!r} pauses trials and resumes them from a step, which the managed "
             "objectives cannot do yet; use it with your own workers (objective null)",
             field="early_stopping.rule",
+        )
+
+
+def _check_rule_metric(early_stopping: Mapping[str, Any], metrics: tuple[Metric, ...]) -> None:
+    """The rule's ``metric`` option, when given, names one of the study's objectives."""
+    name = early_stopping.get("metric")
+    objectives = [m.name for m in metrics if m.role == MetricRole.OBJECTIVE]
+    if name is not None and name not in objectives:
+        raise InvalidSpec(
+            f"must name an objective of the study (objectives: {objectives}), got {name!r}",
+            field="early_stopping.metric",
         )
 
 

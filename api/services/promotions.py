@@ -43,4 +43,4 @@ def promotable(session: Session, study: StudyRow, spec: StudySpec) -> list[Resum
     spent = spec.max_trials is not None and used >= spec.max_trials
     final = not busy and (spent or bool(study.search_exhausted))
     trials = rule_trials(session, study.id)
-    return list(rule.promotions(trials, spec.objectives[0], final=final))
+    return list(rule.promotions(trials, rule.watched(spec.objectives), final=final))

@@ -201,14 +201,12 @@ def add_measurement(
 
 
 def _consult_rule(ctx: _Locked) -> MeasureReply:
-    objectives = ctx.spec.objectives
     rule = study_rule(ctx.spec)
+    metric = rule.watched(ctx.spec.objectives)
     trial = _trial_out(ctx.session, ctx.trial)
-    peers = SqlPeerView(ctx.session, ctx.study.id, objectives[0], ctx.trial.id)
+    peers = SqlPeerView(ctx.session, ctx.study.id, metric, ctx.trial.id)
     others = tuple(rule_trials(ctx.session, ctx.study.id, trial.number)) if rule.promotes else ()
-    decision = rule.decide(
-        StoppingContext(trial=trial, metric=objectives[0], peers=peers, others=others)
-    )
+    decision = rule.decide(StoppingContext(trial=trial, metric=metric, peers=peers, others=others))
     apply_decision(Scope(ctx.session, ctx.study, ctx.spec, ctx.now), decision, ctx.trial)
     action = decision.to_wire() if isinstance(decision, WorkerAction) else None
     return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), action)

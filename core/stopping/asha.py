@@ -35,10 +35,10 @@ from ..decisions import CONTINUE, Pause, ResumeTrial, TrialDecision
 from ..errors import InvalidSpec
 from ..options import OptionsModel
 from ..trials import Goal, Metric, Trial, TrialState
-from .base import StoppingContext, StoppingRule, metric_series
+from .base import RuleOptions, StoppingContext, StoppingRule, metric_series
 
 
-class ASHAOptions(OptionsModel):
+class ASHAOptions(RuleOptions):
     """Options of the ``asha`` rule."""
 
     reduction_factor: int = Field(

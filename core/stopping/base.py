@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from pydantic import Field
+
 from ..decisions import ResumeTrial, TrialDecision
 from ..errors import InvalidSpec
 from ..options import NoOptions, OptionsModel, parse_options
@@ -58,7 +60,7 @@ class StoppingContext:
 
     #: The trial being decided; its measurements include the newest one.
     trial: Trial
-    #: The metric the rule watches: the study's first objective.
+    #: The metric the rule watches: its ``metric`` option, or the study's first objective.
     metric: Metric
     peers: PeerView
     #: The study's other trials with their measurements (failed ones left out);
@@ -125,6 +127,14 @@ class TrialsPeerView:
         return self._completed
 
 
+class RuleOptions(OptionsModel):
+    """Options every rule that watches a metric takes."""
+
+    metric: str | None = Field(
+        None, description="The objective the rule watches (null: the study's first objective)."
+    )
+
+
 class StoppingRule(ABC):
     """Base class of early-stopping rules; construct with validated options."""
 
@@ -149,6 +159,11 @@ class StoppingRule(ABC):
         """Every option with its default value."""
         return cls.options_model().model_dump()
 
+    def watched(self, objectives: Sequence[Metric]) -> Metric:
+        """The objective the rule watches: the one its ``metric`` option names, else the first."""
+        name = self.options.get("metric")
+        return next((m for m in objectives if m.name == name), objectives[0])
+
     @classmethod
     def validate_options(
         cls, options: Mapping[str, Any], fidelity: Mapping[str, Any] | None
@@ -171,7 +186,7 @@ class StoppingRule(ABC):
                 field="fidelity",
             )
         cls.check_options(parsed, fidelity)
-        return parsed.model_dump()
+        return parsed.model_dump(exclude_none=True)
 
     @classmethod
     def check_options(cls, options: Any, fidelity: Mapping[str, Any] | None) -> None:

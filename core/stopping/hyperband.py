@@ -23,12 +23,12 @@ from functools import lru_cache
 
 from pydantic import Field
 
-from ..options import OptionsModel
 from ..trials import Trial
 from .asha import ASHARule
+from .base import RuleOptions
 
 
-class HyperbandOptions(OptionsModel):
+class HyperbandOptions(RuleOptions):
     """Options of the ``hyperband`` rule."""
 
     reduction_factor: int = Field(

@@ -29,6 +29,7 @@ from ..errors import InvalidSpec
 from ..options import OptionsModel
 from ..trials import Measurement
 from .base import (
+    RuleOptions,
     StoppingContext,
     StoppingRule,
     best_of,
@@ -37,7 +38,7 @@ from .base import (
 )
 
 
-class MedianOptions(OptionsModel):
+class MedianOptions(RuleOptions):
     """Options of the ``median`` rule (see the module docstring)."""
 
     n_startup_trials: int = Field(

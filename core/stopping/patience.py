@@ -15,12 +15,11 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..decisions import CONTINUE, Prune, TrialDecision
-from ..options import OptionsModel
 from ..trials import Goal
-from .base import StoppingContext, StoppingRule, best_of, metric_series
+from .base import RuleOptions, StoppingContext, StoppingRule, best_of, metric_series
 
 
-class PatienceOptions(OptionsModel):
+class PatienceOptions(RuleOptions):
     """Options of the ``patience`` rule."""
 
     patience: int = Field(3, ge=1, description="Measurements without improvement before stopping.")

@@ -23,11 +23,10 @@ from pydantic import Field
 
 from ..decisions import CONTINUE, Prune, TrialDecision
 from ..errors import InvalidSpec
-from ..options import OptionsModel
-from .base import StoppingContext, StoppingRule, metric_series
+from .base import RuleOptions, StoppingContext, StoppingRule, metric_series
 
 
-class ThresholdOptions(OptionsModel):
+class ThresholdOptions(RuleOptions):
     """Options of the ``threshold`` rule."""
 
     lower: float | None = Field(None, description="Stop when the value falls below this.")

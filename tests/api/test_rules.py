@@ -60,3 +60,24 @@ def test_rule_prunes_through_the_api(
     trial = run_trial(client, sid, curve)
     assert trial["state"] == "pruned" and reason in trial["reason"]
     assert trial["measurements"][-1]["step"] < len(curve) - 1  # stopped before the end
+
+
+def test_a_rule_watches_the_named_objective(client: TestClient) -> None:
+    metrics = [{"name": "accuracy"}, {"name": "loss", "goal": "minimize"}]
+    rule = {"rule": "threshold", "upper": 1.0, "metric": "loss"}
+    r = client.post(
+        f"{API}/studies", json=small_spec("watch", metrics=metrics, early_stopping=rule)
+    )
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    (trial,) = client.post(f"{API}/studies/{sid}/trials/suggest", json={}).json()["trials"]
+    base = f"{API}/studies/{sid}/trials/{trial['number']}"
+    calm = {"accuracy": 0.1, "loss": 0.5}  # a poor accuracy does not matter to this rule
+    assert not client.post(f"{base}/measurements", json={"step": 0, "values": calm}).json()[
+        "should_stop"
+    ]
+    blown = {"accuracy": 0.9, "loss": 7.0}
+    reply = client.post(f"{base}/measurements", json={"step": 1, "values": blown}).json()
+    assert reply["should_stop"] is True
+    done = client.post(f"{base}/complete", json={"values": blown}).json()
+    assert done["state"] == "pruned" and "loss 7 is above 1" in done["reason"]

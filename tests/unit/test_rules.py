@@ -1,4 +1,4 @@
-"""The percentile, threshold and patience rules."""
+"""The percentile, threshold and patience rules, and the ``metric`` option of every rule."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tuneforge.core.stopping import (
     create_rule,
     validate_early_stopping,
 )
+from tuneforge.core.study import parse_study_spec
 from tuneforge.core.trials import Goal, Measurement, Metric, Trial, TrialState
 
 ACC = Metric("acc", Goal.MAXIMIZE)
@@ -140,3 +141,37 @@ def test_patience_options(options: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidSpec) as info:
         validate_early_stopping({"rule": "patience", **options}, None)
     assert info.value.field == field
+
+
+# ---- the watched metric -------------------------------------------------------------------
+def test_a_rule_watches_the_objective_its_metric_option_names() -> None:
+    objectives = (ACC, LOSS)
+    assert create_rule({"rule": "median"}).watched(objectives) == ACC  # the first by default
+    assert create_rule({"rule": "patience", "metric": "loss"}).watched(objectives) == LOSS
+    # only given options are stored: specs of studies made before the option stay the same
+    assert "metric" not in validate_early_stopping({"rule": "median"}, None)
+    assert validate_early_stopping({"rule": "median", "metric": "loss"}, None)["metric"] == "loss"
+
+
+@pytest.mark.parametrize(
+    ("metric", "message"),
+    [
+        ("speed", "must name an objective of the study (objectives: ['acc', 'loss'])"),
+        ("mem", "must name an objective of the study"),  # tracked, not an objective
+        (3, "must be null or a string, got 3"),
+    ],
+)
+def test_the_metric_option_must_name_an_objective(metric: Any, message: str) -> None:
+    spec = {
+        "name": "s",
+        "parameters": [{"name": "x", "type": "float", "low": 0, "high": 1}],
+        "metrics": [
+            {"name": "acc"},
+            {"name": "loss", "goal": "minimize"},
+            {"name": "mem", "role": "tracked"},
+        ],
+        "early_stopping": {"rule": "median", "metric": metric},
+    }
+    with pytest.raises(InvalidSpec) as info:
+        parse_study_spec(spec)
+    assert info.value.field == "early_stopping.metric" and message in info.value.message

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types as at
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -59,7 +59,7 @@ def describe_field(info: FieldInfo) -> str:
     """The rule a field's value must follow, in words: ``must be an integer in [1, 10]``."""
     kinds = [t for t in _members(info.annotation) if t is not type(None)]
     nullable = len(kinds) < len(_members(info.annotation))
-    kind = " or ".join(_KIND_WORDS.get(t, getattr(t, "__name__", str(t))) for t in kinds)
+    kind = " or ".join(_kind_words(t) for t in kinds)
     text = f"{kind}{_bounds(info)}"
     return f"must be null or {text}" if nullable else f"must be {text}"
 
@@ -70,6 +70,12 @@ _KIND_WORDS: dict[Any, str] = {
     float: "a finite number",
     str: "a string",
 }
+
+
+def _kind_words(kind: Any) -> str:
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(repr(v) for v in get_args(kind))
+    return _KIND_WORDS.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def _members(annotation: Any) -> tuple[Any, ...]:

@@ -43,6 +43,7 @@ _MODULES: dict[str, str] = {
     "percentile": "percentile:PercentileRule",
     "threshold": "threshold:ThresholdRule",
     "patience": "patience:PatienceRule",
+    "wilcoxon": "wilcoxon:WilcoxonRule",
 }
 
 #: The rule of a study that gives no ``early_stopping``.

@@ -64,7 +64,8 @@ class StoppingContext:
     metric: Metric
     peers: PeerView
     #: The study's other trials with their measurements (failed ones left out);
-    #: filled only for rules whose :attr:`StoppingRule.promotes` is true.
+    #: filled only for rules whose :attr:`StoppingRule.promotes` or
+    #: :attr:`StoppingRule.sees_trials` is true.
     others: tuple[Trial, ...] = ()
 
 
@@ -147,6 +148,9 @@ class StoppingRule(ABC):
     #: trial with its measurements, in :attr:`StoppingContext.others` and in
     #: :meth:`promotions`).
     promotes: ClassVar[bool] = False
+    #: Whether the rule needs the other trials with their measurements in
+    #: :attr:`StoppingContext.others` (rules that promote always get them).
+    sees_trials: ClassVar[bool] = False
 
     def __init__(
         self, options: Mapping[str, Any] | None = None, fidelity: Mapping[str, Any] | None = None

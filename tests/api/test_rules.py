@@ -81,3 +81,31 @@ def test_a_rule_watches_the_named_objective(client: TestClient) -> None:
     assert reply["should_stop"] is True
     done = client.post(f"{base}/complete", json={"values": blown}).json()
     assert done["state"] == "pruned" and "loss 7 is above 1" in done["reason"]
+
+
+def test_wilcoxon_stops_a_trial_worse_on_every_fold(client: TestClient) -> None:
+    rule = {"rule": "wilcoxon", "alpha": 0.1}
+    sid = client.post(f"{API}/studies", json=small_spec("folds", early_stopping=rule)).json()["id"]
+
+    def folds(scores: list[float]) -> dict[str, Any]:
+        """Report the running mean after each fold, as tuneforge's CV workers do."""
+        (trial,) = client.post(f"{API}/studies/{sid}/trials/suggest", json={}).json()["trials"]
+        base = f"{API}/studies/{sid}/trials/{trial['number']}"
+        mean = 0.0
+        for k, score in enumerate(scores, start=1):
+            mean = (mean * (k - 1) + score) / k
+            reply = client.post(
+                f"{base}/measurements", json={"step": k, "values": {"accuracy": mean}}
+            )
+            if reply.json()["should_stop"]:
+                break
+        out: dict[str, Any] = client.post(
+            f"{base}/complete", json={"values": {"accuracy": mean}}
+        ).json()
+        return out
+
+    best = [0.90, 0.88, 0.92, 0.91, 0.89]
+    assert folds(best)["state"] == "completed"
+    worse = folds([s - 0.04 for s in best])
+    assert worse["state"] == "pruned" and "wilcoxon rule: on 4 folds" in worse["reason"]
+    assert folds([0.91, 0.87, 0.93, 0.90, 0.90])["state"] == "completed"  # not worse

@@ -205,7 +205,7 @@ def _consult_rule(ctx: _Locked) -> MeasureReply:
     metric = rule.watched(ctx.spec.objectives)
     trial = _trial_out(ctx.session, ctx.trial)
     peers = SqlPeerView(ctx.session, ctx.study.id, metric, ctx.trial.id)
-    needs = rule.promotes or rule.sees_trials
+    needs = rule.needs_others(trial, metric)
     others = tuple(rule_trials(ctx.session, ctx.study.id, trial.number)) if needs else ()
     decision = rule.decide(StoppingContext(trial=trial, metric=metric, peers=peers, others=others))
     apply_decision(Scope(ctx.session, ctx.study, ctx.spec, ctx.now), decision, ctx.trial)

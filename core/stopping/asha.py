@@ -94,18 +94,26 @@ class ASHARule(StoppingRule):
             raise ValueError("the asha rule needs the study's fidelity")
         return rungs_of(self.fidelity, self.eta)
 
-    def decide(self, ctx: StoppingContext) -> TrialDecision:
-        """Continue inside the rung's top 1/eta, pause outside it, when a rung is crossed."""
-        series = metric_series(ctx.trial, ctx.metric.name)
+    def needs_others(self, trial: Trial, metric: Metric) -> bool:
+        """Only a measurement that crosses one of the trial's rungs is ranked."""
+        return self._crossed(trial, metric) is not None
+
+    def _crossed(self, trial: Trial, metric: Metric) -> float | None:
+        """The highest of the trial's rungs its newest measurement crossed, if any."""
+        series = metric_series(trial, metric.name)
         if not series:
-            return CONTINUE
+            return None
         step = series[-1][0]
         before = series[-2][0] if len(series) > 1 else -math.inf
-        rungs = self.rungs()[self._first_rung(ctx.trial) :]
+        rungs = self.rungs()[self._first_rung(trial) :]
         crossed = [r for r in rungs if before < r <= step]
-        if not crossed:
+        return crossed[-1] if crossed else None
+
+    def decide(self, ctx: StoppingContext) -> TrialDecision:
+        """Continue inside the rung's top 1/eta, pause outside it, when a rung is crossed."""
+        rung = self._crossed(ctx.trial, ctx.metric)
+        if rung is None:
             return CONTINUE
-        rung = crossed[-1]
         group = self._group(ctx.trial)
         peers = [t for t in ctx.others if self._group(t) == group]
         ranked = self._ranked(rung, [*peers, ctx.trial], ctx.metric)

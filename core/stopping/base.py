@@ -163,6 +163,12 @@ class StoppingRule(ABC):
         """Every option with its default value."""
         return cls.options_model().model_dump()
 
+    def needs_others(self, trial: Trial, metric: Metric) -> bool:
+        """Whether deciding on ``trial``'s newest measurement needs the other trials
+        (:attr:`StoppingContext.others`); the service loads them only then."""
+        del trial, metric
+        return self.promotes or self.sees_trials
+
     def watched(self, objectives: Sequence[Metric]) -> Metric:
         """The objective the rule watches: the one its ``metric`` option names, else the first."""
         name = self.options.get("metric")

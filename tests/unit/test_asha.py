@@ -160,3 +160,12 @@ def test_at_the_end_the_best_paused_trial_of_the_highest_rung_trains_fully() -> 
     assert (last.number, last.from_step) == (2, 3)
     finished = [*trials, trial(4, {1: 0.95, 27: 0.99}, DONE)]  # someone trained fully
     assert rule().promotions(finished, ACC, final=True) == ()
+
+
+def test_the_other_trials_are_needed_only_at_a_rung() -> None:
+    asha = rule()
+    assert asha.needs_others(trial(0, {1: 0.5}), ACC)  # crossed rung 1
+    assert not asha.needs_others(trial(0, {1: 0.5, 2: 0.6}), ACC)  # between rungs
+    assert asha.needs_others(trial(0, {1: 0.5, 2: 0.6, 3: 0.7}), ACC)
+    assert not create_rule({"rule": "median"}).needs_others(trial(0, {1: 0.5}), ACC)
+    assert create_rule({"rule": "wilcoxon"}).needs_others(trial(0, {1: 0.5}), ACC)

@@ -138,9 +138,18 @@ def _check_rule_fits_objective(
 
 
 def _check_rule_metric(early_stopping: Mapping[str, Any], metrics: tuple[Metric, ...]) -> None:
-    """The rule's ``metric`` option, when given, names one of the study's objectives."""
+    """The rule's ``metric`` option, when given, names one of the study's objectives; a rule
+    that feeds the algorithm one objective (BOHB) needs a study with just that."""
     name = early_stopping.get("metric")
     objectives = [m.name for m in metrics if m.role == MetricRole.OBJECTIVE]
+    rule = early_stopping["rule"]
+    single = len(objectives) == 1 and not any(m.role == MetricRole.CONSTRAINT for m in metrics)
+    if get_rule(rule).feeds_algorithm and not single:
+        raise InvalidSpec(
+            f"rule {rule!r} fits the algorithm on one objective per budget: the study needs "
+            "exactly one objective and no outcome constraints",
+            field="early_stopping.rule",
+        )
     if name is not None and name not in objectives:
         raise InvalidSpec(
             f"must name an objective of the study (objectives: {objectives}), got {name!r}",

@@ -1,4 +1,5 @@
-"""Which paused trials the study's early-stopping rule promotes now (ASHA and kin)."""
+"""The early-stopping rule's say in suggest: which paused trials it promotes now (ASHA and
+kin), and what the algorithm learns from when the rule feeds it (BOHB)."""
 
 from __future__ import annotations
 
@@ -44,3 +45,21 @@ def promotable(session: Session, study: StudyRow, spec: StudySpec) -> list[Resum
     final = not busy and (spent or bool(study.search_exhausted))
     trials = rule_trials(session, study.id)
     return list(rule.promotions(trials, rule.watched(spec.objectives), final=final))
+
+
+def model_view(
+    session: Session, study: StudyRow, spec: StudySpec
+) -> tuple[tuple[Trial, ...], tuple[Trial, ...]] | None:
+    """For a rule that feeds the algorithm (BOHB): the finished trials it should learn from
+    and the trials whose points it should avoid; ``None`` for every other rule."""
+    rule = study_rule(spec)
+    if not rule.feeds_algorithm:
+        return None
+    session.flush()
+    trials = rule_trials(session, study.id)
+    got = rule.model_history(trials, rule.watched(spec.objectives), len(spec.space))
+    if got is None:
+        return None
+    shown = got[1]
+    numbers = {t.number for t in shown}
+    return shown, tuple(t for t in trials if t.number not in numbers)

@@ -41,7 +41,7 @@ from .lifecycle import (
     refresh_study_state,
 )
 from .managed import claim_dispatch
-from .promotions import promotable
+from .promotions import model_view, promotable
 
 MAX_SUGGEST_COUNT = 1000
 _histories: WeakKeyDictionary[Engine, HistoryCache] = WeakKeyDictionary()
@@ -165,14 +165,22 @@ def _ask_algorithm(
 ) -> Sequence[SuggestDecision]:
     """Run the study's algorithm on its history and in-flight trials; save its state.
 
+    Under a rule that feeds the algorithm (``bohb``) the history is the rule's view.
+
     New parameter sets are checked against the space before they become trials.
     """
     session.flush()
+    view = model_view(session, study, spec)
+    if view is None:
+        completed = history_of(session).finished(session, study.id)
+        in_flight = tuple(load_trials(session, study.id, IN_FLIGHT_STATES))
+    else:  # BOHB: the trials at the largest well-observed budget
+        completed, in_flight = view
     request = SuggestRequest(
         space=spec.space,
         metrics=spec.metrics,
-        completed=history_of(session).finished(session, study.id),
-        in_flight=tuple(load_trials(session, study.id, IN_FLIGHT_STATES)),
+        completed=completed,
+        in_flight=in_flight,
         count=count,
         seed=spec.seed,
         state=study.algorithm_state,

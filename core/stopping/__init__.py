@@ -40,6 +40,7 @@ _MODULES: dict[str, str] = {
     "median": "median:MedianRule",
     "asha": "asha:ASHARule",
     "hyperband": "hyperband:HyperbandRule",
+    "bohb": "bohb:BOHBRule",
     "percentile": "percentile:PercentileRule",
     "threshold": "threshold:ThresholdRule",
     "patience": "patience:PatienceRule",

@@ -151,6 +151,9 @@ class StoppingRule(ABC):
     #: Whether the rule needs the other trials with their measurements in
     #: :attr:`StoppingContext.others` (rules that promote always get them).
     sees_trials: ClassVar[bool] = False
+    #: Whether the rule decides what the study's algorithm learns from (BOHB), through
+    #: :meth:`model_history`.
+    feeds_algorithm: ClassVar[bool] = False
 
     def __init__(
         self, options: Mapping[str, Any] | None = None, fidelity: Mapping[str, Any] | None = None
@@ -168,6 +171,15 @@ class StoppingRule(ABC):
         (:attr:`StoppingContext.others`); the service loads them only then."""
         del trial, metric
         return self.promotes or self.sees_trials
+
+    def model_history(
+        self, trials: Sequence[Trial], metric: Metric, n_params: int
+    ) -> tuple[float, tuple[Trial, ...]] | None:
+        """For a rule that feeds the algorithm: the budget and the trials, finished with
+        their value there, that the algorithm learns from; ``None`` (the default): the
+        study's finished trials as they are."""
+        del trials, metric, n_params
+        return None
 
     def watched(self, objectives: Sequence[Metric]) -> Metric:
         """The objective the rule watches: the one its ``metric`` option names, else the first."""

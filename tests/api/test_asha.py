@@ -24,6 +24,8 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import LiveServer
 from tests.specs import score, small_spec
+from tuneforge.api.db.engine import Database
+from tuneforge.api.db.repository import get_study_row
 
 API = "/api/v1"
 MAX_EPOCHS = 27
@@ -312,3 +314,42 @@ def test_asha_with_parallel_workers(live_server: LiveServer) -> None:
         trials = http.get(f"/studies/{sid}/trials", params={"page_size": 100}).json()["trials"]
     assert study["state"] == "completed"
     assert len(trials) == 16 and {t["state"] for t in trials} <= FINISHED
+
+
+def algorithm_state_after(client: TestClient, db_url: str, rule: str) -> dict[str, Any]:
+    """Run a 20-trial TPE study under ``rule``; TPE's saved state at the end."""
+    spec = small_spec(
+        rule,
+        algorithm="tpe",
+        algorithm_options={"n_startup_trials": 4},
+        seed=5,
+        max_trials=20,
+        fidelity={"name": "epochs", "min": 1, "max": MAX_EPOCHS},
+        early_stopping={"rule": rule},
+    )
+    r = client.post(f"{API}/studies", json=spec)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    log = run_study(client, sid)
+    trials = all_trials(client, sid)
+    assert [t["number"] for t in trials] == list(range(20))
+    assert {t["state"] for t in trials} <= FINISHED and log.resumed
+    assert client.get(f"{API}/studies/{sid}").json()["state"] == "completed"
+    db = Database(db_url)
+    try:
+        with db.read() as session:
+            state = get_study_row(session, sid).algorithm_state
+    finally:
+        db.dispose()
+    assert state is not None
+    return state
+
+
+def test_bohb_feeds_the_model_budget_level_results(client: TestClient, db_url: str) -> None:
+    # Under Hyperband, TPE learns from finished trials only: too few before the end, so
+    # all 20 points come from its Sobol start-up. Under BOHB it learns from the trials'
+    # values at the largest budget with enough of them and its model takes over.
+    hyperband = algorithm_state_after(client, db_url, "hyperband")
+    assert hyperband["draws"] == 0 and hyperband["sobol_index"] == 20
+    bohb = algorithm_state_after(client, db_url, "bohb")
+    assert bohb["draws"] > 0 and bohb["sobol_index"] < 20

@@ -16,7 +16,7 @@ from .algorithms import validate_algorithm
 from .errors import InvalidSpec
 from .objective import check_estimator_params, parse_objective
 from .space import SearchSpace
-from .stopping import validate_early_stopping
+from .stopping import get_rule, validate_early_stopping
 from .trials import Goal, Metric, MetricRole, StudyState, Trial
 
 MAX_NAME_LENGTH = 200
@@ -102,6 +102,9 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
     check_estimator_params(objective, space.names)
     algorithm = data.get("algorithm", "auto")
     options = validate_algorithm(algorithm, data.get("algorithm_options") or {}, space)
+    early_stopping = validate_early_stopping(data.get("early_stopping"), fidelity)
+    _check_rule_fits_objective(early_stopping, objective)
+    _check_rule_metric(early_stopping, metrics)
     return StudySpec(
         name=name,
         description=_optional_str(data.get("description"), "description"),
@@ -109,7 +112,7 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
         metrics=metrics,
         algorithm=algorithm,
         algorithm_options=options,
-        early_stopping=validate_early_stopping(data.get("early_stopping"), fidelity),
+        early_stopping=early_stopping,
         fidelity=fidelity,
         max_trials=budget(data.get("max_trials"), "max_trials", minimum=1),
         max_active_trials=budget(data.get("max_active_trials"), "max_active_trials", minimum=1),
@@ -119,6 +122,39 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
         objective=objective,
         metadata=_parse_metadata(data.get("metadata")),
     )
+
+
+def _check_rule_fits_objective(
+    early_stopping: Mapping[str, Any], objective: Mapping[str, Any] | None
+) -> None:
+    """A rule that pauses and resumes trials needs workers that can resume one."""
+    rule = early_stopping["rule"]
+    if objective is not None and get_rule(rule).promotes:
+        raise InvalidSpec(
+            f"rule {rule!r} pauses trials and resumes them from a step, which the managed "
+            "objectives cannot do yet; use it with your own workers (objective null)",
+            field="early_stopping.rule",
+        )
+
+
+def _check_rule_metric(early_stopping: Mapping[str, Any], metrics: tuple[Metric, ...]) -> None:
+    """The rule's ``metric`` option, when given, names one of the study's objectives; a rule
+    that feeds the algorithm one objective (BOHB) needs a study with just that."""
+    name = early_stopping.get("metric")
+    objectives = [m.name for m in metrics if m.role == MetricRole.OBJECTIVE]
+    rule = early_stopping["rule"]
+    single = len(objectives) == 1 and not any(m.role == MetricRole.CONSTRAINT for m in metrics)
+    if get_rule(rule).feeds_algorithm and not single:
+        raise InvalidSpec(
+            f"rule {rule!r} fits the algorithm on one objective per budget: the study needs "
+            "exactly one objective and no outcome constraints",
+            field="early_stopping.rule",
+        )
+    if name is not None and name not in objectives:
+        raise InvalidSpec(
+            f"must name an objective of the study (objectives: {objectives}), got {name!r}",
+            field="early_stopping.metric",
+        )
 
 
 def parse_metrics(raw: Any) -> tuple[Metric, ...]:

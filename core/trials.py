@@ -1,7 +1,9 @@
-"""Frozen value objects of studies and trials, and the trial state machine.
+"""Frozen value objects of studies and trials, and the two state machines.
 
-The state machine of API.md lives in :func:`check_transition` and nowhere
-else: every change of a trial's state in the service goes through it.
+The trial state machine lives in :func:`check_transition`, the study state
+machine in :func:`check_study_transition`, and nowhere else: every change of a
+trial's or a study's state in the service goes through them (the service's
+lifecycle module is their only caller that writes).
 """
 
 from __future__ import annotations
@@ -90,6 +92,29 @@ class StudyState(StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     COMPLETED = "completed"
+
+
+_STUDY_TRANSITIONS: dict[StudyState, frozenset[StudyState]] = {
+    # paused by the user, or completed: budget spent, search exhausted, by the user
+    StudyState.ACTIVE: frozenset({StudyState.PAUSED, StudyState.COMPLETED}),
+    StudyState.PAUSED: frozenset({StudyState.ACTIVE, StudyState.COMPLETED}),
+    # reopened by the user, or because a raised budget left room again
+    StudyState.COMPLETED: frozenset({StudyState.ACTIVE}),
+}
+
+
+def check_study_transition(
+    current: StudyState, target: StudyState, study_id: int | None = None
+) -> None:
+    """Raise :class:`Conflict` unless a study may go from ``current`` to ``target``."""
+    if target in _STUDY_TRANSITIONS[current]:
+        return
+    who = f"study {study_id}" if study_id is not None else "study"
+    allowed = ", ".join(sorted(s.value for s in _STUDY_TRANSITIONS[current]))
+    raise Conflict(
+        f"{who} is {current.value} and cannot become {target.value} (it can become: {allowed})",
+        details={"study_state": current.value},
+    )
 
 
 class Goal(StrEnum):

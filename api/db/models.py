@@ -121,7 +121,8 @@ class TrialRow(Base):
     client_id: Mapped[str | None] = mapped_column(String(256))
     retry_of: Mapped[int | None] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer, default=0)
-    #: Who asked the trial to stop: "rule" (then completing prunes it) or "user".
+    #: Who asked the trial to stop and what completing it does: "rule" (prunes it),
+    #: "rule:pause" (pauses it; it may be resumed) or "user" (completes it).
     stop_source: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType)

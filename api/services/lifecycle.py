@@ -1,28 +1,68 @@
-"""State changes shared by the services: new trials, failures with retries, lease
-expiry and the study's own state. Every function runs inside the caller's
-transaction with the study row already locked."""
+"""The one writer of trial and study states.
+
+Engine code decides (:mod:`tuneforge.core.decisions`); :func:`apply_decision`
+applies a decision to the study's rows, and the service's events (a worker
+completes or fails a trial, a lease runs out, a user stops a trial or pauses a
+study) go through the functions below. Every state they write passes the
+transition tables of :mod:`tuneforge.core.trials` first, in
+:func:`_write_trial_state` and :func:`_write_study_state`; no other code
+assigns a trial's or a study's state (tests/unit/test_state_writes.py checks
+this on the source). Every function runs inside the caller's transaction with
+the study row already locked.
+"""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...core.decisions import (
+    Continue,
+    Decision,
+    NewParams,
+    Pause,
+    Prune,
+    ResumeTrial,
+    WorkerAction,
+)
+from ...core.errors import Conflict
 from ...core.study import StudySpec
 from ...core.trials import (
     BUDGET_STATES,
     IN_FLIGHT_STATES,
     StudyState,
     TrialState,
+    check_study_transition,
     check_transition,
 )
 from ..db.models import StudyRow, TrialRow
-from ..db.repository import state_counts
+from ..db.repository import get_trial_row, state_counts
+from .promotions import promotable
 
 RUNNING_STATES = (TrialState.ACTIVE, TrialState.STOPPING)
+
+#: ``TrialRow.stop_source`` values: who asked a running trial to stop, and what it becomes.
+STOP_BY_RULE = "rule"  # completing it prunes it
+PAUSE_BY_RULE = "rule:pause"  # completing it pauses it (it may be promoted later)
+STOP_BY_USER = "user"  # completing it completes it
+
+
+def _write_trial_state(row: TrialRow, target: TrialState) -> None:
+    """The only assignment of a trial's state: checked against the transition table."""
+    check_transition(TrialState(row.state), target, row.number)
+    row.state = target.value
+
+
+def _write_study_state(study: StudyRow, target: StudyState, reason: str | None) -> None:
+    """The only assignment of a study's state: checked against the study transition table."""
+    check_study_transition(StudyState(study.state), target, study.id)
+    study.state = target.value
+    study.completion_reason = reason if target == StudyState.COMPLETED else None
 
 
 def touch(study: StudyRow, now: datetime) -> None:
@@ -35,21 +75,77 @@ def lease_until(spec: StudySpec, now: datetime) -> datetime:
     return now + timedelta(seconds=spec.retries.lease_seconds)
 
 
+# ---- decisions ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a decision applies: a locked study, its spec, the time and the asking client."""
+
+    session: Session
+    study: StudyRow
+    spec: StudySpec
+    now: datetime
+    client_id: str | None = None
+
+
+def apply_decision(scope: Scope, decision: Decision, trial: TrialRow | None = None) -> TrialRow:
+    """Apply one engine decision; return the trial it concerns (new for :class:`NewParams`).
+
+    - :class:`NewParams`: a new trial, handed to ``scope.client_id`` (active, leased);
+    - :class:`ResumeTrial`: paused trial ``number`` handed back with ``resume_from_step``;
+    - :class:`Pause` / :class:`Prune` on ``trial``: it becomes ``stopping``, and once the
+      worker completes it, ``paused`` or ``pruned`` (see :func:`complete`);
+    - :class:`Continue` / :class:`WorkerAction`: ``trial`` goes on unchanged.
+    """
+    if isinstance(decision, NewParams):
+        row = new_trial(scope.session, scope.study, dict(decision.params), scope.now)
+        activate(row, scope.spec, scope.client_id, scope.now)
+        return row
+    if isinstance(decision, ResumeTrial):
+        return _resume(scope, decision)
+    if trial is None:
+        raise ValueError(f"{type(decision).__name__} needs the trial it decides on")
+    if isinstance(decision, Pause | Prune):
+        source = PAUSE_BY_RULE if isinstance(decision, Pause) else STOP_BY_RULE
+        _request_stop(scope.study, trial, source, decision.reason, scope.now)
+    elif not isinstance(decision, Continue | WorkerAction):
+        raise TypeError(f"not a decision: {decision!r}")
+    return trial
+
+
+def _resume(scope: Scope, decision: ResumeTrial) -> TrialRow:
+    row = get_trial_row(scope.session, scope.study.id, decision.number, lock=True)
+    if row.state != TrialState.PAUSED.value:
+        raise Conflict(
+            f"trial {row.number} is {row.state}; only a paused trial can be resumed",
+            details={"trial_state": row.state},
+        )
+    activate(row, scope.spec, scope.client_id, scope.now)
+    row.resume_from_step = decision.from_step
+    row.stop_source = None
+    row.reason = decision.reason
+    touch(scope.study, scope.now)
+    return row
+
+
+# ---- trial events -----------------------------------------------------------------------
+
+
 def new_trial(
     session: Session,
     study: StudyRow,
     params: dict[str, Any],
-    state: TrialState,
     now: datetime,
     **fields: Any,
 ) -> TrialRow:
-    """Insert a trial with the next number of the study's counter."""
+    """Insert a ``requested`` trial with the next number of the study's counter."""
     number = study.trial_counter or 0
     study.trial_counter = number + 1
     row = TrialRow(
         study_id=study.id,
         number=number,
-        state=state.value,
+        state=TrialState.REQUESTED.value,
         params=params,
         metadata_=fields.pop("metadata_", {}),
         attempt=fields.pop("attempt", 0),
@@ -63,13 +159,43 @@ def new_trial(
 
 
 def activate(row: TrialRow, spec: StudySpec, client_id: str | None, now: datetime) -> None:
-    """Hand a requested (or paused) trial to a client with a fresh lease."""
-    check_transition(TrialState(row.state), TrialState.ACTIVE, row.number)
-    row.state = TrialState.ACTIVE.value
+    """Hand a queued (or paused) trial to a client with a fresh lease."""
+    _write_trial_state(row, TrialState.ACTIVE)
     row.client_id = client_id
     row.started_at = row.started_at or now
     row.lease_expires_at = lease_until(spec, now)
     row.updated_at = now
+
+
+def request_user_stop(study: StudyRow, row: TrialRow, now: datetime) -> None:
+    """A user asked a running trial to stop; completing it afterwards completes it."""
+    _request_stop(study, row, STOP_BY_USER, "stop requested", now)
+
+
+def _request_stop(study: StudyRow, row: TrialRow, source: str, reason: str, now: datetime) -> None:
+    """Tell the worker to stop (its next reply says so); ``source`` says what it becomes."""
+    _write_trial_state(row, TrialState.STOPPING)
+    row.stop_source = source
+    row.reason = reason
+    row.updated_at = now
+    touch(study, now)
+
+
+def complete(
+    study: StudyRow, row: TrialRow, values: dict[str, float], now: datetime, reason: str | None
+) -> None:
+    """The worker reports a trial's final values: ``completed``, or ``pruned`` / ``paused``
+    when the early-stopping rule stopped it."""
+    if row.stop_source == PAUSE_BY_RULE:
+        _write_trial_state(row, TrialState.PAUSED)
+        row.values = values
+        row.lease_expires_at = None
+        row.updated_at = now
+        touch(study, now)
+        return
+    pruned = row.stop_source == STOP_BY_RULE
+    finish(study, row, TrialState.PRUNED if pruned else TrialState.COMPLETED, now, reason)
+    row.values = values
 
 
 def finish(
@@ -80,8 +206,7 @@ def finish(
     ``finished_seq`` takes the study's next version, so readers can fetch the
     trials finished since any point without relying on clocks.
     """
-    check_transition(TrialState(row.state), target, row.number)
-    row.state = target.value
+    _write_trial_state(row, target)
     row.completed_at = now
     row.updated_at = now
     row.lease_expires_at = None
@@ -109,7 +234,6 @@ def fail_trial(
         session,
         study,
         dict(row.params),
-        TrialState.REQUESTED,
         now,
         retry_of=row.number,
         attempt=row.attempt + 1,
@@ -144,12 +268,56 @@ def in_flight(counts: dict[str, int]) -> int:
     return sum(counts[s.value] for s in IN_FLIGHT_STATES)
 
 
+def new_study(
+    session: Session, project_id: int, spec: StudySpec, *, managed: bool, now: datetime
+) -> StudyRow:
+    """Insert an ``active`` study row for ``spec``."""
+    row = StudyRow(
+        project_id=project_id,
+        name=spec.name,
+        state=StudyState.ACTIVE.value,
+        spec=spec.to_dict(),
+        trial_counter=0,
+        search_exhausted=False,
+        version=0,
+        managed=managed,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def set_study_state(session: Session, study: StudyRow, target: StudyState, now: datetime) -> None:
+    """A user moves a study to ``target`` (a no-op when it is there already).
+
+    Completing it by hand records ``completion_reason`` ``"user"`` (and prunes its
+    paused trials); a move the study's transition table does not allow is a
+    :class:`Conflict`.
+    """
+    if study.state == target.value:
+        return
+    if target == StudyState.COMPLETED:
+        _complete_study(session, study, "user", now)
+        return
+    _write_study_state(study, target, None)
+    touch(study, now)
+
+
 def refresh_study_state(session: Session, study: StudyRow, spec: StudySpec, now: datetime) -> None:
     """Complete an active study whose budget is spent, grid exhausted, failures too many or
-    first trials all failed alike; reopen one completed by its budget when the budget was
-    raised."""
+    first trials all failed alike (managed studies); reopen one completed by its budget when
+    the budget was raised.
+
+    Paused trials hold a study open only while the rule may still promote them:
+    once nothing runs, the budget is spent and the rule promotes none, they are
+    pruned and the study completes.
+    """
     session.flush()
     counts = state_counts(session, study.id)
+    if study.state == StudyState.ACTIVE.value and _settle_paused(session, study, spec, counts, now):
+        session.flush()
+        counts = state_counts(session, study.id)
     reason = completion_reason(study, spec, counts)
     if (
         study.state == StudyState.ACTIVE.value
@@ -158,17 +326,49 @@ def refresh_study_state(session: Session, study: StudyRow, spec: StudySpec, now:
     ):
         reason = SAME_ERROR
     if study.state == StudyState.ACTIVE.value and reason is not None:
-        study.state = StudyState.COMPLETED.value
-        study.completion_reason = reason
-        touch(study, now)
+        _complete_study(session, study, reason, now)
     elif (
         study.state == StudyState.COMPLETED.value
         and study.completion_reason in ("max_trials", "max_failed_trials")
         and reason is None
     ):
-        study.state = StudyState.ACTIVE.value
-        study.completion_reason = None
+        _write_study_state(study, StudyState.ACTIVE, None)
         touch(study, now)
+
+
+NOT_PROMOTED = "paused and not promoted before the study ended"
+
+
+def _settle_paused(
+    session: Session, study: StudyRow, spec: StudySpec, counts: dict[str, int], now: datetime
+) -> bool:
+    """Prune the paused trials when nothing can promote them any more; whether it did."""
+    if counts[TrialState.PAUSED.value] == 0:
+        return False
+    if any(counts[s.value] for s in (TrialState.REQUESTED, *RUNNING_STATES)):
+        return False  # a running trial may still reach a rung and reorder it
+    spent = spec.max_trials is not None and budget_used(counts) >= spec.max_trials
+    if not (spent or study.search_exhausted) or promotable(session, study, spec):
+        return False
+    _prune_paused(session, study, now, NOT_PROMOTED)
+    return True
+
+
+def _complete_study(session: Session, study: StudyRow, reason: str, now: datetime) -> None:
+    _write_study_state(study, StudyState.COMPLETED, reason)
+    _prune_paused(session, study, now, NOT_PROMOTED)
+    touch(study, now)
+
+
+def _prune_paused(session: Session, study: StudyRow, now: datetime, reason: str) -> None:
+    rows = session.scalars(
+        select(TrialRow)
+        .where(TrialRow.study_id == study.id, TrialRow.state == TrialState.PAUSED.value)
+        .order_by(TrialRow.number)
+        .with_for_update()
+    ).all()
+    for row in rows:
+        finish(study, row, TrialState.PRUNED, now, reason)
 
 
 def completion_reason(study: StudyRow, spec: StudySpec, counts: dict[str, int]) -> str | None:

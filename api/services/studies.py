@@ -27,7 +27,13 @@ from ..db.repository import (
     utcnow,
 )
 from .datasets import check_objective_data
-from .lifecycle import public_completion_reason, refresh_study_state, touch
+from .lifecycle import (
+    new_study,
+    public_completion_reason,
+    refresh_study_state,
+    set_study_state,
+    touch,
+)
 
 PATCHABLE = (
     "state",
@@ -110,20 +116,7 @@ def insert_study(
             field="name",
             details={"study_id": existing.id},
         )
-    now = utcnow()
-    row = StudyRow(
-        project_id=project_id,
-        name=spec.name,
-        state=StudyState.ACTIVE.value,
-        spec=spec.to_dict(),
-        trial_counter=0,
-        search_exhausted=False,
-        version=0,
-        managed=managed,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(row)
+    row = new_study(session, project_id, spec, managed=managed, now=utcnow())
     session.flush()
     return row, True
 
@@ -178,20 +171,17 @@ def update_study(db: Database, study_id: int, changes: Mapping[str, Any]) -> Stu
         row.spec = spec.to_dict()
         now = utcnow()
         if "state" in changes:
-            _set_state(row, changes["state"])
+            set_study_state(session, row, _parse_state(changes["state"]), now)
         touch(row, now)
         refresh_study_state(session, row, spec, now)
         return study_view(session, row)
 
 
-def _set_state(row: StudyRow, raw: Any) -> None:
+def _parse_state(raw: Any) -> StudyState:
     try:
-        state = StudyState(raw)
+        return StudyState(raw)
     except ValueError:
         raise InvalidSpec("must be 'active', 'paused' or 'completed'", field="state") from None
-    if state.value != row.state:
-        row.state = state.value
-        row.completion_reason = "user" if state == StudyState.COMPLETED else None
 
 
 def delete_study(db: Database, study_id: int) -> None:

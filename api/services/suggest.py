@@ -1,5 +1,6 @@
-"""The suggest use case: hand a client its own unfinished trials, then queued ones,
-then new points from the study's algorithm, all under the study's row lock."""
+"""The suggest use case: hand a client its own unfinished trials, then paused trials the
+early-stopping rule promotes, then queued ones, then new points from the study's
+algorithm, all under the study's row lock."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from ...core.algorithms import Params, SuggestRequest, create_algorithm
+from ...core.algorithms import SuggestRequest, create_algorithm
+from ...core.decisions import NewParams, SuggestDecision
 from ...core.errors import InvalidSpec
 from ...core.study import StudySpec
 from ...core.trials import IN_FLIGHT_STATES, StudyState, Trial, TrialState
@@ -30,14 +32,16 @@ from ..db.repository import (
 from .history import HistoryCache
 from .lifecycle import (
     RUNNING_STATES,
+    Scope,
     activate,
+    apply_decision,
     budget_used,
     lease_until,
-    new_trial,
     reap_expired,
     refresh_study_state,
 )
 from .managed import claim_dispatch
+from .promotions import model_view, promotable
 
 MAX_SUGGEST_COUNT = 1000
 _histories: WeakKeyDictionary[Engine, HistoryCache] = WeakKeyDictionary()
@@ -122,15 +126,17 @@ def _new_work(
         room = min(room, spec.max_active_trials - running)
     if room <= 0:
         return []
-    handed = _pop_requested(session, study, spec, room, client_id, now)
+    scope = Scope(session, study, spec, now, client_id)
+    # promoted paused trials first (same number and params, resume_from_step set)
+    handed = [apply_decision(scope, d) for d in promotable(session, study, spec)[:room]]
+    if len(handed) < room:
+        handed += _pop_requested(session, study, spec, room - len(handed), client_id, now)
     remaining = room - len(handed)
     if spec.max_trials is not None:
         remaining = min(remaining, spec.max_trials - budget_used(counts))
     if remaining > 0 and not study.search_exhausted:
-        for params in _ask_algorithm(session, study, spec, remaining):
-            row = new_trial(session, study, params, TrialState.REQUESTED, now)
-            activate(row, spec, client_id, now)
-            handed.append(row)
+        for decision in _ask_algorithm(session, study, spec, remaining):
+            handed.append(apply_decision(scope, decision))
     return handed
 
 
@@ -156,14 +162,25 @@ def _pop_requested(
 
 def _ask_algorithm(
     session: Session, study: StudyRow, spec: StudySpec, count: int
-) -> Sequence[Params]:
-    """Run the study's algorithm on its history and in-flight trials; save its state."""
+) -> Sequence[SuggestDecision]:
+    """Run the study's algorithm on its history and in-flight trials; save its state.
+
+    Under a rule that feeds the algorithm (``bohb``) the history is the rule's view.
+
+    New parameter sets are checked against the space before they become trials.
+    """
     session.flush()
+    view = model_view(session, study, spec)
+    if view is None:
+        completed = history_of(session).finished(session, study.id)
+        in_flight = tuple(load_trials(session, study.id, IN_FLIGHT_STATES))
+    else:  # BOHB: the trials at the largest well-observed budget
+        completed, in_flight = view
     request = SuggestRequest(
         space=spec.space,
         metrics=spec.metrics,
-        completed=history_of(session).finished(session, study.id),
-        in_flight=tuple(load_trials(session, study.id, IN_FLIGHT_STATES)),
+        completed=completed,
+        in_flight=in_flight,
         count=count,
         seed=spec.seed,
         state=study.algorithm_state,
@@ -173,4 +190,9 @@ def _ask_algorithm(
     study.algorithm_state = dict(suggestion.state) if suggestion.state is not None else None
     if suggestion.exhausted:
         study.search_exhausted = True
-    return [spec.space.validate_params(p, "suggestion") for p in suggestion.params[:count]]
+    return [
+        NewParams(spec.space.validate_params(d.params, "suggestion"))
+        if isinstance(d, NewParams)
+        else d
+        for d in suggestion.decisions[:count]
+    ]

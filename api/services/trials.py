@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...core.decisions import WorkerAction
 from ...core.errors import Conflict, InvalidSpec
-from ...core.stopping import StoppingContext, create_rule
+from ...core.stopping import StoppingContext
 from ...core.study import StudySpec
 from ...core.trials import StudyState, Trial, TrialState, check_metric_values
 from ..db.engine import Database
@@ -32,16 +33,21 @@ from ..db.repository import (
     utcnow,
 )
 from .lifecycle import (
+    Scope,
+    apply_decision,
     budget_used,
+    complete,
     fail_trial,
     finish,
     lease_until,
     new_trial,
     reap_expired,
     refresh_study_state,
+    request_user_stop,
     touch,
 )
 from .peers import SqlPeerView
+from .promotions import rule_trials, study_rule
 
 MAX_STEP = 2**31 - 1
 MAX_REASON = 10_000
@@ -135,9 +141,7 @@ def create_trial(
             _check_room_for_request(session, study, spec)
         else:
             checked = check_metric_values(values, spec.metrics, require_all=True)
-        row = new_trial(
-            session, study, clean, TrialState.REQUESTED, now, metadata_=dict(metadata or {})
-        )
+        row = new_trial(session, study, clean, now, metadata_=dict(metadata or {}))
         if checked is not None:
             row.values = checked
             finish(study, row, TrialState.COMPLETED, now)
@@ -197,16 +201,16 @@ def add_measurement(
 
 
 def _consult_rule(ctx: _Locked) -> MeasureReply:
-    objectives = ctx.spec.objectives
-    rule = create_rule(ctx.spec.early_stopping)
+    rule = study_rule(ctx.spec)
+    metric = rule.watched(ctx.spec.objectives)
     trial = _trial_out(ctx.session, ctx.trial)
-    peers = SqlPeerView(ctx.session, ctx.study.id, objectives[0], ctx.trial.id)
-    decision = rule.decide(StoppingContext(trial=trial, metric=objectives[0], peers=peers))
-    if decision.should_stop:
-        ctx.trial.state = TrialState.STOPPING.value
-        ctx.trial.stop_source = "rule"
-        ctx.trial.reason = decision.reason
-    return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), decision.action)
+    peers = SqlPeerView(ctx.session, ctx.study.id, metric, ctx.trial.id)
+    needs = rule.needs_others(trial, metric)
+    others = tuple(rule_trials(ctx.session, ctx.study.id, trial.number)) if needs else ()
+    decision = rule.decide(StoppingContext(trial=trial, metric=metric, peers=peers, others=others))
+    apply_decision(Scope(ctx.session, ctx.study, ctx.spec, ctx.now), decision, ctx.trial)
+    action = decision.to_wire() if isinstance(decision, WorkerAction) else None
+    return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), action)
 
 
 def heartbeat(db: Database, study_id: int, number: int) -> MeasureReply:
@@ -242,15 +246,7 @@ def complete_trial(
             if values is None:
                 raise InvalidSpec("is required unless infeasible is true", field="values")
             checked = check_metric_values(values, ctx.spec.metrics, require_all=True)
-            pruned = row.stop_source == "rule"
-            finish(
-                ctx.study,
-                row,
-                TrialState.PRUNED if pruned else TrialState.COMPLETED,
-                ctx.now,
-                reason,
-            )
-            row.values = checked
+            complete(ctx.study, row, checked, ctx.now, reason)
         refresh_study_state(ctx.session, ctx.study, ctx.spec, ctx.now)
         return _trial_out(ctx.session, row)
 
@@ -270,11 +266,7 @@ def stop_trial(db: Database, study_id: int, number: int) -> Trial:
         row = ctx.trial
         if row.state != TrialState.STOPPING.value:
             _require_running(row, "be stopped")
-            row.state = TrialState.STOPPING.value
-            row.stop_source = "user"
-            row.reason = "stop requested"
-            row.updated_at = ctx.now
-            touch(ctx.study, ctx.now)
+            request_user_stop(ctx.study, row, ctx.now)
         return _trial_out(ctx.session, row)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidSpec
+from ..options import OptionsModel
 from ..space import SearchSpace
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 
@@ -22,6 +23,7 @@ __all__ = [
     "algorithm_names",
     "create_algorithm",
     "get_algorithm",
+    "options_models",
     "validate_algorithm",
 ]
 
@@ -54,6 +56,11 @@ def get_algorithm(name: str) -> type[Algorithm]:
     module = importlib.import_module(f"{__name__}.{module_name}")
     cls: type[Algorithm] = getattr(module, class_name)
     return cls
+
+
+def options_models() -> dict[str, type[OptionsModel]]:
+    """Each registered algorithm's typed options (``model_json_schema()`` gives its schema)."""
+    return {name: get_algorithm(name).options_model for name in algorithm_names()}
 
 
 def validate_algorithm(name: Any, options: Any, space: SearchSpace) -> dict[str, Any]:

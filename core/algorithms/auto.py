@@ -60,4 +60,4 @@ class AutoSearch(Algorithm):
         )
         states[chosen] = dict(result.state) if result.state is not None else None
         states["last"] = chosen
-        return Suggestion(result.params, states, result.exhausted, {"algorithm": chosen})
+        return Suggestion(result.decisions, states, result.exhausted, {"algorithm": chosen})

@@ -2,19 +2,21 @@
 
 An algorithm is a pure function of (space, finished trials, in-flight trials,
 count, seed, saved state): :meth:`Algorithm.suggest` receives all of them in a
-:class:`SuggestRequest` and returns a :class:`Suggestion` with the new parameter
-sets and the state to save. Nothing lives in process memory between calls, so
+:class:`SuggestRequest` and returns a :class:`Suggestion`: decisions of the
+engine's vocabulary (:mod:`tuneforge.core.decisions`; new parameter sets, or
+paused trials to resume) and the state to save. Nothing lives in process memory between calls, so
 any server replica can serve the next suggest of a study.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import InvalidSpec
+from ..decisions import NewParams, ResumeTrial, SuggestDecision
+from ..options import NoOptions, OptionsModel, parse_options
 from ..space import ParamValue, SearchSpace
 from ..trials import Metric, Trial
 
@@ -39,41 +41,70 @@ class SuggestRequest:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """New parameter sets plus the state to hand to the next call."""
+    """What an algorithm hands out, as decisions, plus the state to hand to the next call."""
 
-    params: tuple[Params, ...]
+    decisions: tuple[SuggestDecision, ...]
     state: Mapping[str, Any] | None = None
     #: True when the algorithm can propose nothing new ever again (a grid used up).
     exhausted: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        params: Iterable[Params],
+        state: Mapping[str, Any] | None = None,
+        exhausted: bool = False,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Suggestion:
+        """A suggestion of new parameter sets only (one :class:`NewParams` each, in order)."""
+        return cls(tuple(NewParams(p) for p in params), state, exhausted, dict(extra or {}))
+
+    @property
+    def params(self) -> tuple[Params, ...]:
+        """The new parameter sets, in the order they were decided."""
+        return tuple(dict(d.params) for d in self.decisions if isinstance(d, NewParams))
+
+    @property
+    def resumes(self) -> tuple[ResumeTrial, ...]:
+        """The paused trials to hand back, in the order they were decided."""
+        return tuple(d for d in self.decisions if isinstance(d, ResumeTrial))
 
 
 class Algorithm(ABC):
     """Base class of suggestion algorithms; construct with validated options."""
 
     name: ClassVar[str]
-    #: Options this algorithm accepts, with their defaults.
-    default_options: ClassVar[Mapping[str, Any]] = {}
+    #: The typed options this algorithm accepts, with their defaults (none by default).
+    options_model: ClassVar[type[OptionsModel]] = NoOptions
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        self.options: dict[str, Any] = {**self.default_options, **(options or {})}
+        self.options: dict[str, Any] = {**self.default_options(), **(options or {})}
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        """Every option with its default value."""
+        return cls.options_model().model_dump()
 
     @classmethod
     def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
-        """Check ``algorithm_options`` at study creation; raise :class:`InvalidSpec` naming the field.
+        """Check ``algorithm_options`` at study creation; return them with defaults filled in.
 
-        The default accepts only the keys of :attr:`default_options`; subclasses
-        extend this to check values and the space (a grid needs finite parameters).
+        :attr:`options_model` checks each option's type and range; then
+        :meth:`check_options` checks what needs the space too. Errors are
+        :class:`InvalidSpec` naming ``algorithm_options.<key>`` and the rule.
         """
-        for key in options:
-            if key not in cls.default_options:
-                allowed = ", ".join(sorted(cls.default_options)) or "none"
-                raise InvalidSpec(
-                    f"unknown option for algorithm {cls.name!r} (allowed: {allowed})",
-                    field=f"algorithm_options.{key}",
-                )
-        return {**cls.default_options, **options}
+        parsed = parse_options(
+            cls.options_model, options, prefix="algorithm_options", owner=f"algorithm {cls.name!r}"
+        )
+        cls.check_options(parsed, space)
+        return parsed.model_dump()
+
+    @classmethod
+    def check_options(cls, options: Any, space: SearchSpace) -> None:
+        """Checks across options and the space (a grid needs a finite space); none by default."""
+        del options, space
 
     @abstractmethod
     def suggest(self, request: SuggestRequest) -> Suggestion:
-        """Propose up to ``request.count`` new parameter sets (fewer only when exhausted)."""
+        """Propose up to ``request.count`` decisions (fewer only when exhausted)."""

@@ -46,8 +46,9 @@ from typing import Any
 
 import numpy as np
 from cmaes import CMA
+from pydantic import Field
 
-from ..errors import InvalidSpec
+from ..options import OptionsModel
 from ..space import ParamType, SearchSpace
 from ..trials import Trial
 from .base import Algorithm, Params, Suggestion, SuggestRequest
@@ -78,33 +79,22 @@ def point_hash(space: SearchSpace, params: Mapping[str, Any]) -> str:
     return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
+class CMAESOptions(OptionsModel):
+    """Options of ``cmaes``."""
+
+    sigma0: float | None = Field(
+        None, gt=0, le=1, description="Initial step size in the unit cube (null: 1/3)."
+    )
+    popsize: int | None = Field(
+        None, ge=2, le=MAX_POPSIZE, description="Population size (null: 4 + 3 ln d)."
+    )
+
+
 class CMAESSearch(Algorithm):
     """CMA-ES; state ``{"told": [[trial numbers] per generation], "asked": [hashes], "draws": i}``."""
 
     name = "cmaes"
-    default_options = {"sigma0": None, "popsize": None}
-
-    @classmethod
-    def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
-        opts = super().validate_options(options, space)
-        sigma0, popsize = opts["sigma0"], opts["popsize"]
-        if sigma0 is not None and (
-            isinstance(sigma0, bool) or not isinstance(sigma0, int | float) or not 0 < sigma0 <= 1
-        ):
-            raise InvalidSpec(
-                f"must be null or a step size in (0, 1] of the unit cube, got {sigma0!r}",
-                field="algorithm_options.sigma0",
-            )
-        if popsize is not None and (
-            isinstance(popsize, bool)
-            or not isinstance(popsize, int)
-            or not 2 <= popsize <= MAX_POPSIZE
-        ):
-            raise InvalidSpec(
-                f"must be null or an integer in [2, {MAX_POPSIZE}], got {popsize!r}",
-                field="algorithm_options.popsize",
-            )
-        return opts
+    options_model = CMAESOptions
 
     def suggest(self, request: SuggestRequest) -> Suggestion:
         space = request.space
@@ -123,7 +113,7 @@ class CMAESSearch(Algorithm):
             asked, draws = [], 0
         state: dict[str, Any] = {"told": told, "asked": asked, "draws": draws}
         if request.count <= 0:
-            return Suggestion((), state)
+            return Suggestion.of((), state)
 
         optimizer = self._replay(request, cols, popsize, told) if cols else None
         seed, generation = seed_entropy(request.seed), len(told)
@@ -143,7 +133,7 @@ class CMAESSearch(Algorithm):
         out = tuple(picker.pick(draw, fallback) for _ in range(request.count))
         if cols:  # without CMA dimensions there are no generations to track
             asked = asked + [point_hash(space, p) for p in out]
-        return Suggestion(out, {"told": told, "asked": asked, "draws": draws})
+        return Suggestion.of(out, {"told": told, "asked": asked, "draws": draws})
 
     def _replay(
         self, request: SuggestRequest, cols: list[int], popsize: int, told: list[list[int]]

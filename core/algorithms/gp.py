@@ -48,9 +48,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 from scipy import linalg
 
-from ..errors import InvalidSpec
+from ..options import OptionsModel
 from ..space import SearchSpace
 from .acquisition import N_LOCAL_STARTS, Acquisition, CandidateSearch, Constraint, Pool
 from .base import Algorithm, Params, Suggestion, SuggestRequest
@@ -85,13 +86,6 @@ CENTRE_QUANTILE = 0.9
 #: stuck in a wrong category pair more often), with 4 no better (1.14 -> 1.16), and
 #: sequential runs lose with it (mixed-cat stuck on 9 of 16 seeds): hence the threshold.
 WARP_FROM_IN_FLIGHT = 4
-
-
-_INT_OPTIONS: dict[str, tuple[int, int]] = {
-    "n_startup": (1, 100_000),
-    "n_candidates": (16, 100_000),
-    "max_training_points": (10, 5_000),
-}
 
 
 _blas_lock = threading.Lock()
@@ -136,36 +130,29 @@ def default_startup(space: SearchSpace) -> int:
     return min(max(2 * len(space), 5), 10)
 
 
+class GPOptions(OptionsModel):
+    """Options of ``gp``."""
+
+    n_startup: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Sobol' points before the first model (null: 2d, 5..10).",
+    )
+    n_candidates: int = Field(
+        1024, ge=16, le=100_000, description="Candidates scored by the acquisition per point."
+    )
+    max_training_points: int = Field(
+        300, ge=10, le=5_000, description="Most finished trials the GP is fitted on."
+    )
+    xi: float = Field(0.0, ge=0, le=10, description="Exploration margin of expected improvement.")
+
+
 class GPSearch(Algorithm):
     """GP Bayesian optimization; see the module docstring for the method and the state."""
 
     name = "gp"
-    default_options = {
-        "n_startup": None,  # None: default_startup(space)
-        "n_candidates": 1024,
-        "max_training_points": 300,
-        "xi": 0.0,
-    }
-
-    @classmethod
-    def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
-        opts = super().validate_options(options, space)
-        for key, (low, high) in _INT_OPTIONS.items():
-            value = opts[key]
-            if key == "n_startup" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise InvalidSpec(
-                    f"must be an integer from {low} to {high}, got {value!r}",
-                    field=f"algorithm_options.{key}",
-                )
-        xi = opts["xi"]
-        if isinstance(xi, bool) or not isinstance(xi, int | float) or not 0 <= xi <= 10:
-            raise InvalidSpec(
-                f"must be a number from 0 to 10, got {xi!r}", field="algorithm_options.xi"
-            )
-        opts["xi"] = float(xi)
-        return opts
+    options_model = GPOptions
 
     # ---- entry point -------------------------------------------------------------
     def suggest(self, request: SuggestRequest) -> Suggestion:
@@ -190,7 +177,7 @@ class GPSearch(Algorithm):
             "fitted_on": fitted_on,
         }
         if request.count <= 0:
-            return Suggestion((), out_state)
+            return Suggestion.of((), out_state)
         with single_threaded_blas():
             return self._suggest(request, out_state, calls)
 
@@ -215,13 +202,13 @@ class GPSearch(Algorithm):
             params = self._model_suggest(request, encoder, history, fits, rng)
         except linalg.LinAlgError:  # even the largest jitter failed: keep the study moving
             return self._sobol(request, out_state, "fallback")
-        return Suggestion(params, out_state, extra={"phase": "model"})
+        return Suggestion.of(params, out_state, extra={"phase": "model"})
 
     def _sobol(self, request: SuggestRequest, out_state: dict[str, Any], phase: str) -> Suggestion:
         sub = dataclasses.replace(request, state={"next_index": out_state["sobol_index"]})
         got = SobolSearch({"scramble": True}).suggest(sub)
         out_state["sobol_index"] = state_int(got.state, "next_index")
-        return Suggestion(got.params, out_state, extra={"phase": phase})
+        return Suggestion(got.decisions, out_state, extra={"phase": phase})
 
     # ---- the model phase ---------------------------------------------------------------
     def _model_suggest(

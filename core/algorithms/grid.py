@@ -9,12 +9,11 @@ to an in-flight or completed trial (a user-queued one, say) are skipped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
+from pydantic import Field
 
 from ..errors import InvalidSpec
+from ..options import OptionsModel
 from ..space import MAX_GRID_POINTS, SearchSpace
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .sampling import seed_entropy, state_int
@@ -73,6 +72,17 @@ class FeistelPermutation:
         return (left << rw) | right
 
 
+class GridOptions(OptionsModel):
+    """Options of ``grid``."""
+
+    grid_points: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_GRID_POINTS,
+        description="Values per float parameter that has neither step nor grid_points.",
+    )
+
+
 class GridSearch(Algorithm):
     """Every grid point once, shuffled by the seed; ``exhausted`` once all are handed out.
 
@@ -81,22 +91,12 @@ class GridSearch(Algorithm):
     """
 
     name = "grid"
-    default_options = {"grid_points": None}
+    options_model = GridOptions
 
     @classmethod
-    def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
-        """Check ``grid_points`` and that the space makes a finite grid of at most 10^12 points."""
-        opts = super().validate_options(options, space)
-        points = opts["grid_points"]
-        if points is not None and (
-            isinstance(points, bool)
-            or not isinstance(points, int)
-            or not 1 <= points <= MAX_GRID_POINTS
-        ):
-            raise InvalidSpec(
-                f"must be an integer in [1, {MAX_GRID_POINTS}] or null, got {points!r}",
-                field="algorithm_options.grid_points",
-            )
+    def check_options(cls, options: GridOptions, space: SearchSpace) -> None:
+        """Check that the space makes a finite grid of at most 10^12 points."""
+        points = options.grid_points
         if points is None:
             _check_finite(space)
         size = space.grid_size(points)
@@ -106,7 +106,6 @@ class GridSearch(Algorithm):
                 "values (step, grid_points) or a sampling algorithm",
                 field="algorithm_options.grid_points" if points is not None else "parameters",
             )
-        return opts
 
     def suggest(self, request: SuggestRequest) -> Suggestion:
         space, points = request.space, self.options.get("grid_points")
@@ -123,7 +122,7 @@ class GridSearch(Algorithm):
             if key not in taken:
                 taken.add(key)
                 out.append(params)
-        return Suggestion(tuple(out), {"next_index": position}, exhausted=position >= size)
+        return Suggestion.of(tuple(out), {"next_index": position}, exhausted=position >= size)
 
 
 def _check_finite(space: SearchSpace) -> None:

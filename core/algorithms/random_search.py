@@ -24,10 +24,10 @@ class RandomSearch(Algorithm):
     def suggest(self, request: SuggestRequest) -> Suggestion:
         draws = state_int(request.state, "draws")
         if request.count <= 0:
-            return Suggestion((), {"draws": draws})
+            return Suggestion.of((), {"draws": draws})
         rng = np.random.default_rng([seed_entropy(request.seed), draws])
         picker = DistinctPicker(request)
         out = tuple(
             picker.pick(lambda: request.space.sample(rng), rng) for _ in range(request.count)
         )
-        return Suggestion(out, {"draws": draws + len(out)})
+        return Suggestion.of(out, {"draws": draws + len(out)})

@@ -11,14 +11,13 @@ parallel callers always get different indices.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 import numpy as np
+from pydantic import Field
 from scipy.stats import qmc
 
-from ..errors import InvalidSpec
-from ..space import SearchSpace
+from ..options import OptionsModel
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .sampling import DistinctPicker, seed_entropy, state_int
 
@@ -45,28 +44,23 @@ def sobol_points(d: int, seed: int, start: int, *, scramble: bool = True) -> Ite
         index += 1
 
 
+class SobolOptions(OptionsModel):
+    """Options of ``sobol``."""
+
+    scramble: bool = Field(True, description="Scramble the sequence (Owen scrambling).")
+
+
 class SobolSearch(Algorithm):
     """Scrambled Sobol' points; state ``{"next_index": i}``. Option ``scramble`` (bool)."""
 
     name = "sobol"
-    default_options = {"scramble": True}
-
-    @classmethod
-    def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
-        """Accept only ``scramble``, a boolean."""
-        opts = super().validate_options(options, space)
-        if not isinstance(opts["scramble"], bool):
-            raise InvalidSpec(
-                f"must be true or false, got {opts['scramble']!r}",
-                field="algorithm_options.scramble",
-            )
-        return opts
+    options_model = SobolOptions
 
     def suggest(self, request: SuggestRequest) -> Suggestion:
         space = request.space
         start = state_int(request.state, "next_index")
         if request.count <= 0:
-            return Suggestion((), {"next_index": start})
+            return Suggestion.of((), {"next_index": start})
         scramble = bool(self.options.get("scramble", True))
         points = sobol_points(len(space), request.seed, start, scramble=scramble)
         used = 0
@@ -80,4 +74,4 @@ class SobolSearch(Algorithm):
         rng = np.random.default_rng([seed_entropy(request.seed), start])
         picker = DistinctPicker(request)
         out = tuple(picker.pick(draw, rng) for _ in range(request.count))
-        return Suggestion(out, {"next_index": start + used})
+        return Suggestion.of(out, {"next_index": start + used})

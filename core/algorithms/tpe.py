@@ -40,8 +40,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
-from ..errors import InvalidSpec
+from ..options import OptionsModel
 from ..space import SearchSpace
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .history import Ranking, encode_trials, objectives_of, rank_trials
@@ -52,42 +53,32 @@ from .sobol import sobol_points
 MAX_CANDIDATES = 10_000
 
 
+class TPEOptions(OptionsModel):
+    """Options of ``tpe``."""
+
+    n_startup_trials: int = Field(
+        10, ge=0, le=1_000_000, description="Sobol' points before the first model."
+    )
+    n_ei_candidates: int = Field(
+        24, ge=1, le=MAX_CANDIDATES, description="Candidates drawn per suggestion."
+    )
+    gamma: float | None = Field(
+        None, gt=0, le=1, description="Fraction of trials in the good group (null: adaptive)."
+    )
+    multivariate: bool = Field(True, description="Model parameters jointly, not one by one.")
+
+
 class TPESearch(Algorithm):
     """Multivariate TPE; state ``{"draws": i, "sobol_index": j}``."""
 
     name = "tpe"
-    default_options = {
-        "n_startup_trials": 10,
-        "n_ei_candidates": 24,
-        "gamma": None,
-        "multivariate": True,
-    }
-
-    @classmethod
-    def validate_options(cls, options: Mapping[str, Any], space: SearchSpace) -> dict[str, Any]:
-        opts = super().validate_options(options, space)
-        _check_int(opts["n_startup_trials"], "n_startup_trials", 0, 1_000_000)
-        _check_int(opts["n_ei_candidates"], "n_ei_candidates", 1, MAX_CANDIDATES)
-        gamma = opts["gamma"]
-        if gamma is not None and (
-            isinstance(gamma, bool) or not isinstance(gamma, int | float) or not 0 < gamma <= 1
-        ):
-            raise InvalidSpec(
-                f"must be null or a fraction in (0, 1], got {gamma!r}",
-                field="algorithm_options.gamma",
-            )
-        if not isinstance(opts["multivariate"], bool):
-            raise InvalidSpec(
-                f"must be true or false, got {opts['multivariate']!r}",
-                field="algorithm_options.multivariate",
-            )
-        return opts
+    options_model = TPEOptions
 
     def suggest(self, request: SuggestRequest) -> Suggestion:
         draws = state_int(request.state, "draws")
         sobol_index = state_int(request.state, "sobol_index")
         if request.count <= 0:
-            return Suggestion((), {"draws": draws, "sobol_index": sobol_index})
+            return Suggestion.of((), {"draws": draws, "sobol_index": sobol_index})
         space, seed = request.space, seed_entropy(request.seed)
         picker = DistinctPicker(request)
         startup = int(self.options["n_startup_trials"])
@@ -101,7 +92,7 @@ class TPESearch(Algorithm):
                 return space.decode(next(points))
 
             out = tuple(picker.pick(sobol_draw, rng) for _ in range(request.count))
-            return Suggestion(out, {"draws": draws, "sobol_index": sobol_index})
+            return Suggestion.of(out, {"draws": draws, "sobol_index": sobol_index})
 
         n = len(request.completed)
         model = _Model(request, self.options)
@@ -117,15 +108,7 @@ class TPESearch(Algorithm):
             params = picker.pick(draw, rng)
             model.add_liar(params)
             picks.append(params)
-        return Suggestion(tuple(picks), {"draws": draws, "sobol_index": sobol_index})
-
-
-def _check_int(value: Any, key: str, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidSpec(
-            f"must be an integer in [{low}, {high}], got {value!r}",
-            field=f"algorithm_options.{key}",
-        )
+        return Suggestion.of(tuple(picks), {"draws": draws, "sobol_index": sobol_index})
 
 
 def groups_of(space: SearchSpace, multivariate: bool) -> list[list[int]]:

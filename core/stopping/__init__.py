@@ -11,28 +11,26 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from ..decisions import CONTINUE, Continue, Pause, Prune, TrialDecision, WorkerAction
 from ..errors import InvalidSpec
-from .base import (
-    CONTINUE,
-    PeerView,
-    StopDecision,
-    StoppingContext,
-    StoppingRule,
-    TrialsPeerView,
-    stop,
-)
+from ..options import OptionsModel
+from .base import PeerView, StoppingContext, StoppingRule, TrialsPeerView
 
 __all__ = [
     "CONTINUE",
+    "Continue",
+    "Pause",
     "PeerView",
-    "StopDecision",
+    "Prune",
     "StoppingContext",
     "StoppingRule",
+    "TrialDecision",
     "TrialsPeerView",
+    "WorkerAction",
     "create_rule",
     "get_rule",
+    "options_models",
     "rule_names",
-    "stop",
     "validate_early_stopping",
 ]
 
@@ -40,6 +38,13 @@ __all__ = [
 _MODULES: dict[str, str] = {
     "none": "none:NoStopping",
     "median": "median:MedianRule",
+    "asha": "asha:ASHARule",
+    "hyperband": "hyperband:HyperbandRule",
+    "bohb": "bohb:BOHBRule",
+    "percentile": "percentile:PercentileRule",
+    "threshold": "threshold:ThresholdRule",
+    "patience": "patience:PatienceRule",
+    "wilcoxon": "wilcoxon:WilcoxonRule",
 }
 
 #: The rule of a study that gives no ``early_stopping``.
@@ -66,6 +71,11 @@ def get_rule(name: str) -> type[StoppingRule]:
     return cls
 
 
+def options_models() -> dict[str, type[OptionsModel]]:
+    """Each registered rule's typed options (``model_json_schema()`` gives its schema)."""
+    return {name: get_rule(name).options_model for name in rule_names()}
+
+
 def validate_early_stopping(spec: Any, fidelity: Any) -> dict[str, Any]:
     """Check a study's ``early_stopping``; return ``{"rule": name, **options}`` with defaults.
 
@@ -87,9 +97,12 @@ def validate_early_stopping(spec: Any, fidelity: Any) -> dict[str, Any]:
     return {"rule": name, **get_rule(name).validate_options(options, fidelity_spec)}
 
 
-def create_rule(spec: Mapping[str, Any] | None) -> StoppingRule:
-    """A rule instance for a study's validated ``early_stopping`` (``None`` means ``none``)."""
+def create_rule(
+    spec: Mapping[str, Any] | None, fidelity: Mapping[str, Any] | None = None
+) -> StoppingRule:
+    """A rule instance for a study's validated ``early_stopping`` (``None`` means ``none``)
+    and its ``fidelity``."""
     if spec is None:
         spec = {"rule": DEFAULT_RULE}
     options = {key: value for key, value in spec.items() if key != "rule"}
-    return get_rule(spec["rule"])(options)
+    return get_rule(spec["rule"])(options, fidelity)

@@ -3,7 +3,9 @@
 The server consults the study's rule after every measurement a trial reports:
 it builds a :class:`StoppingContext` (the trial with its newest measurement,
 the watched metric, and a :class:`PeerView` over the study's other trials) and
-calls :meth:`StoppingRule.decide`, which returns a :class:`StopDecision`.
+calls :meth:`StoppingRule.decide`, which returns a decision of the engine's
+vocabulary (:mod:`tuneforge.core.decisions`): continue, pause, prune, or an
+action for the worker. The service applies it; a rule never changes a trial.
 
 A rule keeps no state in process memory: everything it needs comes from the
 context, so any server replica can answer the next measurement. The server
@@ -19,32 +21,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from pydantic import Field
+
+from ..decisions import ResumeTrial, TrialDecision
 from ..errors import InvalidSpec
+from ..options import NoOptions, OptionsModel, parse_options
 from ..trials import Goal, Metric, Trial, TrialState
-
-
-@dataclass(frozen=True)
-class StopDecision:
-    """What the rule answers to one measurement.
-
-    ``pause`` asks the server to park the stopped trial as ``paused`` because the
-    rule may promote it later (ASHA); ``action`` carries instructions for the
-    worker such as a PBT exploit/explore step.
-    """
-
-    should_stop: bool
-    pause: bool = False
-    reason: str | None = None
-    action: Mapping[str, Any] | None = None
-
-
-#: The decision to let the trial go on training.
-CONTINUE = StopDecision(should_stop=False)
-
-
-def stop(reason: str, *, pause: bool = False) -> StopDecision:
-    """A decision to stop the trial (``pause=True`` if the rule may resume it later)."""
-    return StopDecision(should_stop=True, pause=pause, reason=reason)
 
 
 @runtime_checkable
@@ -78,9 +60,13 @@ class StoppingContext:
 
     #: The trial being decided; its measurements include the newest one.
     trial: Trial
-    #: The metric the rule watches: the study's first objective.
+    #: The metric the rule watches: its ``metric`` option, or the study's first objective.
     metric: Metric
     peers: PeerView
+    #: The study's other trials with their measurements (failed ones left out);
+    #: filled only for rules whose :attr:`StoppingRule.promotes` or
+    #: :attr:`StoppingRule.sees_trials` is true.
+    others: tuple[Trial, ...] = ()
 
 
 def metric_series(trial: Trial, metric_name: str) -> list[tuple[int, float]]:
@@ -142,17 +128,63 @@ class TrialsPeerView:
         return self._completed
 
 
+class RuleOptions(OptionsModel):
+    """Options every rule that watches a metric takes."""
+
+    metric: str | None = Field(
+        None, description="The objective the rule watches (null: the study's first objective)."
+    )
+
+
 class StoppingRule(ABC):
     """Base class of early-stopping rules; construct with validated options."""
 
     name: ClassVar[str]
-    #: Options this rule accepts, with their defaults.
-    default_options: ClassVar[Mapping[str, Any]] = {}
+    #: The typed options this rule accepts, with their defaults (none by default).
+    options_model: ClassVar[type[OptionsModel]] = NoOptions
     #: Whether the study must declare a ``fidelity`` (multi-fidelity rules do).
     requires_fidelity: ClassVar[bool] = False
+    #: Whether the rule pauses trials and promotes them later (it then sees every
+    #: trial with its measurements, in :attr:`StoppingContext.others` and in
+    #: :meth:`promotions`).
+    promotes: ClassVar[bool] = False
+    #: Whether the rule needs the other trials with their measurements in
+    #: :attr:`StoppingContext.others` (rules that promote always get them).
+    sees_trials: ClassVar[bool] = False
+    #: Whether the rule decides what the study's algorithm learns from (BOHB), through
+    #: :meth:`model_history`.
+    feeds_algorithm: ClassVar[bool] = False
 
-    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
-        self.options: dict[str, Any] = {**self.default_options, **(options or {})}
+    def __init__(
+        self, options: Mapping[str, Any] | None = None, fidelity: Mapping[str, Any] | None = None
+    ) -> None:
+        self.options: dict[str, Any] = {**self.default_options(), **(options or {})}
+        self.fidelity = dict(fidelity) if fidelity is not None else None
+
+    @classmethod
+    def default_options(cls) -> dict[str, Any]:
+        """Every option with its default value."""
+        return cls.options_model().model_dump()
+
+    def needs_others(self, trial: Trial, metric: Metric) -> bool:
+        """Whether deciding on ``trial``'s newest measurement needs the other trials
+        (:attr:`StoppingContext.others`); the service loads them only then."""
+        del trial, metric
+        return self.promotes or self.sees_trials
+
+    def model_history(
+        self, trials: Sequence[Trial], metric: Metric, n_params: int
+    ) -> tuple[float, tuple[Trial, ...]] | None:
+        """For a rule that feeds the algorithm: the budget and the trials, finished with
+        their value there, that the algorithm learns from; ``None`` (the default): the
+        study's finished trials as they are."""
+        del trials, metric, n_params
+        return None
+
+    def watched(self, objectives: Sequence[Metric]) -> Metric:
+        """The objective the rule watches: the one its ``metric`` option names, else the first."""
+        name = self.options.get("metric")
+        return next((m for m in objectives if m.name == name), objectives[0])
 
     @classmethod
     def validate_options(
@@ -160,45 +192,44 @@ class StoppingRule(ABC):
     ) -> dict[str, Any]:
         """Check the ``early_stopping`` options at study creation; return them with defaults.
 
-        The default accepts only the keys of :attr:`default_options` and checks
-        :attr:`requires_fidelity`; subclasses extend it to check values.
-        Errors are :class:`InvalidSpec` naming ``early_stopping.<key>``.
+        :attr:`options_model` checks each option's type and range, then
+        :attr:`requires_fidelity`, then :meth:`check_options` what needs the
+        fidelity too. Errors are :class:`InvalidSpec` naming ``early_stopping.<key>``.
         """
-        for key in options:
-            if key not in cls.default_options:
-                allowed = ", ".join(sorted(cls.default_options)) or "none"
-                raise InvalidSpec(
-                    f"unknown option for early-stopping rule {cls.name!r} (allowed: {allowed})",
-                    field=f"early_stopping.{key}",
-                )
+        parsed = parse_options(
+            cls.options_model,
+            options,
+            prefix="early_stopping",
+            owner=f"early-stopping rule {cls.name!r}",
+        )
         if cls.requires_fidelity and fidelity is None:
             raise InvalidSpec(
                 f"early-stopping rule {cls.name!r} needs a fidelity (the resource steps count)",
                 field="fidelity",
             )
-        return {**cls.default_options, **options}
+        cls.check_options(parsed, fidelity)
+        return parsed.model_dump(exclude_none=True)
+
+    @classmethod
+    def check_options(cls, options: Any, fidelity: Mapping[str, Any] | None) -> None:
+        """Checks across options and the fidelity; none by default."""
+        del options, fidelity
 
     @abstractmethod
-    def decide(self, ctx: StoppingContext) -> StopDecision:
-        """Decide whether the trial in ``ctx`` stops after its newest measurement."""
+    def decide(self, ctx: StoppingContext) -> TrialDecision:
+        """Decide what the trial in ``ctx`` does after its newest measurement."""
 
+    def promotions(
+        self, trials: Sequence[Trial], metric: Metric, *, final: bool = False
+    ) -> tuple[ResumeTrial, ...]:
+        """Paused trials to resume now, best first (``trials``: the study's, failed ones left
+        out). Suggest hands these out before new points; rules that never pause have none.
 
-def check_int_option(options: Mapping[str, Any], key: str, *, minimum: int) -> int:
-    """``options[key]`` as an integer ``>= minimum``; :class:`InvalidSpec` naming the field."""
-    value = options[key]
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidSpec(f"must be an integer, got {value!r}", field=f"early_stopping.{key}")
-    if value < minimum:
-        raise InvalidSpec(f"must be >= {minimum}, got {value}", field=f"early_stopping.{key}")
-    return value
-
-
-def check_bool_option(options: Mapping[str, Any], key: str) -> bool:
-    """``options[key]`` as a boolean; :class:`InvalidSpec` naming the field."""
-    value = options[key]
-    if not isinstance(value, bool):
-        raise InvalidSpec(f"must be true or false, got {value!r}", field=f"early_stopping.{key}")
-    return value
+        ``final``: the study can start no new trial and none is running, so this
+        is the rule's last chance to promote; paused trials it leaves are pruned.
+        """
+        del trials, metric, final
+        return ()
 
 
 def fidelity_max(fidelity: Mapping[str, Any] | None) -> float | None:

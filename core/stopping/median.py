@@ -22,55 +22,57 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
+from ..decisions import CONTINUE, Prune, TrialDecision
 from ..errors import InvalidSpec
+from ..options import OptionsModel
 from ..trials import Measurement
 from .base import (
-    CONTINUE,
-    StopDecision,
+    RuleOptions,
     StoppingContext,
     StoppingRule,
     best_of,
-    check_bool_option,
-    check_int_option,
     fidelity_max,
     metric_series,
-    stop,
 )
+
+
+class MedianOptions(RuleOptions):
+    """Options of the ``median`` rule (see the module docstring)."""
+
+    n_startup_trials: int = Field(
+        5, ge=0, description="No stopping until this many other trials completed."
+    )
+    n_warmup_steps: int = Field(0, ge=0, description="Never stop at a step below this.")
+    interval_steps: int = Field(
+        1, ge=1, description="From the warm-up step on, decide only every this many steps."
+    )
+    min_peers: int = Field(
+        3, ge=1, description="No stopping at a step fewer other trials have reached."
+    )
+    use_best_so_far: bool = Field(
+        True, description="Compare best-so-far values rather than values at the step."
+    )
 
 
 class MedianRule(StoppingRule):
     """Stop a trial whose value is worse than the median of its peers at the same step."""
 
     name = "median"
-    default_options: ClassVar[Mapping[str, Any]] = {
-        "n_startup_trials": 5,
-        "n_warmup_steps": 0,
-        "interval_steps": 1,
-        "min_peers": 3,
-        "use_best_so_far": True,
-    }
+    options_model: ClassVar[type[OptionsModel]] = MedianOptions
 
     @classmethod
-    def validate_options(
-        cls, options: Mapping[str, Any], fidelity: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        """Check the median rule's options (see the module docstring)."""
-        full = super().validate_options(options, fidelity)
-        check_int_option(full, "n_startup_trials", minimum=0)
-        warmup = check_int_option(full, "n_warmup_steps", minimum=0)
-        check_int_option(full, "interval_steps", minimum=1)
-        check_int_option(full, "min_peers", minimum=1)
-        check_bool_option(full, "use_best_so_far")
+    def check_options(cls, options: MedianOptions, fidelity: Mapping[str, Any] | None) -> None:
+        """The warm-up must end within the fidelity, or the rule could never stop a trial."""
         top = fidelity_max(fidelity)
-        if top is not None and warmup > top:
+        if top is not None and options.n_warmup_steps > top:
             raise InvalidSpec(
                 f"must not exceed fidelity.max ({top:g}), or the rule could never stop a trial",
                 field="early_stopping.n_warmup_steps",
             )
-        return full
 
-    def decide(self, ctx: StoppingContext) -> StopDecision:
+    def decide(self, ctx: StoppingContext) -> TrialDecision:
         """Stop when the trial is strictly worse than the peers' median at its newest step."""
         newest = _newest(ctx.trial.measurements)
         if newest is None or ctx.metric.name not in newest.values:
@@ -82,14 +84,19 @@ class MedianRule(StoppingRule):
         finite = [v for v in peer_values if math.isfinite(v)]
         if len(finite) < self.options["min_peers"]:
             return CONTINUE
-        median = float(np.median(finite))
-        if not ctx.metric.better(median, own):
+        cutoff, label = self._cutoff(finite, ctx)
+        if not ctx.metric.better(cutoff, own):
             return CONTINUE
         what = "best value so far" if self.options["use_best_so_far"] else "value"
-        return stop(
-            f"median rule: at step {step} the {what} of {ctx.metric.name} ({own:.6g}) is worse "
-            f"than the median {median:.6g} of {len(finite)} other trials"
+        return Prune(
+            f"{self.name} rule: at step {step} the {what} of {ctx.metric.name} ({own:.6g}) is "
+            f"worse than {label} {cutoff:.6g} of {len(finite)} other trials"
         )
+
+    def _cutoff(self, values: list[float], ctx: StoppingContext) -> tuple[float, str]:
+        """The value a trial must not be worse than, and its name in the reason."""
+        del ctx
+        return float(np.median(values)), "the median"
 
     def _due(self, step: int) -> bool:
         """Whether the rule decides at ``step`` (past warm-up, on the interval)."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import CONTINUE, StopDecision, StoppingContext, StoppingRule
+from ..decisions import CONTINUE, TrialDecision
+from .base import StoppingContext, StoppingRule
 
 
 class NoStopping(StoppingRule):
@@ -10,7 +11,7 @@ class NoStopping(StoppingRule):
 
     name = "none"
 
-    def decide(self, ctx: StoppingContext) -> StopDecision:
+    def decide(self, ctx: StoppingContext) -> TrialDecision:
         """Always continue."""
         del ctx
         return CONTINUE

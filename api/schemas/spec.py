@@ -16,7 +16,7 @@ and errors inside the chosen model carry plain paths (``objective.cv.n_splits``)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
 from pydantic import (
     BaseModel,
@@ -224,25 +224,22 @@ Objective = Annotated[
 
 # ---- early stopping -------------------------------------------------------------------
 
-_OPTION_TYPES: dict[type, Any] = {bool: bool, int: int, float: float, str: str}
-
-
-def _option_type(default: Any) -> Any:
-    if isinstance(default, list):
-        return list[Any]
-    if isinstance(default, dict):
-        return dict[str, Any]
-    return _OPTION_TYPES.get(type(default), Any)
-
 
 def stopping_model(rule: str) -> type[BaseModel]:
-    """The options object of one registered rule, typed from the rule's defaults."""
+    """The options object of one registered rule, typed from the rule's own options model
+    (core/options.py). Every option may be left out (the rule's default applies); core
+    checks ranges and cross-field rules and names the field when one is broken."""
     cls = get_rule(rule)
     fields: dict[str, Any] = {"rule": (Literal[rule], ...)}
-    for key, default in cls.default_options.items():
+    for key, info in cls.options_model.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        text = f"default {default!r}"
         fields[key] = (
-            _option_type(default) | None,
-            Field(default=None, description=f"default {default!r}"),
+            cast(Any, info.annotation) | None,
+            Field(
+                default=None,
+                description=f"{info.description}; {text}" if info.description else text,
+            ),
         )
     name = "EarlyStopping" + "".join(part.title() for part in rule.split("_"))
     doc = (cls.__doc__ or f"The {rule!r} rule.").strip().splitlines()[0]

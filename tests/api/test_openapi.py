@@ -205,7 +205,7 @@ def test_wire_models_cover_what_core_accepts() -> None:
     assert set(CrossValidation.model_fields) == core_objective._CV_KEYS
     for name in rule_names():
         options = set(STOPPING_MODELS[name].model_fields) - {"rule"}
-        assert options == set(get_rule(name).default_options), name
+        assert options == set(get_rule(name).default_options()), name
 
 
 def test_main_operations_carry_examples_the_server_accepts(

@@ -27,7 +27,10 @@ class NestedCVIn(WireModel):
 
 @router.post("", status_code=201)
 def start(body: NestedCVIn, request: Request, db: DB) -> dict[str, Any]:
-    summary = nested.start_nested_cv(db, body.study, body.outer_splits, body.seed, run=body.run)
+    policy = request.app.state.settings.objective_policy()
+    summary = nested.start_nested_cv(
+        db, body.study, body.outer_splits, body.seed, run=body.run, policy=policy
+    )
     request.app.state.reconciler.wake()
     return summary
 

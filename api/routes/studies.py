@@ -29,12 +29,16 @@ DB = Annotated[Database, Depends(get_db)]
 @router.post("", status_code=201, response_model=StudyPublic)
 def create_study(
     body: StudyCreate,
+    request: Request,
     response: Response,
     db: DB,
     if_exists: Annotated[str | None, Query()] = None,
 ) -> StudyPublic:
     study, created = service.create_study(
-        db, body.model_dump(exclude_none=True), if_exists=if_exists
+        db,
+        body.model_dump(exclude_none=True),
+        if_exists=if_exists,
+        policy=request.app.state.settings.objective_policy(),
     )
     if not created:
         response.status_code = 200

@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import select
 
 from ...core.errors import InvalidSpec, NotFound
+from ...core.policy import ObjectivePolicy
 from ...core.study import parse_study_spec
 from ..db.engine import Database
 from ..db.models import StudyRow
-from .datasets import check_objective_data
+from .datasets import check_objective
 from .studies import insert_study, study_view
 
 MAX_OUTER = 20
@@ -43,7 +44,13 @@ def inner_spec(spec: Mapping[str, Any], outer: int, index: int, seed: int) -> di
 
 
 def start_nested_cv(
-    db: Database, spec: Mapping[str, Any], outer: int, seed: int, *, run: bool
+    db: Database,
+    spec: Mapping[str, Any],
+    outer: int,
+    seed: int,
+    *,
+    run: bool,
+    policy: ObjectivePolicy,
 ) -> dict[str, Any]:
     """Create the inner studies in one transaction (and start them on the workers when ``run``)."""
     if isinstance(outer, bool) or not isinstance(outer, int) or not 2 <= outer <= MAX_OUTER:
@@ -57,7 +64,7 @@ def start_nested_cv(
                 exc.message, field=f"study.{exc.field}" if exc.field else "study"
             ) from None
     try:
-        check_objective_data(specs[0].objective)  # every fold reads the same file
+        check_objective(specs[0], policy)  # every fold names the same code and file
     except InvalidSpec as exc:
         raise InvalidSpec(exc.message, field=f"study.{exc.field}") from None
     if run and specs[0].max_trials is None:

@@ -94,18 +94,24 @@ def _check_plain(value: Any, field: str, depth: int) -> None:
     bounded depth: such strings cannot be stored on every backend or name anything."""
     if depth > MAX_DEPTH:
         raise InvalidSpec(f"is nested more than {MAX_DEPTH} levels deep", field=field)
-    if isinstance(value, str):
-        if any((ord(c) < 32 and c not in "\t\n\r") or 0xD800 <= ord(c) <= 0xDFFF for c in value):
-            raise InvalidSpec(
-                "must not contain NUL, control characters or lone surrogates", field=field
-            )
-    elif isinstance(value, Mapping):
+    if isinstance(value, str) and not _plain_text(value):
+        raise InvalidSpec(
+            "must not contain NUL, control characters or lone surrogates", field=field
+        )
+    if isinstance(value, Mapping):
         for key, item in value.items():
-            _check_plain(key, f"{field}.{str(key)[:40]!r}", depth + 1)
+            if not _plain_text(str(key)):
+                raise InvalidSpec(
+                    "has a key with NUL, control characters or lone surrogates", field=field
+                )
             _check_plain(item, f"{field}.{key}", depth + 1)
     elif isinstance(value, list | tuple):
         for i, item in enumerate(value):
             _check_plain(item, f"{field}[{i}]", depth + 1)
+
+
+def _plain_text(text: str) -> bool:
+    return not any((ord(c) < 32 and c not in "\t\n\r") or 0xD800 <= ord(c) <= 0xDFFF for c in text)
 
 
 def _parse_sklearn(raw: Mapping[str, Any], metrics: Sequence[Metric]) -> dict[str, Any]:

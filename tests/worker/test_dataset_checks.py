@@ -102,7 +102,7 @@ def test_a_worker_refuses_what_its_own_policy_does_not_allow(tmp_path: Path) -> 
     (inside / "link.csv").symlink_to(secret)
     with pytest.raises(ConfigurationError, match="data roots"):
         evaluate(Trial(), objective("link.csv"), "accuracy", policy(inside))
-    with pytest.raises(ConfigurationError, match="objective.callable"):
+    with pytest.raises(ConfigurationError, match=r"objective\.callable"):
         python = {"kind": "python", "callable": "os:system", "options": {}}
         evaluate(Trial(), python, "accuracy", policy(inside))
     with pytest.raises(ConfigurationError, match=r"objective\.fixed_params\.memory"):

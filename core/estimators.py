@@ -84,7 +84,7 @@ def default_estimators() -> frozenset[str]:
 def _plain(cls: type) -> bool:
     """Buildable without arguments, and takes no estimator or function."""
     try:
-        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+        parameters = list(inspect.signature(cls).parameters.values())
     except (TypeError, ValueError):
         return False
     for p in parameters:

@@ -51,7 +51,7 @@ def load_dataset(
     scheme. Nothing is read otherwise.
     """
     checks = {k: objective[k] for k in _CHECKED if k in objective} if objective else {}
-    request = {"dataset": dict(spec), "checks": checks}
+    request: dict[str, Any] = {"dataset": dict(spec), "checks": checks}
     if spec["source"] != "sklearn":
         request["location"] = policy.resolve_data_path(spec["path"], os.path.realpath)
     return _load(json.dumps(request, sort_keys=True))

@@ -10,6 +10,10 @@ policy does not allow, even when a more permissive server accepted the study.
 from __future__ import annotations
 
 import http.server
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,3 +183,38 @@ def test_a_worker_refuses_what_its_own_policy_does_not_allow(
     finally:
         team.stop()
     assert not marker.exists()
+
+
+def local_cli(*args: str, cwd: Path) -> Any:
+    """``tuneforge`` with no ``TUNEFORGE_*`` variable: the embedded defaults only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TUNEFORGE_")}
+    command = [sys.executable, "-m", "tuneforge.cli", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_a_local_run_trusts_its_user_within_the_working_directory(tmp_path: Path) -> None:
+    """`tuneforge run` (embedded server, local processes): the user's own python module and
+    a csv file relative to the working directory run; a file outside it is refused."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "my_objective.py").write_text(
+        "def score(params, reporter):\n    return (params['x'] - 0.25) ** 2\n"
+    )
+    rows = "".join(f"{i % 5}.5,{(i * 7) % 3}.25,{i % 2}\n" for i in range(40))
+    (project / "data.csv").write_text("a,b,label\n" + rows)
+    (tmp_path / "outside.csv").write_text("a,b,label\n" + rows)
+    spec = python_spec("local-python", "my_objective:score", trials=3)
+    (project / "python.json").write_text(json.dumps(spec))
+    result = local_cli("run", "python.json", "--no-progress", "--workers", "1", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "3 completed" in result.stdout, result.stdout
+
+    (project / "csv.json").write_text(json.dumps(csv_spec("local-csv", "data.csv")))
+    result = local_cli("run", "csv.json", "--no-progress", "--workers", "1", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "4 completed" in result.stdout, result.stdout
+
+    (project / "out.json").write_text(json.dumps(csv_spec("local-out", "../outside.csv")))
+    result = local_cli("run", "out.json", "--no-progress", cwd=project)
+    assert result.returncode != 0 and "objective.dataset.path" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -188,6 +188,10 @@ class ObjectivePolicy:
         return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
     def _url(self, path: str, scheme: str) -> str:
+        if scheme == "file":  # a path in disguise: it would bypass the data roots
+            raise InvalidSpec(
+                "file: URLs are not allowed; give a path under the data roots", field=PATH_FIELD
+            )
         if scheme not in self.url_schemes:
             allowed = ", ".join(self.url_schemes) or "none"
             raise InvalidSpec(

@@ -158,6 +158,8 @@ def test_url_schemes_only_where_allowed() -> None:
     for url in ("http://169.254.169.254/", "file:///etc/passwd", "s3://b/k", "ftp://h/f"):
         assert "not allowed" in refused(policy.data_location, url).message
     assert refused(policy.data_location, "file:/etc/passwd").field == "objective.dataset.path"
+    file_allowed = ObjectivePolicy(data_roots=("/srv/data",), url_schemes=("file",))
+    assert "data roots" in refused(file_allowed.data_location, "file:///etc/passwd").message
 
 
 def test_settings_read_comma_lists_and_agree_between_server_and_worker(

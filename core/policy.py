@@ -77,8 +77,9 @@ class ObjectivePolicy:
             raise ValueError("max_n_jobs must be at least 1")
 
     def trusting_local_user(self, working_directory: str) -> ObjectivePolicy:
-        """The policy of a server only its own user reaches (the embedded one): any
-        python module, and ``working_directory`` as the first data root."""
+        """The policy of a local run, whose user wrote the spec and runs its trials in their
+        own processes (the embedded server): any python module, and ``working_directory``
+        as the first data root."""
         roots = (working_directory, *(r for r in self.data_roots if r != working_directory))
         return replace(self, python_modules=(ANY_MODULE,), data_roots=roots)
 

@@ -70,12 +70,23 @@ def evaluate(
         except InvalidSpec as exc:
             raise ConfigurationError(str(exc)) from exc
         except (ValueError, TypeError, ArithmeticError) as exc:
-            raise ConfigurationError(f"{type(exc).__name__}: {exc}") from exc
+            raise ConfigurationError(estimator_error(exc)) from exc
         return Outcome({metric: out.score}, out.stopped)
     function = load_callable(objective["callable"], policy)
     result = function(params, reporter, **objective.get("options", {}))
     values = dict(result) if isinstance(result, Mapping) else {metric: float(result)}
     return Outcome(values, reporter.stopped)
+
+
+#: The longest estimator error kept as a trial's reason.
+MAX_REASON = 300
+
+
+def estimator_error(exc: BaseException) -> str:
+    """An estimator's complaint about a configuration, as a trial's reason: its first line,
+    cut short (the data was checked before fitting, so it names options, not values)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:MAX_REASON]}"
 
 
 def problem_for(objective: Mapping[str, Any], policy: ObjectivePolicy) -> Problem:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Annotated, Literal
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ..core.policy import ANY_MODULE, ObjectivePolicy, comma_list
 
 DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
 
@@ -34,3 +38,44 @@ class Settings(BaseSettings):
     log_level: str = "info"
     #: ``text`` (default) or ``json``: one JSON object per log line, with the request id.
     log_format: Literal["text", "json"] = "text"
+
+    # ---- what a study spec may name (docs/deploy.md, "Security") ----------------------
+    #: Modules (or packages) whose functions ``objective.kind: python`` may call; none by
+    #: default. ``*`` allows any module: only for a server nobody else can reach.
+    python_objective_modules: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Estimator class paths allowed besides the default list (public scikit-learn
+    #: classifiers and regressors that take no other estimator; xgboost, lightgbm).
+    estimators: Annotated[tuple[str, ...], NoDecode] = ()
+    #: Directories csv/parquet files must lie under (none: no data files, only bundled data).
+    data_roots: Annotated[tuple[str, ...], NoDecode] = ()
+    #: URL schemes a dataset path may use (``https``, ``s3``); none by default.
+    data_url_schemes: Annotated[tuple[str, ...], NoDecode] = ()
+    #: The largest ``n_jobs`` an estimator may be given.
+    max_n_jobs: int = 1
+
+    @field_validator(
+        "python_objective_modules", "estimators", "data_roots", "data_url_schemes", mode="before"
+    )
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return comma_list(value)
+
+    def for_local_user(self, working_directory: str | None = None) -> Settings:
+        """These settings for a server only its own user reaches (the embedded one of
+        ``tuneforge run`` and ``tuneforge.local``): python objectives from any module, and
+        the working directory as the first data root (before ``TUNEFORGE_DATA_ROOTS``)."""
+        cwd = os.path.abspath(working_directory or os.getcwd())
+        roots = (cwd, *(r for r in self.data_roots if os.path.abspath(r) != cwd))
+        return self.model_copy(
+            update={"python_objective_modules": (ANY_MODULE,), "data_roots": roots}
+        )
+
+    def objective_policy(self) -> ObjectivePolicy:
+        """What managed objectives may name on this server."""
+        return ObjectivePolicy(
+            python_modules=self.python_objective_modules,
+            estimators=self.estimators,
+            data_roots=tuple(os.path.abspath(os.path.expanduser(r)) for r in self.data_roots),
+            url_schemes=self.data_url_schemes,
+            max_n_jobs=self.max_n_jobs,
+        )

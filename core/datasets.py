@@ -12,6 +12,7 @@ columns) but never echo cell values.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -267,7 +268,8 @@ PARQUET_HINT = "pip install 'pyarrow>=15' where the server and the workers run"
 def read_error(exc: BaseException, source: str, path: str) -> InvalidSpec:
     """The :class:`InvalidSpec` for an exception raised while reading a dataset file.
 
-    The message names the path the spec gave and the kind of problem, never the
+    The message names the path the spec gave and the kind of problem (with a line
+    number for a malformed CSV), never the parser's own text, which can quote the
     file's contents.
     """
     if isinstance(exc, ImportError):
@@ -277,7 +279,7 @@ def read_error(exc: BaseException, source: str, path: str) -> InvalidSpec:
             field=f"{FIELD}.source",
         )
     if isinstance(exc, FileNotFoundError):
-        problem = "no such file (relative paths are resolved from the process's working directory)"
+        problem = "no such file (relative paths start at the first data root)"
     elif isinstance(exc, IsADirectoryError):
         problem = "is a directory, not a file"
     elif isinstance(exc, PermissionError):
@@ -287,14 +289,13 @@ def read_error(exc: BaseException, source: str, path: str) -> InvalidSpec:
     elif type(exc).__name__ == "EmptyDataError":
         problem = "the file is empty"
     elif type(exc).__name__ == "ParserError":
-        problem = f"is not a well-formed CSV ({_first_line(exc)})"
-    elif isinstance(exc, OSError) and exc.strerror:
-        problem = exc.strerror
+        problem = f"is not a well-formed CSV{_line_of(exc)}"
     else:
         problem = f"cannot be read as {source} ({type(exc).__name__})"
     return InvalidSpec(f"{path!r}: {problem}", field=f"{FIELD}.path")
 
 
-def _first_line(exc: BaseException) -> str:
-    """A parser's own message (line and field counts), cut short; no cell values."""
-    return str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+def _line_of(exc: BaseException) -> str:
+    """`` (line 3)`` when the parser's message gives a line number, else nothing."""
+    match = re.search(r"\bline (\d+)", str(exc))
+    return f" (line {match.group(1)})" if match else ""

@@ -13,10 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidSpec
+from .estimators import default_estimators, estimator_options
 from .trials import Goal, Metric, MetricRole
 
-#: Estimator modules a study may name unless the server configures otherwise.
-DEFAULT_ALLOWED_ESTIMATORS = ("sklearn.", "xgboost.", "lightgbm.")
 CV_TYPES = (
     "kfold",
     "stratified_kfold",
@@ -33,6 +32,10 @@ PREPROCESSING = ("standard_scaler", "min_max_scaler", "robust_scaler")
 _DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 _CALLABLE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 MAX_SPLITS = 1000
+#: Deepest nesting of objects and lists inside ``objective`` (``options`` included).
+MAX_DEPTH = 8
+#: ``test_size`` bounds: a fraction that leaves rows on both sides of the split.
+MIN_TEST_SIZE, MAX_TEST_SIZE = 0.001, 0.999
 
 _SKLEARN_KEYS = {
     "kind", "estimator", "fixed_params", "dataset", "cv", "scoring", "test_size",
@@ -50,21 +53,24 @@ _CV_KEYS = {
 }
 
 
-def parse_objective(
-    raw: Any,
-    metrics: Sequence[Metric],
-    allowed_estimators: Sequence[str] = DEFAULT_ALLOWED_ESTIMATORS,
-) -> dict[str, Any] | None:
-    """Validate a study's ``objective`` and return it normalized (defaults filled in)."""
+def parse_objective(raw: Any, metrics: Sequence[Metric]) -> dict[str, Any] | None:
+    """Validate a study's ``objective`` and return it normalized (defaults filled in).
+
+    This checks the objective's shape only and imports nothing it names. What it
+    names (module, estimator and options, data path) is checked against the
+    operator's policy when a study is created
+    (:meth:`tuneforge.core.policy.ObjectivePolicy.check_spec`) and again on the workers.
+    """
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
         raise InvalidSpec("must be null or an object", field="objective")
+    _check_plain(raw, "objective", 0)
     kind = raw.get("kind")
     if kind == "python":
         return _parse_python(raw)
     if kind == "sklearn":
-        return _parse_sklearn(raw, metrics, allowed_estimators)
+        return _parse_sklearn(raw, metrics)
     raise InvalidSpec("must be 'sklearn' or 'python'", field="objective.kind")
 
 
@@ -83,16 +89,39 @@ def _parse_python(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {"kind": "python", "callable": target, "options": dict(options)}
 
 
-def _parse_sklearn(
-    raw: Mapping[str, Any], metrics: Sequence[Metric], allowed: Sequence[str]
-) -> dict[str, Any]:
+def _check_plain(value: Any, field: str, depth: int) -> None:
+    """No NUL, control character or lone surrogate in any string (keys included), and a
+    bounded depth: such strings cannot be stored on every backend or name anything."""
+    if depth > MAX_DEPTH:
+        raise InvalidSpec(f"is nested more than {MAX_DEPTH} levels deep", field=field)
+    if isinstance(value, str) and not _plain_text(value):
+        raise InvalidSpec(
+            "must not contain NUL, control characters or lone surrogates", field=field
+        )
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not _plain_text(str(key)):
+                raise InvalidSpec(
+                    "has a key with NUL, control characters or lone surrogates", field=field
+                )
+            _check_plain(item, f"{field}.{key}", depth + 1)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{field}[{i}]", depth + 1)
+
+
+def _plain_text(text: str) -> bool:
+    return not any((ord(c) < 32 and c not in "\t\n\r") or 0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def _parse_sklearn(raw: Mapping[str, Any], metrics: Sequence[Metric]) -> dict[str, Any]:
     for key in raw:
         if key not in _SKLEARN_KEYS:
             raise InvalidSpec(
                 f"unknown field (allowed: {', '.join(sorted(_SKLEARN_KEYS))})",
                 field=f"objective.{key}",
             )
-    estimator = _parse_estimator(raw.get("estimator"), allowed)
+    estimator = _parse_estimator(raw.get("estimator"))
     fixed = raw.get("fixed_params", {})
     if not isinstance(fixed, Mapping):
         raise InvalidSpec("must be an object", field="objective.fixed_params")
@@ -118,22 +147,11 @@ def _parse_sklearn(
     }
 
 
-def _parse_estimator(value: Any, allowed: Sequence[str]) -> str:
+def _parse_estimator(value: Any) -> str:
+    """A dotted class path (its shape only: nothing is imported here)."""
     field = "objective.estimator"
-    if not isinstance(value, str) or not _DOTTED.match(value):
+    if not isinstance(value, str) or len(value) > 200 or not _DOTTED.match(value):
         raise InvalidSpec("must be a dotted class path like 'sklearn.svm.SVC'", field=field)
-    if not any(value.startswith(prefix) for prefix in allowed):
-        raise InvalidSpec(f"is not on this server's allow-list ({', '.join(allowed)})", field=field)
-    if value.startswith("sklearn."):
-        import importlib
-
-        module_name, _, class_name = value.rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError):
-            raise InvalidSpec(f"no estimator {value!r} in this scikit-learn", field=field) from None
-        if not hasattr(cls, "fit"):
-            raise InvalidSpec(f"{value!r} is not an estimator (no fit method)", field=field)
     return value
 
 
@@ -258,8 +276,12 @@ def _parse_outer_fold(raw: Any) -> dict[str, Any] | None:
 def _parse_test_size(raw: Any, field: str = "objective.test_size") -> float | None:
     if raw is None:
         return None
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 < raw < 1:
-        raise InvalidSpec("must be a fraction strictly between 0 and 1", field=field)
+    if (
+        isinstance(raw, bool)
+        or not isinstance(raw, int | float)
+        or not MIN_TEST_SIZE <= raw <= MAX_TEST_SIZE
+    ):
+        raise InvalidSpec(f"must be a fraction in [{MIN_TEST_SIZE}, {MAX_TEST_SIZE}]", field=field)
     return float(raw)
 
 
@@ -280,16 +302,18 @@ def _int(raw: Any, field: str, low: int, high: int) -> int:
 
 
 def check_estimator_params(objective: Mapping[str, Any] | None, names: Sequence[str]) -> None:
-    """Every tuned parameter must be a parameter of a scikit-learn estimator (by name)."""
+    """Every tuned parameter must be a parameter of the estimator (by name).
+
+    Checked here for the default allow-list only (nothing else is imported before
+    the operator's policy allowed it); :meth:`~.policy.ObjectivePolicy.check_spec`
+    checks every allowed class, with the values.
+    """
     if objective is None or objective.get("kind") != "sklearn":
         return
     path = str(objective["estimator"])
-    if not path.startswith("sklearn."):
+    if path not in default_estimators():
         return
-    import importlib
-
-    module_name, _, class_name = path.rpartition(".")
-    known = set(getattr(importlib.import_module(module_name), class_name)().get_params())
+    known = set(estimator_options(path))
     for i, name in enumerate(names):
         if name not in known:
             raise InvalidSpec(

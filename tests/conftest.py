@@ -63,6 +63,31 @@ def temporary_pg_database(prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
+#: What the test servers and workers allow a spec to name (the defaults allow no python
+#: module and no data file): the test suite's own objectives, and files under pytest's
+#: temporary directory. Tests of the defaults pass their own settings.
+TEST_PYTHON_MODULES = "tests"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def spec_policy_for_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Sets ``TUNEFORGE_PYTHON_OBJECTIVE_MODULES`` and ``TUNEFORGE_DATA_ROOTS`` for this
+    session (servers and workers started by the tests inherit them); yields the data root."""
+    root = str(tmp_path_factory.getbasetemp())
+    saved = {k: os.environ.get(k) for k in POLICY_VARIABLES}
+    os.environ["TUNEFORGE_PYTHON_OBJECTIVE_MODULES"] = TEST_PYTHON_MODULES
+    os.environ["TUNEFORGE_DATA_ROOTS"] = root
+    yield root
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+POLICY_VARIABLES = ("TUNEFORGE_PYTHON_OBJECTIVE_MODULES", "TUNEFORGE_DATA_ROOTS")
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this session, migrated to head, dropped at the end."""

@@ -14,7 +14,9 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from ..core.errors import InvalidSpec
+from ..core.policy import ObjectivePolicy
 from .objectives.sklearn_cv import Problem, cross_validate, prepare
+from .settings import local_policy
 
 
 class TrialLike(Protocol):
@@ -48,42 +50,62 @@ class _Reporter:
         return self.stopped
 
 
-def evaluate(trial: TrialLike, objective: Mapping[str, Any], metric: str) -> Outcome:
-    """Run ``objective`` for ``trial``; raise :class:`ConfigurationError` for a bad configuration
-    or for data that does not fit the objective (missing file or column, unusable types)."""
+def evaluate(
+    trial: TrialLike, objective: Mapping[str, Any], metric: str, policy: ObjectivePolicy
+) -> Outcome:
+    """Run ``objective`` for ``trial`` if ``policy`` allows what it names; raise
+    :class:`ConfigurationError` when it does not, for a bad configuration, or for data
+    that does not fit the objective (missing file or column, unusable types)."""
     reporter = _Reporter(trial)
     params = dict(trial.params)
+    try:
+        policy.check_run(objective, params)  # before anything named is imported or read
+        if objective["kind"] == "sklearn":
+            problem = problem_for(objective, policy)
+    except InvalidSpec as exc:  # not allowed here, or the data does not fit the spec
+        raise ConfigurationError(str(exc)) from exc
     if objective["kind"] == "sklearn":
         try:
-            problem = problem_for(objective)
-        except InvalidSpec as exc:  # the data does not fit the spec: the same for every trial
+            out = cross_validate(objective, params, metric, reporter, problem, policy)
+        except InvalidSpec as exc:
             raise ConfigurationError(str(exc)) from exc
-        try:
-            out = cross_validate(objective, params, metric, reporter, problem)
         except (ValueError, TypeError, ArithmeticError) as exc:
-            raise ConfigurationError(f"{type(exc).__name__}: {exc}") from exc
+            raise ConfigurationError(estimator_error(exc)) from exc
         return Outcome({metric: out.score}, out.stopped)
-    function = load_callable(objective["callable"])
+    function = load_callable(objective["callable"], policy)
     result = function(params, reporter, **objective.get("options", {}))
     values = dict(result) if isinstance(result, Mapping) else {metric: float(result)}
     return Outcome(values, reporter.stopped)
 
 
-def problem_for(objective: Mapping[str, Any]) -> Problem:
+#: The longest estimator error kept as a trial's reason.
+MAX_REASON = 300
+
+
+def estimator_error(exc: BaseException) -> str:
+    """An estimator's complaint about a configuration, as a trial's reason: its first line,
+    cut short (the data was checked before fitting, so it names options, not values)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:MAX_REASON]}"
+
+
+def problem_for(objective: Mapping[str, Any], policy: ObjectivePolicy) -> Problem:
     """The prepared dataset and folds of an objective, kept once per process."""
     import json
 
-    return _problem(json.dumps(dict(objective), sort_keys=True))
+    return _problem(json.dumps(dict(objective), sort_keys=True), policy)
 
 
 @lru_cache(maxsize=8)
-def _problem(key: str) -> Problem:
+def _problem(key: str, policy: ObjectivePolicy) -> Problem:
     import json
 
-    return prepare(json.loads(key))
+    return prepare(json.loads(key), policy)
 
 
-def load_callable(target: str) -> Any:
+def load_callable(target: str, policy: ObjectivePolicy) -> Any:
+    """The function ``module:function``, imported only when ``policy`` allows its module."""
+    policy.check_callable(target)
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 
@@ -94,20 +116,28 @@ class LocalObjective:
     Used by ``tuneforge run`` and ``tuneforge quickstart`` to run managed studies in
     local processes through the same :func:`evaluate` the Celery task uses. A bad
     configuration marks the trial infeasible; a stopped trial is completed with
-    its running mean, which the server records as pruned.
+    its running mean, which the server records as pruned. ``policy`` defaults to
+    :func:`~.settings.local_policy` (the user's own code and working directory).
     """
 
-    def __init__(self, objective: Mapping[str, Any], metric: str, blas_threads: int = 1) -> None:
+    def __init__(
+        self,
+        objective: Mapping[str, Any],
+        metric: str,
+        blas_threads: int = 1,
+        policy: ObjectivePolicy | None = None,
+    ) -> None:
         self.objective = dict(objective)
         self.metric = metric
         self.blas_threads = blas_threads
+        self.policy = policy or local_policy()
 
     def __call__(self, trial: Any) -> dict[str, float] | None:
         from threadpoolctl import threadpool_limits
 
         try:
             with threadpool_limits(limits=self.blas_threads):
-                return evaluate(trial, self.objective, self.metric).values
+                return evaluate(trial, self.objective, self.metric, self.policy).values
         except ConfigurationError as exc:
             trial.infeasible(str(exc))
             return None

@@ -12,9 +12,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 import tuneforge
 from tuneforge.errors import ConnectionFailed, RateLimited, ServerError
 
+from ..core.errors import InvalidSpec
+from ..core.policy import ObjectivePolicy
 from ..core.trials import task_client_id
 from .objective import ConfigurationError, evaluate, problem_for
 from .objectives.sklearn_cv import holdout_score
+from .settings import local_policy
 
 log = logging.getLogger("tuneforge.worker")
 TRANSIENT = (ConnectionFailed, ServerError, RateLimited)
@@ -30,8 +33,9 @@ def _objective_metric(study: tuneforge.Study) -> str:
     return next(m["name"] for m in study.data.metrics if m.get("role", "objective") == "objective")
 
 
-def run_one_trial(study: tuneforge.Study, blas_threads: int) -> str:
-    """Suggest one trial for this task's client id, evaluate it, finish it; returns its state."""
+def run_one_trial(study: tuneforge.Study, blas_threads: int, policy: ObjectivePolicy) -> str:
+    """Suggest one trial for this task's client id, evaluate it if this worker's ``policy``
+    allows what the objective names, finish it; returns its state."""
     from threadpoolctl import threadpool_limits
 
     trials = study.suggest(1)
@@ -44,7 +48,7 @@ def run_one_trial(study: tuneforge.Study, blas_threads: int) -> str:
         return "failed"
     try:
         with threadpool_limits(limits=blas_threads):
-            outcome = evaluate(trial, objective, _objective_metric(study))
+            outcome = evaluate(trial, objective, _objective_metric(study), policy)
     except ConfigurationError as exc:
         return trial.infeasible(str(exc)).state
     except SoftTimeLimitExceeded:
@@ -57,15 +61,23 @@ def run_one_trial(study: tuneforge.Study, blas_threads: int) -> str:
     return trial.complete(outcome.values).state
 
 
-def evaluate_best(study: tuneforge.Study) -> dict[str, Any]:
-    """Refit the best configuration on the tuning part; score it once on the held-out rows."""
+def evaluate_best(study: tuneforge.Study, policy: ObjectivePolicy | None = None) -> dict[str, Any]:
+    """Refit the best configuration on the tuning part; score it once on the held-out rows.
+
+    ``policy`` is the worker's (Celery tasks pass theirs); a local run's
+    (:func:`~.settings.local_policy`) when not given.
+    """
+    policy = policy or local_policy()
     best = study.best()
     objective = study.data.objective
     if best is None or objective is None:
         return {"state": "failed", "error": "no completed trial or no managed objective"}
     metric = _objective_metric(study)
     try:
-        test = holdout_score(objective, best.params, problem_for(objective))
+        policy.check_run(objective, best.params)
+        test = holdout_score(objective, best.params, problem_for(objective, policy), policy)
+    except InvalidSpec as exc:
+        return {"state": "failed", "error": str(exc)}
     except Exception as exc:
         return {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
     return {
@@ -81,6 +93,7 @@ def evaluate_best(study: tuneforge.Study) -> dict[str, Any]:
 def register_tasks(app: Celery) -> None:
     """Define ``tuneforge.run_trial`` and ``tuneforge.evaluate_study`` on ``app``."""
     settings = app.conf.tuneforge_settings
+    policy = settings.objective_policy()
     retry = {
         "autoretry_for": TRANSIENT,
         "retry_backoff": True,
@@ -92,12 +105,12 @@ def register_tasks(app: Celery) -> None:
     @app.task(name="tuneforge.run_trial", bind=True, **retry)
     def run_trial(task: Task, study_id: int) -> str:
         with _client(app, task.request.id) as client:
-            return run_one_trial(client.get_study(study_id), settings.blas_threads)
+            return run_one_trial(client.get_study(study_id), settings.blas_threads, policy)
 
     @app.task(name="tuneforge.evaluate_study", bind=True, **retry)
     def evaluate_study(task: Task, study_id: int) -> str:
         with _client(app, task.request.id) as client:
             study = client.get_study(study_id)
-            result = evaluate_best(study)
+            result = evaluate_best(study, policy)
             study.store_evaluation(result)
             return str(result.get("state", "done"))

@@ -69,7 +69,13 @@ def start(body: NestedCVIn, request: Request, db: DB, project: CurrentProject) -
     and start them on the workers when ``run``."""
     spec = body.study.model_dump(exclude_none=True)
     summary = nested.start_nested_cv(
-        db, spec, body.outer_splits, body.seed, run=body.run, project_id=project
+        db,
+        spec,
+        body.outer_splits,
+        body.seed,
+        run=body.run,
+        policy=request.app.state.settings.objective_policy(),
+        project_id=project,
     )
     request.app.state.reconciler.wake()
     return summary

@@ -47,6 +47,7 @@ ONE_STUDY = (404, 422, 503)
 )
 def create_study(
     body: Annotated[StudyCreate, Body(openapi_examples=STUDY_EXAMPLES)],
+    request: Request,
     response: Response,
     db: DB,
     project: CurrentProject,
@@ -62,6 +63,7 @@ def create_study(
         body.model_dump(exclude_none=True),
         if_exists=if_exists.value if if_exists is not None else None,
         project_id=project,
+        policy=request.app.state.settings.objective_policy(),
     )
     if not created:
         response.status_code = 200

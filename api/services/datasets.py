@@ -1,52 +1,64 @@
 """The server's look at a managed study's data file, when the study is created.
 
-Only a bounded sample is read: the header and the first :data:`SAMPLE_ROWS`
-rows of a CSV (the dtypes pandas infers from them), or a Parquet file's schema
-and row count (from its metadata) plus its first :data:`SAMPLE_ROWS` rows. The
-checks themselves are :func:`tuneforge.core.datasets.check_objective_table`,
-which the workers run again on the whole table they load.
+The path is first checked against the operator's policy
+(:meth:`tuneforge.core.policy.ObjectivePolicy.resolve_data_path`: under a data
+root once symlinks are followed; URLs only with an allowed scheme). Then only a
+bounded sample is read: the header and the first :data:`SAMPLE_ROWS` rows of a
+CSV (the dtypes pandas infers from them), or a Parquet file's schema and row
+count (from its metadata) plus its first :data:`SAMPLE_ROWS` rows. The checks
+themselves are :func:`tuneforge.core.datasets.check_objective_table`, which the
+workers run again on the whole table they load.
 
 URLs are not fetched by the server; their data is checked by the workers.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from ...core.datasets import TableInfo, check_objective_table, describe_frame, read_error
+from ...core.policy import ObjectivePolicy, is_url
+from ...core.study import StudySpec
 
 #: Rows read to infer column types and count missing values (the rest is left on disk).
 SAMPLE_ROWS = 10_000
 
 
-def check_objective_data(objective: Mapping[str, Any] | None) -> None:
-    """Check the csv/parquet file a normalized managed objective names (no-op otherwise).
+def check_objective(spec: StudySpec, policy: ObjectivePolicy) -> None:
+    """Check what a new study's objective names against ``policy``, then its data file.
 
-    Raises :class:`~tuneforge.core.errors.InvalidSpec` naming ``objective.dataset.*``
-    (or ``objective.cv.n_splits``) when the file or its columns do not fit the spec.
+    Raises :class:`~tuneforge.core.errors.InvalidSpec` naming the field: the callable,
+    estimator or options the operator does not allow, a path outside the data roots, a
+    URL scheme not allowed, or a file whose columns do not fit the spec.
     """
+    policy.check_spec(spec.objective, spec.space.parameters)
+    check_objective_data(spec.objective, policy)
+
+
+def check_objective_data(objective: Mapping[str, Any] | None, policy: ObjectivePolicy) -> None:
+    """Check the csv/parquet file a normalized managed objective names (no-op otherwise)."""
     if not objective or objective.get("kind") != "sklearn":
         return
     dataset = objective["dataset"]
-    if dataset["source"] not in ("csv", "parquet") or is_url(dataset["path"]):
+    if dataset["source"] not in ("csv", "parquet"):
         return
-    check_objective_table(objective, sample_table(dataset["source"], dataset["path"]))
+    path = policy.resolve_data_path(dataset["path"], os.path.realpath)
+    if is_url(path):
+        return
+    check_objective_table(objective, sample_table(dataset["source"], path, dataset["path"]))
 
 
-def is_url(path: str) -> bool:
-    """``scheme://...`` paths (http, s3, ...) are read by the workers only."""
-    return "://" in path
-
-
-def sample_table(source: str, path: str) -> TableInfo:
-    """Describe the file at ``path`` from a bounded sample of its rows."""
+def sample_table(source: str, path: str, shown: str | None = None) -> TableInfo:
+    """Describe the file at ``path`` from a bounded sample of its rows (errors name ``shown``,
+    the path as the spec gave it)."""
     try:
         if source == "csv":
             return _csv(path)
         return _parquet(path)
     except Exception as exc:
-        raise read_error(exc, source, path) from None
+        raise read_error(exc, source, shown if shown is not None else path) from None
 
 
 def _csv(path: str) -> TableInfo:

@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import select
 
 from ...core.errors import InvalidSpec, NotFound
+from ...core.policy import ObjectivePolicy
 from ...core.study import parse_study_spec
 from ..db.engine import Database
 from ..db.models import StudyRow
-from .datasets import check_objective_data
+from .datasets import check_objective
 from .studies import insert_study, study_view
 
 MAX_OUTER = 20
@@ -49,6 +50,7 @@ def start_nested_cv(
     seed: int,
     *,
     run: bool,
+    policy: ObjectivePolicy,
     project_id: int | None = None,
 ) -> dict[str, Any]:
     """Create the inner studies in one transaction, in ``project_id`` (None: the default
@@ -64,7 +66,7 @@ def start_nested_cv(
                 exc.message, field=f"study.{exc.field}" if exc.field else "study"
             ) from None
     try:
-        check_objective_data(specs[0].objective)  # every fold reads the same file
+        check_objective(specs[0], policy)  # every fold names the same code and file
     except InvalidSpec as exc:
         raise InvalidSpec(exc.message, field=f"study.{exc.field}") from None
     if run and specs[0].max_trials is None:

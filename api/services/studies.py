@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ...core.analysis import best_trials
 from ...core.errors import Conflict, InvalidSpec
+from ...core.policy import ObjectivePolicy
 from ...core.study import Study, StudySpec, budget, parse_study_spec
 from ...core.trials import StudyState, Trial, TrialState
 from ..db.engine import Database
@@ -26,7 +27,7 @@ from ..db.repository import (
     to_trial,
     utcnow,
 )
-from .datasets import check_objective_data
+from .datasets import check_objective
 from .lifecycle import (
     new_study,
     public_completion_reason,
@@ -76,17 +77,18 @@ def create_study(
     db: Database,
     body: Mapping[str, Any],
     *,
+    policy: ObjectivePolicy,
     if_exists: str | None = None,
     project_id: int | None = None,
 ) -> tuple[Study, bool]:
     """Create a study in ``project_id`` (None: the default project); returns it and whether
     it is new. Same name twice is a conflict unless ``if_exists == "return"`` and the specs
-    are identical. A managed objective's csv/parquet file is checked first (columns and
-    types against the spec)."""
+    are identical. A managed objective is checked first: what it names against the
+    operator's ``policy``, then its csv/parquet file (columns and types against the spec)."""
     if if_exists not in (None, "return"):
         raise InvalidSpec("must be 'return' when given", field="if_exists")
     spec = parse_study_spec(body)
-    check_objective_data(spec.objective)  # reads the data file before any lock is taken
+    check_objective(spec, policy)  # reads the data file before any lock is taken
     with db.write() as session:
         row, created = insert_study(session, spec, if_exists=if_exists, project_id=project_id)
         return study_view(session, row), created

@@ -86,9 +86,12 @@ class PrivateRedis:
 class Worker:
     """``tuneforge worker`` in its own process group (so a test can kill the whole of it)."""
 
-    def __init__(self, server: str, broker: str, name: str) -> None:
+    def __init__(
+        self, server: str, broker: str, name: str, env: dict[str, str] | None = None
+    ) -> None:
         env = {
             **os.environ,
+            **(env or {}),
             "TUNEFORGE_SERVER_URL": server,
             "TUNEFORGE_BROKER_URL": broker,
             "PYTHONPATH": str(ROOT),

@@ -14,6 +14,7 @@ from sklearn.datasets import load_iris
 
 from tuneforge.core.errors import InvalidSpec
 from tuneforge.core.objective import parse_objective
+from tuneforge.core.policy import ObjectivePolicy
 from tuneforge.core.trials import Goal, Metric
 from tuneforge.worker.objectives.datasets import load_dataset
 from tuneforge.worker.objectives.sklearn_cv import cross_validate, holdout_score, prepare
@@ -105,13 +106,14 @@ def test_group_kfold_from_a_csv_matches_scikit_learn(tmp_path: Path) -> None:
         test_size=None,
         dataset={"source": "csv", "path": str(path), "target": "label", "groups": "site"},
     )
-    problem = prepare(spec)
+    policy = ObjectivePolicy(data_roots=(str(tmp_path),))
+    problem = prepare(spec, policy)
     assert len(problem.test_rows) == 0
     expected = list(ms.GroupKFold(3).split(X, y, groups))
     for (train, val), (exp_train, exp_val) in zip(problem.folds, expected, strict=True):
         assert np.array_equal(train, exp_train) and np.array_equal(val, exp_val)
         assert not set(groups[train]) & set(groups[val])
-    assert load_dataset(spec["dataset"]).X.shape == (150, 4)
+    assert load_dataset(spec["dataset"], policy=policy).X.shape == (150, 4)
 
 
 class Recorder:
@@ -171,8 +173,8 @@ def test_bad_objectives_name_the_field(change: dict[str, Any], field: str) -> No
         "cv": {"type": "kfold"},
         **change,
     }
-    with pytest.raises(InvalidSpec) as info:
-        parse_objective(spec, ACC)
+    with pytest.raises(InvalidSpec) as info:  # the shape, then what the default policy allows
+        ObjectivePolicy().check_spec(parse_objective(spec, ACC), ())
     assert info.value.field == field
 
 

@@ -7,6 +7,7 @@ creation (:mod:`tuneforge.core.datasets`), here on every row.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +16,10 @@ from typing import Any
 import numpy as np
 
 from ...core.datasets import check_table, describe_frame, read_error
+from ...core.policy import ObjectivePolicy
+
+#: The operator's defaults: no data files, no URLs.
+STRICT = ObjectivePolicy()
 
 #: The objective's fields the data checks depend on (part of the cache key).
 _CHECKED = ("estimator", "preprocessing", "cv")
@@ -33,11 +38,23 @@ class Dataset:
         return len(self.y)
 
 
-def load_dataset(spec: Mapping[str, Any], objective: Mapping[str, Any] | None = None) -> Dataset:
+def load_dataset(
+    spec: Mapping[str, Any],
+    objective: Mapping[str, Any] | None = None,
+    policy: ObjectivePolicy = STRICT,
+) -> Dataset:
     """The dataset a study names, checked like the server checks it at creation
-    (against ``objective``'s estimator and preprocessing when given); cached per process."""
+    (against ``objective``'s estimator and preprocessing when given); cached per process.
+
+    A csv/parquet path must lie under one of ``policy``'s data roots once symlinks
+    are followed (relative paths start at the first root); a URL needs an allowed
+    scheme. Nothing is read otherwise.
+    """
     checks = {k: objective[k] for k in _CHECKED if k in objective} if objective else {}
-    return _load(json.dumps({"dataset": dict(spec), "checks": checks}, sort_keys=True))
+    request: dict[str, Any] = {"dataset": dict(spec), "checks": checks}
+    if spec["source"] != "sklearn":
+        request["location"] = policy.resolve_data_path(spec["path"], os.path.realpath)
+    return _load(json.dumps(request, sort_keys=True))
 
 
 @lru_cache(maxsize=8)
@@ -46,7 +63,7 @@ def _load(key: str) -> Dataset:
     spec = request["dataset"]
     if spec["source"] == "sklearn":
         return _bundled(spec["name"])
-    return _tabular(spec, request["checks"])
+    return _tabular(spec, request["location"], request["checks"])
 
 
 def _bundled(name: str) -> Dataset:
@@ -57,14 +74,13 @@ def _bundled(name: str) -> Dataset:
     return Dataset(np.asarray(X), np.asarray(y))
 
 
-def _tabular(spec: Mapping[str, Any], checks: Mapping[str, Any]) -> Dataset:
+def _tabular(spec: Mapping[str, Any], location: str, checks: Mapping[str, Any]) -> Dataset:
     import pandas as pd
 
-    path = spec["path"]
     try:
-        frame = pd.read_csv(path) if spec["source"] == "csv" else pd.read_parquet(path)
+        frame = pd.read_csv(location) if spec["source"] == "csv" else pd.read_parquet(location)
     except Exception as exc:
-        raise read_error(exc, spec["source"], path) from None
+        raise read_error(exc, spec["source"], spec["path"]) from None
     features = check_table(
         spec,
         describe_frame(frame),

@@ -19,10 +19,12 @@ from sklearn.metrics import check_scoring
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from ...core.errors import InvalidSpec
-from ...core.objective import DEFAULT_ALLOWED_ESTIMATORS
+from ...core.policy import ObjectivePolicy, estimator_class
 from .datasets import Dataset, load_dataset
 from .splits import Split, cv_splits, holdout_split, outer_fold_split
 
+#: The operator's defaults: listed estimators, no data files, no URLs, no python modules.
+STRICT = ObjectivePolicy()
 SCALERS = {
     "standard_scaler": "sklearn.preprocessing.StandardScaler",
     "min_max_scaler": "sklearn.preprocessing.MinMaxScaler",
@@ -49,14 +51,16 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def build_estimator(objective: Mapping[str, Any], params: Mapping[str, Any]) -> Any:
-    """The estimator (inside a preprocessing pipeline, if any) for one trial."""
+def build_estimator(
+    objective: Mapping[str, Any], params: Mapping[str, Any], policy: ObjectivePolicy = STRICT
+) -> Any:
+    """The estimator (inside a preprocessing pipeline, if any) for one trial; the class
+    and every option are checked against ``policy`` before the class is imported."""
     path = objective["estimator"]
-    if not path.startswith(DEFAULT_ALLOWED_ESTIMATORS):
-        raise InvalidSpec(
-            "estimator is not on the worker's allow-list", field="objective.estimator"
-        )
-    model = _import(path)(**{**objective.get("fixed_params", {}), **params})
+    fixed = objective.get("fixed_params", {})
+    policy.check_options(path, fixed, "objective.fixed_params")
+    policy.check_options(path, params, "params")
+    model = estimator_class(policy, path)(**{**fixed, **params})
     steps = [_import(SCALERS[s])() for s in objective.get("preprocessing", [])]
     return make_pipeline(*steps, model) if steps else model
 
@@ -75,10 +79,10 @@ class Problem:
     folds: tuple[Split, ...]
 
 
-def prepare(objective: Mapping[str, Any]) -> Problem:
+def prepare(objective: Mapping[str, Any], policy: ObjectivePolicy = STRICT) -> Problem:
     """Load the data and fix the held-out split and the folds (deterministic)."""
-    data = load_dataset(objective["dataset"], objective)
-    probe = build_estimator(objective, {})
+    data = load_dataset(objective["dataset"], objective, policy)
+    probe = build_estimator(objective, {}, policy)
     stratify = is_classifier(_final_model(probe))
     if objective.get("outer_fold"):
         tune, test = outer_fold_split(data, objective["outer_fold"], stratify=stratify)
@@ -99,10 +103,11 @@ def cross_validate(
     metric: str,
     reporter: Reporter,
     problem: Problem | None = None,
+    policy: ObjectivePolicy = STRICT,
 ) -> CVOutcome:
     """Fit and score fold by fold; report the running mean after each fold; stop when told."""
-    problem = problem or prepare(objective)
-    estimator = build_estimator(objective, params)
+    problem = problem or prepare(objective, policy)
+    estimator = build_estimator(objective, params, policy)
     scorer = check_scoring(estimator, scoring=objective.get("scoring"))
     X, y = problem.data.X, problem.data.y
     scores: list[float] = []
@@ -118,15 +123,18 @@ def cross_validate(
 
 
 def holdout_score(
-    objective: Mapping[str, Any], params: Mapping[str, Any], problem: Problem | None = None
+    objective: Mapping[str, Any],
+    params: Mapping[str, Any],
+    problem: Problem | None = None,
+    policy: ObjectivePolicy = STRICT,
 ) -> float:
     """Refit on the whole tuning part and score once on the held-out rows."""
-    problem = problem or prepare(objective)
+    problem = problem or prepare(objective, policy)
     if len(problem.test_rows) == 0:
         raise InvalidSpec(
             "the study has no held-out test set (test_size)", field="objective.test_size"
         )
-    estimator = build_estimator(objective, params)
+    estimator = build_estimator(objective, params, policy)
     scorer = check_scoring(estimator, scoring=objective.get("scoring"))
     X, y = problem.data.X, problem.data.y
     model = estimator.fit(X[problem.tune_rows], y[problem.tune_rows])

@@ -51,7 +51,10 @@ class EmbeddedServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        app = create_app(Settings(db_url=self.db_url, migrate=False))
+        # It serves the user who started it (on 127.0.0.1): python objectives from any
+        # module, data files under the working directory (docs/deploy.md, "Security").
+        settings = Settings(db_url=self.db_url, migrate=False).for_local_user()
+        app = create_app(settings)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -1,0 +1,258 @@
+"""What a study spec may name: the operator's policy for managed objectives (no I/O).
+
+A study spec names code (``objective.callable``, ``objective.estimator`` and its
+options) and data (``objective.dataset.path``). On a shared server those run on
+the workers, so everything named is checked against what the server's operator
+configured, never against a pattern alone:
+
+- python objectives only from the listed modules (none by default);
+- estimators from an allow-list (see :mod:`.estimators`), options checked;
+- data files only under the listed data roots, after following symlinks;
+  URLs only with a listed scheme (none by default).
+
+The API server checks a spec when a study is created; the workers check it
+again with their own policy before they import or read anything. Messages name
+the field and the rule; they never say whether a file outside the roots exists.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .errors import InvalidSpec
+from .estimators import (
+    THREAD_OPTIONS,
+    check_option,
+    check_plain_string,
+    check_threads,
+    default_estimators,
+    estimator_options,
+    load_class,
+)
+from .space import Parameter
+
+#: In ``python_modules``, allows every module (only for a server nobody else can reach).
+ANY_MODULE = "*"
+CALLABLE_FIELD = "objective.callable"
+ESTIMATOR_FIELD = "objective.estimator"
+PATH_FIELD = "objective.dataset.path"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
+OUTSIDE = (
+    "must name a file under this server's data roots (relative paths start at the first "
+    "root; '..', '~' and symlinks leading out are refused)"
+)
+
+
+@dataclass(frozen=True)
+class ObjectivePolicy:
+    """What managed objectives may name on one server (or worker).
+
+    ``python_modules``: modules (or packages: ``team.objectives`` covers
+    ``team.objectives.nlp``) whose functions ``kind: python`` may call; ``"*"``
+    allows any. ``estimators``: estimator class paths allowed besides the
+    default list (``default_estimators=False`` drops that list). ``data_roots``:
+    absolute directories csv/parquet files must lie under. ``url_schemes``:
+    schemes (``https``, ``s3``) a dataset path may use. ``max_n_jobs``: the
+    largest ``n_jobs`` an estimator may take.
+    """
+
+    python_modules: tuple[str, ...] = ()
+    estimators: tuple[str, ...] = ()
+    default_estimators: bool = True
+    data_roots: tuple[str, ...] = ()
+    url_schemes: tuple[str, ...] = ()
+    max_n_jobs: int = 1
+
+    def __post_init__(self) -> None:
+        roots = tuple(posixpath.normpath(r) for r in self.data_roots if r)
+        if any(not posixpath.isabs(r) for r in roots):
+            raise ValueError(f"data roots must be absolute paths: {self.data_roots!r}")
+        object.__setattr__(self, "data_roots", roots)
+        object.__setattr__(self, "url_schemes", tuple(s.lower() for s in self.url_schemes))
+        if self.max_n_jobs < 1:
+            raise ValueError("max_n_jobs must be at least 1")
+
+    def trusting_local_user(self, working_directory: str) -> ObjectivePolicy:
+        """The policy of a local run, whose user wrote the spec and runs its trials in their
+        own processes (the embedded server): any python module, and ``working_directory``
+        as the first data root."""
+        roots = (working_directory, *(r for r in self.data_roots if r != working_directory))
+        return replace(self, python_modules=(ANY_MODULE,), data_roots=roots)
+
+    # ---- code ------------------------------------------------------------------
+    def check_callable(self, target: str) -> None:
+        """``module:function`` may be called only from a configured module."""
+        module, _, name = target.partition(":")
+        if name.startswith("__"):
+            raise InvalidSpec("must not name a dunder function", field=CALLABLE_FIELD)
+        if ANY_MODULE in self.python_modules:
+            return
+        if not any(module == m or module.startswith(m + ".") for m in self.python_modules):
+            listed = ", ".join(self.python_modules) or "none"
+            raise InvalidSpec(
+                f"module {module!r} is not allowed for python objectives on this server "
+                f"(allowed: {listed}); the server's operator must list it in "
+                "TUNEFORGE_PYTHON_OBJECTIVE_MODULES",
+                field=CALLABLE_FIELD,
+            )
+
+    def allows_estimator(self, path: str) -> bool:
+        """Whether ``path`` is on this policy's allow-list (a string check; no import)."""
+        if path in self.estimators:
+            return True
+        return self.default_estimators and path in default_estimators()
+
+    def check_estimator(self, path: str) -> frozenset[str]:
+        """The class's constructor options, if it is allowed (and importable)."""
+        if not self.allows_estimator(path):
+            raise InvalidSpec(
+                f"{path!r} is not on this server's estimator allow-list (public scikit-learn "
+                "classifiers and regressors that take no other estimator, xgboost / lightgbm "
+                "when installed, and the classes the operator lists in TUNEFORGE_ESTIMATORS)",
+                field=ESTIMATOR_FIELD,
+            )
+        try:
+            return estimator_options(path)
+        except Exception:
+            raise InvalidSpec(
+                f"{path!r} cannot be built on this server (not installed, or needs arguments)",
+                field=ESTIMATOR_FIELD,
+            ) from None
+
+    def check_options(self, path: str, options: Mapping[str, Any], prefix: str) -> None:
+        """Constructor options (``fixed_params`` or one trial's parameters) of ``path``."""
+        known = self.check_estimator(path)
+        for name, value in options.items():
+            field = f"{prefix}.{name}"
+            check_plain_string(str(name), field)
+            check_option(name, value, field, max_n_jobs=self.max_n_jobs)
+            if name not in known:
+                raise InvalidSpec(f"{name!r} is not a parameter of {path}", field=field)
+
+    def check_parameters(self, path: str, parameters: Sequence[Parameter]) -> None:
+        """Tuned parameters are constructor options too: same names and values rules."""
+        known = self.check_estimator(path)
+        for i, p in enumerate(parameters):
+            field = f"parameters[{i}]"
+            check_option(p.name, None, f"{field}.name", max_n_jobs=self.max_n_jobs)
+            if p.name not in known:
+                raise InvalidSpec(f"{p.name!r} is not a parameter of {path}", field=f"{field}.name")
+            if p.name in THREAD_OPTIONS:
+                for end in ("low", "high"):
+                    check_threads(_whole(getattr(p, end)), f"{field}.{end}", self.max_n_jobs)
+            for j, value in enumerate(p.values):
+                check_option(p.name, value, f"{field}.values[{j}]", max_n_jobs=self.max_n_jobs)
+
+    # ---- data ------------------------------------------------------------------
+    def data_location(self, path: str) -> str:
+        """Where a dataset path points, checked lexically: a URL with an allowed scheme
+        (returned as is) or a normalized absolute path under a data root."""
+        if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in path):
+            raise InvalidSpec(
+                "must not contain control characters or lone surrogates", field=PATH_FIELD
+            )
+        scheme = _SCHEME.match(path)
+        if scheme and (len(scheme.group(1)) > 1 or "://" in path):
+            return self._url(path, scheme.group(1).lower())
+        if not self.data_roots:
+            raise InvalidSpec(
+                "data files are not allowed on this server: its operator has configured no "
+                "data roots (TUNEFORGE_DATA_ROOTS); use a bundled dataset (source: sklearn)",
+                field=PATH_FIELD,
+            )
+        parts = re.split(r"[/\\]", path)
+        if ".." in parts or path.startswith("~"):
+            raise InvalidSpec(OUTSIDE, field=PATH_FIELD)
+        candidate = posixpath.normpath(posixpath.join(self.data_roots[0], path))
+        if not self.under_roots(candidate, self.data_roots):
+            raise InvalidSpec(OUTSIDE, field=PATH_FIELD)
+        return candidate
+
+    def resolve_data_path(self, path: str, realpath: Callable[[str], str]) -> str:
+        """:meth:`data_location`, then the file's real path (``realpath`` follows symlinks,
+        e.g. ``os.path.realpath``) must still lie under a root's real path."""
+        location = self.data_location(path)
+        if is_url(location):
+            return location
+        real = realpath(location)
+        if not self.under_roots(real, tuple(realpath(r) for r in self.data_roots)):
+            raise InvalidSpec(OUTSIDE, field=PATH_FIELD)
+        return real
+
+    @staticmethod
+    def under_roots(path: str, roots: Sequence[str]) -> bool:
+        """Whether ``path`` is a root or lies below one (both normalized)."""
+        return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+    def _url(self, path: str, scheme: str) -> str:
+        if scheme == "file":  # a path in disguise: it would bypass the data roots
+            raise InvalidSpec(
+                "file: URLs are not allowed; give a path under the data roots", field=PATH_FIELD
+            )
+        if scheme not in self.url_schemes:
+            allowed = ", ".join(self.url_schemes) or "none"
+            raise InvalidSpec(
+                f"URL scheme {scheme!r} is not allowed on this server (allowed: {allowed}); "
+                "the server's operator lists schemes in TUNEFORGE_DATA_URL_SCHEMES",
+                field=PATH_FIELD,
+            )
+        return path
+
+    # ---- a whole objective -----------------------------------------------------
+    def check_spec(
+        self, objective: Mapping[str, Any] | None, parameters: Sequence[Parameter]
+    ) -> None:
+        """A normalized objective and the study's tuned parameters, at creation."""
+        if objective is None:
+            return
+        if objective["kind"] == "python":
+            self.check_callable(objective["callable"])
+            return
+        path = objective["estimator"]
+        self.check_options(path, objective.get("fixed_params", {}), "objective.fixed_params")
+        self.check_parameters(path, parameters)
+        dataset = objective["dataset"]
+        if dataset["source"] != "sklearn":
+            self.data_location(dataset["path"])
+
+    def check_run(self, objective: Mapping[str, Any], params: Mapping[str, Any]) -> None:
+        """What a worker checks before it runs one trial (or the held-out evaluation)."""
+        if objective["kind"] == "python":
+            self.check_callable(objective["callable"])
+            return
+        path = objective["estimator"]
+        self.check_options(path, objective.get("fixed_params", {}), "objective.fixed_params")
+        self.check_options(path, params, "params")
+        dataset = objective["dataset"]
+        if dataset["source"] != "sklearn":
+            self.data_location(dataset["path"])
+
+
+def comma_list(value: object) -> object:
+    """A setting given as ``a, b,c`` (an environment variable) as ``("a", "b", "c")``;
+    other values (already a list) as they are."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def is_url(path: str) -> bool:
+    """``scheme://...`` (http, s3, file, ...)."""
+    return "://" in path
+
+
+def _whole(value: float | None) -> Any:
+    return int(value) if value is not None and float(value).is_integer() else value
+
+
+def estimator_class(policy: ObjectivePolicy, path: str) -> Any:
+    """The estimator class at ``path``, imported only when ``policy`` allows it."""
+    policy.check_estimator(path)
+    return load_class(path)
+
+
+__all__ = ["ANY_MODULE", "ObjectivePolicy", "comma_list", "estimator_class", "is_url"]

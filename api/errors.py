@@ -1,4 +1,4 @@
-"""Maps every failure to the API.md error body ``{"error": {code, message, details}}``."""
+"""Maps every failure to the one error body of docs/api.md ``{"error": {code, message, details}}``."""
 
 from __future__ import annotations
 

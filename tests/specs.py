@@ -6,7 +6,7 @@ from typing import Any
 
 
 def small_spec(name: str = "study", **overrides: Any) -> dict[str, Any]:
-    """A five-parameter study with a condition, like API.md's example."""
+    """A five-parameter study with a condition, like the example in docs/api.md."""
     spec: dict[str, Any] = {
         "name": name,
         "parameters": [

@@ -73,7 +73,7 @@ def suggest(
         refresh_study_state(session, study, spec, now)
         claim_dispatch(session, study.id, client_id, now)
         if study.state != StudyState.ACTIVE.value:
-            # API.md: a finished or paused study answers "completed": no work for this worker
+            # docs/api.md: a finished or paused study answers "completed": no work for this worker
             return [], StudyState.COMPLETED
         rows = _own_unfinished(session, study, spec, client_id, count, now)
         if len(rows) < count:

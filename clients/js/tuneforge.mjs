@@ -16,7 +16,7 @@
  * console.log(await study.best());
  * ```
  *
- * The REST contract is docs/api.md (and the team's API.md); this module only
+ * The REST contract is docs/api.md; this module only
  * wraps it. Requests that are safe to repeat (GETs, suggest with this client's
  * `clientId`, measurements, heartbeats, complete, fail) are retried with
  * exponential backoff and jitter on network errors, timeouts and

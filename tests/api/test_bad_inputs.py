@@ -1,4 +1,4 @@
-"""A table of bad inputs: each gets a 4xx with the API.md error body naming the field."""
+"""A table of bad inputs: each gets a 4xx with the docs/api.md error body naming the field."""
 
 from __future__ import annotations
 

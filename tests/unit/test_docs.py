@@ -12,8 +12,12 @@ from tuneforge.worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+SKIP = {".git", "build", "dist", "node_modules", ".venv"}  # not the project's own files
 SOURCES = [
-    p for ext in ("py", "mjs", "sh") for p in ROOT.glob(f"**/*.{ext}") if ".git" not in p.parts
+    p
+    for ext in ("py", "mjs", "sh")
+    for p in ROOT.glob(f"**/*.{ext}")
+    if not SKIP & set(p.relative_to(ROOT).parts)
 ]
 
 
@@ -32,6 +36,16 @@ def test_every_environment_variable_a_doc_names_is_read_somewhere(doc: Path) -> 
     code = source_text()
     unknown = sorted(v for v in named if v not in settings_variables() and v not in code)
     assert not unknown, f"{doc.name} names variables no code reads: {unknown}"
+
+
+def test_source_cites_the_docs_not_design_notes_outside_the_repository() -> None:
+    pattern = re.compile(r"\b(API|ARCHITECTURE|STYLE)\.md\b")
+    cited = [
+        str(p.relative_to(ROOT))
+        for p in [*SOURCES, *DOCS]
+        if p.name != Path(__file__).name and pattern.search(p.read_text())
+    ]
+    assert not cited, f"these files cite notes that are not in the repository: {cited}"
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)

@@ -1,4 +1,4 @@
-"""The held-out test split and the cross-validation splitters of API.md."""
+"""The held-out test split and the cross-validation splitters a managed objective names (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -197,7 +197,7 @@ describe("studies", () => {
     await study.update({ state: "paused" });
     assert.equal(study.state, "paused");
     assert.deepEqual(await study.suggest(), []);
-    // API.md: suggest on a paused study answers study_state "completed" (no work)
+    // docs/api.md: suggest on a paused study answers study_state "completed" (no work)
     assert.equal(study.state, "completed");
     await study.refresh();
     assert.equal(study.state, "paused");

@@ -1,4 +1,4 @@
-"""Every REST call of API.md as a :class:`Call`: method, path, body, reply parser and
+"""Every REST call of docs/api.md as a :class:`Call`: method, path, body, reply parser and
 whether sending it twice is safe. The sync and async clients send these unchanged."""
 
 from __future__ import annotations

@@ -195,7 +195,7 @@ class BaseClient:
             raise error_from_reply(status, _json_or_none(outcome), outcome.text, attempts.count)
         try:
             return call.parse(outcome.json() if outcome.content else None)
-        except ValueError:  # not JSON, or not the shape API.md fixes (a proxy's page?)
+        except ValueError:  # not JSON, or not the shape docs/api.md fixes (a proxy's page?)
             raise ServerError(
                 f"{call.method} {call.path}: unexpected reply {outcome.text[:200]!r}",
                 status=status,

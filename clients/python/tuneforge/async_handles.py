@@ -288,7 +288,7 @@ class AsyncStudy(StudyBase):
         return await self.update(state="active")
 
     async def run(self) -> AsyncStudy:
-        """Start the study's managed objective on the server's workers (API.md "Managed
+        """Start the study's managed objective on the server's workers (docs/api.md "Managed
         objectives"); pause and resume work as for any study."""
         self._data = await self._client._request(calls.run_study(self.id))
         return self

@@ -79,7 +79,7 @@ class Client(BaseClient):
         if_exists: str | None = None,
         **fields: Any,
     ) -> Study:
-        """Create a study from a spec dict and/or keywords (API.md "Study spec").
+        """Create a study from a spec dict and/or keywords (docs/api.md, "Studies").
 
         ``if_exists="return"`` returns the existing study of that name when its
         spec is identical (otherwise :class:`~tuneforge.Conflict`).

@@ -261,7 +261,7 @@ class Study(StudyBase):
         return self.update(state="active")
 
     def run(self) -> Study:
-        """Start the study's managed objective on the server's workers (API.md "Managed
+        """Start the study's managed objective on the server's workers (docs/api.md "Managed
         objectives"); pause and resume work as for any study."""
         self._data = self._client._request(calls.run_study(self.id))
         return self

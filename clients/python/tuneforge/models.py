@@ -1,4 +1,4 @@
-"""Typed, frozen mirrors of the wire shapes in API.md (pydantic v2).
+"""Typed, frozen mirrors of the wire shapes in docs/api.md (pydantic v2).
 
 Fields the server adds later are kept (``extra="allow"``) so an older SDK
 keeps working against a newer server.

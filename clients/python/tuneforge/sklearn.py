@@ -79,7 +79,7 @@ class TuneSearchCV(BaseSearchCV):
     estimator : estimator object
         The estimator to tune; cloned for every fit.
     param_space : dict or list of dict
-        Either the API.md parameter list (``[{"name": "C", "type": "float", "low": 1e-3,
+        Either the parameter list of docs/api.md (``[{"name": "C", "type": "float", "low": 1e-3,
         "high": 1e3, "scale": "log"}, ...]``, conditions allowed), or a dict like
         RandomizedSearchCV's ``param_distributions``: ``scipy.stats.loguniform(a, b)`` ->
         float on [a, b], log scale; ``uniform(loc, scale)`` -> float on
@@ -102,7 +102,7 @@ class TuneSearchCV(BaseSearchCV):
         optimize. The study's metric is named after a string ``scoring`` (or
         ``refit`` for several), ``"score"`` otherwise.
     algorithm : str, default="auto"
-        The study's suggestion algorithm (API.md: auto, random, grid, sobol, tpe, gp...).
+        The study's suggestion algorithm (docs/api.md: auto, random, grid, sobol, tpe, gp...).
     early_stopping : dict, str or None, default=None
         The study's fold-level early-stopping rule, e.g. ``{"rule": "median",
         "n_startup_trials": 3, "min_peers": 2}``; a string is the rule name with

@@ -1,7 +1,7 @@
 """``TuneSearchCV``'s ``param_space`` as a study's parameter list.
 
 A RandomizedSearchCV-style dict (scipy.stats distributions, lists of values) or an
-API.md parameter list becomes the ``parameters`` of a study spec, with a decoder
+A parameter list of docs/api.md becomes the ``parameters`` of a study spec, with a decoder
 per parameter that turns a trial's suggested value back into what the estimator
 was given (int vs float, the original object behind a categorical label).
 
@@ -55,7 +55,7 @@ class SearchSpace:
 
 
 def search_space_of(param_space: Any) -> SearchSpace:
-    """Convert ``param_space`` (API.md parameter list or a RandomizedSearchCV-style dict)."""
+    """Convert ``param_space`` (a docs/api.md parameter list or a RandomizedSearchCV-style dict)."""
     if isinstance(param_space, Mapping):
         if not param_space:
             raise ValueError("param_space is empty: give at least one parameter")
@@ -75,7 +75,7 @@ def search_space_of(param_space: Any) -> SearchSpace:
         if not all(isinstance(s, Mapping) and "name" in s and "type" in s for s in specs):
             raise ValueError(
                 "a list param_space must hold tuneforge parameter dicts with 'name' and "
-                "'type' (API.md); for several RandomizedSearchCV-style sub-spaces use one "
+                "'type' (docs/api.md); for several RandomizedSearchCV-style sub-spaces use one "
                 "dict with a categorical parent and 'condition's instead"
             )
         return SearchSpace([dict(s) for s in specs], {s["name"]: _typed(s["type"]) for s in specs})
@@ -98,7 +98,7 @@ def _identity(value: Any) -> Any:
 
 
 def _parameter(name: str, value: Any) -> tuple[dict[str, Any], Callable[[Any], Any]]:
-    """One dict entry of a RandomizedSearchCV-style space as an API.md parameter."""
+    """One dict entry of a RandomizedSearchCV-style space as a docs/api.md parameter."""
     if isinstance(value, Mapping):
         if "type" not in value:
             raise ValueError(

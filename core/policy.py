@@ -232,6 +232,12 @@ class ObjectivePolicy:
             self.data_location(dataset["path"])
 
 
+#: The operator's defaults: no python objectives, no data files, no URLs, the
+#: default estimator list, ``n_jobs`` at most 1. What a service applies when its
+#: caller names no policy.
+STRICT = ObjectivePolicy()
+
+
 def comma_list(value: object) -> object:
     """A setting given as ``a, b,c`` (an environment variable) as ``("a", "b", "c")``;
     other values (already a list) as they are."""

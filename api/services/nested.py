@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ...core.errors import InvalidSpec, NotFound
-from ...core.policy import ObjectivePolicy
+from ...core.policy import STRICT, ObjectivePolicy
 from ...core.study import parse_study_spec
 from ..db.engine import Database
 from ..db.models import StudyRow
@@ -50,7 +50,7 @@ def start_nested_cv(
     seed: int,
     *,
     run: bool,
-    policy: ObjectivePolicy,
+    policy: ObjectivePolicy = STRICT,
     project_id: int | None = None,
 ) -> dict[str, Any]:
     """Create the inner studies in one transaction, in ``project_id`` (None: the default

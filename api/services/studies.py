@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ...core.analysis import best_trials
 from ...core.errors import Conflict, InvalidSpec
-from ...core.policy import ObjectivePolicy
+from ...core.policy import STRICT, ObjectivePolicy
 from ...core.study import Study, StudySpec, budget, parse_study_spec
 from ...core.trials import StudyState, Trial, TrialState
 from ..db.engine import Database
@@ -77,7 +77,7 @@ def create_study(
     db: Database,
     body: Mapping[str, Any],
     *,
-    policy: ObjectivePolicy,
+    policy: ObjectivePolicy = STRICT,
     if_exists: str | None = None,
     project_id: int | None = None,
 ) -> tuple[Study, bool]:

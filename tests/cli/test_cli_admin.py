@@ -146,6 +146,24 @@ def test_sdk_with_a_key_and_without(keyed_server: tuple[LiveServer, str, str]) -
         client.list_studies()
 
 
+def test_client_commands_take_the_key_as_an_option(
+    keyed_server: tuple[LiveServer, str, str],
+) -> None:
+    server, admin, editor = keyed_server
+    with tuneforge.Client(server.url, editor) as client:
+        client.create_study(**small_spec("listed"))
+    listed = ok(
+        run("studies", "list", "--url", server.url, "--api-key", editor, "--format", "json")
+    )
+    assert [s["name"] for s in json.loads(listed)] == ["listed"]
+    shown = ok(run("best", "listed", "--url", server.url, "--api-key", admin))
+    assert shown.strip() == "no completed trial yet in study 1 'listed'"
+    one_line_error(run("studies", "list", "--url", server.url), 1, "401", "TUNEFORGE_API_KEY")
+    one_line_error(run("studies", "list", "--url", server.url, "--api-key", "tf_1_wrong"), 1, "401")
+    for command in (["worker"], ["run", "x.yaml"], ["trials", "list", "1"], ["nested-cv"]):
+        assert "--api-key" in ok(run(*command, "--help")), command
+
+
 def serve(db: str, *args: str) -> subprocess.Popen[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("TUNEFORGE_")}
     return subprocess.Popen(

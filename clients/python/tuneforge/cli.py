@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .cli_connect import check_url
+from .cli_connect import add_api_key, check_url
 from .cli_errors import CliGroup
 
 DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
@@ -185,11 +185,12 @@ _register_run(main)
 from .cli_studies import register as _register_studies  # noqa: E402
 
 _register_studies(main)
-main.add_debug()
 
 from .cli_admin import register as _register_admin  # noqa: E402
 
 _register_admin(main)
+main.add_debug()
+add_api_key(main)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

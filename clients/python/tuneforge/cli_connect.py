@@ -6,6 +6,7 @@ errors are worded by :mod:`tuneforge.cli_errors`, the one error path of every co
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +57,45 @@ def url_option(func: F) -> F:
         "`tuneforge serve` listens). These commands read a running server; they "
         "never start an embedded one. TUNEFORGE_API_KEY is sent when set.",
     )(func)
+
+
+API_KEY_ENV = "TUNEFORGE_API_KEY"
+#: The commands that talk to a server as a client (``serve``, ``db``, ``projects`` and
+#: ``keys`` work on the database itself; ``audit`` has its own ``--api-key``).
+CLIENT_COMMANDS = ("studies", "trials", "best", "run", "nested-cv", "quickstart", "worker")
+
+
+def _set_api_key(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:  # the SDK, the CLI's clients and a worker's settings all read the variable
+        os.environ[API_KEY_ENV] = value
+
+
+def api_key_option(func: F) -> F:
+    """``--api-key KEY``: the key sent as ``Authorization: Bearer KEY`` (default
+    ``TUNEFORGE_API_KEY``); a server without keys ignores it."""
+    return click.option(
+        "--api-key",
+        expose_value=False,
+        is_eager=True,
+        callback=_set_api_key,
+        metavar="KEY",
+        help=f"API key for a server that requires keys (env {API_KEY_ENV}).",
+    )(func)
+
+
+def add_api_key(group: click.Group) -> None:
+    """Give every client command of ``group`` (and their sub-commands) ``--api-key``."""
+
+    def add(command: click.Command) -> None:
+        if not any(p.name == "api_key" for p in command.params):
+            api_key_option(command)
+        if isinstance(command, click.Group):
+            for sub in command.commands.values():
+                add(sub)
+
+    for name in CLIENT_COMMANDS:
+        if name in group.commands:
+            add(group.commands[name])
 
 
 @contextmanager

@@ -9,7 +9,6 @@ trial; both paths must give the same kind of line, so these tests accept either.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import socket
@@ -18,7 +17,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 import tuneforge
@@ -119,16 +117,18 @@ def test_wrong_target_column_names_the_field(tmp_path: Path) -> None:
     assert "objective.dataset.target" in line and "'label'" in line
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("pyarrow") is not None
-    or importlib.util.find_spec("fastparquet") is not None,
-    reason="a parquet engine is installed",
-)
 def test_parquet_without_an_engine_names_the_field(tmp_path: Path) -> None:
+    """As on a machine without pyarrow: packages on PYTHONPATH that fail to import hide
+    the installed parquet engines from the CLI's process."""
+    hidden = tmp_path / "hidden"
+    for engine in ("pyarrow", "fastparquet"):
+        (hidden / engine).mkdir(parents=True)
+        (hidden / engine / "__init__.py").write_text(f"raise ImportError('no {engine} here')\n")
     (tmp_path / "data.parquet").write_bytes(b"PAR1")
     dataset = {"source": "parquet", "path": str(tmp_path / "data.parquet"), "target": "y"}
     write(tmp_path / "study.yaml", managed_spec("parquet", dataset))
-    line = error_line(cli("run", "study.yaml", "-w", "1", cwd=tmp_path))
+    result = cli("run", "study.yaml", "-w", "1", cwd=tmp_path, env={"PYTHONPATH": str(hidden)})
+    line = error_line(result)
     assert "objective.dataset" in line and "parquet" in line
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..auth import CurrentProject
 from ..db.engine import Database
 from ..openapi import BODY, errors
-from ..schemas.common import WireModel
+from ..schemas.common import JsonInt, WireModel
 from ..schemas.enums import StudyStateField
 from ..schemas.studies import StudyCreate
 from ..services import nested
@@ -24,8 +24,8 @@ class NestedCVIn(WireModel):
     """A study spec with a managed sklearn objective, split into ``outer_splits`` inner studies."""
 
     study: StudyCreate
-    outer_splits: int = Field(default=5, description="2 to 20 outer folds")
-    seed: int = 0
+    outer_splits: JsonInt = Field(default=5, description="2 to 20 outer folds")
+    seed: JsonInt = 0
     #: Start the inner studies on the Celery workers (false: drive them yourself).
     run: bool = Field(default=True, description="start the inner studies on the workers")
 

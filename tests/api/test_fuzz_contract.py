@@ -1,0 +1,241 @@
+"""schemathesis over every operation of the OpenAPI document, against the real app.
+
+The app runs in-process (ASGI) on its own temporary SQLite file, in open mode (no
+keys), with two studies and a few trials created first so that generated path
+parameters reach existing resources part of the time (:func:`aim_at_seeded`).
+Generation is deterministic (``derandomize``, a fixed seed) and bounded
+(:data:`MAX_EXAMPLES` per operation and mode), so a failure is reproduced by the
+next run and its report ends with the request as a ``curl`` command.
+
+Checks on every response:
+
+- ``not_a_server_error``: no 5xx;
+- ``status_code_conformance``: the status is declared for the operation;
+- ``content_type_conformance`` and ``response_headers_conformance``;
+- ``response_schema_conformance``: the body matches the declared schema;
+- ``positive_data_acceptance`` for schema-valid requests: the answer is 2xx, or one of
+  :data:`LEGITIMATE_REJECTIONS`, which depend on the state of the server and not on
+  the request's shape: 404 (the id or name does not exist, or belongs to another
+  project) and 409 (the study or trial is not in a state that allows the verb; a name
+  already taken). 401 and 403 cannot occur in open mode and are not allowed. 422 is
+  not allowed either, except for the rules listed in :data:`SEMANTIC_RULES`: rules
+  JSON Schema cannot state (one field compared with another, or with the study a
+  request names). Each is matched by the field the error names and the rule its
+  message states, so any other 422 to a schema-valid request fails the test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import CheckContext, not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    positive_data_acceptance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tuneforge.api.app import create_app
+from tuneforge.api.db.migrate import upgrade
+from tuneforge.api.settings import Settings
+
+#: Examples per operation (positive and negative each); ~25 operations.
+MAX_EXAMPLES = 60
+SEED = 20261202
+#: Statuses a schema-valid request may get besides 2xx (see the module docstring).
+LEGITIMATE_REJECTIONS = ("404", "409")
+#: 422s to schema-valid requests that JSON Schema cannot rule out: (operation id, the
+#: field the error names (regex), the rule its message states (regex), why).
+SEMANTIC_RULES: tuple[tuple[str, str, str], ...] = (
+    # a study spec: bounds, scales, steps and conditions compared with each other, names
+    # unique, an objective among the metrics, options that depend on the algorithm, rule
+    # or estimator; a nested CV needs the optional objective (and a sklearn one)
+    ("createStudy", r".*", r""),
+    ("startNestedCv", r".*", r""),
+    # the study a request names decides: its parameters and metrics (params, values), its
+    # objective (run, evaluate), whether values are needed (complete unless infeasible)
+    ("createTrial", r"params(\..*)?|values(\..*)?|state", r""),
+    ("reportMeasurement", r"values(\..*)?", r""),
+    ("completeTrial", r"values(\..*)?|reason", r""),
+    ("runStudy", r"objective", r""),
+    ("evaluateStudy", r"objective", r""),
+    ("storeEvaluation", r"trial_number|params|.*score|state", r""),
+    ("updateStudy", r"max_.*", r"below|lower|than"),
+    # a page token is opaque: only one this server issued is valid
+    ("listStudies", r"page_token", r"not a page token this server issued"),
+    ("listTrials", r"page_token", r"not a page token this server issued"),
+    ("listAudit", r"page_token", r"not a page token this server issued"),
+)
+
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+#: Seeded studies: ``study_id`` values drawn by schemathesis are folded onto these and
+#: one id that does not exist, so most requests reach a real study.
+SEEDED = {"study_ids": (1, 2), "missing": 3, "trial_numbers": (0, 1, 2, 3)}
+
+
+def seed(session: Any) -> None:
+    """Two active studies (random search and TPE), trials in several states."""
+    for name, algorithm in (("fuzz-a", "random"), ("fuzz-b", "tpe")):
+        spec = {
+            "name": name,
+            "parameters": [
+                {"name": "x", "type": "float", "low": 0, "high": 1},
+                {"name": "k", "type": "categorical", "values": ["a", "b"]},
+            ],
+            "metrics": [{"name": "loss", "goal": "minimize"}],
+            "algorithm": algorithm,
+        }
+        r = session.post("/api/v1/studies", json=spec)
+        assert r.status_code == 201, r.text
+        study = r.json()["id"]
+        r = session.post(f"/api/v1/studies/{study}/trials/suggest", json={"count": 3})
+        assert r.status_code == 200, r.text
+        trials = r.json()["trials"]
+        done = session.post(
+            f"/api/v1/studies/{study}/trials/{trials[0]['number']}/complete",
+            json={"values": {"loss": 0.5}},
+        )
+        assert done.status_code == 200, done.text
+
+
+#: (operation, mode, status) -> answers: printed at the end of the module (``-s``).
+STATUSES: Counter[tuple[str, str, int]] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def status_summary() -> Iterator[None]:
+    """Print how each operation answered: whether the fuzzing reached past validation."""
+    yield
+    for (label, mode, status), n in sorted(STATUSES.items()):
+        print(f"fuzz: {label} {mode} {status} x{n}")
+
+
+def fuzz_config() -> Any:
+    """Fixed seed, deterministic generation, the legitimate rejections."""
+    return schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            # the text every string field takes (api/text_guard.py): UTF-8, no NUL
+            "generation": {
+                "max-examples": MAX_EXAMPLES,
+                "deterministic": True,
+                "codec": "utf-8",
+                "allow-x00": False,
+            },
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": ["2xx", *LEGITIMATE_REJECTIONS]}
+            },
+        }
+    )
+
+
+def negatable(parameter: dict[str, Any]) -> bool:
+    """Whether some value breaks the parameter's schema (any text is a valid plain string)."""
+    rules = set(parameter["schema"]) - {"title", "description"}
+    return rules != {"type"} or parameter["schema"]["type"] != "string"
+
+
+def cases() -> list[tuple[str, GenerationMode]]:
+    """Every operation of the document ("METHOD /path"), with schema-valid requests, and
+    with schema-invalid ones where it takes parameters or a body; touches no database."""
+    doc = create_app(Settings(db_url="sqlite://")).openapi()  # type: ignore[call-arg]
+    out = []
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            label = f"{method.upper()} {path}"
+            out.append((label, GenerationMode.POSITIVE))
+            if operation.get("requestBody") or any(map(negatable, operation.get("parameters", ()))):
+                out.append((label, GenerationMode.NEGATIVE))
+    return out
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Any]:
+    """The schema of a fresh app on its own SQLite file, seeded (:func:`seed`)."""
+    url = f"sqlite:///{tmp_path / 'fuzz.db'}"
+    upgrade(url)
+    app = create_app(Settings(db_url=url, reconcile_interval_seconds=0))  # type: ignore[call-arg]
+    loaded = schemathesis.openapi.from_asgi("/openapi.json", app, config=fuzz_config())
+    with schemathesis.python.asgi.get_client(app) as session:
+        seed(session)
+    loaded.hook("map_path_parameters")(aim_at_seeded)
+    yield loaded
+    schemathesis.python.asgi.shutdown_lifespans()
+
+
+def aim_at_seeded(ctx: Any, path_parameters: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``map_path_parameters``: fold drawn ids onto the seeded resources (and one unknown)."""
+    if not path_parameters:
+        return path_parameters
+    ids = (*SEEDED["study_ids"], SEEDED["missing"])
+    out = dict(path_parameters)
+    if isinstance(out.get("study_id"), int) and out["study_id"] >= 0:
+        out["study_id"] = ids[out["study_id"] % len(ids)]
+    if isinstance(out.get("number"), int) and out["number"] >= 0:
+        numbers = SEEDED["trial_numbers"]
+        out["number"] = numbers[out["number"] % len(numbers)]
+    return out
+
+
+def semantic_rejection(case: Any, response: Any) -> bool:
+    """A 422 naming a rule of :data:`SEMANTIC_RULES` for this operation."""
+    if response.status_code != 422:
+        return False
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    field = str((error.get("details") or {}).get("field", ""))
+    message = str(error.get("message", ""))
+    return any(
+        op == case.operation.definition.raw.get("operationId")
+        and re.fullmatch(field_rule, field, re.DOTALL)
+        and re.search(rule, message, re.DOTALL)
+        for op, field_rule, rule in SEMANTIC_RULES
+    )
+
+
+def schema_valid_requests_accepted(ctx: CheckContext, response: Any, case: Any) -> bool | None:
+    """``positive_data_acceptance``, except the 422s of :data:`SEMANTIC_RULES`."""
+    if semantic_rejection(case, response):
+        return None
+    return positive_data_acceptance(ctx, response, case)
+
+
+@pytest.mark.parametrize(("label", "mode"), cases(), ids=lambda v: str(getattr(v, "value", v)))
+def test_every_operation_holds_its_contract(api: Any, label: str, mode: GenerationMode) -> None:
+    """Each operation, schema-valid and schema-invalid requests: see the module docstring."""
+    operation = api.find_operation_by_label(label)
+    assert operation is not None, label
+
+    @given(operation.as_strategy(mode, hooks=api.hooks))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate],
+    )
+    def run(case: Any) -> None:
+        response = case.call_and_validate(checks=[*CHECKS, schema_valid_requests_accepted])
+        STATUSES[(label, mode.value, response.status_code)] += 1
+
+    run()

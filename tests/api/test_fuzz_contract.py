@@ -44,6 +44,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from sqlalchemy import create_engine, text
 
 from tuneforge.api.app import create_app
 from tuneforge.api.db.migrate import upgrade
@@ -173,11 +174,25 @@ def api(tmp_path: Path) -> Iterator[Any]:
     upgrade(url)
     app = create_app(Settings(db_url=url, reconcile_interval_seconds=0))  # type: ignore[call-arg]
     loaded = schemathesis.openapi.from_asgi("/openapi.json", app, config=fuzz_config())
-    with schemathesis.python.asgi.get_client(app) as session:
-        seed(session)
     loaded.hook("map_path_parameters")(aim_at_seeded)
+    loaded.reseed = lambda: reseed(app, url)
+    loaded.reseed()
     yield loaded
     schemathesis.python.asgi.shutdown_lifespans()
+
+
+def reseed(app: Any, url: str) -> None:
+    """Empty the database (ids start at 1 again) and :func:`seed` it."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for table in ("measurements", "trials", "audit_log", "api_keys", "studies"):
+            conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(text("DELETE FROM projects WHERE name <> 'default'"))
+        if conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first():
+            conn.execute(text("DELETE FROM sqlite_sequence"))
+    engine.dispose()
+    with schemathesis.python.asgi.get_client(app) as session:
+        seed(session)
 
 
 def aim_at_seeded(ctx: Any, path_parameters: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -239,3 +254,39 @@ def test_every_operation_holds_its_contract(api: Any, label: str, mode: Generati
         STATUSES[(label, mode.value, response.status_code)] += 1
 
     run()
+
+
+#: Stateful runs: scenarios and steps per scenario.
+STATEFUL_EXAMPLES = 40
+STATEFUL_STEPS = 8
+
+
+def test_linked_operations_hold_the_contract(api: Any) -> None:
+    """Sequences of calls along the links schemathesis infers from the document (a study's
+    ``id`` from createStudy, listStudies, getStudy and updateStudy feeds every route under
+    ``/studies/{study_id}``; a new key's ``id`` feeds revokeKey), with the same checks."""
+    machine = api.as_state_machine()
+
+    class Scenario(machine):  # type: ignore[misc, valid-type]
+        def setup(self) -> None:
+            api.reseed()  # every scenario starts from the same database
+
+        def validate_response(self, response: Any, case: Any, *_: Any, **kwargs: Any) -> None:
+            case.validate_response(
+                response,
+                checks=[*CHECKS, schema_valid_requests_accepted],
+                transport_kwargs=kwargs or None,
+            )
+            STATUSES[(f"stateful {case.operation.label}", "linked", response.status_code)] += 1
+
+    Scenario.run(
+        settings=settings(
+            max_examples=STATEFUL_EXAMPLES,
+            stateful_step_count=STATEFUL_STEPS,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
+        )
+    )

@@ -21,8 +21,17 @@ def _integral(value: Any) -> Any:
 #: JSON Schema counts as an integer; other floats are still refused (strict models).
 JsonInt = Annotated[int, BeforeValidator(_integral)]
 
+#: What Python's ``str.strip`` removes (``str.isspace``), spelled out: ``\s`` differs
+#: between Python and the ECMA regexes of JSON Schema (``\x1c``, ``\x85``, ``\ufeff``).
+SPACE = (
+    r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a"
+    r"\u2028\u2029\u202f\u205f\u3000"
+)
 #: JSON Schema patterns search: the string holds something besides white space.
-NOT_BLANK = r"\S"
+NOT_BLANK = f"[^{SPACE}]"
+#: A string that neither starts nor ends with white space (``(?![\s\S])``: the end of
+#: the string in both dialects, where Python's ``$`` also matches before a last newline).
+TRIMMED = f"^[^{SPACE}](?:[\\s\\S]*[^{SPACE}])?(?![\\s\\S])"
 
 
 def declared(default: Any = ..., **constraints: Any) -> Any:

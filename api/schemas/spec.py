@@ -34,7 +34,7 @@ from ...core.space import MAX_NAME_LENGTH as MAX_PARAMETER_NAME
 from ...core.stopping import get_rule, rule_names
 from ...core.study import MAX_LEASE_SECONDS, MAX_RETRIES_LIMIT
 from ...core.trials import Goal, MetricRole
-from .common import NOT_BLANK, JsonInt, WireModel, declared
+from .common import NOT_BLANK, TRIMMED, JsonInt, WireModel, declared
 from .enums import (
     CvTypeField,
     GoalField,
@@ -44,9 +44,6 @@ from .enums import (
     ScaleField,
     SklearnDatasetField,
 )
-
-#: A name without surrounding white space (core strips nothing: it refuses them).
-TRIMMED = r"^\S(?:[\s\S]*\S)?$"
 
 
 def _is_none(value: Any) -> bool:

@@ -1,5 +1,8 @@
 """Around each suggest call: the cost cap (``count`` x parameters) and its latency metric.
 
+A call asking for more than the cap is served the cap (fewer trials than ``count``), not
+refused: the cap depends on the study, which a client's schema cannot know.
+
 The suggest route wraps the service call in :func:`suggest_guard`; the study's
 algorithm and parameter count, read once per study and then cached, are all both
 need, so the suggest service itself stays unaware of either.
@@ -15,10 +18,10 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy import select
 
-from ..core.errors import InvalidSpec
 from .db.engine import Database
 from .db.models import StudyRow
 from .metrics import current_metrics
+from .services.suggest import check_count
 
 #: Largest ``count`` x number of parameters one suggest call may ask for: the work of an
 #: algorithm grows with both, and one call must not hold a server thread for seconds.
@@ -40,23 +43,6 @@ def max_suggest_count(n_parameters: int, algorithm: str) -> int:
         cells, most = MAX_MODEL_CELLS, MAX_MODEL_COUNT
     largest = max(1, cells // max(1, n_parameters))
     return min(largest, most) if most is not None else largest
-
-
-def check_suggest_cost(count: int, n_parameters: int, algorithm: str) -> None:
-    """422 naming ``count`` when the call would cost more than the caps above allow."""
-    largest = max_suggest_count(n_parameters, algorithm)
-    if count > largest:
-        model = algorithm in MODEL_ALGORITHMS
-        cells = MAX_MODEL_CELLS if model else MAX_SUGGEST_CELLS
-        rule = f"count x parameters must be at most {cells}"
-        if model:
-            rule = f"at most {MAX_MODEL_COUNT} trials and {rule} with algorithm {algorithm!r}"
-        raise InvalidSpec(
-            f"{rule}; this study has {n_parameters} parameters, so ask for at most "
-            f"{largest} trials per call (got {count})",
-            field="count",
-            details={"max_count": largest, "max_cells": cells},
-        )
 
 
 #: (algorithm, number of parameters) per study, per database: neither changes after a
@@ -85,17 +71,20 @@ def _algorithm_and_size(db: Database, study_id: int) -> tuple[str, int] | None:
 
 
 @contextmanager
-def suggest_guard(db: Database, study_id: int, count: int) -> Iterator[None]:
-    """Check the call's cost, then time the block as ``tuneforge_suggest_seconds``."""
+def suggest_guard(db: Database, study_id: int, count: int) -> Iterator[int]:
+    """Yield how many trials the call may hand out: ``count``, lowered to the study's cost
+    cap (:func:`max_suggest_count`; the reply then holds fewer trials, as "up to
+    ``count``" allows), and time the block as ``tuneforge_suggest_seconds``."""
+    check_count(count)  # 1 to 1000 whatever the study (422 naming ``count``)
     known = _algorithm_and_size(db, study_id)
     if known is None:
-        yield
+        yield count
         return
     algorithm, n_parameters = known
-    check_suggest_cost(count, n_parameters, algorithm)
+    allowed = min(count, max_suggest_count(n_parameters, algorithm))
     start = time.perf_counter()
     try:
-        yield
+        yield allowed
     finally:
         metrics = current_metrics.get()
         if metrics is not None:

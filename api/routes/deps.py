@@ -24,7 +24,13 @@ TrialNumber = Annotated[int, Path(ge=0, le=MAX_ID, description="the trial's numb
 
 
 #: A ``page_size`` query value (checked by :func:`page_size_of`, so the 422 names the field).
-PageSize = Annotated[int, Query(description=f"1 to {MAX_PAGE} (default 100)")]
+PageSize = Annotated[
+    int,
+    Query(
+        description=f"1 to {MAX_PAGE} (default 100)",
+        json_schema_extra={"minimum": 1, "maximum": MAX_PAGE},
+    ),
+]
 
 
 def page_size_of(value: int) -> int:

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..auth import CurrentProject
 from ..db.engine import Database
 from ..openapi import BODY, errors
-from ..schemas.common import WireModel
+from ..schemas.common import JsonInt, WireModel, declared
 from ..schemas.enums import StudyStateField
 from ..schemas.studies import StudyCreate
 from ..services import nested
+from ..services.nested import MAX_OUTER
 from .deps import get_db
 
 router = APIRouter(prefix="/nested-cv", tags=["nested cross-validation"])
@@ -24,8 +25,8 @@ class NestedCVIn(WireModel):
     """A study spec with a managed sklearn objective, split into ``outer_splits`` inner studies."""
 
     study: StudyCreate
-    outer_splits: int = Field(default=5, description="2 to 20 outer folds")
-    seed: int = 0
+    outer_splits: JsonInt = declared(5, minimum=2, maximum=MAX_OUTER, description="outer folds")
+    seed: JsonInt = 0
     #: Start the inner studies on the Celery workers (false: drive them yourself).
     run: bool = Field(default=True, description="start the inner studies on the workers")
 

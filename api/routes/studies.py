@@ -116,12 +116,15 @@ def get_study(study_id: StudyId, db: DB) -> StudyPublic:
     response_model=StudyPublic,
     operation_id="updateStudy",
     summary="Update a study's budgets, state, description or metadata",
-    responses=errors(*BODY, *ONE_STUDY),
+    responses=errors(*BODY, 409, *ONE_STUDY),
 )
 def update_study(study_id: StudyId, body: StudyPatch, db: DB) -> StudyPublic:
     """Pause, resume or complete the study, or change its budgets; raising the budget of
-    a study completed by it reopens the study."""
-    return study_public(service.update_study(db, study_id, body.model_dump(exclude_unset=True)))
+    a study completed by it reopens the study. A null ``state`` leaves it as it is."""
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("state", "") is None:  # null: the state does not change
+        del changes["state"]
+    return study_public(service.update_study(db, study_id, changes))
 
 
 @router.delete(

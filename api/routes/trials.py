@@ -53,9 +53,10 @@ def suggest(
     """Up to ``count`` trials for this client: its own unfinished ones first, then queued
     ones, then new points from the study's algorithm. An empty list with ``study_state``
     ``completed`` means no more work. A batch whose model cost is over the study's cap
-    (``count`` times the parameters; tighter for model-based algorithms) is a 422."""
-    with suggest_guard(db, study_id, body.count):  # cost cap and latency metric
-        trials, state = suggest_service.suggest(db, study_id, body.count, body.client_id)
+    (``count`` times the parameters; tighter for model-based algorithms) is cut to the cap:
+    the reply then holds fewer trials than ``count``."""
+    with suggest_guard(db, study_id, body.count) as count:  # cost cap and latency metric
+        trials, state = suggest_service.suggest(db, study_id, count, body.client_id)
     return SuggestOut(trials=[trial_public(t) for t in trials], study_state=state)
 
 

@@ -4,11 +4,42 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ...core.errors import InvalidSpec
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer field that also takes a JSON number with a zero fraction (``2.0``), which
+#: JSON Schema counts as an integer; other floats are still refused (strict models).
+JsonInt = Annotated[int, BeforeValidator(_integral)]
+
+#: What Python's ``str.strip`` removes (``str.isspace``), spelled out: ``\s`` differs
+#: between Python and the ECMA regexes of JSON Schema (``\x1c``, ``\x85``, ``\ufeff``).
+SPACE = (
+    r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a"
+    r"\u2028\u2029\u202f\u205f\u3000"
+)
+#: JSON Schema patterns search: the string holds something besides white space.
+NOT_BLANK = f"[^{SPACE}]"
+#: A string that neither starts nor ends with white space (``(?![\s\S])``: the end of
+#: the string in both dialects, where Python's ``$`` also matches before a last newline).
+TRIMMED = f"^[^{SPACE}](?:[\\s\\S]*[^{SPACE}])?(?![\\s\\S])"
+
+
+def declared(default: Any = ..., **constraints: Any) -> Any:
+    """A field whose rules (``minLength``, ``maximum``, ...) core or a service enforces with
+    its own message naming the field; they are declared here so the OpenAPI document
+    states them too (pydantic does not check them a second time)."""
+    description = constraints.pop("description", None)
+    return Field(default, description=description, json_schema_extra=constraints)
 
 
 class WireModel(BaseModel):

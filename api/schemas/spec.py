@@ -29,9 +29,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ...core.space import MAX_CHOICES
+from ...core.space import MAX_NAME_LENGTH as MAX_PARAMETER_NAME
 from ...core.stopping import get_rule, rule_names
+from ...core.study import MAX_LEASE_SECONDS, MAX_RETRIES_LIMIT
 from ...core.trials import Goal, MetricRole
-from .common import WireModel
+from .common import NOT_BLANK, TRIMMED, JsonInt, WireModel, declared
 from .enums import (
     CvTypeField,
     GoalField,
@@ -107,23 +110,24 @@ class ConditionSpec(WireModel):
 class ParameterSpec(WireModel):
     """One parameter: float / int with low, high, scale, step; discrete / categorical with values."""
 
-    name: str
+    name: str = declared(minLength=1, maxLength=MAX_PARAMETER_NAME, pattern=TRIMMED)
     type: ParamTypeField
     low: Number | None = absent(description="float / int: lower bound")
     high: Number | None = absent(description="float / int: upper bound (> low)")
     scale: ScaleField | None = absent(description="float / int: linear (default) or log")
     step: Number | None = absent(description="float / int: grid step (not with log)")
     values: list[Any] | None = absent(
-        description="discrete: numbers; categorical: strings, numbers or booleans"
+        description="discrete: numbers; categorical: strings, numbers or booleans",
+        json_schema_extra={"minItems": 1, "maxItems": MAX_CHOICES},
     )
     condition: ConditionSpec | None = absent()
-    grid_points: int | None = absent(description="points per float axis for the grid algorithm")
+    grid_points: JsonInt | None = absent(description="points per float axis for the grid algorithm")
 
 
 class MetricSpec(WireModel):
     """A metric trials report: an objective, a constraint (with threshold) or tracked."""
 
-    name: str
+    name: str = declared(minLength=1, maxLength=128, pattern=NOT_BLANK)
     goal: GoalField = Goal.MAXIMIZE
     role: MetricRoleField = MetricRole.OBJECTIVE
     threshold: float | None = absent(description="constraints only: the feasible bound")
@@ -132,8 +136,8 @@ class MetricSpec(WireModel):
 class RetriesSpec(WireModel):
     """Lease length and how often a failed trial is retried."""
 
-    max_retries: int = 2
-    lease_seconds: float = 600
+    max_retries: JsonInt = declared(2, minimum=0, maximum=MAX_RETRIES_LIMIT)
+    lease_seconds: float = declared(600, minimum=0.1, maximum=MAX_LEASE_SECONDS)
 
 
 class FidelitySpec(WireModel):
@@ -150,22 +154,22 @@ class FidelitySpec(WireModel):
 class OuterFold(OpenModel):
     """Nested CV: tune on outer fold ``index``'s training rows, test on the rest."""
 
-    n_splits: int | None = absent()
-    index: int
-    seed: int | None = absent()
+    n_splits: JsonInt | None = absent()
+    index: JsonInt
+    seed: JsonInt | None = absent()
 
 
 class CrossValidation(OpenModel):
     """The splitter scoring each trial; which fields apply depends on ``type``."""
 
     type: CvTypeField | None = absent(description="default kfold")
-    n_splits: int | None = absent()
-    n_repeats: int | None = absent()
+    n_splits: JsonInt | None = absent()
+    n_repeats: JsonInt | None = absent()
     shuffle: bool | None = absent()
-    seed: int | None = absent()
+    seed: JsonInt | None = absent()
     test_size: float | None = absent()
-    gap: int | None = absent()
-    max_train_size: int | None = absent()
+    gap: JsonInt | None = absent()
+    max_train_size: JsonInt | None = absent()
 
 
 class BundledDataset(OpenModel):
@@ -203,7 +207,7 @@ class SklearnObjective(OpenModel):
     scoring: str | None = Field(default=None, description="a scikit-learn scorer name")
     test_size: float | None = Field(default=None, description="rows held out for evaluate")
     preprocessing: list[PreprocessingField] | None = None
-    seed: int | None = absent()
+    seed: JsonInt | None = absent()
     outer_fold: OuterFold | None = None
 
 
@@ -234,8 +238,9 @@ def stopping_model(rule: str) -> type[BaseModel]:
     for key, info in cls.options_model.model_fields.items():
         default = info.get_default(call_default_factory=True)
         text = f"default {default!r}"
+        annotation = JsonInt if info.annotation is int else info.annotation
         fields[key] = (
-            cast(Any, info.annotation) | None,
+            cast(Any, annotation) | None,
             Field(
                 default=None,
                 description=f"{info.description}; {text}" if info.description else text,

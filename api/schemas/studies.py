@@ -7,20 +7,25 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ...core.study import Study
-from .common import WireModel
+from ...core.space import MAX_PARAMETERS
+from ...core.study import MAX_METRICS, MAX_NAME_LENGTH, MAX_SEED, MAX_TRIALS_LIMIT, Study
+from .common import NOT_BLANK, JsonInt, WireModel, declared
 from .enums import AlgorithmField, StudyStateField
 from .spec import EarlyStopping, FidelitySpec, MetricSpec, Objective, ParameterSpec, RetriesSpec
 from .trials import TrialPublic, trial_public
+
+#: A budget: 1 to core's limit, or null for none.
+BUDGET = declared(None, minimum=1, maximum=MAX_TRIALS_LIMIT)
+DESCRIPTION_LENGTH = 10_000
 
 
 class StudyCreate(WireModel):
     """The ``POST /studies`` body: the study spec (docs/api.md lists every rule)."""
 
-    name: str
-    description: str | None = None
-    parameters: list[ParameterSpec]
-    metrics: list[MetricSpec]
+    name: str = declared(minLength=1, maxLength=MAX_NAME_LENGTH, pattern=NOT_BLANK)
+    description: str | None = declared(None, maxLength=DESCRIPTION_LENGTH)
+    parameters: list[ParameterSpec] = declared(minItems=1, maxItems=MAX_PARAMETERS)
+    metrics: list[MetricSpec] = declared(minItems=1, maxItems=MAX_METRICS)
     algorithm: AlgorithmField = Field(default="auto")
     algorithm_options: dict[str, Any] = Field(
         default_factory=dict, description="per algorithm (docs/algorithms.md)"
@@ -29,11 +34,11 @@ class StudyCreate(WireModel):
         default=None, description='default {"rule": "none"}'
     )
     fidelity: FidelitySpec | None = None
-    max_trials: int | None = None
-    max_active_trials: int | None = None
-    max_failed_trials: int | None = None
+    max_trials: JsonInt | None = BUDGET
+    max_active_trials: JsonInt | None = BUDGET
+    max_failed_trials: JsonInt | None = BUDGET
     retries: RetriesSpec | None = None
-    seed: int = 0
+    seed: JsonInt = declared(0, minimum=0, maximum=MAX_SEED)
     objective: Objective | None = Field(
         default=None, description="a managed objective the workers run (tuneforge run)"
     )
@@ -43,11 +48,11 @@ class StudyCreate(WireModel):
 class StudyPatch(WireModel):
     """Budgets, description, metadata or the state; other fields cannot change."""
 
-    state: StudyStateField | None = None
-    max_trials: int | None = None
-    max_active_trials: int | None = None
-    max_failed_trials: int | None = None
-    description: str | None = None
+    state: StudyStateField | None = Field(default=None, description="null: unchanged")
+    max_trials: JsonInt | None = BUDGET
+    max_active_trials: JsonInt | None = BUDGET
+    max_failed_trials: JsonInt | None = BUDGET
+    description: str | None = declared(None, maxLength=DESCRIPTION_LENGTH)
     metadata: dict[str, Any] | None = None
 
 

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ...core.trials import Trial
-from .common import WireModel
+from ..services.suggest import MAX_SUGGEST_COUNT
+from ..services.trials import MAX_STEP
+from .common import JsonInt, WireModel, declared
 from .enums import StudyStateField, TrialStateField
 
 
@@ -68,7 +70,12 @@ def trial_public(trial: Trial) -> TrialPublic:
 class SuggestIn(WireModel):
     """Ask for up to ``count`` trials; the same ``client_id`` gets its unfinished trials back."""
 
-    count: int = Field(default=1, description="1 to 1000")
+    count: JsonInt = declared(
+        1,
+        minimum=1,
+        maximum=MAX_SUGGEST_COUNT,
+        description="1 to 1000; a study may hand out fewer per call (its cost cap)",
+    )
     client_id: str | None = Field(default=None, max_length=256)
 
 
@@ -100,9 +107,9 @@ class TrialPage(BaseModel):
 class MeasurementIn(WireModel):
     """An intermediate result at ``step``; repeating a step is a no-op."""
 
-    step: int
+    step: JsonInt = declared(minimum=0, maximum=MAX_STEP)
     values: dict[str, Any] = Field(description="metric name -> finite number")
-    elapsed_seconds: float | None = None
+    elapsed_seconds: float | None = declared(None, minimum=0, exclusiveMaximum=1e12)
 
 
 class MeasureOut(BaseModel):

@@ -31,7 +31,7 @@ def inner_spec(spec: Mapping[str, Any], outer: int, index: int, seed: int) -> di
     objective = spec.get("objective")
     if not isinstance(objective, Mapping) or objective.get("kind") != "sklearn":
         raise InvalidSpec(
-            "nested cross-validation needs a managed sklearn objective", field="study.objective"
+            "nested cross-validation needs a managed sklearn objective", field="objective"
         )
     body = copy.deepcopy(dict(spec))
     inner = {k: v for k, v in objective.items() if k != "test_size"}

@@ -132,6 +132,7 @@ def test_conflicts_are_declared_where_the_services_raise_them(doc: dict[str, Any
         "failTrial",
         "stopTrial",
         "startNestedCv",
+        "updateStudy",  # a state change the study cannot make (completed -> paused)
         "createKey",  # open mode: the first key comes from `tuneforge keys create`
     }
     declared = {op["operationId"] for _, _, op in operations(doc) if "409" in op["responses"]}

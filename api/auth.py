@@ -17,7 +17,7 @@ routes the project that new studies belong to and lists are filtered by.
 
 Once the caller is known, :func:`authorize` takes a token from its rate-limit bucket
 (:mod:`tuneforge.api.rate_limit`): per key (``worker`` keys are not limited), per
-client address in open mode and for requests whose key fails. :class:`PublicEndpoints`
+client address for requests whose key fails and in open mode beyond loopback. :class:`PublicEndpoints`
 asks for a key of any role on ``/metrics``, ``/docs``, ``/redoc`` and ``/openapi.json``
 unless ``TUNEFORGE_PUBLIC_ENDPOINTS`` names them.
 
@@ -188,8 +188,9 @@ def _authenticate(request: Request, db: Database) -> Principal:
 
 def _authenticate_limited(request: Request, db: Database) -> Principal:
     """:func:`_authenticate`, then a token from the caller's bucket: the key's (none for
-    worker keys), else the client address's, also when authentication fails (429 then
-    comes before the 401, so guessing keys is limited too)."""
+    worker keys); the client address's when authentication fails (429 then comes before
+    the 401, so guessing keys is limited too) and in open mode on a non-loopback address
+    (``--insecure``; open mode on loopback serves its own machine and is not limited)."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     try:
         principal = _authenticate(request, db)
@@ -201,7 +202,7 @@ def _authenticate_limited(request: Request, db: Database) -> Principal:
         return principal
     if principal.key_id is not None:
         limiter.take(f"key {principal.key_id}", "API key")
-    else:
+    elif not is_loopback(request.app.state.settings.host):  # open mode and --insecure
         limiter.take(f"address {client_address(request)}", "client address")
     return principal
 

@@ -101,8 +101,8 @@ class Settings(BaseSettings):
         )
 
     # ---- limits and exposure (docs/deploy.md, "Limits" and "Public endpoints") -------
-    #: Requests per second each API key may make (``worker`` keys: unlimited); in open
-    #: mode, each client address. 0 turns the limit off.
+    #: Requests per second each API key may make (``worker`` keys: unlimited); each client
+    #: address without a valid key (not in open mode on loopback). 0 turns the limit off.
     rate_limit_per_second: float = Field(default=100.0, ge=0)
     #: Requests a caller may make at once before the per-second rate applies.
     rate_limit_burst: int = Field(default=200, ge=1)

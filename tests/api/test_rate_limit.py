@@ -100,17 +100,28 @@ def test_the_request_after_the_burst_gets_429_and_passes_after_retry_after(
     assert_limited(client.get(f"{API}/studies", headers=bearer(k["one"])), 2)
 
 
-def test_open_mode_limits_per_client_address(tight: tuple[TestClient, Clock]) -> None:
-    client, clock = tight
-    for _ in range(BURST):
+def test_open_mode_beyond_loopback_limits_per_client_address(db_url: str) -> None:
+    """``--insecure`` on a public address: no keys, so each client address has a bucket."""
+    settings = {"rate_limit_per_second": RATE, "rate_limit_burst": BURST, "host": "0.0.0.0"}
+    with make_client(db_url, reconcile_interval_seconds=0, **settings) as client:
+        clock = Clock()
+        client.app.state.rate_limiter.clock = clock  # type: ignore[attr-defined]
+        for _ in range(BURST):
+            assert client.get(f"{API}/studies").status_code == 200
+        over = client.get(f"{API}/studies")
+        assert_limited(over, 2)
+        assert "client address" in over.json()["error"]["message"]
+        # the operations endpoints are never limited
+        assert client.get("/healthz").status_code == 200
+        clock.now += 2.0
         assert client.get(f"{API}/studies").status_code == 200
-    over = client.get(f"{API}/studies")
-    assert_limited(over, 2)
-    assert "client address" in over.json()["error"]["message"]
-    # the operations endpoints are never limited
-    assert client.get("/healthz").status_code == 200
-    clock.now += 2.0
-    assert client.get(f"{API}/studies").status_code == 200
+
+
+def test_open_mode_on_loopback_is_not_limited(tight: tuple[TestClient, Clock]) -> None:
+    """The server reached only from its own machine, with no keys: one user, no limit."""
+    client, _ = tight
+    for _ in range(3 * BURST):
+        assert client.get(f"{API}/studies").status_code == 200
 
 
 def test_failed_authentication_is_limited_per_client_address(
@@ -123,7 +134,7 @@ def test_failed_authentication_is_limited_per_client_address(
         r = client.get(f"{API}/studies", headers=bearer("tf_1_guessed"))
         assert r.status_code == 401
     assert_limited(client.get(f"{API}/studies", headers=bearer("tf_1_guessed")), 2)
-    assert_limited(client.get(f"{API}/studies"), 2)
+    assert_limited(client.get(f"{API}/studies"), 2)  # no key at all: the same address
     assert client.get(f"{API}/studies", headers=bearer(k["one"])).status_code == 200
 
 
@@ -173,10 +184,12 @@ def test_the_sdk_waits_out_a_429(sqlite_url: str) -> None:
     Retry-After second and succeeds, without the caller seeing the 429."""
     settings = Settings(db_url=sqlite_url, rate_limit_per_second=1, rate_limit_burst=1)
     app: Any = create_app(settings)
+    key_service.create_project(app.state.db, "a")
+    key = key_service.create_key(app.state.db, "a", "editor")[1]
     with anyio.from_thread.start_blocking_portal() as portal:
         transport = Recording(PortalTransport(app, portal))
         options: dict[str, Any] = {"retry": tuneforge.RetryPolicy(total_seconds=10)}
-        with tuneforge.Client("http://sdk.test", transport=transport, **options) as sdk:
+        with tuneforge.Client("http://sdk.test", key, transport=transport, **options) as sdk:
             study = sdk.create_study(small_spec("ride-through"))
             again = sdk.get_study(study.id)
     assert again.id == study.id

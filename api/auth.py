@@ -17,9 +17,9 @@ routes the project that new studies belong to and lists are filtered by.
 
 Once the caller is known, :func:`authorize` takes a token from its rate-limit bucket
 (:mod:`tuneforge.api.rate_limit`): per key (``worker`` keys are not limited), per
-client address for requests whose key fails and in open mode beyond loopback. :class:`PublicEndpoints`
-asks for a key of any role on ``/metrics``, ``/docs``, ``/redoc`` and ``/openapi.json``
-unless ``TUNEFORGE_PUBLIC_ENDPOINTS`` names them.
+client address for requests whose key fails and in open mode beyond loopback.
+:class:`PublicEndpoints` asks for a key of any role on ``/metrics``, ``/docs``,
+``/redoc`` and ``/openapi.json`` unless ``TUNEFORGE_PUBLIC_ENDPOINTS`` names them.
 
 Modes: while no key exists the server is *open* (the embedded default): every
 request acts as an admin of no particular project (new studies go to the default

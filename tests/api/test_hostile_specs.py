@@ -381,6 +381,8 @@ def keyed(
         b_key = next(k["id"] for k in key_service.list_keys(db) if k["project"] == "b")
         ids = {"study": sid, "group": "b-group", "key": b_key}
         yield Keyed(client, keys, ids)
+    if request.param == "postgresql":
+        _truncate(url)  # later tests use the session's database without keys
 
 
 FORGED = {

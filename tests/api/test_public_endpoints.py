@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from pydantic import ValidationError
 
+from tests.api.test_rate_limit import drop_keys
 from tests.conftest import make_client
 from tuneforge.api.services import keys as key_service
 from tuneforge.api.settings import Settings
@@ -14,12 +17,19 @@ PATHS = {"metrics": "/metrics", "docs": "/docs", "redoc": "/redoc", "openapi": "
 ALWAYS = ("/healthz", "/readyz")
 
 
+@pytest.fixture
+def keyed_url(db_url: str) -> Iterator[str]:
+    """``db_url``, left without keys afterwards."""
+    yield db_url
+    drop_keys(db_url)
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def test_all_four_are_public_by_default(db_url: str) -> None:
-    with make_client(db_url, reconcile_interval_seconds=0) as client:
+def test_all_four_are_public_by_default(keyed_url: str) -> None:
+    with make_client(keyed_url, reconcile_interval_seconds=0) as client:
         key_service.create_project(client.app.state.db, "a")  # type: ignore[attr-defined]
         key_service.create_key(client.app.state.db, "a", "viewer")  # type: ignore[attr-defined]
         for path in (*PATHS.values(), *ALWAYS):
@@ -27,11 +37,11 @@ def test_all_four_are_public_by_default(db_url: str) -> None:
 
 
 @pytest.mark.parametrize("public", ["", "metrics", "docs,redoc", "none"])
-def test_the_others_need_a_key_of_any_role_once_keys_exist(db_url: str, public: str) -> None:
-    settings = Settings(db_url=db_url, public_endpoints=public)  # as the variable reads
+def test_the_others_need_a_key_of_any_role_once_keys_exist(keyed_url: str, public: str) -> None:
+    settings = Settings(db_url=keyed_url, public_endpoints=public)  # as the variable reads
     open_names = set(settings.public_endpoints)
     with make_client(
-        db_url, reconcile_interval_seconds=0, public_endpoints=settings.public_endpoints
+        keyed_url, reconcile_interval_seconds=0, public_endpoints=settings.public_endpoints
     ) as client:
         # open mode (no key yet): everything answers
         for path in PATHS.values():

@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import tuneforge
-from tests.conftest import make_client
+from tests.conftest import _truncate, make_client
 from tests.sdk.conftest import PortalTransport
 from tests.specs import small_spec
 from tuneforge.api.app import create_app
@@ -51,6 +51,13 @@ def tight(db_url: str) -> Iterator[tuple[TestClient, Clock]]:
         clock = Clock()
         client.app.state.rate_limiter.clock = clock  # type: ignore[attr-defined]
         yield client, clock
+    drop_keys(db_url)
+
+
+def drop_keys(url: str) -> None:
+    """Leave the session's PostgreSQL database keyless (later tests use it in open mode)."""
+    if url.startswith("postgresql"):
+        _truncate(url)
 
 
 def keys(client: TestClient) -> dict[str, str]:

@@ -15,6 +15,12 @@ included), which
 The principal lands on ``request.state.principal``; :data:`CurrentProject` gives
 routes the project that new studies belong to and lists are filtered by.
 
+Once the caller is known, :func:`authorize` takes a token from its rate-limit bucket
+(:mod:`tuneforge.api.rate_limit`): per key (``worker`` keys are not limited), per
+client address for requests whose key fails and in open mode beyond loopback.
+:class:`PublicEndpoints` asks for a key of any role on ``/metrics``, ``/docs``,
+``/redoc`` and ``/openapi.json`` unless ``TUNEFORGE_PUBLIC_ENDPOINTS`` names them.
+
 Modes: while no key exists the server is *open* (the embedded default): every
 request acts as an admin of no particular project (new studies go to the default
 project, lists show everything) and any ``Authorization`` header is ignored. Once
@@ -32,12 +38,14 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
-from starlette.types import Scope
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..core.errors import NotFound
 from .db.engine import Database
 from .db.models import StudyRow
 from .errors import error_response
+from .rate_limit import RateLimited, RateLimiter
 from .routes.deps import MAX_ID
 from .services.keys import Role, any_key_exists, authenticate
 from .settings import Settings
@@ -129,7 +137,7 @@ def required_role(method: str, template: str) -> Role:
 def authorize(request: Request) -> Principal:
     """The router dependency: authenticate, check the role, keep studies in their project."""
     db: Database = request.app.state.db
-    principal = _authenticate(request, db)
+    principal = _authenticate_limited(request, db)
     request.state.principal = principal
     template = route_template(request.scope)
     if not principal.allows(request.method, template):
@@ -178,6 +186,32 @@ def _authenticate(request: Request, db: Database) -> Principal:
     return Principal(key_id=info.id, project_id=info.project_id, role=info.role)
 
 
+def _authenticate_limited(request: Request, db: Database) -> Principal:
+    """:func:`_authenticate`, then a token from the caller's bucket: the key's (none for
+    worker keys); the client address's when authentication fails (429 then comes before
+    the 401, so guessing keys is limited too) and in open mode on a non-loopback address
+    (``--insecure``; open mode on loopback serves its own machine and is not limited)."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    try:
+        principal = _authenticate(request, db)
+    except AuthError:
+        if limiter is not None:
+            limiter.take(f"address {client_address(request)}", "client address")
+        raise
+    if limiter is None or principal.role == Role.WORKER:
+        return principal
+    if principal.key_id is not None:
+        limiter.take(f"key {principal.key_id}", "API key")
+    elif not is_loopback(request.app.state.settings.host):  # open mode and --insecure
+        limiter.take(f"address {client_address(request)}", "client address")
+    return principal
+
+
+def client_address(request: Request) -> str:
+    """The peer's address as the server sees it (a proxy's own when behind one)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 def _secured(request: Request, db: Database) -> bool:
     """Whether keys are required: once true it stays true (keys are never deleted)."""
     state = request.app.state
@@ -212,12 +246,61 @@ async def _auth_error(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+async def _rate_limited(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RateLimited)
+    details = {"retry_after": exc.retry_after}
+    headers = {"Retry-After": str(exc.retry_after)}
+    return error_response(429, "rate_limited", str(exc), details, headers=headers)
+
+
 def install_auth(app: FastAPI) -> None:
-    """Answer :class:`AuthError` with the API error body, and record mutating requests."""
+    """Answer :class:`AuthError` and :class:`RateLimited` with the API error body, keep
+    the rate limiter of ``app.state.settings``, guard the endpoints that are not public
+    and record mutating requests."""
     from .audit import AuditLog
 
+    settings: Settings = app.state.settings
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.add_exception_handler(AuthError, _auth_error)
+    app.add_exception_handler(RateLimited, _rate_limited)
+    guarded = frozenset(
+        path
+        for name, paths in GUARDABLE.items()
+        if name not in settings.public_endpoints
+        for path in paths
+    )
+    if guarded:
+        app.add_middleware(PublicEndpoints, guarded=guarded)
     app.add_middleware(AuditLog, db=app.state.db)
+
+
+#: The endpoints outside /api/v1 that ``TUNEFORGE_PUBLIC_ENDPOINTS`` names, and their paths.
+GUARDABLE: dict[str, tuple[str, ...]] = {
+    "metrics": ("/metrics",),
+    "docs": ("/docs", "/docs/oauth2-redirect"),
+    "redoc": ("/redoc",),
+    "openapi": ("/openapi.json",),
+}
+
+
+class PublicEndpoints:
+    """Asks for a valid key of any role on the ``guarded`` paths once the server has keys
+    (401 like an /api/v1 route); in open mode they stay reachable."""
+
+    def __init__(self, app: ASGIApp, guarded: frozenset[str]) -> None:
+        self.app = app
+        self.guarded = guarded
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.guarded:
+            request = Request(scope)
+            try:
+                await run_in_threadpool(_authenticate, request, request.app.state.db)
+            except AuthError as exc:
+                response = await _auth_error(request, exc)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 # ---------------------------------------------------------------- exposure

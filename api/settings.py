@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..core.policy import ANY_MODULE, ObjectivePolicy, comma_list
 
 DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
+#: Every endpoint ``TUNEFORGE_PUBLIC_ENDPOINTS`` may name (all public by default).
+PUBLIC_ENDPOINTS = ("metrics", "docs", "redoc", "openapi")
 
 
 class Settings(BaseSettings):
@@ -60,14 +62,32 @@ class Settings(BaseSettings):
     def _comma_list(cls, value: object) -> object:
         return comma_list(value)
 
+    @field_validator("public_endpoints", mode="before")
+    @classmethod
+    def _public_endpoints(cls, value: object) -> object:
+        names = comma_list(value)
+        if isinstance(names, tuple | list):
+            names = tuple(n.lower() for n in names if n.lower() != "none")
+            unknown = sorted(set(names) - set(PUBLIC_ENDPOINTS))
+            if unknown:
+                raise ValueError(
+                    f"unknown endpoint {unknown[0]!r}; known: metrics, docs, redoc, openapi"
+                )
+        return names
+
     def for_local_user(self, working_directory: str | None = None) -> Settings:
         """These settings for a server only its own user reaches (the embedded one of
-        ``tuneforge run`` and ``tuneforge.local``): python objectives from any module, and
-        the working directory as the first data root (before ``TUNEFORGE_DATA_ROOTS``)."""
+        ``tuneforge run`` and ``tuneforge.local``): python objectives from any module, the
+        working directory as the first data root (before ``TUNEFORGE_DATA_ROOTS``) and no
+        rate limit (its one user's own loop is all it serves)."""
         cwd = os.path.abspath(working_directory or os.getcwd())
         roots = (cwd, *(r for r in self.data_roots if os.path.abspath(r) != cwd))
         return self.model_copy(
-            update={"python_objective_modules": (ANY_MODULE,), "data_roots": roots}
+            update={
+                "python_objective_modules": (ANY_MODULE,),
+                "data_roots": roots,
+                "rate_limit_per_second": 0.0,
+            }
         )
 
     def objective_policy(self) -> ObjectivePolicy:
@@ -79,3 +99,16 @@ class Settings(BaseSettings):
             url_schemes=self.data_url_schemes,
             max_n_jobs=self.max_n_jobs,
         )
+
+    # ---- limits and exposure (docs/deploy.md, "Limits" and "Public endpoints") -------
+    #: Requests per second each API key may make (``worker`` keys: unlimited); each client
+    #: address without a valid key (not in open mode on loopback). 0 turns the limit off.
+    rate_limit_per_second: float = Field(default=100.0, ge=0)
+    #: Requests a caller may make at once before the per-second rate applies.
+    rate_limit_burst: int = Field(default=200, ge=1)
+    #: ``max_failed_trials`` given to a managed study (one with an ``objective``) whose
+    #: spec sets none; 0 gives none.
+    default_max_failed_trials: int = Field(default=20, ge=0)
+    #: Which of ``metrics``, ``docs``, ``redoc`` and ``openapi`` (``/openapi.json``) answer
+    #: without a key when the server has keys (all four by default; empty or ``none``: none).
+    public_endpoints: Annotated[tuple[str, ...], NoDecode] = PUBLIC_ENDPOINTS

@@ -77,6 +77,7 @@ def start(body: NestedCVIn, request: Request, db: DB, project: CurrentProject) -
         run=body.run,
         policy=request.app.state.settings.objective_policy(),
         project_id=project,
+        default_max_failed_trials=request.app.state.settings.default_max_failed_trials,
     )
     request.app.state.reconciler.wake()
     return summary

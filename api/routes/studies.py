@@ -64,6 +64,7 @@ def create_study(
         if_exists=if_exists.value if if_exists is not None else None,
         project_id=project,
         policy=request.app.state.settings.objective_policy(),
+        default_max_failed_trials=request.app.state.settings.default_max_failed_trials,
     )
     if not created:
         response.status_code = 200

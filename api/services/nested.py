@@ -21,7 +21,7 @@ from ...core.study import parse_study_spec
 from ..db.engine import Database
 from ..db.models import StudyRow
 from .datasets import check_objective
-from .studies import insert_study, study_view
+from .studies import insert_study, study_view, with_failure_default
 
 MAX_OUTER = 20
 
@@ -52,15 +52,18 @@ def start_nested_cv(
     run: bool,
     policy: ObjectivePolicy = STRICT,
     project_id: int | None = None,
+    default_max_failed_trials: int = 0,
 ) -> dict[str, Any]:
     """Create the inner studies in one transaction, in ``project_id`` (None: the default
-    project), and start them on the workers when ``run``."""
+    project), and start them on the workers when ``run``; each gets ``max_failed_trials``
+    ``default_max_failed_trials`` when the spec sets none."""
     if isinstance(outer, bool) or not isinstance(outer, int) or not 2 <= outer <= MAX_OUTER:
         raise InvalidSpec(f"must be an integer in [2, {MAX_OUTER}]", field="outer_splits")
     specs = []
     for k in range(outer):
         try:
-            specs.append(parse_study_spec(inner_spec(spec, outer, k, seed)))
+            parsed = parse_study_spec(inner_spec(spec, outer, k, seed))
+            specs.append(with_failure_default(parsed, default_max_failed_trials))
         except InvalidSpec as exc:
             raise InvalidSpec(
                 exc.message, field=f"study.{exc.field}" if exc.field else "study"

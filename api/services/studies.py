@@ -80,18 +80,29 @@ def create_study(
     policy: ObjectivePolicy = STRICT,
     if_exists: str | None = None,
     project_id: int | None = None,
+    default_max_failed_trials: int = 0,
 ) -> tuple[Study, bool]:
     """Create a study in ``project_id`` (None: the default project); returns it and whether
     it is new. Same name twice is a conflict unless ``if_exists == "return"`` and the specs
     are identical. A managed objective is checked first: what it names against the
-    operator's ``policy``, then its csv/parquet file (columns and types against the spec)."""
+    operator's ``policy``, then its csv/parquet file (columns and types against the spec);
+    it gets ``max_failed_trials`` ``default_max_failed_trials`` when it sets none."""
     if if_exists not in (None, "return"):
         raise InvalidSpec("must be 'return' when given", field="if_exists")
-    spec = parse_study_spec(body)
+    spec = with_failure_default(parse_study_spec(body), default_max_failed_trials)
     check_objective(spec, policy)  # reads the data file before any lock is taken
     with db.write() as session:
         row, created = insert_study(session, spec, if_exists=if_exists, project_id=project_id)
         return study_view(session, row), created
+
+
+def with_failure_default(spec: StudySpec, default: int) -> StudySpec:
+    """``spec`` with ``max_failed_trials`` ``default`` when it has a managed objective and
+    sets none (``default`` 0: as it is), so an objective that keeps failing, each time
+    differently, cannot run forever; stored, it shows in the study's spec."""
+    if spec.objective is None or spec.max_failed_trials is not None or default <= 0:
+        return spec
+    return replace(spec, max_failed_trials=default)
 
 
 def insert_study(

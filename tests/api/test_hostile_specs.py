@@ -3,8 +3,9 @@
 The server's operator allows python objectives from ``team_objectives`` only, data
 files under one data root, no URL scheme, and ``n_jobs`` up to 2. Every row must be
 refused with a 4xx naming the field, must not echo the content of any file, and must
-leave nothing stored. (Rows about other projects' ids and revoked keys need projects
-and API keys, which this server does not have yet.)
+leave nothing stored. A second table (:data:`KEYED_ROWS`) runs on a server with two
+projects and API keys: requests naming the other project's ids are 404 exactly like
+unknown ids, requests with a revoked key are 401, and neither changes anything.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.test_nested import spec as nested_spec
 from tests.conftest import _truncate, make_client
+from tests.specs import small_spec
 from tuneforge.api.db.migrate import upgrade
+from tuneforge.api.services import keys as key_service
 
 API = "/api/v1"
 SECRET = "root:x:0:0:do-not-leak"
@@ -315,3 +319,166 @@ def test_the_base_spec_itself_is_accepted(server: Server) -> None:
     assert reply.status_code == 201, reply.text
     assert server.client.delete(f"{API}/studies/{reply.json()['id']}").status_code == 204
     assert server.count() == 0
+
+
+# ---------------------------------------------------------------- projects and keys
+
+
+class Keyed:
+    """A server with projects ``a`` and ``b``: keys of a (one of them revoked), b's admin
+    key, a revoked worker key, and b's study ``team-b-secret`` with trial 0 running."""
+
+    def __init__(self, client: TestClient, keys: dict[str, str], ids: dict[str, Any]) -> None:
+        self.client = client
+        self.keys = keys
+        self.ids = ids
+
+    def snapshot(self) -> Any:
+        """Everything both projects can see (key use times aside)."""
+        seen = []
+        for admin in ("a-admin", "b-admin"):
+            headers = {"Authorization": f"Bearer {self.keys[admin]}"}
+            studies = self.client.get(f"{API}/studies", headers=headers).json()["studies"]
+            trials = [
+                self.client.get(f"{API}/studies/{s['id']}/trials", headers=headers).json()
+                for s in studies
+            ]
+            keys = self.client.get(f"{API}/keys", headers=headers).json()["keys"]
+            seen.append((studies, trials, [{**k, "last_used_at": None} for k in keys]))
+        return seen
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def keyed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Keyed]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('hostile-keyed') / 'tuneforge.db'}"
+        upgrade(url)
+    else:
+        url = request.getfixturevalue("pg_url")
+        _truncate(url)
+    with make_client(url, reconcile_interval_seconds=0) as client:
+        client.__dict__["_raise_server_exceptions"] = False
+        db = client.app.state.db  # type: ignore[attr-defined]
+        for name in ("a", "b"):
+            key_service.create_project(db, name)
+        keys = {
+            f"{p}-{r}": key_service.create_key(db, p, r)[1]
+            for p, r in (("a", "editor"), ("a", "admin"), ("b", "editor"), ("b", "admin"))
+        }
+        for name, project, role in (("revoked", "a", "admin"), ("revoked-worker", None, "worker")):
+            entry, keys[name] = key_service.create_key(db, project, role)
+            key_service.revoke_key(db, int(entry["id"]))
+        b = {"Authorization": f"Bearer {keys['b-editor']}"}
+        study = client.post(f"{API}/studies", json=small_spec("team-b-secret"), headers=b)
+        assert study.status_code == 201, study.text
+        sid = study.json()["id"]
+        suggested = client.post(f"{API}/studies/{sid}/trials/suggest", json={"count": 1}, headers=b)
+        assert suggested.json()["trials"][0]["number"] == 0, suggested.text
+        group = {"study": nested_spec(name="b-group"), "outer_splits": 2, "run": False}
+        assert client.post(f"{API}/nested-cv", json=group, headers=b).status_code == 201
+        b_key = next(k["id"] for k in key_service.list_keys(db) if k["project"] == "b")
+        ids = {"study": sid, "group": "b-group", "key": b_key}
+        yield Keyed(client, keys, ids)
+    if request.param == "postgresql":
+        _truncate(url)  # later tests use the session's database without keys
+
+
+FORGED = {
+    "params": {"lr": 0.01, "depth": 3, "batch": 16, "optimizer": "adam"},
+    "state": "completed",
+    "values": {"accuracy": -1e300},
+}
+B = "/studies/{study}"
+
+#: (row id, key, method, path under /api/v1 with b's ids, body, expected status)
+KEYED_ROWS: list[tuple[str, str, str, str, Any, int]] = [
+    # project a's keys naming project b's ids: 404 like an unknown id
+    ("other-read", "a-admin", "GET", B, None, 404),
+    ("other-best", "a-admin", "GET", f"{B}/best", None, 404),
+    ("other-trials", "a-admin", "GET", f"{B}/trials", None, 404),
+    ("other-trial", "a-admin", "GET", f"{B}/trials/0", None, 404),
+    ("other-complete-study", "a-editor", "PATCH", B, {"state": "completed"}, 404),
+    ("other-delete", "a-admin", "DELETE", B, None, 404),
+    ("other-forge-trial", "a-editor", "POST", f"{B}/trials", FORGED, 404),
+    ("other-suggest", "a-editor", "POST", f"{B}/trials/suggest", {"count": 1}, 404),
+    (
+        "other-complete-trial",
+        "a-editor",
+        "POST",
+        f"{B}/trials/0/complete",
+        {"values": {"accuracy": -1e300}},
+        404,
+    ),
+    ("other-fail-trial", "a-editor", "POST", f"{B}/trials/0/fail", {"reason": "x"}, 404),
+    (
+        "other-measure",
+        "a-editor",
+        "POST",
+        f"{B}/trials/0/measurements",
+        {"step": 1, "values": {"accuracy": 1.0}},
+        404,
+    ),
+    ("other-run", "a-editor", "POST", f"{B}/run", None, 404),
+    ("other-evaluation", "a-admin", "PUT", f"{B}/evaluation", {"test_score": 1.0}, 404),
+    ("other-nested-group", "a-admin", "GET", "/nested-cv/{group}", None, 404),
+    ("other-key-revoke", "a-admin", "DELETE", "/keys/{key}", None, 404),
+    # revoked keys: 401 on every verb, at once
+    ("revoked-list", "revoked", "GET", "/studies", None, 401),
+    ("revoked-read", "revoked", "GET", B, None, 401),
+    ("revoked-create", "revoked", "POST", "/studies", small_spec("by-revoked"), 401),
+    ("revoked-delete", "revoked", "DELETE", B, None, 401),
+    (
+        "revoked-complete-trial",
+        "revoked",
+        "POST",
+        f"{B}/trials/0/complete",
+        {"values": {"accuracy": -1e300}},
+        401,
+    ),
+    ("revoked-new-key", "revoked", "POST", "/keys", {"project": "a", "role": "admin"}, 401),
+    (
+        "revoked-worker-complete",
+        "revoked-worker",
+        "POST",
+        f"{B}/trials/0/complete",
+        {"values": {"accuracy": 1.0}},
+        401,
+    ),
+    (
+        "revoked-worker-evaluation",
+        "revoked-worker",
+        "PUT",
+        f"{B}/evaluation",
+        {"test_score": 1.0},
+        401,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("row", "key", "method", "path", "body", "status"), KEYED_ROWS, ids=[r[0] for r in KEYED_ROWS]
+)
+def test_other_projects_ids_and_revoked_keys_are_refused(
+    keyed: Keyed, row: str, key: str, method: str, path: str, body: Any, status: int
+) -> None:
+    before = keyed.snapshot()
+    headers = {"Authorization": f"Bearer {keyed.keys[key]}"}
+    target = API + path.format(**keyed.ids)
+    reply = keyed.client.request(method, target, json=body, headers=headers)
+    assert reply.status_code == status, (row, reply.text)
+    error = reply.json()["error"]
+    assert error["code"] == ("not_found" if status == 404 else "unauthorized"), (row, error)
+    assert "team-b-secret" not in reply.text
+    if status == 404 and "{study}" in path:  # exactly what an unknown id answers
+        unknown = keyed.client.request(
+            method,
+            target.replace(f"/studies/{keyed.ids['study']}", "/studies/999999"),
+            json=body,
+            headers=headers,
+        )
+        assert reply.json()["error"]["message"].replace(str(keyed.ids["study"]), "N") == (
+            unknown.json()["error"]["message"].replace("999999", "N")
+        ), row
+    assert keyed.snapshot() == before

@@ -21,7 +21,7 @@ import pytest
 from anyio.from_thread import BlockingPortal
 
 import tuneforge
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, _truncate
 from tuneforge.api.app import create_app
 from tuneforge.api.db.migrate import upgrade
 from tuneforge.api.settings import Settings
@@ -126,6 +126,8 @@ def asgi_apps() -> dict[str, Any]:
 def _app(request: pytest.FixtureRequest, backend: str, cache: dict[str, Any]) -> Any:
     if backend not in cache:
         url = request.getfixturevalue("sdk_sqlite" if backend == "sqlite" else "pg_url")
+        if backend == "postgresql":
+            _truncate(url)  # open mode: no keys left by earlier tests on the session database
         cache[backend] = create_app(Settings(db_url=url))
     return cache[backend]
 

@@ -201,6 +201,8 @@ def summary(study: Any, where: str) -> str:
     ]
     if best is None:
         return "\n".join([*lines, _no_best(study, data), where])
+    if data.completion_reason == "max_failed_trials":
+        lines.append(f"the study ended: max_failed_trials ({data.max_failed_trials}) reached")
     lines.append(f"best configuration (trial {best.number}): {dict(best.params)}")
     lines.append(f"CV {metric}: {best.values[metric]:.4f}")
     evaluation = data.evaluation or {}

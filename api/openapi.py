@@ -38,6 +38,13 @@ _ERRORS: dict[int, tuple[str, str, str, dict[str, Any] | None]] = {
         "this request needs the editor role; the key is a viewer",
         None,
     ),
+    429: (
+        "Too many requests from this key (or address): retry after Retry-After seconds.",
+        "rate_limited",
+        "rate limit exceeded for this key: at most 100 requests per second (bursts of 200); "
+        "retry in 1 s",
+        {"retry_after": 1},
+    ),
     404: (
         "The study, trial or resource does not exist.",
         "not_found",
@@ -160,22 +167,36 @@ def _declare_keys(doc: dict[str, Any]) -> None:
         "description": "An API key (`tuneforge keys create`); not needed while the server "
         "has no keys (open mode).",
     }
-    keyed = errors(401, 403)
+    keyed = errors(401, 403, 429)
     for path, operations in doc.get("paths", {}).items():
+        if path == "/metrics":  # needs a key when the operator closes it (api/auth.py)
+            for operation in operations.values():
+                _add_errors(operation, errors(401))
         if not path.startswith(KEYED_PREFIX):
             continue
         for operation in operations.values():
             operation["security"] = [{BEARER: []}, {}]  # {}: open mode takes no key
-            for status, response in keyed.items():
-                operation.setdefault("responses", {})[str(status)] = {
-                    "description": response["description"],
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/ErrorBody"},
-                            "example": response["content"]["application/json"]["example"],
-                        }
-                    },
+            _add_errors(operation, keyed)
+
+
+def _add_errors(operation: dict[str, Any], declared: dict[int | str, dict[str, Any]]) -> None:
+    for status, response in declared.items():
+        operation.setdefault("responses", {})[str(status)] = {
+            "description": response["description"],
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/ErrorBody"},
+                    "example": response["content"]["application/json"]["example"],
                 }
+            },
+        }
+        if str(status) == "429":
+            operation["responses"]["429"]["headers"] = {
+                "Retry-After": {
+                    "description": "whole seconds to wait before retrying",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            }
 
 
 def _restore_null_details(doc: dict[str, Any]) -> None:

@@ -110,7 +110,7 @@ def test_every_error_status_declares_the_real_error_body(doc: dict[str, Any]) ->
             assert media["schema"] == {"$ref": ERROR_BODY}, (path, method, status)
             assert set(media["example"]["error"]) == {"code", "message", "details"}
         if path.startswith(API):
-            assert {"401", "403", "503"} <= set(errors), (path, method)
+            assert {"401", "403", "429", "503"} <= set(errors), (path, method)
             assert op["security"] == [{"apiKey": []}, {}], (path, method)
         if "{study_id}" in path or "{number}" in path or "{group}" in path:
             assert "404" in errors, (path, method)

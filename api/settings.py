@@ -8,14 +8,15 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from ..core.policy import ANY_MODULE, ObjectivePolicy, comma_list
+from ..core.policy import ANY_MODULE, comma_list
+from ..core.policy_settings import PolicySettings
 
 DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
 #: Every endpoint ``TUNEFORGE_PUBLIC_ENDPOINTS`` may name (all public by default).
 PUBLIC_ENDPOINTS = ("metrics", "docs", "redoc", "openapi")
 
 
-class Settings(BaseSettings):
+class Settings(PolicySettings, BaseSettings):
     """Everything the API server needs; nothing connects until ``create_app`` starts."""
 
     model_config = SettingsConfigDict(env_prefix="TUNEFORGE_", extra="ignore")
@@ -40,27 +41,6 @@ class Settings(BaseSettings):
     log_level: str = "info"
     #: ``text`` (default) or ``json``: one JSON object per log line, with the request id.
     log_format: Literal["text", "json"] = "text"
-
-    # ---- what a study spec may name (docs/deploy.md, "Security") ----------------------
-    #: Modules (or packages) whose functions ``objective.kind: python`` may call; none by
-    #: default. ``*`` allows any module: only for a server nobody else can reach.
-    python_objective_modules: Annotated[tuple[str, ...], NoDecode] = ()
-    #: Estimator class paths allowed besides the default list (public scikit-learn
-    #: classifiers and regressors that take no other estimator; xgboost, lightgbm).
-    estimators: Annotated[tuple[str, ...], NoDecode] = ()
-    #: Directories csv/parquet files must lie under (none: no data files, only bundled data).
-    data_roots: Annotated[tuple[str, ...], NoDecode] = ()
-    #: URL schemes a dataset path may use (``https``, ``s3``); none by default.
-    data_url_schemes: Annotated[tuple[str, ...], NoDecode] = ()
-    #: The largest ``n_jobs`` an estimator may be given.
-    max_n_jobs: int = 1
-
-    @field_validator(
-        "python_objective_modules", "estimators", "data_roots", "data_url_schemes", mode="before"
-    )
-    @classmethod
-    def _comma_list(cls, value: object) -> object:
-        return comma_list(value)
 
     @field_validator("public_endpoints", mode="before")
     @classmethod
@@ -88,16 +68,6 @@ class Settings(BaseSettings):
                 "data_roots": roots,
                 "rate_limit_per_second": 0.0,
             }
-        )
-
-    def objective_policy(self) -> ObjectivePolicy:
-        """What managed objectives may name on this server."""
-        return ObjectivePolicy(
-            python_modules=self.python_objective_modules,
-            estimators=self.estimators,
-            data_roots=tuple(os.path.abspath(os.path.expanduser(r)) for r in self.data_roots),
-            url_schemes=self.data_url_schemes,
-            max_n_jobs=self.max_n_jobs,
         )
 
     # ---- limits and exposure (docs/deploy.md, "Limits" and "Public endpoints") -------

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ..core.policy import ObjectivePolicy, comma_list
+from ..core.policy import ObjectivePolicy
+from ..core.policy_settings import PolicySettings
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(PolicySettings, BaseSettings):
     """Where the server and the broker are, and the limits every task runs under.
 
     The time limits sit below the broker's visibility timeout, so Redis never
@@ -35,29 +35,6 @@ class WorkerSettings(BaseSettings):
     blas_threads: int = 1
     #: Retries of a task that met a transient error (server unreachable, 5xx).
     task_max_retries: int = 5
-    #: What a spec may name (as on the server; docs/deploy.md, "Security").
-    python_objective_modules: Annotated[tuple[str, ...], NoDecode] = ()
-    estimators: Annotated[tuple[str, ...], NoDecode] = ()
-    data_roots: Annotated[tuple[str, ...], NoDecode] = ()
-    data_url_schemes: Annotated[tuple[str, ...], NoDecode] = ()
-    max_n_jobs: int = 1
-
-    @field_validator(
-        "python_objective_modules", "estimators", "data_roots", "data_url_schemes", mode="before"
-    )
-    @classmethod
-    def _comma_list(cls, value: object) -> object:
-        return comma_list(value)
-
-    def objective_policy(self) -> ObjectivePolicy:
-        """What this worker runs: modules, estimators, data roots and URL schemes."""
-        return ObjectivePolicy(
-            python_modules=self.python_objective_modules,
-            estimators=self.estimators,
-            data_roots=tuple(os.path.abspath(os.path.expanduser(r)) for r in self.data_roots),
-            url_schemes=self.data_url_schemes,
-            max_n_jobs=self.max_n_jobs,
-        )
 
 
 def local_policy(working_directory: str | None = None) -> ObjectivePolicy:

@@ -259,6 +259,17 @@ def interrupted(study: Any, command: str, server_url: str | None) -> Interrupted
     )
 
 
+#: ``--workers/-w``: the local worker processes of ``run``, ``quickstart`` and ``nested-cv``.
+workers_option = click.option(
+    "--workers",
+    "-w",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Local worker processes.",
+)
+
+
 @click.command()
 @click.argument("spec_file")
 @click.option(
@@ -269,14 +280,7 @@ def interrupted(study: Any, command: str, server_url: str | None) -> Interrupted
     metavar="URL",
     help="Submit to this team server instead.",
 )
-@click.option(
-    "--workers",
-    "-w",
-    default=2,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Local worker processes.",
-)
+@workers_option
 @click.option(
     "--db",
     "db_path",
@@ -350,14 +354,7 @@ def run(
 
 
 @click.command()
-@click.option(
-    "--workers",
-    "-w",
-    default=2,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Local worker processes.",
-)
+@workers_option
 @click.option("--trials", default=30, show_default=True, help="Trials to run.")
 @click.option("--db", "db_path", default="tuneforge.db", show_default=True, help="SQLite file.")
 @click.option("--no-progress", is_flag=True, help="No progress bar or status lines.")
@@ -402,14 +399,7 @@ def quickstart(workers: int, trials: int, db_path: str, no_progress: bool) -> No
     metavar="URL",
     help="Run on this team server's workers.",
 )
-@click.option(
-    "--workers",
-    "-w",
-    default=2,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Local worker processes.",
-)
+@workers_option
 @click.option("--db", "db_path", default="tuneforge.db", show_default=True, help="SQLite file.")
 @click.option("--timeout", default=None, type=float, help="Give up after this many seconds.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")

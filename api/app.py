@@ -19,7 +19,7 @@ from .logs import RequestIdMiddleware, configure_logging
 from .metrics import Metrics
 from .openapi import install_openapi, operation_id
 from .queue import CeleryQueue
-from .routes import audit, keys, nested, ops, studies, trials
+from .routes import audit, checkpoints, keys, nested, ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
 from .text_guard import TextGuard
@@ -92,12 +92,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_auth(app)
     app.middleware("http")(app.state.metrics.middleware)
     app.add_middleware(TextGuard)  # inside the size limit: it reads the counted body
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        streamed=[(checkpoints.CHECKPOINT_PATH, settings.max_checkpoint_bytes)],
+    )
     app.add_middleware(RequestIdMiddleware)  # outermost: every reply carries X-Request-ID
     app.include_router(ops.router)
     keyed = [Depends(authorize)]  # every /api/v1 route: key, role, project (api/auth.py)
     app.include_router(studies.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(trials.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(checkpoints.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(nested.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(keys.router, prefix=API_PREFIX, dependencies=keyed)

@@ -75,6 +75,8 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("POST", f"{_T}/complete"): E,
     ("POST", f"{_T}/fail"): E,
     ("POST", f"{_T}/stop"): E,
+    ("PUT", f"{_T}/checkpoint"): E,
+    ("GET", f"{_T}/checkpoint"): V,
     ("POST", "/api/v1/nested-cv"): E,
     ("GET", "/api/v1/nested-cv/{group}"): V,
     ("GET", "/api/v1/audit"): A,
@@ -97,6 +99,8 @@ WORKER_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", f"{_T}/heartbeat"),
         ("POST", f"{_T}/complete"),
         ("POST", f"{_T}/fail"),
+        ("PUT", f"{_T}/checkpoint"),
+        ("GET", f"{_T}/checkpoint"),
     }
 )
 RANK = {V: 1, E: 2, A: 3}

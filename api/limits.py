@@ -14,6 +14,8 @@ Size limits of a study spec live beside the rules they guard:
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -40,28 +42,48 @@ async def send_error(send: Send, status: int, code: str, message: str, details: 
     await send({"type": "http.response.body", "body": data})
 
 
-class BodySizeLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, declared or chunked."""
+#: A path pattern whose bodies the route streams itself (checkpoints, uploads), with its limit.
+StreamedRoute = tuple[str, int]
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodySizeLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, declared or chunked.
+
+    Routes matching a pattern of ``streamed`` (a regular expression over the
+    path, and its own limit) read their bodies themselves, chunk by chunk, into
+    the artifact store: their bodies are only counted, never buffered here.
+    """
+
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, streamed: Sequence[StreamedRoute] = ()
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = [(re.compile(pattern), limit) for pattern, limit in streamed]
+
+    def _limit_of(self, path: str) -> tuple[int, bool]:
+        """The path's body limit and whether its route streams the body itself."""
+        for pattern, limit in self.streamed:
+            if pattern.fullmatch(path):
+                return limit, True
+        return self.max_bytes, False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, streamed = self._limit_of(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
-        if declared is None:
+        if declared is None and not streamed:
             try:
                 receive = await self._buffered(receive)
             except BodyTooLarge:
-                await self._reject(send)
+                await self._reject(send, limit)
                 return
-        await self._counted(scope, receive, send)
+        await self._counted(scope, receive, send, limit)
 
     async def _buffered(self, receive: Receive) -> Receive:
         """Read an undeclared (chunked) body up to the limit; a ``receive`` replaying it."""
@@ -91,7 +113,7 @@ class BodySizeLimit:
 
         return replay
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         """Run the app, stopping it if the body turns out larger than it declared."""
         seen = 0
         started = False
@@ -101,7 +123,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
+                if seen > limit:
                     raise BodyTooLarge
             return message
 
@@ -115,13 +137,13 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, limit)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, limit: int) -> None:
         await send_error(
             send,
             413,
             "payload_too_large",
-            f"request body exceeds {self.max_bytes} bytes",
-            {"max_bytes": self.max_bytes},
+            f"request body exceeds {limit} bytes",
+            {"max_bytes": limit},
         )

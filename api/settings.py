@@ -28,6 +28,12 @@ class Settings(PolicySettings, BaseSettings):
     migrate: bool = False
     #: Largest request body accepted, in bytes (larger ones get 413).
     max_body_bytes: int = 4 * 1024 * 1024
+    #: Where checkpoints (and other large files) are kept: a directory or any fsspec URL.
+    #: Unset: a ``tuneforge-artifacts`` folder beside the SQLite file, or in the working
+    #: directory. Replicas of a team server must share one location.
+    artifact_url: str | None = None
+    #: Largest trial checkpoint accepted, in bytes (larger ones get 413, nothing is stored).
+    max_checkpoint_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
     #: How often the reconciler runs: expires leases, keeps managed studies' tasks
     #: in flight, revokes tasks of paused studies (seconds; 0 turns it off).
     reconcile_interval_seconds: float = 2.0
@@ -54,6 +60,12 @@ class Settings(PolicySettings, BaseSettings):
                     f"unknown endpoint {unknown[0]!r}; known: metrics, docs, redoc, openapi"
                 )
         return names
+
+    def artifact_location(self) -> str:
+        """``artifact_url``, or the default location for this database."""
+        from .artifacts import default_artifact_url
+
+        return self.artifact_url or default_artifact_url(self.db_url)
 
     def for_local_user(self, working_directory: str | None = None) -> Settings:
         """These settings for a server only its own user reaches (the embedded one of

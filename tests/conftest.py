@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -77,6 +78,9 @@ def spec_policy_for_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     saved = {k: os.environ.get(k) for k in POLICY_VARIABLES}
     os.environ["TUNEFORGE_PYTHON_OBJECTIVE_MODULES"] = TEST_PYTHON_MODULES
     os.environ["TUNEFORGE_DATA_ROOTS"] = root
+    # servers the tests start keep artifacts under pytest's folder, never the working
+    # directory (make_client and LiveServer give each app a folder of its own)
+    os.environ["TUNEFORGE_ARTIFACT_URL"] = str(tmp_path_factory.mktemp("artifacts"))
     yield root
     for key, value in saved.items():
         if value is None:
@@ -85,7 +89,18 @@ def spec_policy_for_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             os.environ[key] = value
 
 
-POLICY_VARIABLES = ("TUNEFORGE_PYTHON_OBJECTIVE_MODULES", "TUNEFORGE_DATA_ROOTS")
+POLICY_VARIABLES = (
+    "TUNEFORGE_PYTHON_OBJECTIVE_MODULES",
+    "TUNEFORGE_DATA_ROOTS",
+    "TUNEFORGE_ARTIFACT_URL",
+)
+
+
+def fresh_artifact_dir() -> str:
+    """An empty artifact folder for one app: on PostgreSQL, ids restart with every test
+    (``RESTART IDENTITY``), so apps must not share checkpoints by study id."""
+    base = os.environ.get("TUNEFORGE_ARTIFACT_URL") or None
+    return tempfile.mkdtemp(prefix="app-", dir=base)
 
 
 @pytest.fixture(scope="session")
@@ -130,6 +145,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def make_client(url: str, **settings: object) -> TestClient:
+    settings.setdefault("artifact_url", fresh_artifact_dir())
     return TestClient(create_app(Settings(db_url=url, **settings)))  # type: ignore[arg-type]
 
 
@@ -154,7 +170,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.db_url = db_url
         self.extra = extra
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, "TUNEFORGE_ARTIFACT_URL": fresh_artifact_dir(), **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> LiveServer:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 
 from ...core.errors import InvalidSpec
+from ..artifacts import ArtifactStore
 from ..db.engine import Database
 
 MAX_PAGE = 1000
@@ -15,6 +16,19 @@ MAX_PAGE = 1000
 def get_db(request: Request) -> Database:
     db: Database = request.app.state.db
     return db
+
+
+def get_artifacts(request: Request) -> ArtifactStore:
+    """The app's artifact store (checkpoints, uploads), opened on first use."""
+    state = request.app.state
+    store: ArtifactStore | None = getattr(state, "artifacts", None)
+    if store is None:
+        store = ArtifactStore(state.settings.artifact_location())
+        state.artifacts = store
+    return store
+
+
+Store = Annotated[ArtifactStore, Depends(get_artifacts)]
 
 
 #: Ids and numbers are 32-bit integers on every backend; larger ones cannot exist (404).

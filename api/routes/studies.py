@@ -23,7 +23,8 @@ from ..schemas.studies import (
 from ..schemas.trials import BestOut, trial_public
 from ..services import managed
 from ..services import studies as service
-from .deps import PageSize, StudyId, get_db, page_size_of
+from ..services.checkpoints import delete_study_artifacts
+from .deps import PageSize, Store, StudyId, get_db, page_size_of
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 DB = Annotated[Database, Depends(get_db)]
@@ -136,9 +137,10 @@ def update_study(study_id: StudyId, body: StudyPatch, db: DB) -> StudyPublic:
     summary="Delete a study",
     responses={204: {"description": "Deleted, with its trials."}, **errors(*ONE_STUDY)},
 )
-def delete_study(study_id: StudyId, db: DB) -> Response:
-    """Delete the study and all its trials and measurements."""
+def delete_study(study_id: StudyId, db: DB, store: Store) -> Response:
+    """Delete the study and all its trials, measurements and checkpoints."""
     service.delete_study(db, study_id)
+    delete_study_artifacts(store, study_id)
     return Response(status_code=204)
 
 

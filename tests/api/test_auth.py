@@ -38,6 +38,8 @@ WORKER_MAY = {
     ("PUT", "/api/v1/studies/{study_id}/evaluation"),
     ("GET", "/api/v1/studies/{study_id}/trials"),
     ("GET", "/api/v1/studies/{study_id}/trials/{number}"),
+    ("GET", "/api/v1/studies/{study_id}/trials/{number}/checkpoint"),
+    ("PUT", "/api/v1/studies/{study_id}/trials/{number}/checkpoint"),
     *(
         ("POST", f"/api/v1/studies/{{study_id}}/trials{verb}")
         for verb in (

@@ -46,6 +46,8 @@ MAIN_IDS = {
     "completeTrial",
     "failTrial",
     "stopTrial",
+    "saveCheckpoint",
+    "loadCheckpoint",
     "startNestedCv",
     "getNestedCv",
     "listKeys",
@@ -131,6 +133,7 @@ def test_conflicts_are_declared_where_the_services_raise_them(doc: dict[str, Any
         "completeTrial",
         "failTrial",
         "stopTrial",
+        "saveCheckpoint",  # a trial that is no longer running or paused
         "startNestedCv",
         "updateStudy",  # a state change the study cannot make (completed -> paused)
         "createKey",  # open mode: the first key comes from `tuneforge keys create`

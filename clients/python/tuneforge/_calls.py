@@ -9,6 +9,8 @@ from typing import Any, Generic, TypeVar
 
 from .models import (
     BestReply,
+    Checkpoint,
+    CheckpointInfo,
     HeartbeatReply,
     MeasureReply,
     StudyData,
@@ -38,6 +40,18 @@ class Call(Generic[T]):
     params: Mapping[str, str | int] | None = None
     idempotent: bool = True
     done_if_retried: int | None = None
+    #: A binary request body (sent as ``application/octet-stream`` instead of ``json``).
+    content: bytes | None = None
+    #: The reply is binary: ``parse`` gets a :class:`RawReply`, not JSON.
+    raw: bool = False
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """A binary reply: its bytes and headers (lower-case names)."""
+
+    content: bytes
+    headers: Mapping[str, str]
 
 
 def _none(_: Any) -> None:
@@ -157,6 +171,32 @@ def fail(study_id: int, number: int, body: Mapping[str, Any]) -> Call[TrialData]
 
 def stop(study_id: int, number: int) -> Call[TrialData]:
     return Call("POST", _trial(study_id, number, "stop"), TrialData.model_validate, json={})
+
+
+def save_checkpoint(
+    study_id: int, number: int, data: bytes, step: int | None
+) -> Call[CheckpointInfo]:
+    # PUT replaces the checkpoint: sending it twice stores the same bytes.
+    return Call(
+        "PUT",
+        _trial(study_id, number, "checkpoint"),
+        CheckpointInfo.model_validate,
+        params=_query(step=step),
+        content=data,
+    )
+
+
+def _checkpoint(reply: RawReply) -> Checkpoint:
+    step = reply.headers.get("x-checkpoint-step")
+    return Checkpoint(
+        data=reply.content,
+        step=int(step) if step is not None else None,
+        sha256=reply.headers.get("x-checkpoint-sha256"),
+    )
+
+
+def load_checkpoint(study_id: int, number: int) -> Call[Checkpoint]:
+    return Call("GET", _trial(study_id, number, "checkpoint"), _checkpoint, raw=True)
 
 
 def start_nested_cv(

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ._calls import Call
+from ._calls import Call, RawReply
 from ._version import __version__
 from .embedded import EmbeddedServer
 from .errors import (
@@ -193,6 +193,8 @@ class BaseClient:
             if status == call.done_if_retried and attempts.count > 1:
                 return call.parse(None)
             raise error_from_reply(status, _json_or_none(outcome), outcome.text, attempts.count)
+        if call.raw:
+            return call.parse(RawReply(outcome.content, dict(outcome.headers)))
         try:
             return call.parse(outcome.json() if outcome.content else None)
         except ValueError:  # not JSON, or not the shape docs/api.md fixes (a proxy's page?)
@@ -231,6 +233,17 @@ class BaseClient:
     def __repr__(self) -> str:
         mode = " embedded" if self.embedded else ""
         return f"<{type(self).__name__} {self.url}{mode} client_id={self.client_id!r}>"
+
+
+def request_options(call: Call[Any]) -> dict[str, Any]:
+    """The ``httpx`` request arguments of ``call`` (a JSON or a binary body)."""
+    options: dict[str, Any] = {"params": call.params}
+    if call.content is not None:
+        options["content"] = call.content
+        options["headers"] = {"content-type": "application/octet-stream"}
+    else:
+        options["json"] = call.json
+    return options
 
 
 def _json_or_none(response: httpx.Response) -> Any:

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import TrialPruned
-from .models import StudyData, TrialData
+from . import _calls as calls
+from .errors import NotFound, TrialPruned
+from .models import Checkpoint, StudyData, TrialData
 
 MAX_REASON = 2000
 
@@ -76,6 +77,7 @@ class TrialBase:
         self._data = data
         self._lease_seconds = lease_seconds
         self._reported: dict[str, float] = {}
+        self._last_step: int | None = data.resume_from_step
         self._should_stop = data.state == "stopping"
 
     @property
@@ -99,6 +101,13 @@ class TrialBase:
         return self._data.params
 
     @property
+    def resume_from_step(self) -> int | None:
+        """Where a resumed trial goes on from: the last step it trained to before it was
+        paused (train from here, e.g. after ``load_checkpoint()``); ``None`` for a fresh
+        trial. Reports of steps up to it are ignored by the server."""
+        return self._data.resume_from_step
+
+    @property
     def values(self) -> dict[str, float] | None:
         """The final metric values, once finished."""
         return self._data.values
@@ -118,9 +127,26 @@ class TrialBase:
         """Seconds between background heartbeats: a third of the lease."""
         return max(self._lease_seconds / 3, 0.05)
 
-    def _note_report(self, values: Mapping[str, float], should_stop: bool) -> None:
+    def _note_report(
+        self, values: Mapping[str, float], should_stop: bool, step: int | None = None
+    ) -> None:
         self._reported.update(values)
+        if step is not None:
+            self._last_step = step
         self._should_stop = self._should_stop or should_stop
+
+    def _save_call(self, state: Any, step: int | None) -> calls.Call[Any]:
+        """The request that stores ``state`` (pickled) as this trial's checkpoint."""
+        import cloudpickle
+
+        data = cloudpickle.dumps(state)
+        return calls.save_checkpoint(
+            self.study_id, self.number, data, _first(step, self._last_step)
+        )
+
+    def _load_call(self, trial: int | None) -> calls.Call[Checkpoint]:
+        """The request that reads this trial's checkpoint, or trial ``trial``'s."""
+        return calls.load_checkpoint(self.study_id, self.number if trial is None else trial)
 
     def _exit_plan(self, exc: BaseException | None) -> Finish | None:
         """What ``__exit__`` does: nothing if the trial already ended, else complete or fail.
@@ -146,6 +172,26 @@ class TrialBase:
             f"<{type(self).__name__} study={self.study_id} number={self.number} "
             f"state={self.state} params={self.params}>"
         )
+
+
+def _first(*values: int | None) -> int | None:
+    return next((v for v in values if v is not None), None)
+
+
+def unpickled(checkpoint: Checkpoint) -> Any:
+    """The object a checkpoint holds (saved by ``save_checkpoint``).
+
+    Unpickling runs code named in the bytes: load only checkpoints your own
+    workers saved, from a server you trust.
+    """
+    import pickle
+
+    return pickle.loads(checkpoint.data)
+
+
+def missing_checkpoint(exc: NotFound) -> bool:
+    """Whether a 404 means "no checkpoint saved yet" (not an unknown trial or study)."""
+    return isinstance(exc.details, dict) and exc.details.get("field") == "checkpoint"
 
 
 def complete_body(values: Mapping[str, float]) -> dict[str, Any]:

@@ -18,11 +18,13 @@ from ._handle_base import (
     complete_body,
     fail_body,
     infeasible_body,
+    missing_checkpoint,
     require_pandas,
     trial_rows,
+    unpickled,
 )
-from .errors import Conflict, TrialPruned
-from .models import RUNNING_STATES, HeartbeatReply, StudyData, TrialData
+from .errors import Conflict, NotFound, TrialPruned
+from .models import RUNNING_STATES, CheckpointInfo, HeartbeatReply, StudyData, TrialData
 
 if TYPE_CHECKING:
     from .async_client import AsyncClient
@@ -88,7 +90,7 @@ class AsyncTrial(TrialBase):
         merged = metric_values(values, metrics)
         call = calls.measure(self.study_id, self.number, step, merged, elapsed_seconds)
         reply = await self._client._request(call)
-        self._note_report(merged, reply.should_stop)
+        self._note_report(merged, reply.should_stop, step)
         return reply.should_stop
 
     async def heartbeat(self) -> bool:
@@ -124,6 +126,24 @@ class AsyncTrial(TrialBase):
         """Ask whoever runs this trial to stop."""
         self._data = await self._client._request(calls.stop(self.study_id, self.number))
         return self
+
+    async def save_checkpoint(self, state: Any, *, step: int | None = None) -> CheckpointInfo:
+        """Store ``state`` (any picklable object: a model, an optimizer, a dict) as this
+        trial's checkpoint, replacing the last one; ``step`` defaults to the last step
+        reported. Whoever resumes the trial, on any machine, gets it from
+        ``load_checkpoint()``."""
+        return await self._client._request(self._save_call(state, step))
+
+    async def load_checkpoint(self, default: Any = None, *, trial: int | None = None) -> Any:
+        """The object last saved by ``save_checkpoint`` for this trial (or for trial
+        ``trial`` of the study), or ``default`` when none was saved."""
+        try:
+            checkpoint = await self._client._request(self._load_call(trial))
+        except NotFound as exc:
+            if missing_checkpoint(exc):
+                return default
+            raise
+        return unpickled(checkpoint)
 
     async def refresh(self) -> AsyncTrial:
         """Read the trial (with its measurements) again."""

@@ -11,7 +11,14 @@ from typing import Any, TypeVar
 import httpx
 
 from . import _calls as calls
-from ._core import DEFAULT_TIMEOUT, BaseClient, RetryPolicy, read_spec_file, study_spec
+from ._core import (
+    DEFAULT_TIMEOUT,
+    BaseClient,
+    RetryPolicy,
+    read_spec_file,
+    request_options,
+    study_spec,
+)
 from .handles import Heartbeat, Study
 
 T = TypeVar("T")
@@ -64,7 +71,7 @@ class Client(BaseClient):
 
     def _send(self, call: calls.Call[Any]) -> httpx.Response | httpx.TransportError:
         try:
-            return self._http.request(call.method, call.path, json=call.json, params=call.params)
+            return self._http.request(call.method, call.path, **request_options(call))
         except httpx.TransportError as exc:
             return exc
 

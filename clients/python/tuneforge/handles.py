@@ -16,11 +16,13 @@ from ._handle_base import (
     complete_body,
     fail_body,
     infeasible_body,
+    missing_checkpoint,
     require_pandas,
     trial_rows,
+    unpickled,
 )
-from .errors import Conflict, TrialPruned
-from .models import RUNNING_STATES, HeartbeatReply, StudyData, TrialData
+from .errors import Conflict, NotFound, TrialPruned
+from .models import RUNNING_STATES, CheckpointInfo, HeartbeatReply, StudyData, TrialData
 
 if TYPE_CHECKING:
     from .client import Client
@@ -91,7 +93,7 @@ class Trial(TrialBase):
         merged = metric_values(values, metrics)
         call = calls.measure(self.study_id, self.number, step, merged, elapsed_seconds)
         reply = self._client._request(call)
-        self._note_report(merged, reply.should_stop)
+        self._note_report(merged, reply.should_stop, step)
         return reply.should_stop
 
     def heartbeat(self) -> bool:
@@ -125,6 +127,24 @@ class Trial(TrialBase):
         """Ask whoever runs this trial to stop (its next report or heartbeat says so)."""
         self._data = self._client._request(calls.stop(self.study_id, self.number))
         return self
+
+    def save_checkpoint(self, state: Any, *, step: int | None = None) -> CheckpointInfo:
+        """Store ``state`` (any picklable object: a model, an optimizer, a dict) as this
+        trial's checkpoint, replacing the last one; ``step`` defaults to the last step
+        reported. Whoever resumes the trial, on any machine, gets it from
+        ``load_checkpoint()``."""
+        return self._client._request(self._save_call(state, step))
+
+    def load_checkpoint(self, default: Any = None, *, trial: int | None = None) -> Any:
+        """The object last saved by ``save_checkpoint`` for this trial (or for trial
+        ``trial`` of the study), or ``default`` when none was saved."""
+        try:
+            checkpoint = self._client._request(self._load_call(trial))
+        except NotFound as exc:
+            if missing_checkpoint(exc):
+                return default
+            raise
+        return unpickled(checkpoint)
 
     def refresh(self) -> Trial:
         """Read the trial (with its measurements) again."""

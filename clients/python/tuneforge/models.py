@@ -120,6 +120,25 @@ class HeartbeatReply(_Wire):
     trial_state: str
 
 
+class CheckpointInfo(_Wire):
+    """``PUT .../checkpoint``: what the server stored."""
+
+    study_id: int
+    number: int
+    size_bytes: int
+    sha256: str
+    saved_at: str
+    step: int | None = None
+
+
+class Checkpoint(_Wire):
+    """``GET .../checkpoint``: a trial's saved bytes and the step they were saved at."""
+
+    data: bytes
+    step: int | None = None
+    sha256: str | None = None
+
+
 class StudyPage(_Wire):
     studies: list[StudyData]
     next_page_token: str | None = None

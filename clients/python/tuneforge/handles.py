@@ -20,7 +20,7 @@ from ._handle_base import (
     trial_rows,
 )
 from .errors import Conflict, TrialPruned
-from .models import RUNNING_STATES, HeartbeatReply, StudyData, TrialData
+from .models import RUNNING_STATES, HeartbeatReply, ImportanceReply, StudyData, TrialData
 
 if TYPE_CHECKING:
     from .client import Client
@@ -241,6 +241,23 @@ class Study(StudyBase):
     def best_trials(self) -> list[Trial]:
         """The best trial, or the Pareto front when the study has several objectives."""
         return [self._view(t) for t in self._client._request(calls.best(self.id)).trials]
+
+    def add_trial(
+        self,
+        params: Mapping[str, Any],
+        values: Mapping[str, float] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Trial:
+        """Record a trial evaluated elsewhere (``completed`` with ``values``), or queue
+        ``params`` for the next suggest (no ``values``: ``requested``)."""
+        return self._view(self._client._request(calls.add_trial(self.id, params, values, metadata)))
+
+    def importance(self, objective: str | None = None) -> ImportanceReply:
+        """Each parameter's share of ``objective``'s variance (default: the first objective)
+        and the strongest pairwise interactions, largest first; needs 5 completed trials
+        (:class:`~tuneforge.Conflict` before). See docs/analysis.md."""
+        return self._client._request(calls.importance(self.id, objective))
 
     def to_pandas(self) -> Any:
         """All trials as a pandas DataFrame (``params_<name>``, ``values_<metric>`` columns)."""

@@ -37,6 +37,7 @@ MAIN_IDS = {
     "evaluateStudy",
     "storeEvaluation",
     "getBest",
+    "getImportance",
     "suggestTrials",
     "createTrial",
     "listTrials",

@@ -1,4 +1,5 @@
-"""``/studies/{id}/importance``: what the study's results say about its parameters."""
+"""``/studies/{id}/importance`` and ``/warm-start``: what the study's results say about its
+parameters, and the prior history its algorithm sees."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from ..db.engine import Database
 from ..openapi import errors
-from ..schemas.analysis import ImportanceOut, importance_out
+from ..schemas.analysis import ImportanceOut, WarmStartOut, importance_out, warm_start_out
 from ..services import analysis as service
 from .deps import StudyId, get_db
 
@@ -35,3 +36,17 @@ def importance(
     each parameter's share of the objective's variance, and the strongest pairwise
     interactions, largest first. 409 while fewer than 5 trials completed."""
     return importance_out(service.importance(db, study_id, objective))
+
+
+@router.get(
+    "/{study_id}/warm-start",
+    response_model=WarmStartOut,
+    operation_id="getWarmStart",
+    summary="The prior history a warm-started study's algorithm sees",
+    responses=errors(404, 422, 503),
+)
+def warm_start(study_id: StudyId, db: DB) -> WarmStartOut:
+    """For each earlier study in ``warm_start``: the completed trials the algorithm sees,
+    and those skipped because their parameters do not fit this study's space or a value
+    of an objective or constraint is missing."""
+    return warm_start_out(service.warm_start_summary(db, study_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from ...core.analysis import ImportanceResult
+from ..services.warm_start import SourceCount
 
 
 class ParamImportanceOut(BaseModel):
@@ -40,4 +41,30 @@ def importance_out(result: ImportanceResult) -> ImportanceOut:
             InteractionOut(params=list(i.params), importance=i.importance)
             for i in result.interactions
         ],
+    )
+
+
+class WarmStartSource(BaseModel):
+    """One earlier study named in ``warm_start`` and what the algorithm takes from it."""
+
+    study_id: int
+    name: str
+    used: int = Field(description="completed trials the algorithm sees as prior history")
+    skipped_params: int = Field(description="skipped: parameters outside this study's space")
+    skipped_values: int = Field(description="skipped: an objective or constraint value missing")
+
+
+class WarmStartOut(BaseModel):
+    """The study's warm-start sources (an empty list when it names none)."""
+
+    sources: list[WarmStartSource]
+    used: int
+    skipped: int
+
+
+def warm_start_out(counts: list[SourceCount]) -> WarmStartOut:
+    return WarmStartOut(
+        sources=[WarmStartSource(**vars(c)) for c in counts],
+        used=sum(c.used for c in counts),
+        skipped=sum(c.skipped_params + c.skipped_values for c in counts),
     )

@@ -19,6 +19,7 @@ from ...core.trials import Trial, TrialState
 from ..db.engine import Database
 from ..db.models import TrialRow
 from ..db.repository import get_study_row, spec_of
+from .warm_start import SourceCount, summary
 
 _CacheKey = tuple[str, int, datetime, int, str]
 _CACHE_SIZE = 128
@@ -57,3 +58,10 @@ def importance(db: Database, study_id: int, objective: str | None) -> Importance
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
     return result
+
+
+def warm_start_summary(db: Database, study_id: int) -> list[SourceCount]:
+    """Per warm-start source: the completed trials the algorithm sees, and those skipped."""
+    with db.read() as session:
+        row = get_study_row(session, study_id)
+        return summary(session, row, spec_of(row))

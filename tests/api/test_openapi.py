@@ -38,6 +38,7 @@ MAIN_IDS = {
     "storeEvaluation",
     "getBest",
     "getImportance",
+    "getWarmStart",
     "suggestTrials",
     "createTrial",
     "listTrials",

@@ -7,13 +7,19 @@ the analysis commands (docs/analysis.md). Like ``studies``, they read a running 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .cli_connect import api_key_option, connect, open_study, url_option
 from .cli_output import json_text, print_tables
+from .errors import InvalidSpec
+from .handles import Study
 from .models import ImportanceReply
+from .trial_import import ImportRow, rows_from_file, rows_from_trials
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -77,8 +83,97 @@ def _bar(share: float) -> str:
     return "█" * round(max(0.0, min(1.0, share)) * BAR_WIDTH)
 
 
+@click.command("import")
+@click.argument("study", metavar="STUDY")
+@click.option(
+    "--from-file",
+    "from_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="A CSV or JSON-lines export (.csv, .jsonl).",
+)
+@click.option("--from-study", "from_study", metavar="SOURCE", help="Another study (id or name).")
+@url_option
+def studies_import(study: str, from_file: Path | None, from_study: str | None, url: str) -> None:
+    """Copy finished trials into STUDY: the completed trials of an export file or of
+    another study on the same server become completed trials of STUDY (they count
+    towards its budget). Trials whose parameters do not fit STUDY's space, or that lack
+    one of its objectives, are skipped and counted; values of metrics STUDY does not
+    have are dropped. To let the algorithm learn from another study without copying,
+    use the spec's warm_start field instead.
+
+    STUDY is the study's id or name.
+    """
+    if (from_file is None) == (from_study is None):
+        raise click.UsageError("give exactly one of --from-file FILE or --from-study SOURCE")
+    with connect(url) as client:
+        target = open_study(client, study)
+        if from_study is not None:
+            source = open_study(client, from_study)
+            origin: dict[str, Any] = {"study": source.id, "study_name": source.name}
+            rows: Iterable[ImportRow] = rows_from_trials(t.data for t in source.trials("completed"))
+        else:
+            assert from_file is not None
+            origin = {"file": from_file.name}
+            rows = _read_file(from_file, target)
+        tally = _import(target, rows, origin)
+    click.echo(tally.line(target))
+
+
+def _read_file(path: Path, target: Study) -> list[ImportRow]:
+    try:
+        return list(rows_from_file(path, target.data))
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot import {path}: {exc}") from None
+
+
+class _Tally:
+    """What an import did: trials recorded, skipped by reason, metrics dropped."""
+
+    def __init__(self) -> None:
+        self.imported = 0
+        self.skipped: Counter[str] = Counter()
+        self.example = ""
+        self.dropped: set[str] = set()
+
+    def line(self, target: Study) -> str:
+        text = f"imported {self.imported} trial(s) into study {target.id} {target.name!r}"
+        if self.skipped:
+            reasons = ", ".join(f"{n} {why}" for why, n in sorted(self.skipped.items()))
+            text += f"; skipped {sum(self.skipped.values())} ({reasons})"
+            if self.example:
+                text += f"; e.g. {self.example}"
+        if self.dropped:
+            text += f"; dropped values of metrics the study does not have: {sorted(self.dropped)}"
+        return text
+
+
+def _import(target: Study, rows: Iterable[ImportRow], origin: dict[str, Any]) -> _Tally:
+    tally = _Tally()
+    metrics = {m["name"] for m in target.data.metrics}
+    for row in rows:
+        if row.state != "completed":
+            tally.skipped["not completed"] += 1
+            continue
+        tally.dropped.update(set(row.values) - metrics)
+        values = {k: v for k, v in row.values.items() if k in metrics}
+        if not values:
+            tally.skipped["without values"] += 1
+            continue
+        metadata = {**row.metadata, "imported_from": {**origin, "number": row.number}}
+        try:
+            target.add_trial(row.params, values, metadata=metadata)
+        except InvalidSpec as exc:  # a parameter outside the space, a missing objective
+            tally.skipped["rejected"] += 1
+            tally.example = tally.example or str(exc)
+            continue
+        tally.imported += 1
+    return tally
+
+
 def register(group: click.Group) -> None:
-    """Add the analysis commands: ``studies importance`` under ``studies``."""
+    """Add the analysis commands: ``studies importance`` and ``studies import``."""
     studies = group.commands["studies"]
     assert isinstance(studies, click.Group)
     studies.add_command(api_key_option(studies_importance))
+    studies.add_command(api_key_option(studies_import))

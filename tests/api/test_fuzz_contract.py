@@ -97,6 +97,7 @@ SEMANTIC_RULES: tuple[tuple[str, str, str], ...] = (
     ("reportMeasurement", r"values\..*", r"unknown metric"),
     ("completeTrial", r"values\..*", r"unknown metric|missing|objective"),
     ("runStudy", r"objective", r"no managed objective"),
+    ("getImportance", r"objective", r"unknown metric"),
     ("evaluateStudy", r"objective", r"no managed objective|no test set"),
     # values are needed unless infeasible; a stored evaluation is a result or a failure
     ("completeTrial", r"values", r"required unless infeasible"),

@@ -171,9 +171,41 @@ def _import(target: Study, rows: Iterable[ImportRow], origin: dict[str, Any]) ->
     return tally
 
 
+@click.command("report")
+@click.argument("study", metavar="STUDY")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Where to write the HTML (default: study-<id>-report.html).",
+)
+@url_option
+def report(study: str, output: Path | None, url: str) -> None:
+    """Write one self-contained HTML report of a study: best configuration, CV score
+    beside the held-out test score, parameter importance and interactions, search
+    history, early-stopping picture and the spec. plotly.js and the data are embedded,
+    so the file opens offline.
+
+    STUDY is the study's id or name.
+    """
+    from .report import write_report
+
+    with connect(url) as client:
+        handle = open_study(client, study)
+        target = output or Path(f"study-{handle.id}-report.html")
+        try:
+            write_report(handle, target)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {target}: {exc.strerror or exc}") from None
+    size = target.stat().st_size / 1e6
+    click.echo(f"wrote the report of study {handle.id} {handle.name!r} to {target} ({size:.1f} MB)")
+
+
 def register(group: click.Group) -> None:
-    """Add the analysis commands: ``studies importance`` and ``studies import``."""
+    """Add the analysis commands: ``studies importance``, ``studies import`` and ``report``."""
     studies = group.commands["studies"]
     assert isinstance(studies, click.Group)
     studies.add_command(api_key_option(studies_importance))
     studies.add_command(api_key_option(studies_import))
+    group.add_command(api_key_option(report))

@@ -7,6 +7,7 @@ the analysis commands (docs/analysis.md). Like ``studies``, they read a running 
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -202,6 +203,44 @@ def report(study: str, output: Path | None, url: str) -> None:
     click.echo(f"wrote the report of study {handle.id} {handle.name!r} to {target} ({size:.1f} MB)")
 
 
+@click.command("mlflow-sync")
+@click.argument("study", metavar="STUDY")
+@click.option(
+    "--tracking-uri",
+    default=None,
+    metavar="URI",
+    help="MLflow tracking URI, e.g. file:./mlruns, sqlite:///mlflow.db or http://host:5000 "
+    "(default: MLflow's own, MLFLOW_TRACKING_URI).",
+)
+@click.option("--experiment", default=None, help="MLflow experiment (default: the study's name).")
+@url_option
+def mlflow_sync(study: str, tracking_uri: str | None, experiment: str | None, url: str) -> None:
+    """Log a study to MLflow: a parent run for the study and a nested run per finished
+    trial (params, final and per-step metrics, tags). Trials logged before are skipped,
+    so running it again adds only new trials. Needs: pip install 'tuneforge[mlflow]'.
+
+    STUDY is the study's id or name.
+    """
+    if tracking_uri is not None and tracking_uri.startswith("file:"):
+        # MLflow 3 refuses file stores unless asked; naming one here is asking
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    try:
+        from .mlflow import sync_study
+    except ImportError as exc:  # pragma: no cover - the module itself imports nothing
+        raise click.ClickException(str(exc)) from None
+    with connect(url) as client:
+        handle = open_study(client, study)
+        try:
+            result = sync_study(handle, tracking_uri, experiment)
+        except ImportError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"study {handle.id} {handle.name!r}: logged {result.logged} trial run(s), "
+        f"{result.already} already there; parent run {result.parent_run_id} in experiment "
+        f"{result.experiment_id}"
+    )
+
+
 def register(group: click.Group) -> None:
     """Add the analysis commands: ``studies importance``, ``studies import`` and ``report``."""
     studies = group.commands["studies"]
@@ -209,3 +248,4 @@ def register(group: click.Group) -> None:
     studies.add_command(api_key_option(studies_importance))
     studies.add_command(api_key_option(studies_import))
     group.add_command(api_key_option(report))
+    group.add_command(api_key_option(mlflow_sync))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -306,15 +306,16 @@ class Study(StudyBase):
         timeout: float | None = None,
         progress: bool = True,
         catch: tuple[type[Exception], ...] = (),
+        callbacks: Sequence[Callable[[Study, Trial], None]] = (),
     ) -> OptimizeResult:
         """Run ``objective(trial) -> float | dict`` in ``n_workers`` local processes.
 
         See :func:`tuneforge.optimize.optimize` for the rules on budgets,
-        pruning, errors and Ctrl-C.
+        pruning, errors, Ctrl-C and ``callbacks`` (called here once per finished trial).
         """
         from .optimize import optimize
 
-        return optimize(self, objective, n_trials, n_workers, timeout, progress, catch)
+        return optimize(self, objective, n_trials, n_workers, timeout, progress, catch, callbacks)
 
     def _owned(self, data: TrialData) -> Trial:
         lease = self._data.lease_seconds

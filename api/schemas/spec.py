@@ -151,7 +151,7 @@ class FidelitySpec(WireModel):
 
 #: A ``warm_start`` entry: an earlier study of the same project, by id or by name.
 WarmStartRef = Annotated[
-    int | str,
+    JsonInt | str,
     WithJsonSchema(
         {
             "oneOf": [

@@ -19,7 +19,7 @@ from .logs import RequestIdMiddleware, configure_logging
 from .metrics import Metrics
 from .openapi import install_openapi, operation_id
 from .queue import CeleryQueue
-from .routes import audit, checkpoints, keys, nested, ops, studies, trials
+from .routes import analysis, audit, checkpoints, keys, nested, ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
 from .text_guard import TextGuard
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(trials.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(checkpoints.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(nested.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(analysis.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(keys.router, prefix=API_PREFIX, dependencies=keyed)
     return app

@@ -14,6 +14,8 @@ from typing import Any
 
 from .algorithms import validate_algorithm
 from .errors import InvalidSpec
+from .estimators import default_estimators, load_class
+from .fidelity import managed_fidelity
 from .objective import check_estimator_params, parse_objective
 from .space import SearchSpace
 from .stopping import get_rule, validate_early_stopping
@@ -113,7 +115,7 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
     algorithm = data.get("algorithm", "auto")
     options = validate_algorithm(algorithm, data.get("algorithm_options") or {}, space)
     early_stopping = validate_early_stopping(data.get("early_stopping"), fidelity)
-    _check_rule_fits_objective(early_stopping, objective)
+    _check_managed_fidelity(objective, fidelity, early_stopping, space)
     _check_rule_metric(early_stopping, metrics)
     return StudySpec(
         name=name,
@@ -135,17 +137,22 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
     )
 
 
-def _check_rule_fits_objective(
-    early_stopping: Mapping[str, Any], objective: Mapping[str, Any] | None
+def _check_managed_fidelity(
+    objective: Mapping[str, Any] | None,
+    fidelity: Mapping[str, Any] | None,
+    early_stopping: Mapping[str, Any],
+    space: SearchSpace,
 ) -> None:
-    """A rule that pauses and resumes trials needs workers that can resume one."""
-    rule = early_stopping["rule"]
-    if objective is not None and get_rule(rule).promotes:
-        raise InvalidSpec(
-            f"rule {rule!r} pauses trials and resumes them from a step, which the managed "
-            "objectives cannot do yet; use it with your own workers (objective null)",
-            field="early_stopping.rule",
-        )
+    """A managed objective trains by rungs of the fidelity; a rule that pauses and resumes
+    trials needs a resource the workers can resume (:func:`.fidelity.managed_fidelity`).
+
+    The estimator class is imported only when it is on the default allow-list (as
+    :func:`check_estimator_params` does); the workers check the others."""
+    path = objective.get("estimator") if objective is not None else None
+    estimator = None
+    if fidelity is not None and isinstance(path, str) and path in default_estimators():
+        estimator = load_class(path)
+    managed_fidelity(objective, fidelity, early_stopping, space.names, estimator)
 
 
 def _check_rule_metric(early_stopping: Mapping[str, Any], metrics: tuple[Metric, ...]) -> None:

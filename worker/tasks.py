@@ -4,6 +4,7 @@ and leave every decision (which trial, whether to stop) to the server."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from celery import Celery, Task
@@ -15,7 +16,7 @@ from tuneforge.errors import ConnectionFailed, RateLimited, ServerError
 from ..core.errors import InvalidSpec
 from ..core.policy import ObjectivePolicy
 from ..core.trials import task_client_id
-from .objective import ConfigurationError, evaluate, problem_for
+from .objective import ConfigurationError, StudyContext, evaluate, problem_for, rung_plan
 from .objectives.sklearn_cv import holdout_score
 from .settings import local_policy
 
@@ -33,9 +34,12 @@ def _objective_metric(study: tuneforge.Study) -> str:
     return next(m["name"] for m in study.data.metrics if m.get("role", "objective") == "objective")
 
 
-def run_one_trial(study: tuneforge.Study, blas_threads: int, policy: ObjectivePolicy) -> str:
-    """Suggest one trial for this task's client id, evaluate it if this worker's ``policy``
-    allows what the objective names, finish it; returns its state."""
+def run_one_trial(
+    study: tuneforge.Study, blas_threads: int, policy: ObjectivePolicy, worker: str | None = None
+) -> str:
+    """Suggest one trial for this task's client id (a promoted paused trial comes first),
+    evaluate it if this worker's ``policy`` allows what the objective names, finish it;
+    returns its state. ``worker`` names this worker in a rung checkpoint's record."""
     from threadpoolctl import threadpool_limits
 
     trials = study.suggest(1)
@@ -48,7 +52,8 @@ def run_one_trial(study: tuneforge.Study, blas_threads: int, policy: ObjectivePo
         return "failed"
     try:
         with threadpool_limits(limits=blas_threads):
-            outcome = evaluate(trial, objective, _objective_metric(study), policy)
+            context = StudyContext.of(study, worker)
+            outcome = evaluate(trial, objective, _objective_metric(study), policy, context)
     except ConfigurationError as exc:
         return trial.infeasible(str(exc)).state
     except SoftTimeLimitExceeded:
@@ -74,20 +79,39 @@ def evaluate_best(study: tuneforge.Study, policy: ObjectivePolicy | None = None)
         return {"state": "failed", "error": "no completed trial or no managed objective"}
     metric = _objective_metric(study)
     try:
-        policy.check_run(objective, best.params)
-        test = holdout_score(objective, best.params, problem_for(objective, policy), policy)
+        params = refit_params(study, objective, best.params, policy)
+        policy.check_run(objective, params)
+        test = holdout_score(objective, params, problem_for(objective, policy), policy)
     except InvalidSpec as exc:
         return {"state": "failed", "error": str(exc)}
     except Exception as exc:
         return {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
     return {
         "trial_number": best.number,
-        "params": dict(best.params),
+        "params": params,
         "metric": metric,
         "scoring": objective.get("scoring"),
         "cv_score": (best.values or {}).get(metric),
         "test_score": test,
     }
+
+
+def refit_params(
+    study: tuneforge.Study,
+    objective: Mapping[str, Any],
+    params: Mapping[str, Any],
+    policy: ObjectivePolicy,
+) -> dict[str, Any]:
+    """The best trial's parameters for the held-out refit: with the fidelity's full
+    resource when it is an estimator option (a trial trained by rungs of ``n_estimators``
+    is refit with ``fidelity.max`` trees, not the estimator's default)."""
+    out = dict(params)
+    if objective.get("kind") != "sklearn":
+        return out
+    plan = rung_plan(objective, StudyContext.of(study), policy)
+    if plan is not None and plan.estimator_param:
+        out[plan.name] = plan.high
+    return out
 
 
 def register_tasks(app: Celery) -> None:
@@ -105,7 +129,9 @@ def register_tasks(app: Celery) -> None:
     @app.task(name="tuneforge.run_trial", bind=True, **retry)
     def run_trial(task: Task, study_id: int) -> str:
         with _client(app, task.request.id) as client:
-            return run_one_trial(client.get_study(study_id), settings.blas_threads, policy)
+            study = client.get_study(study_id)
+            worker = task.request.hostname
+            return run_one_trial(study, settings.blas_threads, policy, worker)
 
     @app.task(name="tuneforge.evaluate_study", bind=True, **retry)
     def evaluate_study(task: Task, study_id: int) -> str:

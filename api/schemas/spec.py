@@ -142,7 +142,9 @@ class RetriesSpec(WireModel):
 
 
 class FidelitySpec(WireModel):
-    """The resource a trial's steps count (epochs, samples); needed by some stopping rules."""
+    """The resource a trial's steps count (epochs, samples); needed by some stopping rules.
+    With a managed sklearn objective, what the workers train by: n_estimators, max_iter,
+    n_samples, sample_percent or folds, in whole numbers (docs/early-stopping.md)."""
 
     name: str
     min: Number

@@ -32,6 +32,7 @@ from .lifecycle import (
     reap_expired,
     refresh_study_state,
 )
+from .promotions import promotable
 from .studies import study_view
 
 
@@ -173,12 +174,20 @@ def _extra_life(dispatch: DispatchRow) -> timedelta:
 
 
 def _wanted_trial_tasks(session: Session, row: StudyRow, spec: StudySpec, parallelism: int) -> int:
-    """How many trial tasks should be waiting for a worker right now."""
+    """How many trial tasks should be waiting for a worker right now.
+
+    Paused trials hold no slot (only active and stopping ones run), and they count
+    towards ``max_trials``: once the budget is spent, the work left is the requested
+    trials and the paused ones the rule promotes now (a task's suggest hands those
+    out first). The rule is asked only when the cheap counts do not fill the slots.
+    """
     counts = state_counts(session, row.id)
     running = sum(counts[s.value] for s in RUNNING_STATES)
     slots = (spec.max_active_trials or parallelism) - running
     left = math.inf if spec.max_trials is None else spec.max_trials - budget_used(counts)
     work = left + counts[TrialState.REQUESTED.value]
+    if work < slots and counts[TrialState.PAUSED.value] > 0:
+        work += len(promotable(session, row, spec))
     return int(max(0, min(slots, work)))
 
 

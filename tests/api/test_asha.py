@@ -172,22 +172,43 @@ def test_asha_needs_a_fidelity_with_a_positive_min(client: TestClient) -> None:
     assert "early_stopping.reduction_factor: must be an integer in [2, 100], got 1" in r.text
 
 
-def test_asha_is_refused_for_managed_objectives(client: TestClient) -> None:
-    managed = small_spec(
-        "managed",
-        fidelity={"name": "epochs", "min": 1, "max": 9},
-        early_stopping={"rule": "asha"},
-        objective={
-            "kind": "sklearn",
-            "estimator": "sklearn.tree.DecisionTreeClassifier",
-            "dataset": {"source": "sklearn", "name": "iris"},
-            "cv": {"type": "kfold", "n_splits": 3},
-        },
-        parameters=[{"name": "max_depth", "type": "int", "low": 1, "high": 8}],
+def test_asha_is_refused_for_managed_objectives_that_cannot_resume(client: TestClient) -> None:
+    tree = {
+        "kind": "sklearn",
+        "estimator": "sklearn.tree.DecisionTreeClassifier",
+        "dataset": {"source": "sklearn", "name": "iris"},
+        "cv": {"type": "kfold", "n_splits": 3},
+    }
+    depth = [{"name": "max_depth", "type": "int", "low": 1, "high": 8}]
+    asha = {"rule": "asha"}
+    cases = [  # (fidelity, objective, the field the 422 names)
+        ({"name": "epochs", "min": 1, "max": 9}, tree, "fidelity.name"),
+        ({"name": "n_samples", "min": 10, "max": 90}, tree, "early_stopping.rule"),
+        (
+            {"name": "epochs", "min": 1, "max": 9},
+            {"kind": "python", "callable": "tests.e2e.objectives:slow_quadratic"},
+            "early_stopping.rule",
+        ),
+    ]
+    for i, (fidelity, objective, named) in enumerate(cases):
+        managed = small_spec(
+            f"managed-{i}",
+            fidelity=fidelity,
+            early_stopping=asha,
+            objective=objective,
+            parameters=depth,
+        )
+        r = client.post(f"{API}/studies", json=managed)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["message"].startswith(f"{named}:"), r.text
+    resumable = small_spec(
+        "managed-ok",
+        fidelity={"name": "folds", "min": 1, "max": 3},
+        early_stopping=asha,
+        objective=tree,
+        parameters=depth,
     )
-    r = client.post(f"{API}/studies", json=managed)
-    assert r.status_code == 422, r.text
-    assert "early_stopping.rule" in r.json()["error"]["message"]
+    assert client.post(f"{API}/studies", json=resumable).status_code == 201
 
 
 def test_completing_the_study_by_hand_prunes_its_paused_trials(client: TestClient) -> None:

@@ -119,7 +119,7 @@ def run_locally(study: Any, workers: int, progress: bool) -> None:
     :class:`~tuneforge.cli_errors.TrialError`.
     """
     from tuneforge.core.objective import has_holdout
-    from tuneforge.worker.objective import LocalObjective
+    from tuneforge.worker.objective import LocalObjective, StudyContext
     from tuneforge.worker.tasks import evaluate_best
 
     objective = study.data.objective
@@ -127,7 +127,8 @@ def run_locally(study: Any, workers: int, progress: bool) -> None:
         raise click.ClickException("the study has no managed objective (objective: null)")
     metric = objective_metric(study.data.model_dump())
     try:
-        study.optimize(LocalObjective(objective, metric), n_workers=workers, progress=progress)
+        local = LocalObjective(objective, metric, study=StudyContext.of(study))
+        study.optimize(local, n_workers=workers, progress=progress)
     except TuneforgeError:
         raise
     except Exception as exc:

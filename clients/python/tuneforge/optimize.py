@@ -32,16 +32,20 @@ POLL_SECONDS = 0.2
 
 @dataclass(frozen=True)
 class OptimizeResult:
-    """What one ``optimize`` call did: the trials it finished, by final state (``counts``),
-    and the study's best trial afterwards (earlier trials included)."""
+    """What one ``optimize`` call did: the trials it ran, by their state when it returned
+    (``counts``: a trial paused and resumed counts once, in its last state), how many
+    times a paused trial was resumed, and the study's best trial afterwards (earlier
+    trials included)."""
 
     best: Trial | None
     counts: dict[str, int]
     elapsed_seconds: float
+    #: Runs of the objective on a promoted trial (``trial.resume_from_step`` set).
+    n_resumed: int = 0
 
     @property
     def n_trials(self) -> int:
-        """Trials this call finished, in any state."""
+        """Trials this call ran, in any state."""
         return sum(self.counts.values())
 
     @property
@@ -56,22 +60,51 @@ class OptimizeResult:
     def n_failed(self) -> int:
         return self.counts.get("failed", 0)
 
+    @property
+    def n_paused(self) -> int:
+        """Trials left paused: their rule may still promote them (a later call resumes them)."""
+        return self.counts.get("paused", 0)
+
 
 @dataclass
 class Tally:
-    """The parent's view of the workers' reports."""
+    """The parent's view of the workers' reports: each trial's latest state."""
 
     metric: str | None
     maximize: bool
-    counts: Counter[str] = field(default_factory=Counter)
+    states: dict[int, str] = field(default_factory=dict)
+    #: Trials paused before this call and resumed in it (the bar counted them already).
+    carried: set[int] = field(default_factory=set)
+    resumed: int = 0
     best: float | None = None
     error: BaseException | None = None
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(self.states.values())
+
+    @property
+    def done(self) -> int:
+        """What this call adds to the bar: trials it finished or paused, each once."""
+        return len(self.states) - len(self.carried)
+
+    def extra(self) -> str:
+        """``"3 paused, 2 resumed"`` for the bar, or ``""``."""
+        paused = sum(1 for state in self.states.values() if state == "paused")
+        parts = [f"{paused} paused"] if paused else []
+        if self.resumed:
+            parts.append(f"{self.resumed} resumed")
+        return ", ".join(parts)
 
     def add(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "trial":
-            _, _number, state, values = event
-            self.counts[state] += 1
+            _, number, state, values, resumed = event
+            if resumed:
+                self.resumed += 1
+                if number not in self.states:
+                    self.carried.add(number)
+            self.states[number] = state
             if state == "completed" and self.metric and values and self.metric in values:
                 self._offer(float(values[self.metric]))
         elif kind == "error" and self.error is None:
@@ -127,18 +160,35 @@ def optimize(
             _supervise(procs, shared, tally, bar, deadline)
             if tally.error is not None:
                 raise tally.error  # inside the bar: it gives way to the error's message
+            study.refresh()
+            _settle_paused(study, tally)
+            bar.update(bar.done, tally.best, extra=tally.extra())
     except KeyboardInterrupt:
         _interrupt(procs, shared, tally)
         raise
     finally:
         _reap(procs)
-    study.refresh()
-    return OptimizeResult(study.best(), dict(tally.counts), time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    return OptimizeResult(study.best(), dict(tally.counts), elapsed, tally.resumed)
+
+
+def _settle_paused(study: Study, tally: Tally) -> None:
+    """A completed study has pruned the paused trials it never promoted: count them so."""
+    paused = {n for n, state in tally.states.items() if state == "paused"}
+    if not paused or study.state != "completed":
+        return
+    for trial in study.trials(state="pruned", page_size=1000):
+        if trial.number in paused:
+            tally.states[trial.number] = "pruned"
+            paused.discard(trial.number)
+    for number in paused:  # resumed and finished by a worker outside this call
+        tally.states[number] = study.trial(number).state
 
 
 def _bar_for(study: Study, n_trials: int | None, enabled: bool) -> ProgressBar:
-    """The bar over the whole budget: trials done before this call already count."""
-    done = budget_done(study.data.trial_counts)
+    """The bar over the whole budget: trials done before this call already count, and so
+    do paused ones (they count against ``max_trials``; a promotion resumes them)."""
+    done = budget_done(study.data.trial_counts) + study.data.trial_counts.get("paused", 0)
     left = _budget(study, n_trials)
     total = study.data.max_trials if n_trials is None else done + (left or 0)
     return ProgressBar(
@@ -239,16 +289,16 @@ def _supervise(
                 _check_exit(procs[i], shared, tally)
         else:
             _handle(event, running, shared, tally)
-        bar.update(first + sum(tally.counts.values()), tally.best, _status(shared, tally))
+        bar.update(first + tally.done, tally.best, _status(shared, tally), tally.extra())
         if deadline is not None and time.monotonic() >= deadline:
             shared.stop.set()
     _drain(shared, tally)
-    bar.update(first + sum(tally.counts.values()), tally.best)
+    bar.update(first + tally.done, tally.best, extra=tally.extra())
 
 
 def _status(shared: Shared, tally: Tally) -> str:
     """What the bar shows before a best value is known."""
-    if tally.counts:
+    if tally.states:
         return "no completed trial yet"
     if shared.started.value == 0:
         return "starting workers (importing the objective)"

@@ -130,8 +130,13 @@ def optimize(
 
     - A number is the value of the study's single objective metric; a dict
       gives every metric. The objective may ``trial.report(step, ...)`` and
-      raise :class:`~tuneforge.TrialPruned` when it returns True.
-    - ``n_trials`` caps the trials this call starts (all workers together).
+      raise :class:`~tuneforge.TrialPruned` when it returns True: the trial is
+      recorded ``pruned``, or ``paused`` under asha / hyperband / bohb (save
+      its state with ``trial.save_checkpoint`` first), which is no error.
+    - ``n_trials`` caps the new trials this call starts (all workers together);
+      a paused trial that the study's rule promotes is run again for its
+      ``trial.resume_from_step`` without counting (docs/python.md, "Rung-based
+      training").
       Workers also stop when the study is completed or paused, and start no
       new trial after ``timeout`` seconds (running ones finish).
     - An exception from the objective fails its trial (``retry=False``). If

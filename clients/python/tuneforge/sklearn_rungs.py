@@ -297,7 +297,7 @@ class RungSearch:
                         held = {run.trial.number for run in pool}
                         for trial in self.study.suggest(count=width):
                             if trial.number not in held:
-                                pool.append(self._take(trial, runs))
+                                self._take(trial, runs, pool)
                     if not pool:
                         break
                     self._round(parallel, pool)
@@ -309,8 +309,9 @@ class RungSearch:
             run.pruned = run.budget < self.trainer.plan.max
         return runs
 
-    def _take(self, trial: Trial, runs: list[RungRun]) -> RungRun:
-        """The run of a new trial, or of a promoted one (its fold estimators loaded)."""
+    def _take(self, trial: Trial, runs: list[RungRun], pool: list[RungRun]) -> None:
+        """Add the run of a new trial, or of a promoted one (its fold estimators loaded),
+        to ``pool``."""
         run = self._by_number.get(trial.number)
         if run is None:
             run = RungRun(len(runs), trial, self.space.decode(trial.params))
@@ -319,7 +320,12 @@ class RungSearch:
         run.trial = trial
         if trial.resume_from_step is not None:
             self._resume(run, trial)
-        return run
+        if run.budget < self.trainer.plan.max:
+            pool.append(run)
+        elif trial.values:  # promoted with nothing left to train: it is done
+            trial.complete(trial.values)
+        else:
+            trial.fail("promoted at max_resources without values", retry=False)
 
     def _resume(self, run: RungRun, trial: Trial) -> None:
         """Continue from the checkpoint: the budget reached and the fold estimators."""

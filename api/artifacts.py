@@ -31,6 +31,8 @@ import fsspec
 from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 
+#: A study as the store names it: its id and its creation time.
+StudyIdentity = tuple[int, datetime]
 #: Bytes read from the store per chunk of a download.
 CHUNK = 1024 * 1024
 
@@ -162,11 +164,17 @@ class ArtifactStore:
             self.fs.rm(path, recursive=True)
 
 
-def checkpoint_key(study_id: int, number: int) -> str:
-    """Where trial ``number`` of study ``study_id`` keeps its checkpoint."""
-    return f"{study_prefix(study_id)}/trials/{number}/checkpoint"
+def checkpoint_key(study: StudyIdentity, number: int) -> str:
+    """Where trial ``number`` of ``study`` keeps its checkpoint."""
+    return f"{study_prefix(study)}/trials/{number}/checkpoint"
 
 
-def study_prefix(study_id: int) -> str:
-    """The folder of everything a study stores (removed with the study)."""
-    return f"studies/{study_id}"
+def study_prefix(study: StudyIdentity) -> str:
+    """The folder of everything a study stores (removed with the study).
+
+    Named by the study's id *and* creation time: two databases beside each other
+    (or a database file deleted and made anew) hand out the same ids, and must
+    never see each other's checkpoints in a shared store.
+    """
+    study_id, created_at = study
+    return f"studies/{study_id}-{int(created_at.timestamp() * 1_000_000)}"

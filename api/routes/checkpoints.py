@@ -16,9 +16,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ..artifacts import ArtifactStore, ArtifactTooLarge, StoredArtifact
+from ...core.errors import NotFound
+from ..artifacts import ArtifactTooLarge, StoredArtifact, checkpoint_key
 from ..db.engine import Database
-from ..db.repository import get_study_row
 from ..limits import BodyTooLarge
 from ..openapi import BODY, errors
 from ..services import checkpoints as service
@@ -75,24 +75,18 @@ async def save_checkpoint(
 ) -> CheckpointOut:
     """Store the request body as the trial's checkpoint, replacing the previous one.
     The trial must be active, stopping or paused (409 otherwise)."""
-    key = await run_in_threadpool(service.check_writable, db, study_id, number)
+    study = await run_in_threadpool(service.check_writable, db, study_id, number)
+    key = checkpoint_key(study, number)
     limit = request.app.state.settings.max_checkpoint_bytes
     try:
         stored = await store.save(key, request.stream(), limit, {"step": step})
     except ArtifactTooLarge:
         raise BodyTooLarge from None  # the size-limit middleware answers 413
-    await run_in_threadpool(_forget_if_study_gone, db, store, study_id)
+    if await run_in_threadpool(service.study_gone, db, study_id):
+        # deleted while the body was uploading: the checkpoint goes with it
+        await run_in_threadpool(service.delete_study_artifacts, store, study)
+        raise NotFound(f"study {study_id} does not exist", field="study_id")
     return _out(study_id, number, stored)
-
-
-def _forget_if_study_gone(db: Database, store: ArtifactStore, study_id: int) -> None:
-    """A study deleted while its checkpoint was uploading takes the checkpoint along (404)."""
-    try:
-        with db.read() as session:
-            get_study_row(session, study_id)
-    except Exception:
-        service.delete_study_artifacts(store, study_id)
-        raise
 
 
 @router.get(

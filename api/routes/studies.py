@@ -139,8 +139,7 @@ def update_study(study_id: StudyId, body: StudyPatch, db: DB) -> StudyPublic:
 )
 def delete_study(study_id: StudyId, db: DB, store: Store) -> Response:
     """Delete the study and all its trials, measurements and checkpoints."""
-    service.delete_study(db, study_id)
-    delete_study_artifacts(store, study_id)
+    delete_study_artifacts(store, service.delete_study(db, study_id))
     return Response(status_code=204)
 
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from ...core.errors import Conflict, NotFound
 from ...core.trials import TrialState
-from ..artifacts import ArtifactStore, StoredArtifact, checkpoint_key, study_prefix
+from ..artifacts import (
+    ArtifactStore,
+    StoredArtifact,
+    StudyIdentity,
+    checkpoint_key,
+    study_prefix,
+)
 from ..db.engine import Database
 from ..db.repository import get_study_row, get_trial_row
 
@@ -18,10 +24,10 @@ from ..db.repository import get_study_row, get_trial_row
 WRITABLE = frozenset({TrialState.ACTIVE, TrialState.STOPPING, TrialState.PAUSED})
 
 
-def check_writable(db: Database, study_id: int, number: int) -> str:
-    """The checkpoint key of a trial that may store one now (404 / 409 otherwise)."""
+def check_writable(db: Database, study_id: int, number: int) -> StudyIdentity:
+    """The study of a trial that may store a checkpoint now (404 / 409 otherwise)."""
     with db.read() as session:
-        get_study_row(session, study_id)
+        study = get_study_row(session, study_id)
         trial = get_trial_row(session, study_id, number)
         if TrialState(trial.state) not in WRITABLE:
             raise Conflict(
@@ -29,7 +35,17 @@ def check_writable(db: Database, study_id: int, number: int) -> str:
                 "is active, stopping or paused",
                 field="state",
             )
-    return checkpoint_key(study_id, number)
+        return (study.id, study.created_at)
+
+
+def study_gone(db: Database, study_id: int) -> bool:
+    """Whether the study was deleted (e.g. while one of its checkpoints was uploading)."""
+    try:
+        with db.read() as session:
+            get_study_row(session, study_id)
+    except NotFound:
+        return True
+    return False
 
 
 def find_checkpoint(
@@ -37,9 +53,10 @@ def find_checkpoint(
 ) -> StoredArtifact:
     """The stored checkpoint of an existing trial (404 when the trial or checkpoint is missing)."""
     with db.read() as session:
-        get_study_row(session, study_id)
+        study = get_study_row(session, study_id)
         get_trial_row(session, study_id, number)
-    stored = store.describe(checkpoint_key(study_id, number))
+        key = checkpoint_key((study.id, study.created_at), number)
+    stored = store.describe(key)
     if stored is None:
         raise NotFound(
             f"trial {number} of study {study_id} has no checkpoint",
@@ -48,6 +65,6 @@ def find_checkpoint(
     return stored
 
 
-def delete_study_artifacts(store: ArtifactStore, study_id: int) -> None:
+def delete_study_artifacts(store: ArtifactStore, study: StudyIdentity) -> None:
     """Remove every checkpoint of a deleted study."""
-    store.delete_tree(study_prefix(study_id))
+    store.delete_tree(study_prefix(study))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -199,10 +200,13 @@ def _parse_state(raw: Any) -> StudyState:
         raise InvalidSpec("must be 'active', 'paused' or 'completed'", field="state") from None
 
 
-def delete_study(db: Database, study_id: int) -> None:
+def delete_study(db: Database, study_id: int) -> tuple[int, datetime]:
+    """Delete the study (trials and measurements cascade); its identity for the artifact store."""
     with db.write() as session:
         row = get_study_row(session, study_id, lock=True)
+        identity = (row.id, row.created_at)
         session.delete(row)
+    return identity
 
 
 def study_best(db: Database, study_id: int) -> list[Trial]:

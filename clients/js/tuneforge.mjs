@@ -18,7 +18,7 @@
  *
  * The REST contract is docs/api.md; this module only
  * wraps it. Requests that are safe to repeat (GETs, suggest with this client's
- * `clientId`, measurements, heartbeats, complete, fail) are retried with
+ * `clientId`, measurements, heartbeats, complete, fail, checkpoint PUTs) are retried with
  * exponential backoff and jitter on network errors, timeouts and
  * 429 / 502 / 503 / 504; every other request is retried only on 429, which the
  * server answers before doing anything.
@@ -136,7 +136,9 @@ const FINISHED = new Set(["completed", "pruned", "infeasible", "failed"]);
 /**
  * @typedef {Object} RequestOptions
  * @property {Record<string, string|number|undefined|null>} [query]
- * @property {unknown} [body]
+ * @property {unknown} [body] sent as JSON
+ * @property {Uint8Array} [bytes] sent as `application/octet-stream` instead of `body`
+ * @property {boolean} [raw] return the reply's bytes (a Uint8Array) instead of its JSON
  * @property {boolean} [retry] Repeat on network errors and 429/502/503/504.
  * @property {() => Promise<any>} [onRetriedConflict] Called when a request that
  *   was retried after an uncertain failure gets 409: returns the reply to use
@@ -271,6 +273,21 @@ function retryAfterMs(header) {
 /** @param {string | number} part */
 const seg = (part) => encodeURIComponent(String(part));
 
+/**
+ * Checkpoint bytes as a Uint8Array (a Buffer is one already).
+ * @param {unknown} data
+ * @returns {Uint8Array}
+ */
+function asBytes(data) {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError(
+    "tuneforge: a checkpoint is bytes (Uint8Array, Buffer, ArrayBuffer or a typed array); " +
+      "encode text with new TextEncoder().encode(...)",
+  );
+}
+
 // ---------------------------------------------------------------- client
 
 /** A connection to one tuneforge server. */
@@ -401,12 +418,13 @@ export class Client {
   }
 
   /**
-   * One REST call below `/api/v1`: JSON in, JSON out, errors as TuneforgeError
-   * subclasses. Public for endpoints this client does not wrap.
-   * @param {"GET" | "POST" | "PATCH" | "DELETE"} method
+   * One REST call below `/api/v1`: JSON in, JSON out (or bytes, with `bytes` /
+   * `raw`), errors as TuneforgeError subclasses. Public for endpoints this
+   * client does not wrap.
+   * @param {"GET" | "POST" | "PUT" | "PATCH" | "DELETE"} method
    * @param {string} path e.g. `/studies/3`
    * @param {RequestOptions} [options]
-   * @returns {Promise<any>} the parsed reply (null for 204)
+   * @returns {Promise<any>} the parsed reply (null for 204; a Uint8Array with `raw`)
    */
   async request(method, path, options = {}) {
     const url = new URL(this.url + path);
@@ -416,11 +434,16 @@ export class Client {
     /** @type {Record<string, string>} */
     const headers = { accept: "application/json", "user-agent": `tuneforge-js/${VERSION}` };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    /** @type {string | Uint8Array | undefined} */
     let payload;
-    if (options.body !== undefined) {
+    if (options.bytes !== undefined) {
+      headers["content-type"] = "application/octet-stream";
+      payload = options.bytes;
+    } else if (options.body !== undefined) {
       headers["content-type"] = "application/json";
       payload = JSON.stringify(options.body);
     }
+    if (options.raw) headers.accept = "application/octet-stream, application/json";
     const budget = options.retry ? this.maxRetries : 0;
     let uncertain = false; // an earlier attempt may have been applied
     for (let attempt = 0; ; attempt++) {
@@ -428,6 +451,8 @@ export class Client {
       let reply;
       /** @type {string} */
       let text;
+      /** @type {Uint8Array | null} */
+      let bytes = null;
       try {
         reply = await this.fetchImpl(url, {
           method,
@@ -435,7 +460,12 @@ export class Client {
           body: payload,
           signal: AbortSignal.timeout(this.timeoutMs),
         });
-        text = await reply.text();
+        if (options.raw) {
+          bytes = new Uint8Array(await reply.arrayBuffer());
+          text = reply.ok ? "" : new TextDecoder().decode(bytes);
+        } else {
+          text = await reply.text();
+        }
       } catch (thrown) {
         // No complete reply: the request may or may not have been applied.
         const error = connectionError(thrown, method, url);
@@ -444,7 +474,7 @@ export class Client {
         await sleep(this.backoffMs(attempt, null));
         continue;
       }
-      if (reply.ok) return parseReply(text, method, url);
+      if (reply.ok) return bytes ?? parseReply(text, method, url);
       const error = errorFromReply(reply.status, text);
       if (error instanceof Conflict && uncertain && options.onRetriedConflict) {
         return options.onRetriedConflict();
@@ -659,6 +689,12 @@ export class Trial {
     this.data = data;
     /** Whether the last report or heartbeat said to stop. */
     this.shouldStop = false;
+    /**
+     * The last step reported (or the step a resumed trial goes on from): the
+     * default step of {@link Trial.saveCheckpoint}.
+     * @type {number | null}
+     */
+    this.lastStep = data.resume_from_step ?? null;
   }
 
   /** @returns {number} */
@@ -682,7 +718,8 @@ export class Trial {
   }
 
   /**
-   * Set when the server hands out a paused trial again: continue training from this step.
+   * Set when the server hands out a paused trial again (promoted): continue
+   * training after this step, from {@link Trial.loadCheckpoint}; null for a fresh trial.
    * @returns {number | null}
    */
   get resumeFromStep() {
@@ -714,7 +751,45 @@ export class Trial {
     const reply = await this.client.request("POST", `${this.path}/measurements`, { body, retry: true });
     this.data = { ...this.data, state: reply.trial_state };
     this.shouldStop = Boolean(reply.should_stop);
+    this.lastStep = step;
     return this.shouldStop;
+  }
+
+  /**
+   * Store bytes as this trial's checkpoint, replacing the last one: the state
+   * whoever resumes the trial (on any machine) trains on from. Save it when
+   * `report` says stop, before `complete`; a trial can also save while it is
+   * paused. Retried safely (PUT replaces).
+   * @param {Uint8Array | ArrayBuffer | ArrayBufferView} data e.g. `new TextEncoder().encode(JSON.stringify(state))`
+   * @param {number | null} [step] the step the state belongs to (default: the last reported)
+   * @returns {Promise<{study_id: number, number: number, size_bytes: number, sha256: string, saved_at: string, step: number | null}>}
+   */
+  async saveCheckpoint(data, step) {
+    const bytes = asBytes(data);
+    const at = step ?? this.lastStep;
+    return this.client.request("PUT", `${this.path}/checkpoint`, {
+      bytes,
+      query: { step: at ?? undefined },
+      retry: true,
+    });
+  }
+
+  /**
+   * The bytes last saved by {@link Trial.saveCheckpoint} for this trial (or for
+   * trial `options.trial` of the study, e.g. a better one to copy), or null when
+   * none was saved. A 404 for an unknown trial or study still throws NotFound.
+   * @param {{trial?: number}} [options]
+   * @returns {Promise<Uint8Array | null>}
+   */
+  async loadCheckpoint(options = {}) {
+    const number = options.trial ?? this.number;
+    const path = `/studies/${this.study.id}/trials/${seg(number)}/checkpoint`;
+    try {
+      return await this.client.request("GET", path, { raw: true, retry: true });
+    } catch (error) {
+      if (error instanceof NotFound && error.details?.field === "checkpoint") return null;
+      throw error;
+    }
   }
 
   /**
@@ -730,12 +805,14 @@ export class Trial {
 
   /**
    * Finish the trial with its final values. The server records it
-   * `completed`, or `pruned` when the stopping rule had stopped it.
+   * `completed`, or, when the stopping rule had stopped it, `pruned` or
+   * `paused` (asha, hyperband, bohb: a later suggest may hand it back with
+   * `resumeFromStep` set).
    * @param {Record<string, number>} values
    * @returns {Promise<Trial>} this trial, updated
    */
   async complete(values) {
-    return this.finish("complete", { values }, ["completed", "pruned"]);
+    return this.finish("complete", { values }, ["completed", "pruned", "paused"]);
   }
 
   /**

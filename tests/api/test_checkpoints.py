@@ -111,9 +111,10 @@ def test_checkpoints_go_with_their_study(sqlite_url: str, tmp_path: Path) -> Non
     with make_client(sqlite_url, reconcile_interval_seconds=0, artifact_url=str(store)) as client:
         study_id, number = _running_trial(client)
         client.put(_url(study_id, number), content=b"model")
-        assert any(p.is_file() for p in (store / "studies" / str(study_id)).rglob("*"))
+        (folder,) = (store / "studies").glob(f"{study_id}-*")  # id and creation time
+        assert any(p.is_file() for p in folder.rglob("*"))
         assert client.delete(f"{API}/studies/{study_id}").status_code == 204
-        assert not (store / "studies" / str(study_id)).exists()
+        assert not folder.exists()
 
 
 def test_default_location_is_beside_the_sqlite_file(tmp_path: Path) -> None:

@@ -1,14 +1,17 @@
-"""The JavaScript client, its example and the curl walk-through, run against a live server.
+"""The JavaScript client, its examples and the curl scripts, run against a live server.
 
 Each test starts ``tuneforge serve`` on a fresh SQLite file, runs the program as a
 user would (``node --test clients/js/test/``, ``node clients/js/example.mjs``,
-``bash clients/curl/walkthrough.sh URL``), asserts it exits 0, and then checks
-what it left on the server. Without Node.js 18+ (or curl) the tests fail in CI
+``node clients/js/pause_resume.mjs``, ``bash clients/curl/walkthrough.sh URL``,
+``bash clients/curl/pause_resume.sh URL``), asserts it exits 0, and then checks
+what it left on the server. The pause / resume programs are the code that
+docs/javascript.md and docs/curl.md show (checked here too). Without Node.js 18+ (or curl) the tests fail in CI
 (``CI=true``) and are skipped on a laptop.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -25,6 +28,8 @@ from tests.conftest import LiveServer, free_port, service_missing
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "clients" / "js"
 WALKTHROUGH = ROOT / "clients" / "curl" / "walkthrough.sh"
+PAUSE_RESUME = ROOT / "clients" / "curl" / "pause_resume.sh"
+DOCS = ROOT / "docs"
 MIN_NODE = 18
 
 
@@ -196,3 +201,70 @@ def test_curl_walkthrough_fails_on_an_unexpected_status(curl: str, server: LiveS
     assert "expected HTTP 201 from POST /studies, got 409" in result.stderr
     assert '"code": "conflict"' in result.stdout
     assert "2. Suggest" not in result.stdout
+
+
+# ---------------------------------------------------------------- the pause / resume cycle
+
+EPOCHS = 9
+EVENT = re.compile(
+    r"^trial (\d+) (paused|completed|resumed) at epoch (\d+)(?: from a checkpoint of epoch (\d+))?$"
+)
+
+
+def check_pause_resume(server: LiveServer, name: str, out: str) -> None:
+    """An ASHA study of 9 trials, epochs 1 to 9, run by one worker that saves a checkpoint
+    when told to stop: promoted trials resume from it, every epoch is trained once, every
+    trial ends finished."""
+    study = study_named(server, name)
+    assert study["state"] == "completed" and study["completion_reason"] == "max_trials"
+    assert study["fidelity"] == {"name": "epochs", "min": 1, "max": EPOCHS}
+    trials = all_trials(server, study["id"])
+    assert [t["number"] for t in trials] == list(range(9))
+    assert {t["state"] for t in trials} <= {"completed", "pruned"}, [t["state"] for t in trials]
+    events: dict[int, list[tuple[str, int]]] = {}
+    for line in out.splitlines():
+        if match := EVENT.match(line):
+            number, what, epoch, saved = match.groups()
+            if saved is not None:
+                assert saved == epoch, line  # the checkpoint holds the step it paused at
+            events.setdefault(int(number), []).append((what, int(epoch)))
+    resumed = [n for n, e in events.items() if any(what == "resumed" for what, _ in e)]
+    assert resumed, out
+    for number, seq in events.items():
+        for (before, at), (now, again) in itertools.pairwise(seq):
+            if now == "resumed":  # handed back where it paused
+                assert before == "paused" and at == again, (number, seq)
+        steps = [m["step"] for m in trials[number]["measurements"]]
+        assert steps == list(range(1, len(steps) + 1)), (number, steps)
+        assert seq[-1][1] == steps[-1]
+    finished = [t for t in trials if t["state"] == "completed"]
+    assert any(t["measurements"][-1]["step"] == EPOCHS for t in finished)
+    # every epoch trained once: as many as the server stored, far fewer than 9 x 9
+    summary = re.search(r"^trained (\d+) epochs", out, re.M)
+    assert summary is not None, out
+    trained = int(summary.group(1))
+    assert trained == sum(len(t["measurements"]) for t in trials) < 9 * EPOCHS / 2
+
+
+def test_js_pause_resume_example(node: str, server: LiveServer) -> None:
+    name = "js-asha-from-pytest"
+    result = run([node, str(JS / "pause_resume.mjs")], server, TUNEFORGE_STUDY_NAME=name)
+    check_pause_resume(server, name, result.stdout)
+
+
+def test_curl_pause_resume(curl: str, server: LiveServer) -> None:
+    name = "curl-asha-from-pytest"
+    result = run(["bash", str(PAUSE_RESUME), server.url], server, STUDY_NAME=name)
+    check_pause_resume(server, name, result.stdout)
+    assert "trial 0 has no checkpoint yet: 404 with details.field=checkpoint" in result.stdout
+
+
+def test_the_docs_show_the_pause_resume_programs() -> None:
+    """docs/javascript.md shows clients/js/pause_resume.mjs whole, and docs/curl.md the
+    worker loop of clients/curl/pause_resume.sh: the code the tests above run."""
+    js = (JS / "pause_resume.mjs").read_text()
+    assert f"```js\n{js}```" in (DOCS / "javascript.md").read_text()
+    script = PAUSE_RESUME.read_text()
+    start = script.index("# --- the worker loop")
+    loop = script[script.index("\n", start) + 1 : script.index("# --- end of the worker loop")]
+    assert f"```bash\n{loop}```" in (DOCS / "curl.md").read_text()

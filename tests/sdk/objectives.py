@@ -6,6 +6,8 @@ Kept in a module of their own that imports nothing heavy: workers import it
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import tuneforge
@@ -37,3 +39,32 @@ def fails_on_positive(trial: tuneforge.Trial) -> float:
 
 def two_metrics(trial: tuneforge.Trial) -> dict[str, float]:
     return {"loss": quadratic(trial), "size": abs(trial.params["x"])}
+
+
+def rung_training(trial: tuneforge.Trial, log: str) -> float:
+    """Trains a stand-in model epoch by epoch (``trial.steps()``), resuming a promoted trial
+    from its checkpoint; appends one JSON line per epoch it actually trains to ``log``.
+
+    The loss falls with the epochs and is lower the closer x is to 1, so a rung ranks
+    trials by x. A promoted trial must find the state it was paused with.
+    """
+    x = trial.params["x"]
+    state = trial.load_checkpoint()
+    if trial.resume_from_step is None:
+        assert state is None, f"trial {trial.number} is fresh but has a checkpoint"
+        state = {"x": x, "epoch": 0, "loss": None}
+    else:
+        assert state is not None, f"promoted trial {trial.number} has no checkpoint"
+        assert state["epoch"] == trial.resume_from_step and state["x"] == x, state
+    loss = state["loss"]
+    for epoch in trial.steps():
+        time.sleep(0.01)  # the training
+        loss = (x - 1.0) ** 2 + 4.0 / epoch
+        state = {"x": x, "epoch": epoch, "loss": loss}
+        line = {"trial": trial.number, "epoch": epoch, "x": x, "pid": os.getpid()}
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(json.dumps({**line, "t": time.time()}) + "\n")
+        if trial.report(epoch, loss=loss):
+            trial.save_checkpoint(state)
+            raise tuneforge.TrialPruned()
+    return float(loss)

@@ -3,8 +3,10 @@ load another trial's, and the pause / resume cycle of an ASHA study."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import tuneforge
 from tests.sdk.conftest import float_study
 
 
@@ -64,3 +66,14 @@ def test_paused_trial_resumes_from_its_checkpoint(sdk: Any, name: str) -> None:
     assert resumed, "a paused trial must come back promoted"
     assert study.refresh().state == "completed"
     assert all(t.state in ("completed", "pruned") for t in study.trials())
+
+
+def test_a_database_beside_another_sees_none_of_its_checkpoints(tmp_path: Path) -> None:
+    spec = float_study("neighbours", max_trials=1)
+    with tuneforge.local(tmp_path / "first.db") as first:
+        (trial,) = first.create_study(spec).suggest()
+        trial.save_checkpoint({"from": "first.db"}, step=3)
+    with tuneforge.local(tmp_path / "second.db") as second:
+        (fresh,) = second.create_study(spec).suggest()  # the same study id and number
+        assert fresh.resume_from_step is None
+        assert fresh.load_checkpoint() is None

@@ -386,6 +386,126 @@ describe("early stopping", () => {
   });
 });
 
+describe("checkpoints", () => {
+  const client = new Client();
+  /** An asha study: epochs 1 to 9, rungs at 1 and 3. */
+  const ashaSpec = (what) =>
+    spec(what, {
+      max_trials: 3,
+      fidelity: { name: "epochs", min: 1, max: 9 },
+      early_stopping: { rule: "asha", reduction_factor: 3 },
+    });
+
+  test("saveCheckpoint stores bytes, loadCheckpoint returns them, null when none", async () => {
+    const study = await client.createStudy(spec("ckpt"));
+    const [first, second] = await study.suggest(2);
+    assert.equal(first.resumeFromStep, null);
+    assert.equal(await first.loadCheckpoint(), null);
+    await first.report(4, { accuracy: 0.5 });
+    const bytes = new Uint8Array([0, 1, 2, 250, 255]);
+    const info = await first.saveCheckpoint(bytes);
+    assert.equal(info.step, 4, "the last reported step by default");
+    assert.equal(info.size_bytes, 5);
+    assert.match(info.sha256, /^[0-9a-f]{64}$/);
+    const loaded = await first.loadCheckpoint();
+    assert.ok(loaded instanceof Uint8Array);
+    assert.deepEqual([...loaded], [...bytes]);
+    // a Buffer, an ArrayBuffer and a typed array are bytes too; another trial's can be read
+    await second.saveCheckpoint(Buffer.from("buffer"), 2);
+    assert.equal(new TextDecoder().decode(await first.loadCheckpoint({ trial: second.number })), "buffer");
+    await second.saveCheckpoint(new Uint16Array([1, 2]).buffer, 3);
+    assert.equal((await second.loadCheckpoint()).length, 4);
+    assert.equal((await second.saveCheckpoint(new Float64Array([0.5]))).size_bytes, 8);
+    await assert.rejects(second.saveCheckpoint("text"), TypeError);
+    await first.complete({ accuracy: 0.5 });
+    assert.deepEqual([...(await first.loadCheckpoint())], [...bytes], "readable after the end");
+  });
+
+  test("a finished trial refuses a checkpoint; an unknown trial is NotFound, not null", async () => {
+    const study = await client.createStudy(spec("ckpt-errors"));
+    const [trial] = await study.suggest();
+    await trial.complete({ accuracy: 0.1 });
+    await assert.rejects(trial.saveCheckpoint(new Uint8Array([1])), (e) => {
+      assert.ok(e instanceof Conflict);
+      assert.equal(e.status, 409);
+      return true;
+    });
+    await assert.rejects(trial.loadCheckpoint({ trial: 999 }), (e) => {
+      assert.ok(e instanceof NotFound);
+      assert.notEqual(e.details?.field, "checkpoint");
+      return true;
+    });
+  });
+
+  test("a checkpoint PUT is retried on 503 with the same bytes", async () => {
+    const study = await client.createStudy(spec("ckpt-retry"));
+    const [plain] = await study.suggest();
+    let calls = 0;
+    const bodies = [];
+    const flaky = fastClient({
+      clientId: client.clientId,
+      fetch: async (url, init) => {
+        if (init.method === "PUT") {
+          calls++;
+          bodies.push(init.headers["content-type"]);
+          if (calls === 1) return reply(503, { error: { code: "temporary", message: "busy", details: null } });
+        }
+        return fetch(url, init);
+      },
+    });
+    const [trial] = await (await flaky.getStudy(study.id)).suggest();
+    assert.equal(trial.number, plain.number);
+    await trial.saveCheckpoint(new Uint8Array([7, 7]), 1);
+    assert.equal(calls, 2);
+    assert.deepEqual(bodies, ["application/octet-stream", "application/octet-stream"]);
+    assert.deepEqual([...(await plain.loadCheckpoint())], [7, 7]);
+  });
+
+  test("a paused trial comes back with resumeFromStep and its checkpoint", async () => {
+    const study = await client.createStudy(ashaSpec("cycle"));
+    const trials = await study.suggest(3);
+    // worst first: the first two pause at rung 1 (outside the top third), the best goes on
+    trials.sort((a, b) => a.params.lr - b.params.lr);
+    const paused = [];
+    for (const [i, trial] of trials.entries()) {
+      if (await trial.report(1, { accuracy: i / 10 })) {
+        await trial.saveCheckpoint(new TextEncoder().encode(JSON.stringify({ epoch: 1, i })));
+        paused.push(trial.number);
+      }
+      await trial.complete({ accuracy: i / 10 });
+      assert.equal(trial.state, paused.includes(trial.number) ? "paused" : "completed");
+      assert.equal(trial.finished, !paused.includes(trial.number), "a paused trial is not finished");
+    }
+    assert.equal(paused.length, 2);
+    // the budget is spent and nothing runs: the best paused trial is promoted
+    const [resumed] = await study.suggest();
+    assert.equal(resumed.number, paused[1]);
+    assert.equal(resumed.resumeFromStep, 1);
+    assert.equal(resumed.lastStep, 1);
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(await resumed.loadCheckpoint())), { epoch: 1, i: 1 });
+    assert.equal(await resumed.report(2, { accuracy: 0.5 }), false);
+    assert.equal(await resumed.report(3, { accuracy: 0.5 }), true, "alone at rung 3: paused");
+    await resumed.saveCheckpoint(new TextEncoder().encode(JSON.stringify({ epoch: 3, i: 1 })));
+    await resumed.complete({ accuracy: 0.5 });
+    assert.equal(resumed.state, "paused");
+    // still nobody trained to the end: the best paused trial of the highest rung comes back
+    const [again] = await study.suggest();
+    assert.equal(again.number, resumed.number);
+    assert.equal(again.resumeFromStep, 3);
+    assert.equal(JSON.parse(new TextDecoder().decode(await again.loadCheckpoint())).epoch, 3);
+    for (let epoch = 4; epoch <= 9; epoch++) assert.equal(await again.report(epoch, { accuracy: 0.6 }), false);
+    await again.complete({ accuracy: 0.6 });
+    assert.equal(again.state, "completed");
+    // one trial trained to the end: the paused one left is pruned and the study ends
+    assert.deepEqual(await study.suggest(), []);
+    assert.equal(study.state, "completed");
+    assert.deepEqual(
+      (await study.trials()).map((t) => t.state).sort(),
+      ["completed", "completed", "pruned"],
+    );
+  });
+});
+
 describe("retries and errors", () => {
   test("a closed port is ConnectionFailed after the retry budget", async () => {
     const port = await closedPort();

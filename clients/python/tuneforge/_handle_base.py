@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import _calls as calls
+from ._fidelity import Fidelity, budgets_left, steps_left
 from .errors import NotFound, TrialPruned
 from .models import Checkpoint, StudyData, TrialData
 
@@ -72,10 +73,17 @@ class Finish:
 class TrialBase:
     """A trial's latest known data, the values it reported and its stop flag."""
 
-    def __init__(self, study_id: int, data: TrialData, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        study_id: int,
+        data: TrialData,
+        lease_seconds: float,
+        fidelity: Fidelity | None = None,
+    ) -> None:
         self.study_id = study_id
         self._data = data
         self._lease_seconds = lease_seconds
+        self._fidelity = fidelity
         self._reported: dict[str, float] = {}
         self._last_step: int | None = data.resume_from_step
         self._should_stop = data.state == "stopping"
@@ -111,6 +119,28 @@ class TrialBase:
     def values(self) -> dict[str, float] | None:
         """The final metric values, once finished."""
         return self._data.values
+
+    @property
+    def fidelity(self) -> Fidelity | None:
+        """The study's fidelity (the resource a step counts, its min, max and rungs), or
+        ``None`` when the study declares none."""
+        return self._fidelity
+
+    def steps(self, stop: int | None = None, *, start: int | None = None) -> range:
+        """The steps left to train, one by one (epochs): from ``resume_from_step + 1``
+        (1 for a fresh trial) to ``stop`` (default: the study's ``fidelity.max``).
+
+        A resumed trial trains on from its step, so load its state first
+        (``load_checkpoint()``); pass ``start=1`` to train it from scratch instead.
+        """
+        return steps_left(self._fidelity, self.resume_from_step, stop, start)
+
+    def budgets(self) -> list[int]:
+        """The resources left to train to, for models that grow in jumps (trees with
+        ``warm_start``, boosting rounds, rows): each rung of the study's fidelity past
+        ``resume_from_step`` (``min * reduction_factor**k``, where the asha, hyperband
+        and bohb rules decide), then ``fidelity.max``. Report at each one."""
+        return budgets_left(self._fidelity, self.resume_from_step)
 
     @property
     def should_stop(self) -> bool:

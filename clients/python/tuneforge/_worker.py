@@ -50,10 +50,10 @@ class WorkerSpec:
 class Shared:
     """What the parent and all workers share.
 
-    ``started`` counts the trials this optimize call started; the parent sets
-    ``stop`` to say "start no new trial"; workers put ``("trial", number, state,
-    values)``, ``("error", index, pickled exception)`` and ``("exit", index)``
-    on ``events``.
+    ``started`` counts the new trials this optimize call started (a promoted
+    trial that resumes is not new); the parent sets ``stop`` to say "start no
+    new trial"; workers put ``("trial", number, state, values, resumed)``,
+    ``("error", index, pickled exception)`` and ``("exit", index)`` on ``events``.
     """
 
     started: Synchronized[int]
@@ -87,19 +87,23 @@ def _run(client: Client, spec: WorkerSpec, shared: Shared) -> None:
         trial = _next_trial(study, shared)
         if trial is None:
             return
+        resumed = trial.resume_from_step is not None
+        if resumed:  # a promoted trial goes on: it is not one of the n_trials new ones
+            _give_back_slot(shared)
         try:
             run_trial(study, trial, objective)
         except catch:
             pass  # the trial was failed with the error as its reason; go on
         finally:
-            shared.events.put(("trial", trial.number, trial.state, trial.values))
+            shared.events.put(("trial", trial.number, trial.state, trial.values, resumed))
 
 
 def run_trial(study: Study, trial: Trial, objective: Objective) -> None:
     """Run ``objective`` on ``trial`` and complete it with the result.
 
-    ``TrialPruned`` completes the trial with its last reported values; any
-    other exception fails it (``retry=False``) and propagates.
+    ``TrialPruned`` completes the trial with its last reported values (the
+    server records it ``pruned``, or ``paused`` when its rule may promote it);
+    any other exception fails it (``retry=False``) and propagates.
     """
     with trial:
         result = objective(trial)
@@ -124,6 +128,11 @@ def _take_slot(shared: Shared, n_trials: int | None) -> bool:
             return False
         shared.started.value += 1
         return True
+
+
+def _give_back_slot(shared: Shared) -> None:
+    with shared.started.get_lock():
+        shared.started.value -= 1
 
 
 def _next_trial(study: Study, shared: Shared) -> Trial | None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _calls as calls
 from ._core import SuggestWait, landed, metric_values
+from ._fidelity import Fidelity
 from ._handle_base import (
     StudyBase,
     TrialBase,
@@ -75,8 +76,9 @@ class AsyncTrial(TrialBase):
         *,
         lease_seconds: float = 600.0,
         owned: bool = False,
+        fidelity: Fidelity | None = None,
     ) -> None:
-        super().__init__(study_id, data, lease_seconds)
+        super().__init__(study_id, data, lease_seconds, fidelity)
         self._client = client
         self._heartbeat: AsyncHeartbeat | None = None
         if owned and data.is_running:
@@ -353,8 +355,11 @@ class AsyncStudy(StudyBase):
         await self._client._request(calls.delete_study(self.id))
 
     def _owned(self, data: TrialData) -> AsyncTrial:
-        lease = self._data.lease_seconds
-        return AsyncTrial(self._client, self.id, data, lease_seconds=lease, owned=True)
+        lease, fidelity = self._data.lease_seconds, Fidelity.of(self._data)
+        return AsyncTrial(
+            self._client, self.id, data, lease_seconds=lease, owned=True, fidelity=fidelity
+        )
 
     def _view(self, data: TrialData) -> AsyncTrial:
-        return AsyncTrial(self._client, self.id, data, lease_seconds=self._data.lease_seconds)
+        lease, fidelity = self._data.lease_seconds, Fidelity.of(self._data)
+        return AsyncTrial(self._client, self.id, data, lease_seconds=lease, fidelity=fidelity)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _calls as calls
 from ._core import SuggestWait, landed, metric_values
+from ._fidelity import Fidelity
 from ._handle_base import (
     StudyBase,
     TrialBase,
@@ -75,8 +76,9 @@ class Trial(TrialBase):
         *,
         lease_seconds: float = 600.0,
         owned: bool = False,
+        fidelity: Fidelity | None = None,
     ) -> None:
-        super().__init__(study_id, data, lease_seconds)
+        super().__init__(study_id, data, lease_seconds, fidelity)
         self._client = client
         self._heartbeat: Heartbeat | None = None
         if owned and data.is_running:
@@ -345,8 +347,11 @@ class Study(StudyBase):
         return optimize(self, objective, n_trials, n_workers, timeout, progress, catch, callbacks)
 
     def _owned(self, data: TrialData) -> Trial:
-        lease = self._data.lease_seconds
-        return Trial(self._client, self.id, data, lease_seconds=lease, owned=True)
+        lease, fidelity = self._data.lease_seconds, Fidelity.of(self._data)
+        return Trial(
+            self._client, self.id, data, lease_seconds=lease, owned=True, fidelity=fidelity
+        )
 
     def _view(self, data: TrialData) -> Trial:
-        return Trial(self._client, self.id, data, lease_seconds=self._data.lease_seconds)
+        lease, fidelity = self._data.lease_seconds, Fidelity.of(self._data)
+        return Trial(self._client, self.id, data, lease_seconds=lease, fidelity=fidelity)

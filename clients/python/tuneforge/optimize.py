@@ -33,16 +33,20 @@ POLL_SECONDS = 0.2
 
 @dataclass(frozen=True)
 class OptimizeResult:
-    """What one ``optimize`` call did: the trials it finished, by final state (``counts``),
-    and the study's best trial afterwards (earlier trials included)."""
+    """What one ``optimize`` call did: the trials it ran, by their state when it returned
+    (``counts``: a trial paused and resumed counts once, in its last state), how many
+    times a paused trial was resumed, and the study's best trial afterwards (earlier
+    trials included)."""
 
     best: Trial | None
     counts: dict[str, int]
     elapsed_seconds: float
+    #: Runs of the objective on a promoted trial (``trial.resume_from_step`` set).
+    n_resumed: int = 0
 
     @property
     def n_trials(self) -> int:
-        """Trials this call finished, in any state."""
+        """Trials this call ran, in any state."""
         return sum(self.counts.values())
 
     @property
@@ -57,24 +61,53 @@ class OptimizeResult:
     def n_failed(self) -> int:
         return self.counts.get("failed", 0)
 
+    @property
+    def n_paused(self) -> int:
+        """Trials left paused: their rule may still promote them (a later call resumes them)."""
+        return self.counts.get("paused", 0)
+
 
 @dataclass
 class Tally:
-    """The parent's view of the workers' reports."""
+    """The parent's view of the workers' reports: each trial's latest state."""
 
     metric: str | None
     maximize: bool
-    counts: Counter[str] = field(default_factory=Counter)
+    states: dict[int, str] = field(default_factory=dict)
+    #: Trials paused before this call and resumed in it (the bar counted them already).
+    carried: set[int] = field(default_factory=set)
+    resumed: int = 0
     best: float | None = None
     error: BaseException | None = None
     #: Called with each finished trial's number (the ``callbacks`` of :func:`optimize`).
     on_trial: Callable[[int], None] | None = None
 
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(self.states.values())
+
+    @property
+    def done(self) -> int:
+        """What this call adds to the bar: trials it finished or paused, each once."""
+        return len(self.states) - len(self.carried)
+
+    def extra(self) -> str:
+        """``"3 paused, 2 resumed"`` for the bar, or ``""``."""
+        paused = sum(1 for state in self.states.values() if state == "paused")
+        parts = [f"{paused} paused"] if paused else []
+        if self.resumed:
+            parts.append(f"{self.resumed} resumed")
+        return ", ".join(parts)
+
     def add(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "trial":
-            _, number, state, values = event
-            self.counts[state] += 1
+            _, number, state, values, resumed = event
+            if resumed:
+                self.resumed += 1
+                if number not in self.states:
+                    self.carried.add(number)
+            self.states[number] = state
             if state == "completed" and self.metric and values and self.metric in values:
                 self._offer(float(values[self.metric]))
             self._call_back(number)
@@ -110,8 +143,13 @@ def optimize(
 
     - A number is the value of the study's single objective metric; a dict
       gives every metric. The objective may ``trial.report(step, ...)`` and
-      raise :class:`~tuneforge.TrialPruned` when it returns True.
-    - ``n_trials`` caps the trials this call starts (all workers together).
+      raise :class:`~tuneforge.TrialPruned` when it returns True: the trial is
+      recorded ``pruned``, or ``paused`` under asha / hyperband / bohb (save
+      its state with ``trial.save_checkpoint`` first), which is no error.
+    - ``n_trials`` caps the new trials this call starts (all workers together);
+      a paused trial that the study's rule promotes is run again for its
+      ``trial.resume_from_step`` without counting (docs/python.md, "Rung-based
+      training").
       Workers also stop when the study is completed or paused, and start no
       new trial after ``timeout`` seconds (running ones finish).
     - An exception from the objective fails its trial (``retry=False``). If
@@ -146,13 +184,29 @@ def optimize(
             _supervise(procs, shared, tally, bar, deadline)
             if tally.error is not None:
                 raise tally.error  # inside the bar: it gives way to the error's message
+            study.refresh()
+            _settle_paused(study, tally)
+            bar.update(bar.done, tally.best, extra=tally.extra())
     except KeyboardInterrupt:
         _interrupt(procs, shared, tally)
         raise
     finally:
         _reap(procs)
-    study.refresh()
-    return OptimizeResult(study.best(), dict(tally.counts), time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    return OptimizeResult(study.best(), dict(tally.counts), elapsed, tally.resumed)
+
+
+def _settle_paused(study: Study, tally: Tally) -> None:
+    """A completed study has pruned the paused trials it never promoted: count them so."""
+    paused = {n for n, state in tally.states.items() if state == "paused"}
+    if not paused or study.state != "completed":
+        return
+    for trial in study.trials(state="pruned", page_size=1000):
+        if trial.number in paused:
+            tally.states[trial.number] = "pruned"
+            paused.discard(trial.number)
+    for number in paused:  # resumed and finished by a worker outside this call
+        tally.states[number] = study.trial(number).state
 
 
 def _call(callbacks: Sequence[Callable[[Study, Trial], None]], study: Study, trial: Trial) -> None:
@@ -161,8 +215,9 @@ def _call(callbacks: Sequence[Callable[[Study, Trial], None]], study: Study, tri
 
 
 def _bar_for(study: Study, n_trials: int | None, enabled: bool) -> ProgressBar:
-    """The bar over the whole budget: trials done before this call already count."""
-    done = budget_done(study.data.trial_counts)
+    """The bar over the whole budget: trials done before this call already count, and so
+    do paused ones (they count against ``max_trials``; a promotion resumes them)."""
+    done = budget_done(study.data.trial_counts) + study.data.trial_counts.get("paused", 0)
     left = _budget(study, n_trials)
     total = study.data.max_trials if n_trials is None else done + (left or 0)
     return ProgressBar(
@@ -263,16 +318,16 @@ def _supervise(
                 _check_exit(procs[i], shared, tally)
         else:
             _handle(event, running, shared, tally)
-        bar.update(first + sum(tally.counts.values()), tally.best, _status(shared, tally))
+        bar.update(first + tally.done, tally.best, _status(shared, tally), tally.extra())
         if deadline is not None and time.monotonic() >= deadline:
             shared.stop.set()
     _drain(shared, tally)
-    bar.update(first + sum(tally.counts.values()), tally.best)
+    bar.update(first + tally.done, tally.best, extra=tally.extra())
 
 
 def _status(shared: Shared, tally: Tally) -> str:
     """What the bar shows before a best value is known."""
-    if tally.counts:
+    if tally.states:
         return "no completed trial yet"
     if shared.started.value == 0:
         return "starting workers (importing the objective)"

@@ -87,6 +87,8 @@ class ProgressBar:
         self.done = done
         self.best = best
         self.status = status
+        #: Shown after the best value, e.g. "3 paused, 2 resumed" (``study.optimize``).
+        self.extra = ""
         self._console: Any = None
         self._bar: Any = None
         self._task: Any = None
@@ -133,15 +135,18 @@ class ProgressBar:
         return self._console
 
     def _info(self) -> str:
-        if self.best is not None:
-            return f"best {self.best:.6g}"
-        return self.status or "best -"
+        info = f"best {self.best:.6g}" if self.best is not None else self.status or "best -"
+        return f"{info} · {self.extra}" if self.extra else info
 
-    def update(self, done: int, best: float | None, status: str | None = None) -> None:
+    def update(
+        self, done: int, best: float | None, status: str | None = None, extra: str | None = None
+    ) -> None:
         """Show ``done`` finished trials (of the whole budget) and the best value so far."""
         self.done, self.best = done, best
         if status is not None:
             self.status = status
+        if extra is not None:
+            self.extra = extra
         if self._bar is not None:
             self._bar.update(self._task, completed=done, info=self._info())
 

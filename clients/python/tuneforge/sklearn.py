@@ -43,11 +43,21 @@ from sklearn.metrics._scorer import _MultimetricScorer
 from sklearn.model_selection import check_cv
 from sklearn.model_selection._search import BaseSearchCV
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_method_params, indexable
 
+from ._fidelity import Fidelity
 from .client import Client
-from .sklearn_folds import FoldByFoldSearch, cv_results
+from .handles import Study
+from .sklearn_folds import CandidateRun, FoldByFoldSearch, cv_results
+from .sklearn_rungs import (
+    ResourcePlan,
+    RungSearch,
+    RungTrainer,
+    plan_resource,
+    rank_by_resource,
+    training_orders,
+)
 from .sklearn_space import SearchSpace, search_space_of
 
 __all__ = ["TuneSearchCV"]
@@ -126,6 +136,25 @@ class TuneSearchCV(BaseSearchCV):
     study_name : str or None, default=None
         The study's name; None is ``"TuneSearchCV-<estimator class>-<uuid>"``. A
         name that is taken raises :class:`tuneforge.Conflict`.
+    resource : str or None, default=None
+        Train by budgets of a resource instead of fold by fold (the study gets a
+        ``fidelity``, and ``early_stopping`` defaults to ``"asha"``; ``"hyperband"``
+        and ``"bohb"`` work too). ``"n_samples"``: training rows, a growing share of
+        each fold (refit from scratch per budget); a parameter grown with
+        ``warm_start`` (``n_estimators`` of forests and gradient boosting, ``max_iter``
+        of HistGradientBoosting, ``step__n_estimators`` in a pipeline); or ``max_iter``
+        of an estimator with ``partial_fit`` (SGD, MLP: one pass per unit). Each
+        candidate trains every fold to the study's rungs and then ``max_resources``,
+        reporting the mean test score at each; a paused candidate's fold estimators
+        are saved as its checkpoint and trained on when it is promoted (see
+        :mod:`tuneforge.sklearn_rungs`).
+    min_resources : int or "smallest", default="smallest"
+        The first budget: for ``n_samples``, ``n_splits * 2 * n_classes`` rows
+        (``n_splits * 2`` for a regressor); for a parameter, 1; as in
+        HalvingRandomSearchCV.
+    max_resources : int or "auto", default="auto"
+        The last budget: ``"auto"`` is every row for ``n_samples``; a parameter needs
+        an int. The refit trains the best candidate to it on all the data.
     verbose, pre_dispatch, error_score, return_train_score
         As in GridSearchCV. A candidate whose mean test score is not finite (a
         failed fit with ``error_score=np.nan``) is recorded as ``infeasible``.
@@ -144,6 +173,10 @@ class TuneSearchCV(BaseSearchCV):
         The trial number of each ``cv_results_`` row.
     pruned_ : ndarray of bool
         Whether each ``cv_results_`` row was stopped early.
+    n_resources_, min_resources_, max_resources_
+        With ``resource``: the budgets candidates train to, the first and the last.
+        ``cv_results_["n_resources"]`` is the budget of each row's scores; rows rank
+        by that budget first, so ``best_*`` is a candidate trained to the maximum.
     """
 
     _parameter_constraints: dict = {
@@ -155,6 +188,9 @@ class TuneSearchCV(BaseSearchCV):
         "random_state": ["random_state"],
         "client": "no_validation",
         "study_name": [str, None],
+        "resource": [str, None],
+        "min_resources": [Interval(Integral, 1, None, closed="left"), StrOptions({"smallest"})],
+        "max_resources": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
     }
 
     def __init__(
@@ -172,6 +208,9 @@ class TuneSearchCV(BaseSearchCV):
         refit: Any = True,
         client: Client | None = None,
         study_name: str | None = None,
+        resource: str | None = None,
+        min_resources: int | str = "smallest",
+        max_resources: int | str = "auto",
         verbose: int = 0,
         pre_dispatch: int | str = "2*n_jobs",
         error_score: Any = np.nan,
@@ -195,6 +234,9 @@ class TuneSearchCV(BaseSearchCV):
         self.random_state = random_state
         self.client = client
         self.study_name = study_name
+        self.resource = resource
+        self.min_resources = min_resources
+        self.max_resources = max_resources
 
     # ------------------------------------------------------------------ sklearn protocol
 
@@ -268,39 +310,70 @@ class TuneSearchCV(BaseSearchCV):
             "verbose": self.verbose,
         }
         base_estimator = clone(self.estimator)
+        seed = self._seed()
+        plan = self._resource_plan(X, y, space) if self.resource is not None else None
+        trainer = None
+        if plan is not None:
+            orders = training_orders(splits, y, is_classifier(self.estimator), seed)
+            trainer = RungTrainer(
+                plan,
+                base_estimator,
+                X,
+                y,
+                splits,
+                scorers,
+                routed.estimator.fit,
+                routed.scorer.score,
+                self.error_score,
+                self.return_train_score,
+                orders if plan.mode == "n_samples" else [],
+            )
 
         client, owned = (self.client, False) if self.client is not None else (Client(), True)
         try:
-            study = client.create_study(self._study_spec(space, metric, n_trials))
+            study = client.create_study(self._study_spec(space, metric, n_trials, seed, plan))
             self.study_name_ = study.name
             self.study_id_ = study.id
-            runs = FoldByFoldSearch(
-                study=study,
-                space=space,
-                n_trials=n_trials,
-                metric=metric,
-                refit_metric=refit_metric,
-                refit=self.refit,
-                base_estimator=base_estimator,
-                X=X,
-                y=y,
-                splits=splits,
-                fit_kwargs=fit_kwargs,
-                n_jobs=self.n_jobs,
-                pre_dispatch=self.pre_dispatch,
-                verbose=self.verbose,
-            ).run()
+            search: dict[str, Any] = {
+                "study": study,
+                "space": space,
+                "n_trials": n_trials,
+                "metric": metric,
+                "refit_metric": refit_metric,
+                "refit": self.refit,
+                "n_jobs": self.n_jobs,
+                "pre_dispatch": self.pre_dispatch,
+                "verbose": self.verbose,
+            }
+            reached: list[int] | None = None  # each candidate's last budget (rung mode)
+            if trainer is None:
+                runs: Sequence[CandidateRun] = FoldByFoldSearch(
+                    **search,
+                    base_estimator=base_estimator,
+                    X=X,
+                    y=y,
+                    splits=splits,
+                    fit_kwargs=fit_kwargs,
+                ).run()
+            else:
+                rung_runs = RungSearch(
+                    **search, trainer=trainer, budgets=self._budgets(study)
+                ).run()
+                runs, reached = rung_runs, [run.budget for run in rung_runs]
         finally:
             if owned:
                 client.close()
         results, all_out = cv_results(
-            runs,
+            list(runs),
             splits,
             scoring=self.scoring,
             error_score=self.error_score,
             return_train_score=self.return_train_score,
             format_results=self._format_results,
         )
+        if reached is not None:
+            results["n_resources"] = np.array(reached, dtype=np.int64)
+            rank_by_resource(results, results["n_resources"])
 
         first_test_score = all_out[0]["test_scores"]
         self.multimetric_ = isinstance(first_test_score, dict)
@@ -315,14 +388,17 @@ class TuneSearchCV(BaseSearchCV):
             self.best_params_ = results["params"][self.best_index_]
 
         if self.refit:
-            self.best_estimator_ = clone(base_estimator).set_params(
-                **clone(self.best_params_, safe=False)
-            )
             start = time.time()
-            if y is not None:
-                self.best_estimator_.fit(X, y, **routed.estimator.fit)
+            if trainer is not None:  # trained to max_resources, as the candidates were
+                self.best_estimator_ = trainer.fit_full(self.best_params_, routed.estimator.fit)
             else:
-                self.best_estimator_.fit(X, **routed.estimator.fit)
+                self.best_estimator_ = clone(base_estimator).set_params(
+                    **clone(self.best_params_, safe=False)
+                )
+                if y is not None:
+                    self.best_estimator_.fit(X, y, **routed.estimator.fit)
+                else:
+                    self.best_estimator_.fit(X, **routed.estimator.fit)
             self.refit_time_ = time.time() - start
             if hasattr(self.best_estimator_, "feature_names_in_"):
                 self.feature_names_in_ = self.best_estimator_.feature_names_in_
@@ -352,18 +428,50 @@ class TuneSearchCV(BaseSearchCV):
             )
         return self.refit
 
-    def _study_spec(self, space: SearchSpace, metric: str, n_trials: int) -> dict[str, Any]:
+    def _seed(self) -> int:
+        """The study's seed: ``random_state``, or a draw from it (NumPy's global generator)."""
+        if isinstance(self.random_state, Integral):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(_MAX_SEED))
+
+    def _resource_plan(self, X: Any, y: Any, space: SearchSpace) -> ResourcePlan:
+        """What ``resource`` means for this estimator and data (ValueError if it cannot work)."""
+        assert self.resource is not None
+        plan = plan_resource(
+            self.estimator,
+            self.resource,
+            self.min_resources,
+            self.max_resources,
+            X=X,
+            y=y,
+            n_splits=self.n_splits_,
+            searched=[p["name"] for p in space.parameters],
+        )
+        self.min_resources_, self.max_resources_ = plan.min, plan.max
+        return plan
+
+    def _budgets(self, study: Study) -> list[int]:
+        """The resources every candidate trains to: the study's rungs, then the maximum."""
+        fidelity = Fidelity.of(study.data)
+        assert fidelity is not None
+        self.n_resources_ = fidelity.budgets()
+        return self.n_resources_
+
+    def _study_spec(
+        self,
+        space: SearchSpace,
+        metric: str,
+        n_trials: int,
+        seed: int,
+        plan: ResourcePlan | None,
+    ) -> dict[str, Any]:
         rule = self.early_stopping
-        if rule is None:
-            early_stopping: dict[str, Any] = {"rule": "none"}
+        if rule is None:  # with a resource, successive halving is the point
+            early_stopping: dict[str, Any] = {"rule": "none" if plan is None else "asha"}
         elif isinstance(rule, str):
             early_stopping = {"rule": rule}
         else:
             early_stopping = dict(rule)
-        if isinstance(self.random_state, Integral):
-            seed = int(self.random_state)
-        else:
-            seed = int(check_random_state(self.random_state).randint(_MAX_SEED))
         estimator = type(self.estimator)
         name = self.study_name or f"TuneSearchCV-{estimator.__name__}-{uuid.uuid4().hex}"
         return {
@@ -372,6 +480,7 @@ class TuneSearchCV(BaseSearchCV):
             "metrics": [{"name": metric, "goal": "maximize"}],
             "algorithm": self.algorithm,
             "early_stopping": early_stopping,
+            "fidelity": None if plan is None else plan.fidelity,
             "max_trials": n_trials,
             "seed": seed,
             "metadata": {

@@ -15,7 +15,7 @@ import contextlib
 import math
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,11 +116,7 @@ class FoldByFoldSearch:
                         self._advance(run, out, n_splits)
                     pool = [run for run in pool if run.trial.data.is_running]
         except BaseException as exc:
-            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _reason(exc)
-            for run in pool:
-                if run.trial.data.is_running:
-                    with contextlib.suppress(Exception):  # the original error matters more
-                        run.trial.fail(reason, retry=False)
+            fail_running(pool, exc)
             raise
         if not runs:
             raise ValueError(
@@ -134,7 +130,7 @@ class FoldByFoldSearch:
         run.outs.append(out)
         run.elapsed += float(out["fit_time"]) + float(out["score_time"])
         done = len(run.outs)
-        mean = float(np.mean([self._objective(o) for o in run.outs]))
+        mean = float(np.mean([objective_score(o, self.refit_metric, self.refit) for o in run.outs]))
         if done < n_splits:
             if not math.isfinite(mean):  # a failed fold: no value to compare, keep going
                 return
@@ -145,21 +141,31 @@ class FoldByFoldSearch:
             run.trial.complete({self.metric: mean})
         else:
             errors = [o["fit_error"] for o in run.outs if o.get("fit_error")]
-            reason = _last_line(errors[0]) if errors else "the mean test score is not finite"
+            reason = last_line(errors[0]) if errors else "the mean test score is not finite"
             run.trial.infeasible(reason)
 
-    def _objective(self, out: Mapping[str, Any]) -> float:
-        """The optimized score of one fold."""
-        scores = out["test_scores"]
-        if not isinstance(scores, Mapping):
-            return float(scores)
-        for key in (self.refit_metric, self.refit):
-            if isinstance(key, str) and key in scores:
-                return float(scores[key])
-        raise ValueError(
-            "TuneSearchCV optimizes one metric: the scorer returned several "
-            f"({sorted(scores)}); set refit to the name of the one to optimize"
-        )
+
+def objective_score(out: Mapping[str, Any], refit_metric: Any, refit: Any) -> float:
+    """The optimized score of one fold: the only one, or the ``refit`` scorer's."""
+    scores = out["test_scores"]
+    if not isinstance(scores, Mapping):
+        return float(scores)
+    for key in (refit_metric, refit):
+        if isinstance(key, str) and key in scores:
+            return float(scores[key])
+    raise ValueError(
+        "TuneSearchCV optimizes one metric: the scorer returned several "
+        f"({sorted(scores)}); set refit to the name of the one to optimize"
+    )
+
+
+def fail_running(pool: Sequence[CandidateRun], exc: BaseException) -> None:
+    """After an error (or Ctrl-C), fail the candidates still running (``retry=False``)."""
+    reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _reason(exc)
+    for run in pool:
+        if run.trial.data.is_running:
+            with contextlib.suppress(Exception):  # the original error matters more
+                run.trial.fail(reason, retry=False)
 
 
 def cv_results(
@@ -224,7 +230,8 @@ def cv_results(
     return results, all_out
 
 
-def _last_line(text: str, limit: int = 500) -> str:
+def last_line(text: str, limit: int = 500) -> str:
+    """The last non-blank line of a traceback (what a fit error's reason shows)."""
     lines = [line for line in str(text).strip().splitlines() if line.strip()]
     line = lines[-1] if lines else "fit failed"
     return line[:limit]

@@ -274,6 +274,11 @@ def install_auth(app: FastAPI) -> None:
     app.add_middleware(AuditLog, db=app.state.db)
 
 
+#: Routes outside /api/v1 that are public in every mode: the dashboard's page and its static
+#: assets (api/dashboard.py). They carry no data: the page reads /api/v1 with the user's key
+#: like any client, so on a keyed server it shows nothing but a sign-in box without one.
+PUBLIC_STATIC: tuple[str, ...] = ("/", "/dashboard/assets/{name}")
+
 #: The endpoints outside /api/v1 that ``TUNEFORGE_PUBLIC_ENDPOINTS`` names, and their paths.
 GUARDABLE: dict[str, tuple[str, ...]] = {
     "metrics": ("/metrics",),

@@ -1,0 +1,82 @@
+// Plots drawn when they are (nearly) on screen and out of date, one per frame, so a large
+// study's page answers clicks and scrolling while its figures are drawn. Each plot div
+// carries data-dirty="1" from the moment its data changed until it is drawn again.
+
+const plotlyScript = document.getElementById("plotly-js");
+
+/** Resolves once plotly.js (loaded async, so the page works before it is parsed) is there. */
+export const plotlyReady = new Promise((resolve, reject) => {
+  if (window.Plotly) resolve(window.Plotly);
+  else if (!plotlyScript) reject(new Error("no plotly.js script on the page"));
+  else {
+    plotlyScript.addEventListener("load", () => resolve(window.Plotly));
+    plotlyScript.addEventListener("error", () => reject(new Error("plotly.js did not load")));
+  }
+});
+
+export class LazyPlots {
+  /** ``draw(id)`` draws the plot ``id``; plots are watched through their cards. */
+  constructor(draw) {
+    this.draw = draw;
+    this.ids = [];
+    this.visible = new Set();
+    this.dirty = new Set();
+    this.busy = false;
+    this.stopped = false;
+    this.observer = new IntersectionObserver((entries) => this._seen(entries), { rootMargin: "400px 0px" });
+  }
+
+  watch(id) {
+    const div = document.getElementById(id);
+    if (!div) return;
+    this.ids.push(id);
+    div.closest(".card").dataset.plot = id;
+    this.observer.observe(div.closest(".card"));
+  }
+
+  _seen(entries) {
+    for (const e of entries) {
+      const id = e.target.dataset.plot;
+      if (e.isIntersecting) this.visible.add(id);
+      else this.visible.delete(id);
+    }
+    this.pump();
+  }
+
+  /** Mark every plot out of date; those on screen are drawn again. */
+  invalidate() {
+    for (const id of this.ids) {
+      this.dirty.add(id);
+      document.getElementById(id).dataset.dirty = "1";
+    }
+    this.pump();
+  }
+
+  pump() {
+    if (this.busy || this.stopped || !window.Plotly) return;
+    const id = this.ids.find((i) => this.dirty.has(i) && this.visible.has(i));
+    if (!id) return;
+    this.busy = true;
+    requestAnimationFrame(() => {
+      this.busy = false;
+      if (this.stopped) return;
+      this.dirty.delete(id);
+      const div = document.getElementById(id);
+      try {
+        this.draw(id);
+      } finally {
+        div.dataset.dirty = "0";
+      }
+      setTimeout(() => this.pump(), 0); // let input events in between two plots
+    });
+  }
+
+  stop() {
+    this.stopped = true;
+    this.observer.disconnect();
+    for (const id of this.ids) {
+      const div = document.getElementById(id);
+      if (div && window.Plotly) Plotly.purge(div);
+    }
+  }
+}

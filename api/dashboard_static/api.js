@@ -121,15 +121,16 @@ export class TrialStore {
     this._sorted = null;
   }
 
-  /** Fetch trials (all, or updated after the cursor); ``onPage`` sees each page. Returns
-   * how many trials were new or changed. */
-  async fetch(onPage) {
+  /** Fetch trials (all, or updated after the cursor); ``onPage`` sees each page. The first
+   * request may ask for fewer (``first``) so that something shows sooner. Returns how
+   * many trials were new or changed. */
+  async fetch(onPage, first = PAGE) {
     let token = null;
     let started = null;
     let changed = 0;
     let newest = 0;
     do {
-      const q = new URLSearchParams({ page_size: String(PAGE) });
+      const q = new URLSearchParams({ page_size: String(token ? PAGE : first) });
       if (this.cursor) q.set("updated_after", this.cursor);
       if (token) q.set("page_token", token);
       const resp = await fetchApi(`${API}/studies/${this.studyId}/trials?${q}`);

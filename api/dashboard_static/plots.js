@@ -48,6 +48,23 @@ export function scored(trials, metric) {
   );
 }
 
+/** Trials by state, as the API's ``trial_counts``. */
+export function countsOf(trials) {
+  const counts = {};
+  for (const t of trials) counts[t.state] = (counts[t.state] || 0) + 1;
+  return counts;
+}
+
+/** The best feasible trial on ``metric`` (the lowest number wins ties), or null. */
+export function bestTrial(study, trials, metric) {
+  let best = null;
+  for (const t of trials) {
+    if (!isFeasible(t, study)) continue;
+    if (best === null || better(metric, t.values[metric.name], best.values[metric.name])) best = t;
+  }
+  return best;
+}
+
 function better(metric, a, b) {
   return metric.goal === "maximize" ? a > b : a < b;
 }

@@ -6,7 +6,7 @@ import { badge, fill, h, num, when } from "./dom.js";
 import { objectives } from "./plots.js";
 import { progress } from "./study.js";
 
-const POLL_MS = 5000;
+const POLL_MS = 10000;
 
 function bestOf(study) {
   const objs = objectives(study);

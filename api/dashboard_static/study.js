@@ -7,12 +7,18 @@ import { API, ApiError, TrialStore, api } from "./api.js";
 import { badge, fill, h, json, num, when } from "./dom.js";
 import { LazyPlots, plotlyReady } from "./lazy.js";
 import {
-  contourFigure, historyFigure, importanceFigure, objectives, paretoFigure, parcoordsFigure, sliceFigure,
+  bestTrial, contourFigure, countsOf, historyFigure, importanceFigure, objectives, paretoFigure, parcoordsFigure, sliceFigure,
 } from "./plots.js";
 import { intermediateFigure, timelineFigure } from "./plots_time.js";
 import { TrialTable } from "./table.js";
 
 const POLL_MS = 2000;
+/** The study itself (state, evaluation; it costs the server more than a trial page) is
+ * fetched again when trials changed, at most this often, and at the latest after STUDY_MAX_MS. */
+const STUDY_MIN_MS = 5000;
+const STUDY_MAX_MS = 15000;
+/** The first request asks for fewer trials, so the table shows sooner on a large study. */
+const FIRST_PAGE = 200;
 const IMPORTANCE_EVERY_MS = 30000;
 /** While the first load pages through a large study, figures follow at most this often. */
 const LOADING_REDRAW_MS = 1000;
@@ -66,12 +72,16 @@ export class StudyPage {
   }
 
   async start() {
+    // the trials and the study are fetched at the same time
+    const trials = this.store.fetch(() => this._pageArrived(), FIRST_PAGE);
+    trials.catch(() => {}); // awaited below; the study's error (404, ...) is the one shown
     this.study = await api(`${API}/studies/${this.id}`);
+    this.studyAt = Date.now();
     this.metric = objectives(this.study)[0];
     this._layout();
     this._refreshDom();
     plotlyReady.then(() => this.lazy.pump(), () => {});
-    await this.store.fetch(() => this._pageArrived());
+    await trials;
     this.loading = false;
     this._refreshDom();
     this.lazy.invalidate();
@@ -90,15 +100,21 @@ export class StudyPage {
     if (!this.stopped) this.timer = setTimeout(() => this._poll(), POLL_MS);
   }
 
-  /** Fetch what changed: the study and the trials updated since the last fetch. */
-  async _poll() {
+  /** Fetch what changed: the trials updated since the last fetch, and the study when due
+   * (``force``: now, after an action). */
+  async _poll(force = false) {
     if (this.polling || this.stopped) return;
     this.polling = true;
     try {
-      const study = await api(`${API}/studies/${this.id}`);
       const changed = await this.store.fetch();
-      const studyChanged = JSON.stringify(study) !== JSON.stringify(this.study);
-      this.study = study;
+      const age = Date.now() - this.studyAt;
+      let studyChanged = false;
+      if (force || age > STUDY_MAX_MS || (changed && age > STUDY_MIN_MS)) {
+        const study = await api(`${API}/studies/${this.id}`);
+        this.studyAt = Date.now();
+        studyChanged = JSON.stringify(study) !== JSON.stringify(this.study);
+        this.study = study;
+      }
       const fresh = await this._loadImportance();
       if (changed || studyChanged) this._refreshDom();
       if (changed || studyChanged || fresh) this.lazy.invalidate();
@@ -113,6 +129,7 @@ export class StudyPage {
   }
 
   _pageArrived() {
+    if (!this.table) return; // the study is not there yet
     this._queueDom();
     if (Date.now() - this.lastInvalidate > LOADING_REDRAW_MS) {
       this.lastInvalidate = Date.now();
@@ -122,7 +139,7 @@ export class StudyPage {
 
   /** Fetch the importance when completed trials changed (at most every 30 s); true if new. */
   async _loadImportance() {
-    const completed = this.study.trial_counts.completed || 0;
+    const completed = this._counts().completed || 0;
     const due = Date.now() - this.importanceAt > IMPORTANCE_EVERY_MS || this.importanceCompleted < 0;
     if (completed === this.importanceCompleted || !due) return false;
     this.importanceAt = Date.now();
@@ -192,7 +209,13 @@ export class StudyPage {
 
   async _pollNow() {
     while (this.polling) await new Promise((r) => setTimeout(r, 50));
-    await this._poll();
+    await this._poll(true);
+  }
+
+  /** Trials by state: counted from the trials once all are in (current between two
+   * fetches of the study), from the study while they load. */
+  _counts() {
+    return this.loading ? this.study.trial_counts : countsOf(this.store.list());
   }
 
   _setMetric(name) {
@@ -286,17 +309,20 @@ export class StudyPage {
 
   _renderHeader() {
     const s = this.study;
-    const best = s.best_trial && s.best_trial.values ? s.best_trial : null;
+    const single = objectives(s).length === 1;
+    const best = !single ? null
+      : this.loading ? (s.best_trial && s.best_trial.values ? s.best_trial : null)
+        : bestTrial(s, this.store.list(), this.metric);
     const paused = s.state === "paused";
     const loaded = this.store.byNumber.size;
     fill(this.header,
       h("div", { class: "title" }, h("h1", {}, s.name), badge(s.state),
         h("span", { class: "muted" }, ` #${s.id} · ${s.algorithm} · project ${s.project}`)),
       h("div", { class: "facts" },
-        h("span", {}, "progress ", progress(s)),
+        h("span", {}, "progress ", progress({ ...s, trial_counts: this._counts() })),
         h("span", {}, "best ", best
           ? h("a", { href: `#/study/${s.id}/trial/${best.number}` }, `${num(best.values[this.metric.name])} (trial ${best.number})`)
-          : objectives(s).length > 1 ? "see the Pareto front" : "—"),
+          : single ? "—" : "see the Pareto front"),
         h("span", {}, "updated ", when(s.updated_at)),
         s.completion_reason ? h("span", {}, `completed: ${s.completion_reason}`) : null,
         this.loading ? h("span", { id: "loading" }, `loading trials… ${loaded}`) : null),

@@ -20,6 +20,7 @@ Once the caller is known, :func:`authorize` takes a token from its rate-limit bu
 client address for requests whose key fails and in open mode beyond loopback.
 :class:`PublicEndpoints` asks for a key of any role on ``/metrics``, ``/docs``,
 ``/redoc`` and ``/openapi.json`` unless ``TUNEFORGE_PUBLIC_ENDPOINTS`` names them.
+The dashboard's page and assets (:data:`PUBLIC_STATIC`) are public: they hold no data.
 
 Modes: while no key exists the server is *open* (the embedded default): every
 request acts as an admin of no particular project (new studies go to the default

@@ -182,7 +182,8 @@ def report(args: argparse.Namespace, seconds: float, runs: list[dict[str, Any]])
         f"- machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
         f"Chromium at {CHROMIUM} (software WebGL: --disable-gpu)",
         f"- study: {args.trials} trials, {args.measurements} intermediate values each "
-        f"(fewer for the stopped ones), {WORKERS} workers; written in {seconds:.0f} s",
+        f"(fewer for the stopped ones), {WORKERS} workers; written in {seconds:.0f} s "
+        "(0: reused)",
         "",
         "| seconds from navigation (median of runs) | value |",
         "|---|---|",
@@ -205,13 +206,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--measurements", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--db", type=Path, help="keep the study in this SQLite file; reuse it when it exists"
+    )
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        path = args.db or Path(tmp) / "bench.db"
+        url = f"sqlite:///{path.resolve()}"
         started = time.monotonic()
-        study = seed_study(url, args.trials, args.measurements)
+        study = 1 if path.exists() else seed_study(url, args.trials, args.measurements)
         seconds = time.monotonic() - started
         proc, base = start_server(url)
         try:

@@ -121,7 +121,8 @@ export class TrialStore {
     this._sorted = null;
   }
 
-  /** Fetch trials (all, or updated after the cursor); ``onPage`` sees each page. The first
+  /** Fetch trials (all, or updated after the cursor); ``onPage`` sees each page (and may
+   * return a promise the next request waits for). The first
    * request may ask for fewer (``first``) so that something shows sooner. Returns how
    * many trials were new or changed. */
   async fetch(onPage, first = PAGE) {
@@ -141,7 +142,7 @@ export class TrialStore {
         if (this._merge(trial)) changed += 1;
       }
       token = page.next_page_token;
-      if (changed && onPage) onPage(this);
+      if (changed && onPage) await onPage(this); // it may hold the next request back
     } while (token);
     const mark = started ?? (newest || null);
     if (mark !== null) this.cursor = new Date(mark - OVERLAP_MS).toISOString();

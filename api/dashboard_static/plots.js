@@ -213,8 +213,9 @@ export function contourFigure(study, trials, metric, names) {
   const xs = done.map((t) => ax.value(t.params[pa.name]));
   const ys = done.map((t) => ay.value(t.params[pb.name]));
   const zs = done.map((t) => t.values[metric.name]);
-  const gx = gridOf(xs, ax.categorical ? pa.values.length : 24, ax.categorical);
-  const gy = gridOf(ys, ay.categorical ? pb.values.length : 24, ay.categorical);
+  const bins = Math.max(4, Math.min(24, Math.ceil(Math.sqrt(done.length)))); // ~1 trial per cell
+  const gx = gridOf(xs, ax.categorical ? pa.values.length : bins, ax.categorical);
+  const gy = gridOf(ys, ay.categorical ? pb.values.length : bins, ay.categorical);
   const sum = gy.centers.map(() => gx.centers.map(() => 0));
   const count = gy.centers.map(() => gx.centers.map(() => 0));
   xs.forEach((x, k) => {

@@ -20,8 +20,9 @@ const STUDY_MAX_MS = 15000;
 /** The first request asks for fewer trials, so the table shows sooner on a large study. */
 const FIRST_PAGE = 200;
 const IMPORTANCE_EVERY_MS = 30000;
-/** While the first load pages through a large study, figures follow at most this often. */
-const LOADING_REDRAW_MS = 1000;
+/** While the first load pages through a large study, figures are drawn with the first
+ * page, then at most this often (a redraw of 10,000 points is not free), then at the end. */
+const LOADING_REDRAW_MS = 4000;
 const CONFIG = { displaylogo: false, responsive: true };
 const SPEC_FIELDS = [
   "name", "description", "parameters", "metrics", "algorithm", "algorithm_options", "early_stopping",
@@ -72,14 +73,18 @@ export class StudyPage {
   }
 
   async start() {
-    // the trials and the study are fetched at the same time
-    const trials = this.store.fetch(() => this._pageArrived(), FIRST_PAGE);
+    // the study and a first page of trials at the same time; the other pages once the
+    // study is there (the server answers one request at a time faster than two)
+    let studyArrived;
+    const studyReady = new Promise((resolve) => (studyArrived = resolve));
+    const trials = this.store.fetch(() => studyReady.then(() => this._pageArrived()), FIRST_PAGE);
     trials.catch(() => {}); // awaited below; the study's error (404, ...) is the one shown
     this.study = await api(`${API}/studies/${this.id}`);
     this.studyAt = Date.now();
     this.metric = objectives(this.study)[0];
     this._layout();
     this._refreshDom();
+    studyArrived();
     plotlyReady.then(() => this.lazy.pump(), () => {});
     await trials;
     this.loading = false;
@@ -129,7 +134,7 @@ export class StudyPage {
   }
 
   _pageArrived() {
-    if (!this.table) return; // the study is not there yet
+    if (this.stopped) throw new Error("the page was left"); // no more pages
     this._queueDom();
     if (Date.now() - this.lastInvalidate > LOADING_REDRAW_MS) {
       this.lastInvalidate = Date.now();

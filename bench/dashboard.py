@@ -55,12 +55,21 @@ SPEC: dict[str, Any] = {
     "algorithm": "random",
     "seed": 0,
 }
-#: Installed before the page's scripts: records the longest main-thread task.
-LONG_TASKS = """
+#: Installed before the page's scripts: records the longest main-thread task, and the
+#: moment the table's first row and the drawn history enter the document (a busy main
+#: thread would delay a check from outside the page, not these).
+PAGE_WATCH = """
 window.__longest = 0;
+window.__marks = {};
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) window.__longest = Math.max(window.__longest, e.duration);
 }).observe({ type: "longtask", buffered: true });
+new MutationObserver(() => {
+  const m = window.__marks;
+  if (!m.table && document.querySelector("#trial-table tbody tr")) m.table = performance.now();
+  const d = document.getElementById("plot-history");
+  if (!m.first && d && d.data && d.dataset.dirty === "0") m.first = performance.now();
+}).observe(document, { subtree: true, childList: true, attributes: true });
 """
 #: The figures on screen are drawn and current, and every trial is in.
 SETTLED = """() => document.body.dataset.loaded === "true" &&
@@ -129,17 +138,11 @@ def start_server(url: str) -> tuple[subprocess.Popen[bytes], str]:
 
 def measure(browser: Any, base: str, study: int) -> dict[str, Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.add_init_script(LONG_TASKS)
+    context.add_init_script(PAGE_WATCH)
     page = context.new_page()
     page.goto(f"{base}/#/study/{study}")
-    page.wait_for_selector("#trial-table tbody tr", timeout=60_000)
-    table = page.evaluate("performance.now()")
-    page.wait_for_function(
-        "() => { const d = document.getElementById('plot-history'); return d.data && d.dataset.dirty === '0'; }",
-        timeout=60_000,
-        polling=10,
-    )
-    first = page.evaluate("performance.now()")
+    page.wait_for_function("() => window.__marks.table && window.__marks.first", timeout=60_000)
+    marks = page.evaluate("window.__marks")
     page.wait_for_function(SETTLED, timeout=120_000, polling=10)
     settled = page.evaluate("performance.now()")
     requests = page.evaluate(
@@ -149,8 +152,8 @@ def measure(browser: Any, base: str, study: int) -> dict[str, Any]:
     rows = page.locator("#trial-table tbody tr").count()
     context.close()
     return {
-        "table": table / 1000,
-        "first": first / 1000,
+        "table": marks["table"] / 1000,
+        "first": marks["first"] / 1000,
         "settled": settled / 1000,
         "longest": longest / 1000,
         "requests": requests,
@@ -179,8 +182,9 @@ def report(args: argparse.Namespace, seconds: float, runs: list[dict[str, Any]])
         "",
         f"- command: `python -m bench.dashboard --trials {args.trials} "
         f"--measurements {args.measurements} --runs {args.runs}`",
-        f"- machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-        f"Chromium at {CHROMIUM} (software WebGL: --disable-gpu)",
+        f"- machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+        f"load average {args.load:.1f} at the start; Chromium at {CHROMIUM} "
+        "(software WebGL: --disable-gpu)",
         f"- study: {args.trials} trials, {args.measurements} intermediate values each "
         f"(fewer for the stopped ones), {WORKERS} workers; written in {seconds:.0f} s "
         "(0: reused)",
@@ -210,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "--db", type=Path, help="keep the study in this SQLite file; reuse it when it exists"
     )
     args = parser.parse_args(argv)
+    args.load = os.getloadavg()[0]  # other work on the machine slows every number below
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:

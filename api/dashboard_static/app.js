@@ -5,8 +5,7 @@
 //   #/study/<id>/trial/<number> one trial
 
 import { ApiError, getKey, onSignIn, setKey } from "./api.js";
-import { fill, h, toast } from "./dom.js";
-import { plotlyReady } from "./lazy.js";
+import { fill, h } from "./dom.js";
 import { StudiesPage } from "./studies.js";
 import { StudyPage } from "./study.js";
 import { TrialPage } from "./trial.js";
@@ -99,6 +98,5 @@ signOut.addEventListener("click", () => {
   signOut.hidden = true;
   navigate();
 });
-plotlyReady.catch((error) => toast(`${error.message}: the charts cannot be drawn`, "error"));
 window.addEventListener("hashchange", navigate);
 navigate();

@@ -2,17 +2,25 @@
 // study's page answers clicks and scrolling while its figures are drawn. Each plot div
 // carries data-dirty="1" from the moment its data changed until it is drawn again.
 
-const plotlyScript = document.getElementById("plotly-js");
+let loading = null;
 
-/** Resolves once plotly.js (loaded async, so the page works before it is parsed) is there. */
-export const plotlyReady = new Promise((resolve, reject) => {
-  if (window.Plotly) resolve(window.Plotly);
-  else if (!plotlyScript) reject(new Error("no plotly.js script on the page"));
-  else {
-    plotlyScript.addEventListener("load", () => resolve(window.Plotly));
-    plotlyScript.addEventListener("error", () => reject(new Error("plotly.js did not load")));
+/** Run plotly.js (downloaded early by the page's preload link) once a page needs charts:
+ * the list of studies never does, and a study's header and table show before the 4.7 MB
+ * script is parsed. Resolves with the Plotly object. */
+export function loadPlotly() {
+  if (!loading) {
+    loading = new Promise((resolve, reject) => {
+      if (window.Plotly) return resolve(window.Plotly);
+      const link = document.getElementById("plotly-js");
+      const script = document.createElement("script");
+      script.src = link ? link.href : "/dashboard/assets/plotly.min.js";
+      script.onload = () => resolve(window.Plotly);
+      script.onerror = () => reject(new Error("plotly.js did not load"));
+      document.head.append(script);
+    });
   }
-});
+  return loading;
+}
 
 export class LazyPlots {
   /** ``draw(id)`` draws the plot ``id``; plots are watched through their cards. */

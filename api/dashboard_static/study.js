@@ -4,8 +4,8 @@
 
 import { act, download, enqueueForm, enqueueTrial, setStudyState, stopTrial } from "./actions.js";
 import { API, ApiError, TrialStore, api } from "./api.js";
-import { badge, fill, h, json, num, when } from "./dom.js";
-import { LazyPlots, plotlyReady } from "./lazy.js";
+import { badge, fill, h, json, num, toast, when } from "./dom.js";
+import { LazyPlots, loadPlotly } from "./lazy.js";
 import {
   bestTrial, contourFigure, countsOf, historyFigure, importanceFigure, objectives, paretoFigure, parcoordsFigure, sliceFigure,
 } from "./plots.js";
@@ -85,13 +85,22 @@ export class StudyPage {
     this._layout();
     this._refreshDom();
     studyArrived();
-    plotlyReady.then(() => this.lazy.pump(), () => {});
+    requestAnimationFrame(() => setTimeout(() => this._charts(), 0)); // once the table is painted
     await trials;
     this.loading = false;
     this._refreshDom();
     this.lazy.invalidate();
     this._loadImportance().then((fresh) => fresh && this.lazy.invalidate(), () => {});
     this._schedule();
+  }
+
+  async _charts() {
+    try {
+      await loadPlotly();
+      this.lazy.pump();
+    } catch (error) {
+      toast(`${error.message}: the figures cannot be drawn`, "error");
+    }
   }
 
   stop() {

@@ -3,7 +3,7 @@
 
 import { API, api } from "./api.js";
 import { badge, duration, endOf, fill, h, json, num, toast, when } from "./dom.js";
-import { plotlyReady } from "./lazy.js";
+import { loadPlotly } from "./lazy.js";
 import { BASE_LAYOUT, objectives } from "./plots.js";
 
 const POLL_MS = 2000;
@@ -113,7 +113,7 @@ export class TrialPage {
       div.hidden = true;
       return;
     }
-    await plotlyReady;
+    await loadPlotly();
     if (this.stopped || !div.isConnected) return;
     const steps = [...t.measurements].sort((a, b) => a.step - b.step);
     const objs = objectives(this.study).map((m) => m.name);

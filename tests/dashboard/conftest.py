@@ -26,15 +26,22 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 VIEWPORT = {"width": 1400, "height": 1000}
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Headless Chromium for the whole session."""
+def require_chromium() -> None:
+    """Fail in CI, skip elsewhere, when Chromium or Playwright is missing."""
     if not Path(CHROMIUM).is_file():
         service_missing("Chromium", FileNotFoundError(f"{CHROMIUM} (apt-get install chromium)"))
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError as exc:
         service_missing("Playwright", exc)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the whole session."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -115,14 +115,20 @@ class Page:
         assert data is not None, f"#{element_id} has no plot"
         return list(data)
 
-    def screenshot(self, folder: Path, name: str) -> Path:
-        """A full-page screenshot once every figure is drawn."""
+    def screenshot(self, folder: Path, name: str, plot: str | None = None) -> Path:
+        """A screenshot of the card of the figure ``plot``, or of the whole page once every
+        figure is drawn."""
+        path = folder / f"{name}.png"
+        if plot is not None:
+            self.show(plot)
+            self.page.locator(f"section:has(#{plot})").screenshot(path=str(path))
+            assert path.stat().st_size > 5_000, f"{path} looks empty"
+            return path
         for element_id in self.page.evaluate(
             "[...document.querySelectorAll('.plot')].map(d => d.id)"
         ):
             self.show(element_id)
         self.page.evaluate("window.scrollTo(0, 0)")
-        path = folder / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         assert path.stat().st_size > 10_000, f"{path} looks empty"
         return path

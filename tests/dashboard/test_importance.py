@@ -59,4 +59,5 @@ def test_importance_bars_and_contour_follow_the_importance_endpoint(
     contour = page.plot("plot-contour")
     assert len(trace(contour, "trials")["x"]) == len(done)
     assert p.inner_text("#contour-status").startswith(f"{top[0]} {TIMES} {top[1]}")
-    page.screenshot(tmp_path, "importance")
+    page.screenshot(tmp_path, "importance", plot="plot-importance")
+    page.screenshot(tmp_path, "contour", plot="plot-contour")

@@ -55,7 +55,7 @@ def test_a_trial_completed_through_the_api_appears_without_a_reload(
     curves = page.plot("plot-intermediate")
     assert trace(curves, "completed")["customdata"] == [3, None]
     assert seen_after < 10, f"took {seen_after:.1f} s (polls every 2 s)"
-    page.screenshot(tmp_path, "live")
+    page.screenshot(tmp_path, "live", plot="plot-history")
 
 
 def test_pause_resume_stop_and_enqueue_from_the_page(page: Page, seeded: Seeded) -> None:

@@ -116,7 +116,7 @@ def test_paused_and_resumed_trials_are_marked_on_the_curves(
     marks = trace(curves, "resumed here")
     assert marks["customdata"] == [t["number"] for t in resumed]
     assert marks["x"] == [t["resume_from_step"] for t in resumed]
-    page.screenshot(tmp_path, "asha")
+    page.screenshot(tmp_path, "asha", plot="plot-intermediate")
 
 
 def test_a_multi_objective_study_shows_the_same_pareto_front_as_the_api(
@@ -140,7 +140,7 @@ def test_a_multi_objective_study_shows_the_same_pareto_front_as_the_api(
     # no measurements and no workers here: the plots say so instead of drawing empty axes
     assert p.locator("#plot-intermediate").is_hidden()
     assert "no trial has reported" in p.inner_text("#plot-intermediate-note")
-    page.screenshot(tmp_path, "pareto")
+    page.screenshot(tmp_path, "pareto", plot="plot-pareto")
 
 
 def test_the_trial_table_pages_sorts_and_filters(page: Page, seeded: Seeded) -> None:

@@ -20,7 +20,7 @@ from .logs import RequestIdMiddleware, configure_logging
 from .metrics import Metrics
 from .openapi import install_openapi, operation_id
 from .queue import CeleryQueue
-from .routes import audit, keys, nested, ops, studies, trials
+from .routes import analysis, audit, keys, nested, ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
 from .text_guard import TextGuard
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(studies.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(trials.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(nested.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(analysis.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(keys.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(dashboard_router)  # the web UI at /: public assets, data via /api/v1

@@ -67,6 +67,8 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("POST", f"{_S}/evaluate"): A,
     ("PUT", f"{_S}/evaluation"): A,
     ("GET", f"{_S}/best"): V,
+    ("GET", f"{_S}/importance"): V,
+    ("GET", f"{_S}/warm-start"): V,
     ("GET", f"{_S}/trials"): V,
     ("POST", f"{_S}/trials"): E,
     ("POST", f"{_S}/trials/suggest"): E,

@@ -25,6 +25,9 @@ MAX_TRIALS_LIMIT = 10_000_000
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_RETRIES_LIMIT = 100
 MAX_SEED = 2**32 - 1
+#: Earlier studies one study may warm-start from.
+MAX_WARM_START = 16
+MAX_STUDY_ID = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -52,14 +55,18 @@ class StudySpec:
     objective: Mapping[str, Any] | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     description: str | None = None
+    #: Earlier studies of the same project (ids, or names until the service resolves them)
+    #: whose completed trials the algorithm sees as prior history.
+    warm_start: tuple[int | str, ...] = ()
 
     @property
     def objectives(self) -> tuple[Metric, ...]:
         return tuple(m for m in self.metrics if m.role == MetricRole.OBJECTIVE)
 
     def to_dict(self) -> dict[str, Any]:
-        """The API representation (the ``POST /studies`` body, normalized)."""
-        return {
+        """The API representation (the ``POST /studies`` body, normalized); ``warm_start``
+        only when it names a study, so specs stored before it existed compare equal."""
+        out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "parameters": self.space.to_list(),
@@ -79,6 +86,9 @@ class StudySpec:
             "objective": dict(self.objective) if self.objective is not None else None,
             "metadata": dict(self.metadata),
         }
+        if self.warm_start:
+            out["warm_start"] = list(self.warm_start)
+        return out
 
 
 def _metric_dict(m: Metric) -> dict[str, Any]:
@@ -121,6 +131,7 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
         seed=_parse_seed(data.get("seed", 0)),
         objective=objective,
         metadata=_parse_metadata(data.get("metadata")),
+        warm_start=parse_warm_start(data.get("warm_start")),
     )
 
 
@@ -285,6 +296,31 @@ def _parse_seed(raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_SEED:
         raise InvalidSpec(f"must be an integer in [0, {MAX_SEED}]", field="seed")
     return raw
+
+
+def parse_warm_start(raw: Any) -> tuple[int | str, ...]:
+    """``warm_start``: a list of study ids (integers) or names; the service checks that each
+    names a study of the same project."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > MAX_WARM_START:
+        raise InvalidSpec(
+            f"must be a list of at most {MAX_WARM_START} study ids or names", field="warm_start"
+        )
+    out: list[int | str] = []
+    for i, ref in enumerate(raw):
+        where = f"warm_start[{i}]"
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            if not 0 <= ref <= MAX_STUDY_ID:
+                raise InvalidSpec(f"must be a study id in [0, {MAX_STUDY_ID}]", field=where)
+        elif not isinstance(ref, str) or not ref.strip() or len(ref) > MAX_NAME_LENGTH:
+            raise InvalidSpec(
+                f"must be a study id (integer) or name (a non-empty string of at most "
+                f"{MAX_NAME_LENGTH} characters), got {ref!r}",
+                field=where,
+            )
+        out.append(ref)
+    return tuple(out)
 
 
 def _parse_metadata(raw: Any) -> dict[str, Any]:

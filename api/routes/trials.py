@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Response
+from fastapi.responses import StreamingResponse
 
 from ...core.errors import InvalidSpec
 from ...core.trials import TrialState
 from ..db.engine import Database
 from ..openapi import BODY, COMPLETE_EXAMPLES, MEASUREMENT_EXAMPLES, SUGGEST_EXAMPLES, errors
+from ..schemas import exports as export_shapes
 from ..schemas.common import decode_page_token, encode_page_token
 from ..schemas.trials import (
     CompleteIn,
@@ -25,6 +28,7 @@ from ..schemas.trials import (
     TrialPublic,
     trial_public,
 )
+from ..services import exports
 from ..services import suggest as suggest_service
 from ..services import trials as service
 from ..suggest_guard import suggest_guard
@@ -75,12 +79,32 @@ def create_trial(study_id: StudyId, body: TrialCreate, db: DB) -> TrialPublic:
     return trial_public(trial)
 
 
+class TrialsFormat(StrEnum):
+    """How ``GET .../trials`` answers: JSON pages, or every trial streamed as CSV or JSON lines."""
+
+    JSON = "json"
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+EXPORTS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "json: one page of trials. csv / jsonl: every matching trial, "
+        "streamed (docs/analysis.md).",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
 @router.get(
     "",
     response_model=TrialPage,
     operation_id="listTrials",
-    summary="List a study's trials",
-    responses=errors(404, 422, 503),
+    summary="List a study's trials, or export them all as CSV or JSON lines",
+    responses={**EXPORTS, **errors(404, 422, 503)},
 )
 def list_trials(
     study_id: StudyId,
@@ -90,13 +114,18 @@ def list_trials(
     client_id: str | None = None,
     page_size: PageSize = 100,
     page_token: str | None = None,
-) -> TrialPage:
+    format: TrialsFormat = TrialsFormat.JSON,
+) -> Any:
     """Trials by number, filtered by ``state``, ``client_id`` or ``updated_after``
-    (with a timezone), one page at a time."""
+    (with a timezone), one page at a time; ``format=csv`` or ``jsonl`` streams every
+    matching trial instead (``page_size`` does not apply; a ``page_token`` starts after it)."""
     if updated_after is not None and updated_after.tzinfo is None:
         raise InvalidSpec(
             "must carry a timezone (e.g. 2026-01-01T00:00:00Z)", field="updated_after"
         )
+    if format != TrialsFormat.JSON:
+        where = exports.ExportFilter(state, updated_after, client_id, decode_page_token(page_token))
+        return export_response(db, study_id, format.value, where)
     trials, last = service.list_trials(
         db,
         study_id,
@@ -108,6 +137,23 @@ def list_trials(
     )
     return TrialPage(
         trials=[trial_public(t) for t in trials], next_page_token=encode_page_token(last)
+    )
+
+
+def export_response(db: Database, study_id: int, fmt: str, where: exports.ExportFilter) -> Response:
+    """The streamed CSV or JSON-lines reply (404 before the first byte for an unknown study)."""
+    plan = exports.plan_export(db, study_id)
+    trials = exports.iter_trials(db, plan, where)
+    if fmt == "csv":
+        header = export_shapes.csv_header(plan.spec, exports.metadata_keys(db, plan, where))
+        lines = export_shapes.csv_lines(header, trials)
+    else:
+        lines = export_shapes.jsonl_lines(trials)
+    name = f"study-{study_id}-trials.{fmt}"
+    return StreamingResponse(
+        export_shapes.batched(lines),
+        media_type=export_shapes.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
 

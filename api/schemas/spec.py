@@ -32,7 +32,8 @@ from pydantic_core import PydanticCustomError
 from ...core.space import MAX_CHOICES
 from ...core.space import MAX_NAME_LENGTH as MAX_PARAMETER_NAME
 from ...core.stopping import get_rule, rule_names
-from ...core.study import MAX_LEASE_SECONDS, MAX_RETRIES_LIMIT
+from ...core.study import MAX_LEASE_SECONDS, MAX_RETRIES_LIMIT, MAX_STUDY_ID, MAX_WARM_START
+from ...core.study import MAX_NAME_LENGTH as MAX_STUDY_NAME
 from ...core.trials import Goal, MetricRole
 from .common import NOT_BLANK, TRIMMED, JsonInt, WireModel, declared
 from .enums import (
@@ -146,6 +147,34 @@ class FidelitySpec(WireModel):
     name: str
     min: Number
     max: Number
+
+
+#: A ``warm_start`` entry: an earlier study of the same project, by id or by name.
+WarmStartRef = Annotated[
+    JsonInt | str,
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": 0, "maximum": MAX_STUDY_ID},
+                {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_STUDY_NAME,
+                    "pattern": NOT_BLANK,
+                },
+            ]
+        }
+    ),
+]
+
+
+def warm_start_field() -> Any:
+    """``warm_start``: earlier studies whose completed trials the algorithm sees first."""
+    return absent(
+        description="earlier studies of this project (ids or names; stored as ids) whose "
+        "completed trials the algorithm sees as prior history (docs/analysis.md)",
+        json_schema_extra={"maxItems": MAX_WARM_START},
+    )
 
 
 # ---- managed objective ----------------------------------------------------------------
@@ -283,4 +312,6 @@ __all__ = [
     "PythonObjective",
     "RetriesSpec",
     "SklearnObjective",
+    "WarmStartRef",
+    "warm_start_field",
 ]

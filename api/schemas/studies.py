@@ -11,7 +11,16 @@ from ...core.space import MAX_PARAMETERS
 from ...core.study import MAX_METRICS, MAX_NAME_LENGTH, MAX_SEED, MAX_TRIALS_LIMIT, Study
 from .common import NOT_BLANK, JsonInt, WireModel, declared
 from .enums import AlgorithmField, StudyStateField
-from .spec import EarlyStopping, FidelitySpec, MetricSpec, Objective, ParameterSpec, RetriesSpec
+from .spec import (
+    EarlyStopping,
+    FidelitySpec,
+    MetricSpec,
+    Objective,
+    ParameterSpec,
+    RetriesSpec,
+    WarmStartRef,
+    warm_start_field,
+)
 from .trials import TrialPublic, trial_public
 
 #: A budget: 1 to core's limit, or null for none.
@@ -43,6 +52,7 @@ class StudyCreate(WireModel):
         default=None, description="a managed objective the workers run (tuneforge run)"
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
+    warm_start: list[WarmStartRef] | None = warm_start_field()
 
 
 class StudyPatch(WireModel):
@@ -77,6 +87,7 @@ class StudyPublic(BaseModel):
     seed: int
     objective: Objective | None
     metadata: dict[str, Any]
+    warm_start: list[int] | None = warm_start_field()
     project: str
     state: StudyStateField
     completion_reason: str | None

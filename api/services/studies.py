@@ -27,6 +27,7 @@ from ..db.repository import (
     to_trial,
     utcnow,
 )
+from . import warm_start
 from .datasets import check_objective
 from .lifecycle import (
     new_study,
@@ -117,6 +118,7 @@ def insert_study(
     in ``project_id`` (None: the default project)."""
     if project_id is None:
         project_id = default_project_id(session)
+    spec = warm_start.resolve(session, spec, project_id)  # names -> ids of this project
     existing = session.scalar(
         select(StudyRow).where(StudyRow.project_id == project_id, StudyRow.name == spec.name)
     )

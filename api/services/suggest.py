@@ -42,6 +42,7 @@ from .lifecycle import (
 )
 from .managed import claim_dispatch
 from .promotions import model_view, promotable
+from .warm_start import prior_trials
 
 MAX_SUGGEST_COUNT = 1000
 _histories: WeakKeyDictionary[Engine, HistoryCache] = WeakKeyDictionary()
@@ -176,6 +177,7 @@ def _ask_algorithm(
         in_flight = tuple(load_trials(session, study.id, IN_FLIGHT_STATES))
     else:  # BOHB: the trials at the largest well-observed budget
         completed, in_flight = view
+    completed = (*prior_trials(session, study, spec), *completed)  # warm start
     request = SuggestRequest(
         space=spec.space,
         metrics=spec.metrics,

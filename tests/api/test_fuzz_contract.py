@@ -87,6 +87,9 @@ SEMANTIC_RULES: tuple[tuple[str, str, str], ...] = (
     # options that depend on the algorithm, rule or estimator; fidelity min < max
     ("createStudy", SPEC_FIELDS, OWN_RULES),
     ("createStudy", r"metrics", r"must be an objective"),
+    # warm_start names studies of the caller's project: which exist, the database decides
+    ("createStudy", r"warm_start\[\d+\]", r"no study .* in this project"),
+    ("startNestedCv", r"warm_start\[\d+\]", r"no study .* in this project"),
     ("startNestedCv", rf"study\.(?:{SPEC_FIELDS})", OWN_RULES),
     ("startNestedCv", r"study\.metrics", r"must be an objective"),
     # a nested cross-validation needs the (optional) objective, a sklearn one
@@ -97,6 +100,7 @@ SEMANTIC_RULES: tuple[tuple[str, str, str], ...] = (
     ("reportMeasurement", r"values\..*", r"unknown metric"),
     ("completeTrial", r"values\..*", r"unknown metric|missing|objective"),
     ("runStudy", r"objective", r"no managed objective"),
+    ("getImportance", r"objective", r"unknown metric"),
     ("evaluateStudy", r"objective", r"no managed objective|no test set"),
     # values are needed unless infeasible; a stored evaluation is a result or a failure
     ("completeTrial", r"values", r"required unless infeasible"),

@@ -37,6 +37,8 @@ MAIN_IDS = {
     "evaluateStudy",
     "storeEvaluation",
     "getBest",
+    "getImportance",
+    "getWarmStart",
     "suggestTrials",
     "createTrial",
     "listTrials",
@@ -134,6 +136,7 @@ def test_conflicts_are_declared_where_the_services_raise_them(doc: dict[str, Any
         "startNestedCv",
         "updateStudy",  # a state change the study cannot make (completed -> paused)
         "createKey",  # open mode: the first key comes from `tuneforge keys create`
+        "getImportance",  # too few completed trials yet
     }
     declared = {op["operationId"] for _, _, op in operations(doc) if "409" in op["responses"]}
     assert declared == conflicting

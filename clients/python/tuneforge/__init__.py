@@ -41,6 +41,7 @@ from .errors import (
 from .handles import Study, Trial
 from .models import (
     HeartbeatReply,
+    ImportanceReply,
     Measurement,
     MeasureReply,
     StudyData,
@@ -60,6 +61,7 @@ __all__ = [
     "EmbeddedServer",
     "Forbidden",
     "HeartbeatReply",
+    "ImportanceReply",
     "InvalidSpec",
     "MeasureReply",
     "Measurement",

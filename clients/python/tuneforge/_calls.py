@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from .models import (
     BestReply,
     HeartbeatReply,
+    ImportanceReply,
     MeasureReply,
     StudyData,
     StudyPage,
@@ -102,6 +103,32 @@ def store_evaluation(study_id: int, result: Mapping[str, Any]) -> Call[StudyData
 
 def best(study_id: int) -> Call[BestReply]:
     return Call("GET", f"/studies/{study_id}/best", BestReply.model_validate)
+
+
+def add_trial(
+    study_id: int,
+    params: Mapping[str, Any],
+    values: Mapping[str, float] | None,
+    metadata: Mapping[str, Any] | None,
+) -> Call[TrialData]:
+    # Each attempt that lands adds a trial: resent only when it cannot have arrived.
+    body: dict[str, Any] = {"params": dict(params), "state": "completed" if values else "requested"}
+    if values:
+        body["values"] = dict(values)
+    if metadata:
+        body["metadata"] = dict(metadata)
+    return Call(
+        "POST", f"/studies/{study_id}/trials", TrialData.model_validate, json=body, idempotent=False
+    )
+
+
+def importance(study_id: int, objective: str | None) -> Call[ImportanceReply]:
+    return Call(
+        "GET",
+        f"/studies/{study_id}/importance",
+        ImportanceReply.model_validate,
+        params=_query(objective=objective),
+    )
 
 
 def suggest(study_id: int, count: int, client_id: str | None) -> Call[SuggestReply]:

@@ -22,7 +22,7 @@ from ._handle_base import (
     trial_rows,
 )
 from .errors import Conflict, TrialPruned
-from .models import RUNNING_STATES, HeartbeatReply, StudyData, TrialData
+from .models import RUNNING_STATES, HeartbeatReply, ImportanceReply, StudyData, TrialData
 
 if TYPE_CHECKING:
     from .async_client import AsyncClient
@@ -268,6 +268,23 @@ class AsyncStudy(StudyBase):
         """The best trial, or the Pareto front when the study has several objectives."""
         reply = await self._client._request(calls.best(self.id))
         return [self._view(t) for t in reply.trials]
+
+    async def add_trial(
+        self,
+        params: Mapping[str, Any],
+        values: Mapping[str, float] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AsyncTrial:
+        """Record a trial evaluated elsewhere, or queue ``params`` (see
+        :meth:`tuneforge.Study.add_trial`)."""
+        call = calls.add_trial(self.id, params, values, metadata)
+        return self._view(await self._client._request(call))
+
+    async def importance(self, objective: str | None = None) -> ImportanceReply:
+        """Each parameter's share of ``objective``'s variance and the strongest pairwise
+        interactions, largest first (see :meth:`tuneforge.Study.importance`)."""
+        return await self._client._request(calls.importance(self.id, objective))
 
     async def to_pandas(self) -> Any:
         """All trials as a pandas DataFrame (``params_<name>``, ``values_<metric>`` columns)."""

@@ -189,6 +189,10 @@ _register_studies(main)
 from .cli_admin import register as _register_admin  # noqa: E402
 
 _register_admin(main)
+
+from .cli_analysis import register as _register_analysis  # noqa: E402
+
+_register_analysis(main)
 main.add_debug()
 add_api_key(main)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from ._handle_base import (
     trial_rows,
 )
 from .errors import Conflict, TrialPruned
-from .models import RUNNING_STATES, HeartbeatReply, StudyData, TrialData
+from .models import RUNNING_STATES, HeartbeatReply, ImportanceReply, StudyData, TrialData
 
 if TYPE_CHECKING:
     from .client import Client
@@ -242,6 +242,23 @@ class Study(StudyBase):
         """The best trial, or the Pareto front when the study has several objectives."""
         return [self._view(t) for t in self._client._request(calls.best(self.id)).trials]
 
+    def add_trial(
+        self,
+        params: Mapping[str, Any],
+        values: Mapping[str, float] | None = None,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Trial:
+        """Record a trial evaluated elsewhere (``completed`` with ``values``), or queue
+        ``params`` for the next suggest (no ``values``: ``requested``)."""
+        return self._view(self._client._request(calls.add_trial(self.id, params, values, metadata)))
+
+    def importance(self, objective: str | None = None) -> ImportanceReply:
+        """Each parameter's share of ``objective``'s variance (default: the first objective)
+        and the strongest pairwise interactions, largest first; needs 5 completed trials
+        (:class:`~tuneforge.Conflict` before). See docs/analysis.md."""
+        return self._client._request(calls.importance(self.id, objective))
+
     def to_pandas(self) -> Any:
         """All trials as a pandas DataFrame (``params_<name>``, ``values_<metric>`` columns)."""
         pandas = require_pandas()
@@ -289,15 +306,16 @@ class Study(StudyBase):
         timeout: float | None = None,
         progress: bool = True,
         catch: tuple[type[Exception], ...] = (),
+        callbacks: Sequence[Callable[[Study, Trial], None]] = (),
     ) -> OptimizeResult:
         """Run ``objective(trial) -> float | dict`` in ``n_workers`` local processes.
 
         See :func:`tuneforge.optimize.optimize` for the rules on budgets,
-        pruning, errors and Ctrl-C.
+        pruning, errors, Ctrl-C and ``callbacks`` (called here once per finished trial).
         """
         from .optimize import optimize
 
-        return optimize(self, objective, n_trials, n_workers, timeout, progress, catch)
+        return optimize(self, objective, n_trials, n_workers, timeout, progress, catch, callbacks)
 
     def _owned(self, data: TrialData) -> Trial:
         lease = self._data.lease_seconds

@@ -134,5 +134,28 @@ class BestReply(_Wire):
     trials: list[TrialData]
 
 
+class ParamImportance(_Wire):
+    """One parameter's share of the objective's variance (0 to 1)."""
+
+    name: str
+    importance: float
+
+
+class Interaction(_Wire):
+    """Two parameters' joint share of the variance beyond their main effects."""
+
+    params: tuple[str, str]
+    importance: float
+
+
+class ImportanceReply(_Wire):
+    """Parameter importance and pairwise interactions, largest first (docs/analysis.md)."""
+
+    objective: str
+    n_trials: int
+    params: list[ParamImportance]
+    interactions: list[Interaction]
+
+
 FINISHED_STATES = frozenset({"completed", "pruned", "infeasible", "failed"})
 RUNNING_STATES = frozenset({"active", "stopping"})

@@ -15,6 +15,7 @@ import queue
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from multiprocessing.context import SpawnProcess
 from typing import TYPE_CHECKING, Any
@@ -66,18 +67,29 @@ class Tally:
     counts: Counter[str] = field(default_factory=Counter)
     best: float | None = None
     error: BaseException | None = None
+    #: Called with each finished trial's number (the ``callbacks`` of :func:`optimize`).
+    on_trial: Callable[[int], None] | None = None
 
     def add(self, event: tuple[Any, ...]) -> None:
         kind = event[0]
         if kind == "trial":
-            _, _number, state, values = event
+            _, number, state, values = event
             self.counts[state] += 1
             if state == "completed" and self.metric and values and self.metric in values:
                 self._offer(float(values[self.metric]))
+            self._call_back(number)
         elif kind == "error" and self.error is None:
             import cloudpickle
 
             self.error = cloudpickle.loads(event[2])
+
+    def _call_back(self, number: int) -> None:
+        if self.on_trial is None or self.error is not None:
+            return
+        try:
+            self.on_trial(number)
+        except Exception as exc:  # stops the workers and is re-raised, like an objective's
+            self.error = exc
 
     def _offer(self, value: float) -> None:
         if self.best is None or (value > self.best if self.maximize else value < self.best):
@@ -92,6 +104,7 @@ def optimize(
     timeout: float | None = None,
     progress: bool = True,
     catch: tuple[type[Exception], ...] = (),
+    callbacks: Sequence[Callable[[Study, Trial], None]] = (),
 ) -> OptimizeResult:
     """Run ``objective(trial) -> float | dict`` on ``study`` in ``n_workers`` processes.
 
@@ -106,6 +119,10 @@ def optimize(
       stop starting trials and the exception is re-raised here.
     - Ctrl-C: every worker fails its running trial with reason "interrupted"
       (``retry=False``), then ``KeyboardInterrupt`` is re-raised.
+    - ``callbacks``: each is called here, in this process, as ``callback(study, trial)``
+      once per trial a worker finished (the trial read back with its measurements), e.g.
+      :class:`tuneforge.mlflow.MLflowCallback`. An exception from one stops the workers
+      and is re-raised.
     """
     _check_arguments(study, n_trials, n_workers)
     study.refresh()  # the budget and state as of now
@@ -118,6 +135,8 @@ def optimize(
         bar.note(note)
     procs, shared = _workers(study, objective, n_trials, n_workers, catch)
     tally = _tally_for(study)
+    if callbacks:
+        tally.on_trial = lambda number: _call(callbacks, study, study.trial(number))
     started = time.monotonic()
     deadline = None if timeout is None else started + timeout
     try:
@@ -134,6 +153,11 @@ def optimize(
         _reap(procs)
     study.refresh()
     return OptimizeResult(study.best(), dict(tally.counts), time.monotonic() - started)
+
+
+def _call(callbacks: Sequence[Callable[[Study, Trial], None]], study: Study, trial: Trial) -> None:
+    for callback in callbacks:
+        callback(study, trial)
 
 
 def _bar_for(study: Study, n_trials: int | None, enabled: bool) -> ProgressBar:
@@ -260,7 +284,7 @@ def _handle(event: tuple[Any, ...], running: set[int], shared: Shared, tally: Ta
         running.discard(event[1])
         return
     tally.add(event)
-    if event[0] == "error":
+    if event[0] == "error" or tally.error is not None:
         shared.stop.set()
 
 

@@ -98,7 +98,8 @@ def seed_study(url: str, trials: int, measurements: int) -> int:
     study, _ = studies.create_study(db, SPEC)
     made = 0
     while made < trials:
-        batch, _ = suggest.suggest(db, study.id, min(100, trials - made), f"host-{made % WORKERS}")
+        worker = f"host-{made // 100 % WORKERS}"
+        batch, _ = suggest.suggest(db, study.id, min(100, trials - made), worker)
         for trial in batch:
             stop_at = rng.randrange(1, measurements) if rng.random() < 0.2 else measurements
             value = 0.0

@@ -23,7 +23,8 @@ export function loadPlotly() {
 }
 
 export class LazyPlots {
-  /** ``draw(id)`` draws the plot ``id``; plots are watched through their cards. */
+  /** ``draw(id)`` draws the plot ``id`` (returning false when it waits for data that is
+   * still on the way: it stays marked out of date); plots are watched through their cards. */
   constructor(draw) {
     this.draw = draw;
     this.ids = [];
@@ -70,10 +71,11 @@ export class LazyPlots {
       if (this.stopped) return;
       this.dirty.delete(id);
       const div = document.getElementById(id);
+      let drawn = true;
       try {
-        this.draw(id);
+        drawn = this.draw(id) !== false; // false: its data is still on the way
       } finally {
-        div.dataset.dirty = "0";
+        div.dataset.dirty = drawn ? "0" : "1";
       }
       setTimeout(() => this.pump(), 0); // let input events in between two plots
     });

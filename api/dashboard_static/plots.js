@@ -245,7 +245,9 @@ export function contourFigure(study, trials, metric, names) {
       x: xs,
       y: ys,
       customdata: done.map((t) => t.number),
-      marker: { color: "rgba(255,255,255,0.85)", size: 5, line: { color: "#333", width: 1 } },
+      marker: xs.length > 1000 // many trials: small marks that leave the contour visible
+        ? { color: "rgba(255,255,255,0.5)", size: 3 }
+        : { color: "rgba(255,255,255,0.85)", size: 5, line: { color: "#333", width: 1 } },
       hovertemplate: `trial %{customdata}<extra></extra>`,
     },
   ];

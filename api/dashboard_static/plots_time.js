@@ -66,7 +66,7 @@ export function intermediateFigure(study, trials, metric) {
       customdata: line.c,
       connectgaps: false,
       line: { color: g.color, width: 1 },
-      opacity: 0.7,
+      opacity: trials.length > 1000 ? 0.2 : 0.7, // many curves: their density shows
       hovertemplate: `trial %{customdata}<br>step %{x}<br>${metric.name} %{y}<extra>${g.name}</extra>`,
     };
   });

@@ -64,6 +64,7 @@ export class StudyPage {
     this.polling = false;
     this.loading = true;
     this.importance = null;
+    this.importanceAsked = false; // the first answer (or refusal) is in
     this.importanceNote = "importance not loaded yet";
     this.importanceAt = 0;
     this.importanceCompleted = -1;
@@ -170,6 +171,7 @@ export class StudyPage {
         ? "importance not available: this server has no importance endpoint"
         : `importance not available: ${error.message}`;
     }
+    this.importanceAsked = true;
     return true;
   }
 
@@ -235,6 +237,7 @@ export class StudyPage {
   _setMetric(name) {
     this.metric = objectives(this.study).find((m) => m.name === name);
     this.importanceCompleted = -1;
+    this.importanceAsked = false;
     this._refreshDom();
     this.lazy.invalidate();
     this._loadImportance().then((fresh) => fresh && this.lazy.invalidate(), () => {});
@@ -273,6 +276,7 @@ export class StudyPage {
       "plot-contour": () => this._contourFigure(trials),
     };
     this._plot(id, builders[id]);
+    return !id.match(/importance|contour/) || this.importanceAsked;
   }
 
   _importanceFigure() {

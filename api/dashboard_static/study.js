@@ -65,6 +65,7 @@ export class StudyPage {
     this.loading = true;
     this.importance = null;
     this.importanceAsked = false; // the first answer (or refusal) is in
+    this.importanceBusy = false;
     this.importanceNote = "importance not loaded yet";
     this.importanceAt = 0;
     this.importanceCompleted = -1;
@@ -91,8 +92,16 @@ export class StudyPage {
     this.loading = false;
     this._refreshDom();
     this.lazy.invalidate();
-    this._loadImportance().then((fresh) => fresh && this.lazy.invalidate(), () => {});
+    this._refreshImportance();
     this._schedule();
+  }
+
+  _refreshImportance() {
+    if (this.importanceBusy) return;
+    this.importanceBusy = true;
+    this._loadImportance()
+      .then((fresh) => fresh && !this.stopped && this.lazy.invalidate(), () => {})
+      .finally(() => (this.importanceBusy = false));
   }
 
   async _charts() {
@@ -130,9 +139,9 @@ export class StudyPage {
         studyChanged = JSON.stringify(study) !== JSON.stringify(this.study);
         this.study = study;
       }
-      const fresh = await this._loadImportance();
+      this._refreshImportance(); // in the background: a fit on a large study takes a while
       if (changed || studyChanged) this._refreshDom();
-      if (changed || studyChanged || fresh) this.lazy.invalidate();
+      if (changed || studyChanged) this.lazy.invalidate();
       this.setLive(true);
     } catch (error) {
       this.setLive(false, error.message);
@@ -159,18 +168,25 @@ export class StudyPage {
     if (completed === this.importanceCompleted || !due) return false;
     this.importanceAt = Date.now();
     this.importanceCompleted = completed;
-    const q = new URLSearchParams({ objective: this.metric.name });
+    const metric = this.metric;
+    let importance = null;
+    let note = "";
     try {
-      this.importance = await api(`${API}/studies/${this.id}/importance?${q}`);
-      this.importanceNote = "";
+      const q = new URLSearchParams({ objective: metric.name });
+      importance = await api(`${API}/studies/${this.id}/importance?${q}`);
     } catch (error) {
       if (!(error instanceof ApiError) || error.status === 401) throw error;
-      this.importance = null;
       const missing = error.status === 404 && !/study/.test(error.message);
-      this.importanceNote = missing
+      note = missing
         ? "importance not available: this server has no importance endpoint"
         : `importance not available: ${error.message}`;
     }
+    if (metric !== this.metric) { // the objective was switched meanwhile: ask again
+      this.importanceCompleted = -1;
+      return false;
+    }
+    this.importance = importance;
+    this.importanceNote = note;
     this.importanceAsked = true;
     return true;
   }
@@ -240,7 +256,7 @@ export class StudyPage {
     this.importanceAsked = false;
     this._refreshDom();
     this.lazy.invalidate();
-    this._loadImportance().then((fresh) => fresh && this.lazy.invalidate(), () => {});
+    this._refreshImportance();
   }
 
   _queueDom() {

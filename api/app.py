@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from .auth import authorize, install_auth
+from .dashboard import router as dashboard_router
 from .db.engine import Database
 from .db.migrate import prepare_database
 from .errors import install_error_handlers
@@ -107,4 +108,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(analysis.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(keys.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(dashboard_router)  # the web UI at /: public assets, data via /api/v1
     return app

@@ -20,6 +20,7 @@ Once the caller is known, :func:`authorize` takes a token from its rate-limit bu
 client address for requests whose key fails and in open mode beyond loopback.
 :class:`PublicEndpoints` asks for a key of any role on ``/metrics``, ``/docs``,
 ``/redoc`` and ``/openapi.json`` unless ``TUNEFORGE_PUBLIC_ENDPOINTS`` names them.
+The dashboard's page and assets (:data:`PUBLIC_STATIC`) are public: they hold no data.
 
 Modes: while no key exists the server is *open* (the embedded default): every
 request acts as an admin of no particular project (new studies go to the default
@@ -279,6 +280,11 @@ def install_auth(app: FastAPI) -> None:
         app.add_middleware(PublicEndpoints, guarded=guarded)
     app.add_middleware(AuditLog, db=app.state.db)
 
+
+#: Routes outside /api/v1 that are public in every mode: the dashboard's page and its static
+#: assets (api/dashboard.py). They carry no data: the page reads /api/v1 with the user's key
+#: like any client, so on a keyed server it shows nothing but a sign-in box without one.
+PUBLIC_STATIC: tuple[str, ...] = ("/", "/dashboard/assets/{name}")
 
 #: The endpoints outside /api/v1 that ``TUNEFORGE_PUBLIC_ENDPOINTS`` names, and their paths.
 GUARDABLE: dict[str, tuple[str, ...]] = {

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .algorithms import validate_algorithm
+from .algorithms.auto import FIDELITY_RULE
 from .errors import InvalidSpec
 from .objective import check_estimator_params, parse_objective
 from .space import SearchSpace
@@ -102,9 +103,13 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
     check_estimator_params(objective, space.names)
     algorithm = data.get("algorithm", "auto")
     options = validate_algorithm(algorithm, data.get("algorithm_options") or {}, space)
-    early_stopping = validate_early_stopping(data.get("early_stopping"), fidelity)
-    _check_rule_fits_objective(early_stopping, objective)
-    _check_rule_metric(early_stopping, metrics)
+    early_stopping = _default_rule(
+        algorithm, data.get("early_stopping"), fidelity, metrics, objective
+    )
+    if early_stopping is None:
+        early_stopping = validate_early_stopping(data.get("early_stopping"), fidelity)
+        _check_rule_fits_objective(early_stopping, objective)
+        _check_rule_metric(early_stopping, metrics)
     return StudySpec(
         name=name,
         description=_optional_str(data.get("description"), "description"),
@@ -122,6 +127,29 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
         objective=objective,
         metadata=_parse_metadata(data.get("metadata")),
     )
+
+
+def _default_rule(
+    algorithm: Any,
+    given: Any,
+    fidelity: Mapping[str, Any] | None,
+    metrics: tuple[Metric, ...],
+    objective: Mapping[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The rule ``auto`` picks for a study that declares a fidelity and no ``early_stopping``:
+    :data:`~tuneforge.core.algorithms.auto.FIDELITY_RULE` (``bohb``) with its defaults, when
+    the study meets that rule's conditions (one objective, no outcome constraints,
+    ``fidelity.min > 0``, workers that can resume); ``None`` otherwise (the spec's own rule,
+    or the default ``none``)."""
+    if algorithm != "auto" or given is not None or fidelity is None:
+        return None
+    try:
+        rule = validate_early_stopping({"rule": FIDELITY_RULE}, fidelity)
+        _check_rule_fits_objective(rule, objective)
+        _check_rule_metric(rule, metrics)
+    except InvalidSpec:
+        return None
+    return rule
 
 
 def _check_rule_fits_objective(

@@ -1,10 +1,13 @@
 """The early-stopping rule's say in suggest: which paused trials it promotes now (ASHA and
-kin), and what the algorithm learns from when the rule feeds it (BOHB)."""
+kin), and what the algorithm learns from under a rule that pauses trials (ASHA, Hyperband:
+paused trials count as pruned results) or feeds it (BOHB: one budget's results)."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from ...core.algorithms.gp import default_startup
+from ...core.algorithms.tpe import TPEOptions
 from ...core.decisions import ResumeTrial
 from ...core.stopping import StoppingRule, create_rule
 from ...core.study import StudySpec
@@ -50,16 +53,29 @@ def promotable(session: Session, study: StudyRow, spec: StudySpec) -> list[Resum
 def model_view(
     session: Session, study: StudyRow, spec: StudySpec
 ) -> tuple[tuple[Trial, ...], tuple[Trial, ...]] | None:
-    """For a rule that feeds the algorithm (BOHB): the finished trials it should learn from
-    and the trials whose points it should avoid; ``None`` for every other rule."""
+    """For a rule that pauses trials or feeds the algorithm: the trials the algorithm learns
+    from and those whose points it should avoid (in flight); ``None`` for every other rule
+    (the study's finished and in-flight trials as they are)."""
     rule = study_rule(spec)
-    if not rule.feeds_algorithm:
+    if not (rule.feeds_algorithm or rule.promotes):
         return None
     session.flush()
     trials = rule_trials(session, study.id)
-    got = rule.model_history(trials, rule.watched(spec.objectives), len(spec.space))
-    if got is None:
-        return None
-    shown = got[1]
-    numbers = {t.number for t in shown}
-    return shown, tuple(t for t in trials if t.number not in numbers)
+    metric = rule.watched(spec.objectives)
+    return rule.algorithm_view(trials, metric, len(spec.space), model_startup(spec))
+
+
+def model_startup(spec: StudySpec) -> int:
+    """How many finished trials the study's algorithm needs before it fits a model (its
+    Sobol start-up): TPE's ``n_startup_trials``, GP's ``n_startup`` (default 2d, 5..10),
+    ``auto``'s delegate's; 0 for algorithms without a model."""
+    options = spec.algorithm_options
+    if spec.algorithm == "tpe":
+        return int(options.get("n_startup_trials", TPEOptions().n_startup_trials))
+    if spec.algorithm == "gp":
+        return int(options.get("n_startup") or default_startup(spec.space))
+    if spec.algorithm == "auto":
+        if spec.space.is_conditional:  # auto uses TPE there (one objective: BOHB's case)
+            return TPEOptions().n_startup_trials
+        return default_startup(spec.space)
+    return 0

@@ -73,13 +73,17 @@ def cost(job: Job) -> float:
     return job[3] * per_step + (1.0 if job[1].startswith("tf-") else 0.0)
 
 
-def run_jobs(jobs: Sequence[Job], processes: int, log: Any) -> list[dict[str, Any]]:
+def run_jobs(
+    jobs: Sequence[Job], processes: int, log: Any, save: Any = None
+) -> list[dict[str, Any]]:
     ordered = sorted(jobs, key=lambda j: -cost(j))
     out: list[dict[str, Any]] = []
     t0 = time.perf_counter()
 
     def note(job: Job, res: dict[str, Any]) -> None:
         out.append(res)
+        if save is not None:
+            save(out)
         best = max((s for _, s in res["curve"]), default=float("nan"))
         problems = f" ERRORS {res['errors']}" if res["errors"] else ""
         log(
@@ -143,7 +147,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--processes", type=int, default=2, help="runs at once (default 2)")
     ap.add_argument("--out", help=f"write the report here (default: {DOC} for the full run)")
     ap.add_argument("--plot", help=f"write the plot here (default: {PLOT} for the full run)")
-    ap.add_argument("--json", help="also write every run's raw results here")
+    ap.add_argument("--json", help="also write every run's raw results here (after each run)")
+    ap.add_argument(
+        "--from-json",
+        help="render the report (and plot) from an earlier run's --json file instead of "
+        "running; its command, date and load are the earlier run's",
+    )
     args = ap.parse_args(argv)
     narrowed = (
         any(x is not None for x in (args.tasks, args.methods, args.seeds, args.configs))
@@ -182,8 +191,10 @@ def build_jobs(args: argparse.Namespace) -> list[Job]:
 
 
 def load() -> str:
+    """The 1, 5 and 15 minute load averages (as ``uptime`` shows them)."""
     try:
-        return open("/proc/loadavg").read().split()[:3].__str__()
+        with open("/proc/loadavg") as fh:
+            return " / ".join(fh.read().split()[:3])
     except OSError:
         return "?"
 
@@ -264,7 +275,11 @@ def render(
             f"{args.parallel} worker threads against one server. Busy = time inside training and "
             "validation / (workers x wall time); the rest is suggest, reports, checkpoints and "
             f"waiting. In these runs a step of the simulated task sleeps {args.sim_step_seconds * 1000:.0f} ms "
-            "(a stand-in training time that uses no CPU).",
+            "(a stand-in training time that uses no CPU). Per step: a worker's time inside "
+            "training, its time outside it, and the CPU time of the whole process (server, "
+            "clients and training; for the simulated task, whose steps sleep, that is the "
+            "service's own cost). Real tasks run 4 training threads on at most 2 cores here, "
+            "so their steps take longer than with 1 worker.",
             "",
             report.workers_table(res, tasks, [*args.parallel_methods], args.parallel),
             "",
@@ -303,23 +318,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    meta: dict[str, Any] = {
-        "command": "python -m bench.early_stopping" + (" " + shlex.join(argv) if argv else ""),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "load_start": load(),
-    }
-    env = environment()
-    jobs = build_jobs(args)
-    log(f"{len(jobs)} runs on {args.processes} processes, load {meta['load_start']}")
-    t0 = time.perf_counter()
-    results = run_jobs(jobs, args.processes, log)
-    meta["wall"] = time.perf_counter() - t0
-    meta["load_end"] = load()
+    if args.from_json:
+        results, meta, env = from_json(args)
+    else:
+        meta = {
+            "command": "python -m bench.early_stopping" + (" " + shlex.join(argv) if argv else ""),
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "load_start": load(),
+        }
+        env = environment()
+        jobs = build_jobs(args)
+        log(f"{len(jobs)} runs on {args.processes} processes, load {meta['load_start']}")
+        t0 = time.perf_counter()
+
+        def save(done: list[dict[str, Any]]) -> None:  # after every run: nothing is lost
+            meta["wall"] = time.perf_counter() - t0
+            meta["load_end"] = load()
+            if args.json:
+                dump(args.json, args, meta, env, done)
+
+        results = run_jobs(jobs, args.processes, log, save)
+        save(results)
     text = render(args, results, env, meta)
     print(text)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"args": vars(args), "results": results}, fh)
     if args.plot:
         why = report.plot(report.Results(results), args.tasks, args.methods, args.plot)
         log(f"plot not written: {why}" if why else f"wrote {args.plot}")
@@ -331,6 +352,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 fh.write(text + "\n")
         log(f"wrote {args.out}")
     return 1 if any(r["errors"] for r in results) else 0
+
+
+def dump(
+    path: str,
+    args: argparse.Namespace,
+    meta: dict[str, Any],
+    env: dict[str, str],
+    results: list[dict[str, Any]],
+) -> None:
+    with open(path, "w") as fh:
+        json.dump({"args": vars(args), "meta": meta, "env": env, "results": results}, fh)
+
+
+def from_json(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+    """The results, metadata and environment of an earlier run's ``--json`` file; the
+    settings that shape the report are taken from it too."""
+    with open(args.from_json) as fh:
+        saved = json.load(fh)
+    keep = ("tasks", "methods", "seeds", "seed_start", "configs", "parallel")
+    for key in (*keep, "parallel_methods", "sim_step_seconds"):
+        setattr(args, key, saved["args"][key])
+    return saved["results"], saved["meta"], saved["env"]
 
 
 if __name__ == "__main__":

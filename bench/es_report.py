@@ -155,6 +155,7 @@ def workers_table(res: Results, tasks: Sequence[str], methods: Sequence[str], n:
             if not runs:
                 continue
             busy = res.busy(t, m, n)
+            single = res.of(t, m, 1)
             rows.append(
                 [
                     t,
@@ -162,9 +163,12 @@ def workers_table(res: Results, tasks: Sequence[str], methods: Sequence[str], n:
                     mean_std(res.finals(t, m, 1)),
                     mean_std(res.finals(t, m, n)),
                     f"{statistics.fmean(busy):.1%} (min {min(busy):.1%})",
+                    f"{1000 * statistics.fmean(step_seconds(r) for r in runs):.0f}",
+                    f"{1000 * statistics.fmean(overhead_seconds(r) for r in runs):.0f}",
+                    cpu_per_step(runs),
                     f"{statistics.fmean(r['wall_seconds'] for r in runs):.1f}",
-                    f"{statistics.fmean(r['wall_seconds'] for r in res.of(t, m, 1)):.1f}"
-                    if res.of(t, m, 1)
+                    f"{statistics.fmean(r['wall_seconds'] for r in single):.1f}"
+                    if single
                     else "n/a",
                 ]
             )
@@ -174,10 +178,30 @@ def workers_table(res: Results, tasks: Sequence[str], methods: Sequence[str], n:
         "best, 1 worker",
         f"best, {n} workers",
         "busy",
+        "ms training / step",
+        "ms else / step",
+        "CPU ms / step",
         "wall s",
-        "wall s (1)",
+        "wall s (1 worker)",
     ]
     return table(header, rows)
+
+
+def step_seconds(run: Run) -> float:
+    """Mean time inside training and validation per step."""
+    return run["busy_seconds"] / max(run["steps"], 1)
+
+
+def cpu_per_step(runs: Sequence[Run]) -> str:
+    """Mean CPU time of the benchmark's process per step (server, clients, training)."""
+    cpu = [r["cpu_seconds"] / max(r["steps"], 1) for r in runs if r.get("cpu_seconds")]
+    return f"{1000 * statistics.fmean(cpu):.0f}" if cpu else "n/a"
+
+
+def overhead_seconds(run: Run) -> float:
+    """Mean worker time per step outside training: suggest, reports, checkpoints, waiting."""
+    idle = run["workers"] * run["wall_seconds"] - run["busy_seconds"]
+    return idle / max(run["steps"], 1)
 
 
 def targets(

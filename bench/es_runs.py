@@ -85,6 +85,8 @@ class RunLog:
     resumes: int = 0
     busy_seconds: float = 0.0
     wall_seconds: float = 0.0
+    #: CPU time of this process during the run (server, clients and training together).
+    cpu_seconds: float = 0.0
     checkpoint_bytes: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -312,7 +314,7 @@ def _run_threads(work: Callable[[int], None], workers: int, log: RunLog, rec: Re
         except Exception as exc:  # reported in the run's results, never silently lost
             rec.error(f"worker {i}: {type(exc).__name__}: {exc}")
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     if workers == 1:
         guarded(0)
     else:
@@ -322,6 +324,7 @@ def _run_threads(work: Callable[[int], None], workers: int, log: RunLog, rec: Re
         for t in threads:
             t.join()
     log.wall_seconds = time.perf_counter() - t0
+    log.cpu_seconds = time.process_time() - c0
 
 
 def run(task: Task, method: str, seed: int, configs: int, workers: int = 1) -> RunLog:

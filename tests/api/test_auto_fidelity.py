@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_client
+from tuneforge.core.errors import InvalidSpec
 from tuneforge.core.study import parse_study_spec
 
 API = "/api/v1"
@@ -74,6 +75,29 @@ def test_the_resolved_rule_pauses_trials(api: TestClient) -> None:
         else:
             states.append("running")
     assert "paused" in states
+
+
+MANAGED = {
+    "parameters": [{"name": "C", "type": "float", "low": 0.01, "high": 100, "scale": "log"}],
+    "objective": {
+        "kind": "sklearn",
+        "estimator": "sklearn.svm.SVC",
+        "dataset": {"source": "sklearn", "name": "iris"},
+        "cv": {"type": "stratified_kfold", "n_splits": 3},
+    },
+}
+
+
+def test_a_managed_objective_keeps_what_its_workers_can_run() -> None:
+    """The managed workers cannot resume paused trials yet: no bohb for them; if they can
+    (the objective check accepts the pausing rule), auto's pick applies there too."""
+    try:
+        parse_study_spec(spec(**MANAGED, early_stopping={"rule": "bohb"}))
+    except InvalidSpec:
+        expected = "none"
+    else:
+        expected = "bohb"
+    assert parse_study_spec(spec(**MANAGED)).early_stopping["rule"] == expected
 
 
 @pytest.mark.parametrize(

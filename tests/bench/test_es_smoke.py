@@ -14,7 +14,7 @@ from bench.es_tasks import MAX_STEPS, all_tasks
 
 
 def test_quick_run_reports_every_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    out, png = tmp_path / "es.md", tmp_path / "es.png"
+    out, png, raw = tmp_path / "es.md", tmp_path / "es.png", tmp_path / "es.json"
     argv = [
         "--quick",
         "--configs", "2",
@@ -24,10 +24,15 @@ def test_quick_run_reports_every_table(tmp_path: Path, capsys: pytest.CaptureFix
         "--processes", "1",
         "--out", str(out),
         "--plot", str(png),
+        "--json", str(raw),
     ]  # fmt: skip
     assert main(argv) == 0  # non-zero when any run reported an error
     text = out.read_text()
     assert text.strip() == capsys.readouterr().out.strip()
+    again = tmp_path / "again.md"  # the saved results render the same report
+    assert main(["--from-json", str(raw), "--out", str(again), "--plot", str(png)]) == 0
+    assert again.read_text() == text
+    capsys.readouterr()
     assert "- command: `python -m bench.early_stopping --quick --configs 2" in text
     for section in (
         "### Best fully trained configuration at equal resource (1 worker)",

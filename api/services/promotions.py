@@ -70,12 +70,13 @@ def model_startup(spec: StudySpec) -> int:
     Sobol start-up): TPE's ``n_startup_trials``, GP's ``n_startup`` (default 2d, 5..10),
     ``auto``'s delegate's; 0 for algorithms without a model."""
     options = spec.algorithm_options
+    tpe_default = int(TPEOptions.model_fields["n_startup_trials"].default)
     if spec.algorithm == "tpe":
-        return int(options.get("n_startup_trials", TPEOptions().n_startup_trials))
+        return int(options.get("n_startup_trials", tpe_default))
     if spec.algorithm == "gp":
         return int(options.get("n_startup") or default_startup(spec.space))
     if spec.algorithm == "auto":
         if spec.space.is_conditional:  # auto uses TPE there (one objective: BOHB's case)
-            return TPEOptions().n_startup_trials
+            return tpe_default
         return default_startup(spec.space)
     return 0

@@ -4,6 +4,9 @@ paused trials count as pruned results) or feeds it (BOHB: one budget's results).
 
 from __future__ import annotations
 
+import dataclasses
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ...core.algorithms.gp import default_startup
@@ -12,10 +15,12 @@ from ...core.decisions import ResumeTrial
 from ...core.stopping import StoppingRule, create_rule
 from ...core.study import StudySpec
 from ...core.trials import BUDGET_STATES, Trial, TrialState
-from ..db.models import StudyRow
+from ..db.models import MeasurementRow, StudyRow, TrialRow
 from ..db.repository import load_trials, state_counts
 
 RUNNING = (TrialState.ACTIVE, TrialState.STOPPING)
+#: ``session.info`` key of the trials one suggest transaction loaded for the rule.
+_LOADED = "tuneforge.rule_trials"
 
 
 def study_rule(spec: StudySpec) -> StoppingRule:
@@ -33,6 +38,32 @@ def rule_trials(session: Session, study_id: int, exclude_number: int | None = No
     ]
 
 
+def suggest_trials(session: Session, study_id: int) -> list[Trial]:
+    """:func:`rule_trials`, loaded once per transaction: a later call in the same
+    transaction re-reads only the trials' states (promotions and queued trials change
+    them in between) and loads afresh when a trial or a measurement was added."""
+    loaded: dict[int, tuple[int, list[Trial]]] = session.info.setdefault(_LOADED, {})
+    rows = session.execute(
+        select(TrialRow.number, TrialRow.state).where(TrialRow.study_id == study_id)
+    ).all()
+    states = {int(number): TrialState(state) for number, state in rows}
+    n_measurements = session.scalar(
+        select(func.count()).select_from(MeasurementRow).where(MeasurementRow.study_id == study_id)
+    )
+    count = int(n_measurements or 0)
+    cached = loaded.get(study_id)
+    live = {n for n, state in states.items() if state != TrialState.FAILED}
+    if cached is None or cached[0] != count or live - {t.number for t in cached[1]}:
+        trials = rule_trials(session, study_id)
+        loaded[study_id] = (count, trials)
+        return trials
+    return [
+        t if t.state == states[t.number] else dataclasses.replace(t, state=states[t.number])
+        for t in cached[1]
+        if t.number in live
+    ]
+
+
 def promotable(session: Session, study: StudyRow, spec: StudySpec) -> list[ResumeTrial]:
     """The paused trials the rule would hand back now, in its order (none for most rules)."""
     rule = study_rule(spec)
@@ -46,7 +77,7 @@ def promotable(session: Session, study: StudyRow, spec: StudySpec) -> list[Resum
     used = sum(counts[s.value] for s in BUDGET_STATES)
     spent = spec.max_trials is not None and used >= spec.max_trials
     final = not busy and (spent or bool(study.search_exhausted))
-    trials = rule_trials(session, study.id)
+    trials = suggest_trials(session, study.id)
     return list(rule.promotions(trials, rule.watched(spec.objectives), final=final))
 
 
@@ -60,7 +91,7 @@ def model_view(
     if not (rule.feeds_algorithm or rule.promotes):
         return None
     session.flush()
-    trials = rule_trials(session, study.id)
+    trials = suggest_trials(session, study.id)
     metric = rule.watched(spec.objectives)
     return rule.algorithm_view(trials, metric, len(spec.space), model_startup(spec))
 

@@ -89,8 +89,27 @@ def _metric_dict(m: Metric) -> dict[str, Any]:
     return out
 
 
+def with_auto_rule(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The spec with the rule ``auto`` picks for a study that declares a ``fidelity`` and no
+    ``early_stopping``: :data:`~tuneforge.core.algorithms.auto.FIDELITY_RULE` (``bohb``)
+    with its defaults, when the spec is valid with it (one objective, no outcome
+    constraints, ``fidelity.min > 0``, workers that can resume: every check a spec naming
+    the rule passes); otherwise the spec as given (its own rule, or the default ``none``)."""
+    if data.get("algorithm", "auto") != "auto" or data.get("early_stopping") is not None:
+        return data
+    if data.get("fidelity") is None:
+        return data
+    candidate = {**data, "early_stopping": {"rule": FIDELITY_RULE}}
+    try:
+        parse_study_spec(candidate)
+    except InvalidSpec:
+        return data
+    return candidate
+
+
 def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
     """Validate a study spec dict; raises :class:`InvalidSpec` naming the field and the rule."""
+    data = with_auto_rule(data)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
         raise InvalidSpec(
@@ -103,13 +122,9 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
     check_estimator_params(objective, space.names)
     algorithm = data.get("algorithm", "auto")
     options = validate_algorithm(algorithm, data.get("algorithm_options") or {}, space)
-    early_stopping = _default_rule(
-        algorithm, data.get("early_stopping"), fidelity, metrics, objective
-    )
-    if early_stopping is None:
-        early_stopping = validate_early_stopping(data.get("early_stopping"), fidelity)
-        _check_rule_fits_objective(early_stopping, objective)
-        _check_rule_metric(early_stopping, metrics)
+    early_stopping = validate_early_stopping(data.get("early_stopping"), fidelity)
+    _check_rule_fits_objective(early_stopping, objective)
+    _check_rule_metric(early_stopping, metrics)
     return StudySpec(
         name=name,
         description=_optional_str(data.get("description"), "description"),
@@ -127,29 +142,6 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
         objective=objective,
         metadata=_parse_metadata(data.get("metadata")),
     )
-
-
-def _default_rule(
-    algorithm: Any,
-    given: Any,
-    fidelity: Mapping[str, Any] | None,
-    metrics: tuple[Metric, ...],
-    objective: Mapping[str, Any] | None,
-) -> dict[str, Any] | None:
-    """The rule ``auto`` picks for a study that declares a fidelity and no ``early_stopping``:
-    :data:`~tuneforge.core.algorithms.auto.FIDELITY_RULE` (``bohb``) with its defaults, when
-    the study meets that rule's conditions (one objective, no outcome constraints,
-    ``fidelity.min > 0``, workers that can resume); ``None`` otherwise (the spec's own rule,
-    or the default ``none``)."""
-    if algorithm != "auto" or given is not None or fidelity is None:
-        return None
-    try:
-        rule = validate_early_stopping({"rule": FIDELITY_RULE}, fidelity)
-        _check_rule_fits_objective(rule, objective)
-        _check_rule_metric(rule, metrics)
-    except InvalidSpec:
-        return None
-    return rule
 
 
 def _check_rule_fits_objective(

@@ -78,10 +78,11 @@ def test_the_resolved_rule_pauses_trials(api: TestClient) -> None:
 
 
 MANAGED = {
-    "parameters": [{"name": "C", "type": "float", "low": 0.01, "high": 100, "scale": "log"}],
+    "parameters": [{"name": "min_samples_split", "type": "int", "low": 2, "high": 50}],
+    "fidelity": {"name": "n_estimators", "min": 10, "max": 90},
     "objective": {
         "kind": "sklearn",
-        "estimator": "sklearn.svm.SVC",
+        "estimator": "sklearn.ensemble.RandomForestClassifier",
         "dataset": {"source": "sklearn", "name": "iris"},
         "cv": {"type": "stratified_kfold", "n_splits": 3},
     },

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from .algorithms import validate_algorithm
+from .algorithms.auto import FIDELITY_RULE
 from .errors import InvalidSpec
 from .estimators import default_estimators, load_class
 from .fidelity import managed_fidelity
@@ -100,8 +101,27 @@ def _metric_dict(m: Metric) -> dict[str, Any]:
     return out
 
 
+def with_auto_rule(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The spec with the rule ``auto`` picks for a study that declares a ``fidelity`` and no
+    ``early_stopping``: :data:`~tuneforge.core.algorithms.auto.FIDELITY_RULE` (``bohb``)
+    with its defaults, when the spec is valid with it (one objective, no outcome
+    constraints, ``fidelity.min > 0``, workers that can resume: every check a spec naming
+    the rule passes); otherwise the spec as given (its own rule, or the default ``none``)."""
+    if data.get("algorithm", "auto") != "auto" or data.get("early_stopping") is not None:
+        return data
+    if data.get("fidelity") is None:
+        return data
+    candidate = {**data, "early_stopping": {"rule": FIDELITY_RULE}}
+    try:
+        parse_study_spec(candidate)
+    except InvalidSpec:
+        return data
+    return candidate
+
+
 def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
     """Validate a study spec dict; raises :class:`InvalidSpec` naming the field and the rule."""
+    data = with_auto_rule(data)
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
         raise InvalidSpec(

@@ -13,6 +13,12 @@ The rule (evidence in docs/algorithms.md, measured by bench/optimizers.py):
 Each delegate keeps its own saved state under its name, so a switch never
 loses what the other learned, and the choice is a pure function of the
 request: same history + same seed = same suggestions.
+
+A study with ``auto`` that declares a ``fidelity`` and no ``early_stopping``
+gets :data:`FIDELITY_RULE` (``bohb``: Hyperband's brackets, with the chosen
+algorithm fitted on the largest well-observed budget) when the study meets
+its conditions; :func:`tuneforge.core.study.parse_study_spec` resolves it, and
+the stored spec shows the rule.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from .base import Algorithm, Suggestion, SuggestRequest
 
 #: Finished trials after which ``auto`` hands a GP study over to TPE.
 GP_MAX_TRIALS = 400
+#: The early-stopping rule ``auto`` picks for a study with a fidelity and no rule of its own.
+FIDELITY_RULE = "bohb"
 
 
 def choose(request: SuggestRequest) -> str:

@@ -17,6 +17,14 @@ any new point. Promotions from higher rungs come first. No worker ever waits
 for a rung to fill. When the study ends, paused trials never promoted end
 ``pruned``.
 
+What the study's algorithm learns from (:meth:`ASHARule.algorithm_view`): its
+finished trials, and every paused trial as if it had been pruned at the step
+it reached (TPE ranks those by that step, then by their value there, as Optuna
+does with pruned trials); only the trials that hold a worker are in flight. A
+paused trial is a result, not work in progress: counted as in flight, TPE would
+treat each as a bad point (its constant liar), and the many trials an ASHA study
+pauses would keep it from ever leaving its start-up.
+
 Option: ``reduction_factor`` (3), an integer from 2 to 100.
 
 Reference: Li et al., "A System for Massively Parallel Hyperparameter Tuning"
@@ -25,6 +33,7 @@ Reference: Li et al., "A System for Massively Parallel Hyperparameter Tuning"
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -35,7 +44,7 @@ from ..decisions import CONTINUE, Pause, ResumeTrial, TrialDecision
 from ..errors import InvalidSpec
 from ..options import OptionsModel
 from ..trials import Goal, Metric, Trial, TrialState
-from .base import RuleOptions, StoppingContext, StoppingRule, metric_series
+from .base import RUNNING, WITH_RESULT, RuleOptions, StoppingContext, StoppingRule, metric_series
 
 
 class ASHAOptions(RuleOptions):
@@ -154,6 +163,23 @@ class ASHARule(StoppingRule):
                 if self._paused_at(trial, metric, rungs) == rung:
                     return (self._resume(trial, metric, rung, value, "best paused, promoted"),)
         return ()
+
+    def algorithm_view(
+        self,
+        trials: Sequence[Trial],
+        metric: Metric,
+        n_params: int,
+        min_observations: int = 0,
+    ) -> tuple[tuple[Trial, ...], tuple[Trial, ...]]:
+        """The finished trials, with the paused ones shown as pruned where they stopped;
+        in flight: the trials that hold a worker."""
+        del metric, n_params, min_observations
+        history = tuple(
+            dataclasses.replace(t, state=TrialState.PRUNED) if t.state == TrialState.PAUSED else t
+            for t in trials
+            if t.state in WITH_RESULT or t.state == TrialState.PAUSED
+        )
+        return history, tuple(t for t in trials if t.state in RUNNING)
 
     def _group(self, trial: Trial) -> int:
         """Trials are ranked among their group: one group for ASHA."""

@@ -173,12 +173,33 @@ class StoppingRule(ABC):
         return self.promotes or self.sees_trials
 
     def model_history(
-        self, trials: Sequence[Trial], metric: Metric, n_params: int
+        self,
+        trials: Sequence[Trial],
+        metric: Metric,
+        n_params: int,
+        min_observations: int = 0,
     ) -> tuple[float, tuple[Trial, ...]] | None:
         """For a rule that feeds the algorithm: the budget and the trials, finished with
         their value there, that the algorithm learns from; ``None`` (the default): the
-        study's finished trials as they are."""
-        del trials, metric, n_params
+        study's finished trials as they are. ``min_observations``: how many trials the
+        algorithm needs before it models anything (its start-up)."""
+        del trials, metric, n_params, min_observations
+        return None
+
+    def algorithm_view(
+        self,
+        trials: Sequence[Trial],
+        metric: Metric,
+        n_params: int,
+        min_observations: int = 0,
+    ) -> tuple[tuple[Trial, ...], tuple[Trial, ...]] | None:
+        """What the study's algorithm learns from and what it must keep away from, as
+        ``(history, in_flight)``, for rules that pause trials or feed the algorithm;
+        ``None`` (the default): the study's finished trials and its in-flight ones.
+
+        ``trials``: the study's trials with their measurements, failed ones left out.
+        """
+        del trials, metric, n_params, min_observations
         return None
 
     def watched(self, objectives: Sequence[Metric]) -> Metric:
@@ -230,6 +251,13 @@ class StoppingRule(ABC):
         """
         del trials, metric, final
         return ()
+
+
+#: States of trials that hold a worker now (or will at once): the algorithm's in-flight set
+#: under rules that pause trials.
+RUNNING = frozenset({TrialState.REQUESTED, TrialState.ACTIVE, TrialState.STOPPING})
+#: Finished states whose trials carry a result an algorithm learns from.
+WITH_RESULT = frozenset({TrialState.COMPLETED, TrialState.PRUNED, TrialState.INFEASIBLE})
 
 
 def fidelity_max(fidelity: Mapping[str, Any] | None) -> float | None:

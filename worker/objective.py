@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 
 from ..core.errors import InvalidSpec
 from ..core.policy import ObjectivePolicy
+from .objectives.fetch import DatasetCache, localized
+from .objectives.record import reproducibility
 from .objectives.sklearn_cv import Problem, cross_validate, prepare
 from .settings import local_policy
 
@@ -36,6 +38,10 @@ class ConfigurationError(Exception):
 class Outcome:
     values: dict[str, float]
     stopped: bool
+    #: Merged into the trial's metadata (managed sklearn trials: the reproducibility record).
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: Seconds spent fitting and scoring (0 for python objectives, which time themselves).
+    train_seconds: float = 0.0
 
 
 class _Reporter:
@@ -51,16 +57,22 @@ class _Reporter:
 
 
 def evaluate(
-    trial: TrialLike, objective: Mapping[str, Any], metric: str, policy: ObjectivePolicy
+    trial: TrialLike,
+    objective: Mapping[str, Any],
+    metric: str,
+    policy: ObjectivePolicy,
+    datasets: DatasetCache | None = None,
 ) -> Outcome:
     """Run ``objective`` for ``trial`` if ``policy`` allows what it names; raise
     :class:`ConfigurationError` when it does not, for a bad configuration, or for data
-    that does not fit the objective (missing file or column, unusable types)."""
+    that does not fit the objective (missing file or column, unusable types). An
+    uploaded dataset comes from ``datasets`` (downloaded once, kept by fingerprint)."""
     reporter = _Reporter(trial)
     params = dict(trial.params)
     try:
         policy.check_run(objective, params)  # before anything named is imported or read
         if objective["kind"] == "sklearn":
+            objective = localized(objective, datasets)
             problem = problem_for(objective, policy)
     except InvalidSpec as exc:  # not allowed here, or the data does not fit the spec
         raise ConfigurationError(str(exc)) from exc
@@ -71,7 +83,9 @@ def evaluate(
             raise ConfigurationError(str(exc)) from exc
         except (ValueError, TypeError, ArithmeticError) as exc:
             raise ConfigurationError(estimator_error(exc)) from exc
-        return Outcome({metric: out.score}, out.stopped)
+        values = {name: float(sum(v) / len(v)) for name, v in out.metric_folds.items()}
+        record = reproducibility(objective, params, out.metric_folds, out.seconds)
+        return Outcome({**values, metric: out.score}, out.stopped, record, out.seconds)
     function = load_callable(objective["callable"], policy)
     result = function(params, reporter, **objective.get("options", {}))
     values = dict(result) if isinstance(result, Mapping) else {metric: float(result)}
@@ -135,9 +149,14 @@ class LocalObjective:
     def __call__(self, trial: Any) -> dict[str, float] | None:
         from threadpoolctl import threadpool_limits
 
+        from .settings import WorkerSettings
+
+        datasets = DatasetCache(WorkerSettings().dataset_cache_dir, trial.client.download_dataset)
         try:
             with threadpool_limits(limits=self.blas_threads):
-                return evaluate(trial, self.objective, self.metric, self.policy).values
+                outcome = evaluate(trial, self.objective, self.metric, self.policy, datasets)
         except ConfigurationError as exc:
             trial.infeasible(str(exc))
             return None
+        trial.complete(outcome.values, metadata=outcome.metadata)  # with its record
+        return outcome.values

@@ -10,12 +10,14 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 import tuneforge
-from tuneforge.errors import ConnectionFailed, RateLimited, ServerError
+from tuneforge.errors import Conflict, ConnectionFailed, RateLimited, ServerError
 
 from ..core.errors import InvalidSpec
+from ..core.scoring import scorers_for
 from ..core.policy import ObjectivePolicy
 from ..core.trials import task_client_id
 from .objective import ConfigurationError, evaluate, problem_for
+from .objectives.fetch import DatasetCache, localized
 from .objectives.sklearn_cv import holdout_score
 from .settings import local_policy
 
@@ -33,9 +35,15 @@ def _objective_metric(study: tuneforge.Study) -> str:
     return next(m["name"] for m in study.data.metrics if m.get("role", "objective") == "objective")
 
 
-def run_one_trial(study: tuneforge.Study, blas_threads: int, policy: ObjectivePolicy) -> str:
+def run_one_trial(
+    study: tuneforge.Study,
+    blas_threads: int,
+    policy: ObjectivePolicy,
+    datasets: DatasetCache | None = None,
+) -> str:
     """Suggest one trial for this task's client id, evaluate it if this worker's ``policy``
-    allows what the objective names, finish it; returns its state."""
+    allows what the objective names, finish it with its reproducibility record; returns
+    its state. Uploaded data comes from ``datasets`` (kept on disk by fingerprint)."""
     from threadpoolctl import threadpool_limits
 
     trials = study.suggest(1)
@@ -48,7 +56,7 @@ def run_one_trial(study: tuneforge.Study, blas_threads: int, policy: ObjectivePo
         return "failed"
     try:
         with threadpool_limits(limits=blas_threads):
-            outcome = evaluate(trial, objective, _objective_metric(study), policy)
+            outcome = evaluate(trial, objective, _objective_metric(study), policy, datasets)
     except ConfigurationError as exc:
         return trial.infeasible(str(exc)).state
     except SoftTimeLimitExceeded:
@@ -58,16 +66,22 @@ def run_one_trial(study: tuneforge.Study, blas_threads: int, policy: ObjectivePo
     except Exception as exc:  # a bug in user code: record it, do not retry the same params
         log.exception("trial %s of study %s raised", trial.number, study.id)
         return trial.fail(f"{type(exc).__name__}: {exc}", retry=False).state
-    return trial.complete(outcome.values).state
+    return trial.complete(outcome.values, metadata=outcome.metadata).state
 
 
-def evaluate_best(study: tuneforge.Study, policy: ObjectivePolicy | None = None) -> dict[str, Any]:
+def evaluate_best(
+    study: tuneforge.Study,
+    policy: ObjectivePolicy | None = None,
+    datasets: DatasetCache | None = None,
+) -> dict[str, Any]:
     """Refit the best configuration on the tuning part; score it once on the held-out rows.
 
     ``policy`` is the worker's (Celery tasks pass theirs); a local run's
-    (:func:`~.settings.local_policy`) when not given.
+    (:func:`~.settings.local_policy`) when not given. ``datasets`` fetches uploaded data
+    (a cache over ``study``'s client when not given).
     """
     policy = policy or local_policy()
+    datasets = datasets or DatasetCache(None, study.client.download_dataset)
     best = study.best()
     objective = study.data.objective
     if best is None or objective is None:
@@ -75,7 +89,9 @@ def evaluate_best(study: tuneforge.Study, policy: ObjectivePolicy | None = None)
     metric = _objective_metric(study)
     try:
         policy.check_run(objective, best.params)
-        test = holdout_score(objective, best.params, problem_for(objective, policy), policy)
+        objective = localized(objective, datasets)
+        problem = problem_for(objective, policy)
+        test = holdout_score(objective, best.params, problem, policy, metric)
     except InvalidSpec as exc:
         return {"state": "failed", "error": str(exc)}
     except Exception as exc:
@@ -84,7 +100,7 @@ def evaluate_best(study: tuneforge.Study, policy: ObjectivePolicy | None = None)
         "trial_number": best.number,
         "params": dict(best.params),
         "metric": metric,
-        "scoring": objective.get("scoring"),
+        "scoring": scorers_for(objective.get("scoring"), metric)[metric],
         "cv_score": (best.values or {}).get(metric),
         "test_score": test,
     }
@@ -105,12 +121,20 @@ def register_tasks(app: Celery) -> None:
     @app.task(name="tuneforge.run_trial", bind=True, **retry)
     def run_trial(task: Task, study_id: int) -> str:
         with _client(app, task.request.id) as client:
-            return run_one_trial(client.get_study(study_id), settings.blas_threads, policy)
+            datasets = DatasetCache(settings.dataset_cache_dir, client.download_dataset)
+            study = client.get_study(study_id)
+            return run_one_trial(study, settings.blas_threads, policy, datasets)
 
     @app.task(name="tuneforge.evaluate_study", bind=True, **retry)
     def evaluate_study(task: Task, study_id: int) -> str:
         with _client(app, task.request.id) as client:
             study = client.get_study(study_id)
-            result = evaluate_best(study, policy)
-            study.store_evaluation(result)
+            if (study.data.evaluation or {}).get("state") != "requested":
+                return "not-requested"  # done already (a redelivered task scores nothing)
+            datasets = DatasetCache(settings.dataset_cache_dir, client.download_dataset)
+            result = evaluate_best(study, policy, datasets)
+            try:
+                study.store_evaluation(result)
+            except Conflict:
+                return "already-evaluated"
             return str(result.get("state", "done"))

@@ -28,7 +28,7 @@ from .errors import (
     ServerError,
     error_from_reply,
 )
-from .models import StudyData, StudyPage, TrialData
+from .models import DatasetData, DatasetPage, StudyData, StudyPage, TrialData
 
 T = TypeVar("T")
 
@@ -225,6 +225,12 @@ class BaseClient:
         return ConnectionFailed(message, code="connection_failed", attempts=attempts.count)
 
     @staticmethod
+    def _only_dataset(page: DatasetPage, name: str) -> DatasetData:
+        if not page.datasets:
+            raise NotFound(f"no dataset named {name!r}", status=404, code="not_found")
+        return page.datasets[0]
+
+    @staticmethod
     def _only(page: StudyPage, name: str) -> StudyData:
         if not page.studies:
             raise NotFound(f"no study named {name!r}", status=404, code="not_found")
@@ -238,6 +244,8 @@ class BaseClient:
 def request_options(call: Call[Any]) -> dict[str, Any]:
     """The ``httpx`` request arguments of ``call`` (a JSON or a binary body)."""
     options: dict[str, Any] = {"params": call.params}
+    if call.timeout is not None:
+        options["timeout"] = call.timeout
     if call.content is not None:
         options["content"] = call.content
         options["headers"] = {"content-type": "application/octet-stream"}

@@ -106,15 +106,23 @@ class AsyncTrial(TrialBase):
         return reply
 
     async def complete(
-        self, values: Mapping[str, float] | None = None, /, **metrics: float
+        self,
+        values: Mapping[str, float] | None = None,
+        /,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        **metrics: float,
     ) -> AsyncTrial:
-        """Finish with the final metric values: ``complete(accuracy=0.93)`` or a dict."""
-        body = complete_body(metric_values(values, metrics))
+        """Finish with the final metric values: ``complete(accuracy=0.93)`` or a dict;
+        ``metadata`` is merged into the trial's metadata."""
+        body = complete_body(metric_values(values, metrics), metadata)
         return await self._finish(calls.complete(self.study_id, self.number, body), body)
 
-    async def infeasible(self, reason: str | None = None) -> AsyncTrial:
+    async def infeasible(
+        self, reason: str | None = None, *, metadata: Mapping[str, Any] | None = None
+    ) -> AsyncTrial:
         """Finish as infeasible: these parameters cannot be evaluated."""
-        body = infeasible_body(reason)
+        body = infeasible_body(reason, metadata)
         return await self._finish(calls.complete(self.study_id, self.number, body), body)
 
     async def fail(self, reason: str | None = None, retry: bool = True) -> AsyncTrial:

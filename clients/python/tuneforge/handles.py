@@ -77,6 +77,11 @@ class Trial(TrialBase):
             self._heartbeat = Heartbeat(self._beat, self.heartbeat_interval, name)
             client._heartbeats.add(self._heartbeat)
 
+    @property
+    def client(self) -> Client:
+        """The client this trial talks through."""
+        return self._client
+
     def report(
         self,
         step: int,
@@ -108,14 +113,24 @@ class Trial(TrialBase):
         self._should_stop = self._should_stop or reply.should_stop
         return reply
 
-    def complete(self, values: Mapping[str, float] | None = None, /, **metrics: float) -> Trial:
-        """Finish with the final metric values: ``complete(accuracy=0.93)`` or a dict."""
-        body = complete_body(metric_values(values, metrics))
+    def complete(
+        self,
+        values: Mapping[str, float] | None = None,
+        /,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        **metrics: float,
+    ) -> Trial:
+        """Finish with the final metric values: ``complete(accuracy=0.93)`` or a dict;
+        ``metadata`` is merged into the trial's metadata."""
+        body = complete_body(metric_values(values, metrics), metadata)
         return self._finish(calls.complete(self.study_id, self.number, body), body)
 
-    def infeasible(self, reason: str | None = None) -> Trial:
+    def infeasible(
+        self, reason: str | None = None, *, metadata: Mapping[str, Any] | None = None
+    ) -> Trial:
         """Finish as infeasible: these parameters cannot be evaluated (e.g. out of memory)."""
-        body = infeasible_body(reason)
+        body = infeasible_body(reason, metadata)
         return self._finish(calls.complete(self.study_id, self.number, body), body)
 
     def fail(self, reason: str | None = None, retry: bool = True) -> Trial:
@@ -206,6 +221,11 @@ class Study(StudyBase):
     def __init__(self, client: Client, data: StudyData) -> None:
         super().__init__(data)
         self._client = client
+
+    @property
+    def client(self) -> Client:
+        """The client this study talks through."""
+        return self._client
 
     def refresh(self) -> Study:
         """Read the study (state, counts, best trial) again."""

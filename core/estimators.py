@@ -243,8 +243,9 @@ def check_values(
     try:
         estimator = load_class(path)(**options)
     except Exception as exc:
-        raise InvalidSpec(f"{path} cannot be built with these options: {_first_line(exc)}",
-                          field=fallback) from None
+        raise InvalidSpec(
+            f"{path} cannot be built with these options: {_first_line(exc)}", field=fallback
+        ) from None
     validate = getattr(estimator, "_validate_params", None)
     if validate is None:
         return
@@ -258,4 +259,4 @@ def check_values(
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:MAX_OPTION_STRING * 2]
+    return (text[0] if text else type(exc).__name__)[: MAX_OPTION_STRING * 2]

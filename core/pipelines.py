@@ -116,9 +116,7 @@ def _parse_branch(branch: str, raw: Any, field: str) -> dict[str, Any]:
     out = dict(_BRANCH_DEFAULTS[branch])
     for key, value in raw.items():
         nullable = key != "encode"
-        if (value is None and not nullable) or (
-            value is not None and value not in choices[key]
-        ):
+        if (value is None and not nullable) or (value is not None and value not in choices[key]):
             listed = [*choices[key], *(["null"] if nullable else [])]
             raise InvalidSpec(f"must be one of {listed}", field=f"{field}.{key}")
         out[key] = value
@@ -350,7 +348,9 @@ def _check_steps(pipeline: Mapping[str, Any], policy: ObjectivePolicy, *, values
             check_plain_string(str(name), field)
             check_option(name, value, field, max_n_jobs=policy.max_n_jobs)
             if name not in known:
-                raise InvalidSpec(f"{name!r} is not a parameter of {step['estimator']}", field=field)
+                raise InvalidSpec(
+                    f"{name!r} is not a parameter of {step['estimator']}", field=field
+                )
         if values:
             check_values(
                 step["estimator"],

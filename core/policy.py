@@ -27,9 +27,9 @@ from .errors import InvalidSpec
 from .estimators import (
     THREAD_OPTIONS,
     check_option,
-    check_values,
     check_plain_string,
     check_threads,
+    check_values,
     default_estimators,
     default_transformers,
     estimator_options,
@@ -147,7 +147,9 @@ class ObjectivePolicy:
     def step_class(self, path: str) -> Any:
         """The class of a pipeline step, imported only when this policy allows it."""
         if not (self.allows_estimator(path) or path in default_transformers()):
-            raise InvalidSpec(f"{path!r} is not an allowed pipeline step", field="objective.pipeline")
+            raise InvalidSpec(
+                f"{path!r} is not an allowed pipeline step", field="objective.pipeline"
+            )
         return load_class(path)
 
     def check_options(self, path: str, options: Mapping[str, Any], prefix: str) -> None:

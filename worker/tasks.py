@@ -13,8 +13,8 @@ import tuneforge
 from tuneforge.errors import Conflict, ConnectionFailed, RateLimited, ServerError
 
 from ..core.errors import InvalidSpec
-from ..core.scoring import scorers_for
 from ..core.policy import ObjectivePolicy
+from ..core.scoring import scorers_for
 from ..core.trials import task_client_id
 from .objective import ConfigurationError, evaluate, problem_for
 from .objectives.fetch import DatasetCache, localized

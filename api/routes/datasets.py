@@ -19,7 +19,7 @@ from ..artifacts import ArtifactTooLarge, dataset_key
 from ..auth import CurrentProject
 from ..db.engine import Database
 from ..limits import BodyTooLarge
-from ..openapi import errors
+from ..openapi import BODY, errors
 from ..schemas.common import decode_page_token, encode_page_token
 from ..schemas.datasets import DatasetPage, DatasetPublic, dataset_public
 from ..services import dataset_store as service
@@ -43,10 +43,10 @@ ONE = (404, 422, 503)
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"text/csv": BINARY, "application/octet-stream": BINARY},
+            "content": {"application/octet-stream": BINARY},
         }
     },
-    responses=errors(413, 409, 422, 503),
+    responses=errors(*BODY, 409, 503),
 )
 async def upload_dataset(
     request: Request,
@@ -64,8 +64,9 @@ async def upload_dataset(
         str | None, Query(max_length=500, description="a group-label column (group_kfold)")
     ] = None,
 ) -> DatasetPublic:
-    """Store the body as a dataset: the server reads it once to detect each column's kind
-    (numeric, boolean, categorical, datetime) and missing values, and fingerprints it."""
+    """Store the body (the file's bytes, any content type but JSON) as a dataset: the
+    server reads it once to detect each column's kind (numeric, boolean, categorical,
+    datetime) and missing values, and fingerprints it."""
     limit = request.app.state.settings.max_dataset_bytes
     try:
         record = await service.upload(

@@ -221,8 +221,10 @@ Dataset = Annotated[
 class ColumnBranch(OpenModel):
     """How one kind of column is prepared (each field null: that part is left out)."""
 
-    impute: str | None = absent(description="numeric: mean, median, most_frequent, constant; "
-                                "categorical: most_frequent, constant")
+    impute: str | None = absent(
+        description="numeric: mean, median, most_frequent, constant; "
+        "categorical: most_frequent, constant"
+    )
     scale: str | None = absent(description="numeric: standard, min_max, robust, max_abs")
     encode: str | None = absent(description="categorical: onehot (default) or ordinal")
 

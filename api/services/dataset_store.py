@@ -55,7 +55,9 @@ def check_upload_fields(name: Any, fmt: Any, target: Any, groups: Any) -> None:
         raise InvalidSpec(f"must be one of {list(FORMATS)} (or left out)", field="format")
     for field, value in (("target", target), ("groups", groups)):
         if value is not None and (not value or len(value) > MAX_COLUMN_NAME):
-            raise InvalidSpec(f"must be a column name of 1 to {MAX_COLUMN_NAME} characters", field=field)
+            raise InvalidSpec(
+                f"must be a column name of 1 to {MAX_COLUMN_NAME} characters", field=field
+            )
     if target is not None and target == groups:
         raise InvalidSpec("must differ from target", field="groups")
 

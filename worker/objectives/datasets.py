@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ...core.errors import InvalidSpec
-
 from ...core.datasets import FIELD, ColumnKind, check_table, describe_frame, read_error
+from ...core.errors import InvalidSpec
 from ...core.policy import ObjectivePolicy
 from ...core.tables import TableInfo, normalized, profile
 

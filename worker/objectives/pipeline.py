@@ -29,9 +29,7 @@ def rows(X: Any, index: np.ndarray) -> Any:
 Score = Callable[[Any, Any, np.ndarray], dict[str, float]]
 
 
-def scorers(
-    estimator: Any, scoring: Any, metric: str, *, only_objective: bool = False
-) -> Score:
+def scorers(estimator: Any, scoring: Any, metric: str, *, only_objective: bool = False) -> Score:
     """A function ``(model, X, y) -> {metric: score}`` for every metric ``scoring`` fills
     (``metric`` is the study's objective metric; ``only_objective``: that one alone).
     Predictions are computed once for all of them (scikit-learn's multimetric scorer)."""

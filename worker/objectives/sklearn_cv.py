@@ -126,7 +126,9 @@ def cross_validate(
     return _outcome(folds, metric, False, time.perf_counter() - start)
 
 
-def _outcome(folds: Mapping[str, list[float]], metric: str, stopped: bool, seconds: float) -> CVOutcome:
+def _outcome(
+    folds: Mapping[str, list[float]], metric: str, stopped: bool, seconds: float
+) -> CVOutcome:
     scores = folds[metric]
     by_metric = {name: tuple(values) for name, values in folds.items()}
     return CVOutcome(float(np.mean(scores)), tuple(scores), stopped, seconds, by_metric)

@@ -40,6 +40,7 @@ from .errors import (
 )
 from .handles import Study, Trial
 from .models import (
+    DatasetData,
     HeartbeatReply,
     Measurement,
     MeasureReply,
@@ -57,6 +58,7 @@ __all__ = [
     "Client",
     "Conflict",
     "ConnectionFailed",
+    "DatasetData",
     "EmbeddedServer",
     "Forbidden",
     "HeartbeatReply",

@@ -4,6 +4,7 @@ and building study specs. Only sending a request differs between the two."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -147,6 +148,13 @@ class BaseClient:
         self.retry = retry
         #: Whether the server has answered this client yet (see ``RetryPolicy.connect_seconds``).
         self.reached = False
+        self._calls = itertools.count(1)
+
+    def call_client_id(self) -> str:
+        """A client id for one ``suggest_one`` call of its own, ``<client_id>#<n>``: calls
+        running at the same time (asyncio tasks sharing this client) get distinct trials,
+        and a retry of one call still gets its own trial back."""
+        return f"{self.client_id[:240]}#{next(self._calls)}"
 
     def _resolve_url(self, url: str | None, in_process: bool) -> str:
         url = url or os.environ.get("TUNEFORGE_URL") or os.environ.get("TUNEFORGE_SERVER_URL")
@@ -339,12 +347,15 @@ class SuggestWait:
         self.delay = 0.05
 
     def next_delay(self, study_state: str) -> float:
-        """How long to sleep before asking again; raises when there is nothing to wait for."""
-        if study_state != "active":
+        """How long to sleep before asking again; raises when there is nothing to wait for:
+        the study is completed, or the deadline passed while every slot was busy or the
+        study stayed paused (a paused study may be resumed, so it is waited on)."""
+        if study_state not in ("active", "paused"):
             raise NoTrialAvailable(f"the study is {study_state}", study_state=study_state)
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
-            raise NoTrialAvailable("no trial became free in time", study_state=study_state)
+            why = "the study stayed paused" if study_state == "paused" else "no trial became free"
+            raise NoTrialAvailable(f"{why} until the timeout", study_state=study_state)
         self.delay = min(self.delay * 2, 1.0)
         if self.deadline is None:
             return self.delay

@@ -20,8 +20,8 @@ from ._core import (
     study_spec,
 )
 from ._datasets import prepare_upload
-from .models import DatasetData
 from .async_handles import AsyncHeartbeat, AsyncStudy
+from .models import DatasetData
 
 T = TypeVar("T")
 

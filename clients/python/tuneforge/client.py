@@ -20,8 +20,8 @@ from ._core import (
     study_spec,
 )
 from ._datasets import prepare_upload
-from .models import DatasetData
 from .handles import Heartbeat, Study
+from .models import DatasetData
 
 T = TypeVar("T")
 

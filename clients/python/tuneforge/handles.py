@@ -242,10 +242,12 @@ class Study(StudyBase):
         return [self._owned(t) for t in self._client._request(call).trials]
 
     def suggest_one(self, *, timeout: float | None = None) -> Trial:
-        """One trial, waiting while the study is active but every slot is busy.
+        """One trial, waiting while every slot is busy or the study is paused.
 
-        Raises :class:`~tuneforge.NoTrialAvailable` when the study is completed
-        or paused, or when ``timeout`` seconds pass without a free slot.
+        Raises :class:`~tuneforge.NoTrialAvailable` when the study is completed,
+        or when ``timeout`` seconds pass without a trial (``study_state`` says
+        whether the study was paused or busy). Uses this client's ``client_id``:
+        threads should each have their own :class:`~tuneforge.Client`.
         """
         wait = SuggestWait(timeout)
         call = calls.suggest(self.id, 1, self._client.client_id)
@@ -253,10 +255,7 @@ class Study(StudyBase):
             reply = self._client._request(call)
             if reply.trials:
                 return self._owned(reply.trials[0])
-            state = reply.study_state
-            if state != "active":  # the server says "completed" for paused studies too
-                state = self.refresh().state
-            time.sleep(wait.next_delay(state))
+            time.sleep(wait.next_delay(reply.study_state))
 
     def trial(self, number: int) -> Trial:
         """The trial ``number`` with its measurements."""

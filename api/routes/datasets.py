@@ -9,7 +9,7 @@ its bytes from ``/datasets/{id}/content`` and cache them by fingerprint.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -20,7 +20,7 @@ from ..auth import CurrentProject
 from ..db.engine import Database
 from ..limits import BodyTooLarge
 from ..openapi import BODY, errors
-from ..schemas.common import decode_page_token, encode_page_token
+from ..schemas.common import TRIMMED, decode_page_token, encode_page_token
 from ..schemas.datasets import DatasetPage, DatasetPublic, dataset_public
 from ..services import dataset_store as service
 from .deps import MAX_ID, PageSize, Store, get_db, page_size_of
@@ -53,15 +53,30 @@ async def upload_dataset(
     db: DB,
     store: Store,
     project: CurrentProject,
-    name: Annotated[str, Query(min_length=1, max_length=200, description="unique per project")],
+    name: Annotated[
+        str,
+        Query(
+            description="unique per project",
+            json_schema_extra={"minLength": 1, "maxLength": 200, "pattern": TRIMMED},
+        ),
+    ],
     format: Annotated[
-        str | None, Query(description="csv or parquet (default: detected from the bytes)")
+        Literal["csv", "parquet"] | None,
+        Query(description="csv or parquet (default: detected from the bytes)"),
     ] = None,
     target: Annotated[
-        str | None, Query(max_length=500, description="the column studies predict by default")
+        str | None,
+        Query(
+            description="the column studies predict by default",
+            json_schema_extra={"minLength": 1, "maxLength": 500},
+        ),
     ] = None,
     groups: Annotated[
-        str | None, Query(max_length=500, description="a group-label column (group_kfold)")
+        str | None,
+        Query(
+            description="a group-label column (group_kfold)",
+            json_schema_extra={"minLength": 1, "maxLength": 500},
+        ),
     ] = None,
 ) -> DatasetPublic:
     """Store the body (the file's bytes, any content type but JSON) as a dataset: the

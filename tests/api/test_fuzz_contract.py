@@ -105,6 +105,11 @@ SEMANTIC_RULES: tuple[tuple[str, str, str], ...] = (
     ("listStudies", r"page_token", r"not a page token this server issued"),
     ("listTrials", r"page_token", r"not a page token this server issued"),
     ("listAudit", r"page_token", r"not a page token this server issued"),
+    ("listDatasets", r"page_token", r"not a page token this server issued"),
+    # an upload's body must be a table (CSV or Parquet) that has the columns it names
+    ("uploadDataset", r"body", r"the uploaded file|no columns|no data rows"),
+    ("uploadDataset", r"target|groups", r"no column .* in the file|must differ from target"),
+    ("uploadDataset", r"format", r"but the body is"),
 )
 
 CHECKS = [

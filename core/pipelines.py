@@ -95,12 +95,13 @@ def _parse_columns(raw: Any) -> dict[str, Any] | None:
             raise InvalidSpec(
                 "unknown field (allowed: numeric, categorical)", field=f"{field}.{branch}"
             )
-        out[branch] = _parse_branch(branch, value, f"{field}.{branch}")
+        if value is not None:  # null: that kind of column is not prepared (dropped)
+            out[branch] = _parse_branch(branch, value, f"{field}.{branch}")
     return out
 
 
 def _parse_branch(branch: str, raw: Any, field: str) -> dict[str, Any]:
-    if raw is None or raw == {}:
+    if raw == {}:
         return dict(_BRANCH_DEFAULTS[branch])
     if not isinstance(raw, Mapping):
         raise InvalidSpec(f"must be an object with {', '.join(_BRANCH_KEYS[branch])}", field=field)

@@ -202,7 +202,9 @@ def test_a_study_names_a_dataset_by_name_or_id_and_gets_its_fingerprint(
     by_id = client.post(f"{API}/studies", json=study("by-id", {"id": uploaded["id"]}))
     assert by_id.status_code == 201 and by_id.json()["objective"]["dataset"] == dataset
     again = client.post(
-        f"{API}/studies", params={"if_exists": "return"}, json=study("by-id", {"id": uploaded["id"]})
+        f"{API}/studies",
+        params={"if_exists": "return"},
+        json=study("by-id", {"id": uploaded["id"]}),
     )
     assert again.status_code == 200 and again.json()["id"] == by_id.json()["id"]
     echoed = {**by_id.json(), "name": "echoed"}  # the stored spec is a valid spec again
@@ -301,7 +303,9 @@ def test_a_worker_key_downloads_any_projects_dataset_other_projects_see_nothing(
     r = client.post(f"{API}/datasets", params={"name": "d"}, content=b"a,b\n1,2\n", headers=auth)
     assert r.status_code == 201 and r.json()["project"] == "a"
     ident = r.json()["id"]
-    got = client.get(f"{API}/datasets/{ident}/content", headers={"Authorization": f"Bearer {worker}"})
+    got = client.get(
+        f"{API}/datasets/{ident}/content", headers={"Authorization": f"Bearer {worker}"}
+    )
     assert got.status_code == 200 and got.content == b"a,b\n1,2\n"
     listed = client.get(f"{API}/datasets", headers={"Authorization": f"Bearer {worker}"})
     assert listed.status_code == 403

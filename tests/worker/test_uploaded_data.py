@@ -84,9 +84,11 @@ class FakeTrial:
 
 @pytest.fixture
 def client(sqlite_url: str) -> Iterator[tuneforge.Client]:
-    with make_client(sqlite_url, reconcile_interval_seconds=0) as app:
-        with tuneforge.Client("http://worker.test", transport=app._transport) as sdk:
-            yield sdk
+    with (
+        make_client(sqlite_url, reconcile_interval_seconds=0) as app,
+        tuneforge.Client("http://worker.test", transport=app._transport) as sdk,
+    ):
+        yield sdk
 
 
 def test_csv_and_parquet_uploads_give_the_same_splits_and_scores(

@@ -25,7 +25,7 @@ builds the object a worker fits. Every failure names its field.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidSpec
@@ -64,7 +64,7 @@ _STEP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _DOTTED = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 _STEP_KEYS = ("name", "estimator", "params")
 _BRANCH_KEYS = {"numeric": ("impute", "scale"), "categorical": ("impute", "encode")}
-_BRANCH_DEFAULTS = {
+_BRANCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "numeric": {"impute": None, "scale": None},
     "categorical": {"impute": None, "encode": "onehot"},
 }
@@ -353,12 +353,12 @@ def _check_steps(pipeline: Mapping[str, Any], policy: ObjectivePolicy, *, values
                     f"{name!r} is not a parameter of {step['estimator']}", field=field
                 )
         if values:
-            check_values(
-                step["estimator"],
-                step["params"],
-                lambda name, here=here: f"{here}.params.{name}",
-                f"{here}.params",
-            )
+            check_values(step["estimator"], step["params"], _under(f"{here}.params"), here)
+
+
+def _under(prefix: str) -> Callable[[str], str]:
+    """``name -> f"{prefix}.{name}"`` (the field of an option)."""
+    return lambda name: f"{prefix}.{name}"
 
 
 def _unknown_parameter(name: str, names: Mapping[str, Any]) -> str:

@@ -275,6 +275,11 @@ class ObjectivePolicy:
             self.data_location(dataset["path"])
 
 
+def _always(field: str) -> Callable[[str], str]:
+    """A field function that names ``field`` whatever the option."""
+    return lambda _: field
+
+
 def _check_parameter_values(path: str, parameters: Sequence[Parameter]) -> None:
     """Each tuned parameter's values (or bounds) against the class's own constraints."""
     from .pipelines import probe_values
@@ -282,7 +287,7 @@ def _check_parameter_values(path: str, parameters: Sequence[Parameter]) -> None:
     for i, p in enumerate(parameters):
         for end, value in probe_values(p):
             field = f"parameters[{i}].{end}"
-            check_values(path, {p.name: value}, lambda _, field=field: field, field)
+            check_values(path, {p.name: value}, _always(field), field)
 
 
 #: The operator's defaults: no python objectives, no data files, no URLs, the

@@ -83,10 +83,10 @@ async def upload(
     temporary = f"datasets/incoming/{uuid.uuid4().hex}"
     stored = await store.save(temporary, chunks, limit)
     try:
-        fmt, table = await run_in_threadpool(describe, store, temporary, fmt)
+        found, table = await run_in_threadpool(describe, store, temporary, fmt)
         _check_columns(table, target, groups)
         record = await run_in_threadpool(
-            _insert, db, name, fmt, stored.sha256, stored.size_bytes, table, target, groups,
+            _insert, db, name, found, stored.sha256, stored.size_bytes, table, target, groups,
             project_id,
         )  # fmt: skip
         await run_in_threadpool(store.move, temporary, dataset_key(stored.sha256))

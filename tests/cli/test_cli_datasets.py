@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ import httpx
 import pandas as pd
 import pytest
 
+import tuneforge
 from tests.cli.test_cli_studies import clean_error, ok, run
 from tests.conftest import LiveServer
 from tuneforge.api.db.migrate import upgrade
@@ -53,3 +56,18 @@ def test_upload_list_show_delete(server: LiveServer, tmp_path: Path) -> None:
     assert [d["name"] for d in httpx.get(f"{server.url}/api/v1/datasets").json()["datasets"]] == [
         "churn-2"
     ]
+
+
+def test_the_export_csv_carries_each_trials_record(server: LiveServer) -> None:
+    record = {"reproducibility": {"host": "w1", "fold_scores": {"loss": [0.5, 0.25]}}}
+    with tuneforge.Client(server.url) as client:
+        study = client.create_study(
+            name="exported-record",
+            parameters={"x": {"type": "float", "low": 0, "high": 1}},
+            metrics={"loss": "minimize"},
+        )
+        (trial,) = study.suggest()
+        trial.complete(loss=0.375, metadata=record)
+    text = ok(run("studies", "export", "exported-record", "--format", "csv", url=server.url))
+    (row,) = csv.DictReader(io.StringIO(text))
+    assert json.loads(row["metadata"]) == record

@@ -150,3 +150,30 @@ def test_the_built_pipeline_fits_text_missing_values_and_ignores_dates() -> None
     model.fit(X, y)
     assert model.named_steps["columns"].transform(X).shape == (n, 1 + 2)  # a, b=x, b=y
     assert model.score(X, y) > 0.8
+
+
+def test_a_plain_estimators_values_are_checked_at_creation_too() -> None:
+    from tuneforge.core.objective import parse_objective
+    from tuneforge.core.trials import Goal, Metric, MetricRole
+
+    metrics = [Metric("accuracy", Goal.MAXIMIZE, MetricRole.OBJECTIVE)]
+
+    def refused(fixed: dict[str, Any], parameter: dict[str, Any]) -> str | None:
+        objective = parse_objective(
+            {
+                "kind": "sklearn",
+                "estimator": "sklearn.svm.SVC",
+                "fixed_params": fixed,
+                "dataset": {"source": "sklearn", "name": "iris"},
+            },
+            metrics,
+        )
+        with pytest.raises(InvalidSpec) as info:
+            POLICY.check_spec(objective, params(parameter))
+        return info.value.field
+
+    c = {"name": "C", "type": "float", "low": 0.1, "high": 10}
+    assert refused({"kernel": "no-such-kernel"}, c) == "objective.fixed_params.kernel"
+    assert refused({}, {**c, "low": 0}) == "parameters[0].low"
+    gamma = {"name": "gamma", "type": "categorical", "values": ["scale", "nope"]}
+    assert refused({}, gamma) == "parameters[0].values[1]"

@@ -20,7 +20,7 @@ from .logs import RequestIdMiddleware, configure_logging
 from .metrics import Metrics
 from .openapi import install_openapi, operation_id
 from .queue import CeleryQueue
-from .routes import analysis, audit, checkpoints, keys, nested, ops, studies, trials
+from .routes import analysis, audit, checkpoints, datasets, keys, nested, ops, studies, trials
 from .scheduler import Reconciler
 from .settings import Settings
 from .text_guard import TextGuard
@@ -96,7 +96,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        streamed=[(checkpoints.CHECKPOINT_PATH, settings.max_checkpoint_bytes)],
+        streamed=[
+            (checkpoints.CHECKPOINT_PATH, settings.max_checkpoint_bytes),
+            (datasets.UPLOAD_PATH, settings.max_dataset_bytes),
+        ],
     )
     app.add_middleware(RequestIdMiddleware)  # outermost: every reply carries X-Request-ID
     app.include_router(ops.router)
@@ -106,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(checkpoints.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(nested.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(analysis.router, prefix=API_PREFIX, dependencies=keyed)
+    app.include_router(datasets.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(keys.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(dashboard_router)  # the web UI at /: public assets, data via /api/v1

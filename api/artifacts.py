@@ -157,6 +157,17 @@ class ArtifactStore:
             data: bytes = handle.read()
             return data
 
+    def move(self, key: str, new_key: str) -> None:
+        """Rename an artifact (and its record), replacing whatever ``new_key`` held."""
+        source, target = self._path(key), self._path(new_key)
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.mv(f"{source}.json", f"{target}.json")
+        self.fs.mv(source, target)
+
+    def open(self, key: str) -> Any:
+        """A binary file object reading the artifact (close it, or use ``with``)."""
+        return self.fs.open(self._path(key), "rb")
+
     def delete_tree(self, prefix: str) -> None:
         """Remove every artifact under ``prefix`` (nothing when there is none)."""
         path = self._path(prefix)
@@ -167,6 +178,11 @@ class ArtifactStore:
 def checkpoint_key(study: StudyIdentity, number: int) -> str:
     """Where trial ``number`` of ``study`` keeps its checkpoint."""
     return f"{study_prefix(study)}/trials/{number}/checkpoint"
+
+
+def dataset_key(sha256: str) -> str:
+    """Where an uploaded dataset's bytes live (datasets with the same content share them)."""
+    return f"datasets/{sha256}"
 
 
 def study_prefix(study: StudyIdentity) -> str:

@@ -55,6 +55,7 @@ API_PREFIX = "/api/v1"
 V, E, A = Role.VIEWER, Role.EDITOR, Role.ADMIN
 _S = "/api/v1/studies/{study_id}"
 _T = "/api/v1/studies/{study_id}/trials/{number}"
+_D = "/api/v1/datasets"
 
 #: The lowest role each route needs, by (method, route template).
 ROUTE_ROLES: dict[tuple[str, str], Role] = {
@@ -80,6 +81,11 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("POST", f"{_T}/stop"): E,
     ("PUT", f"{_T}/checkpoint"): E,
     ("GET", f"{_T}/checkpoint"): V,
+    ("GET", _D): V,
+    ("POST", _D): E,
+    ("GET", f"{_D}/{{dataset_id}}"): V,
+    ("GET", f"{_D}/{{dataset_id}}/content"): V,
+    ("DELETE", f"{_D}/{{dataset_id}}"): A,
     ("POST", "/api/v1/nested-cv"): E,
     ("GET", "/api/v1/nested-cv/{group}"): V,
     ("GET", "/api/v1/audit"): A,
@@ -89,7 +95,8 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
 }
 
 #: What a ``worker`` key (shared Celery workers, no project) may do, on any project's study:
-#: read the study, run its trials, store its held-out evaluation. Nothing else.
+#: read the study, run its trials, store its held-out evaluation, download the uploaded
+#: dataset it trains on. Nothing else.
 WORKER_ROUTES: frozenset[tuple[str, str]] = frozenset(
     {
         ("GET", _S),
@@ -104,6 +111,7 @@ WORKER_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", f"{_T}/fail"),
         ("PUT", f"{_T}/checkpoint"),
         ("GET", f"{_T}/checkpoint"),
+        ("GET", f"{_D}/{{dataset_id}}/content"),
     }
 )
 RANK = {V: 1, E: 2, A: 3}

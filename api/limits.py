@@ -138,6 +138,10 @@ class BodySizeLimit:
         except BodyTooLarge:
             if not started:
                 await self._reject(send, limit)
+        except BaseExceptionGroup as group:  # raised in a middleware's task group
+            if group.subgroup(BodyTooLarge) is None or started:
+                raise
+            await self._reject(send, limit)
 
     async def _reject(self, send: Send, limit: int) -> None:
         await send_error(

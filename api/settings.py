@@ -34,6 +34,9 @@ class Settings(PolicySettings, BaseSettings):
     artifact_url: str | None = None
     #: Largest trial checkpoint accepted, in bytes (larger ones get 413, nothing is stored).
     max_checkpoint_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    #: Largest uploaded dataset accepted, in bytes (``POST /datasets``; larger ones get 413,
+    #: nothing is stored). Files beyond it belong under the operator's data roots.
+    max_dataset_bytes: int = Field(default=1024 * 1024 * 1024, ge=1)
     #: How often the reconciler runs: expires leases, keeps managed studies' tasks
     #: in flight, revokes tasks of paused studies (seconds; 0 turns it off).
     reconcile_interval_seconds: float = 2.0

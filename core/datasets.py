@@ -119,14 +119,18 @@ class EstimatorTraits:
 
 
 def check_objective_table(objective: Mapping[str, Any], table: TableInfo) -> list[str]:
-    """Check a csv/parquet dataset against a normalized ``kind: sklearn`` objective;
-    return the feature columns, in order. Raises :class:`InvalidSpec` naming the field."""
+    """Check a csv/parquet/uploaded dataset against a normalized ``kind: sklearn``
+    objective; return the feature columns, in order. Raises :class:`InvalidSpec`
+    naming the field."""
+    from .objective import model_path
+
     return check_table(
         objective["dataset"],
         table,
-        estimator=str(objective["estimator"]),
+        estimator=model_path(objective),
         preprocessing=objective.get("preprocessing", []),
         n_splits=objective.get("cv", {}).get("n_splits"),
+        pipeline=objective.get("pipeline"),
     )
 
 
@@ -137,19 +141,25 @@ def check_table(
     estimator: str | None = None,
     preprocessing: Sequence[str] = (),
     n_splits: int | None = None,
+    pipeline: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Check ``table`` against a dataset spec (``target``, ``groups``, ``features``) and,
-    when given, the estimator's needs; return the feature columns, in order."""
+    when given, the estimator's (or pipeline's) needs; return the feature columns, in order."""
     if table.rows_exact and table.rows == 0:
         raise InvalidSpec("the file has a header but no data rows", field=f"{FIELD}.path")
+    if not dataset.get("target"):
+        raise InvalidSpec(
+            "is required: name the column to predict (the dataset has no default target)",
+            field=f"{FIELD}.target",
+        )
     target = _existing(table, dataset["target"], f"{FIELD}.target")
     if dataset.get("groups") is not None:
         _existing(table, dataset["groups"], f"{FIELD}.groups")
-    features = _features(table, dataset)
+    features = _features(table, dataset, skip_dates=pipeline is not None)
     traits = EstimatorTraits.of(estimator) if estimator else EstimatorTraits(allows_nan=True)
     _check_target(target, traits)
     columns = [c for c in (table.column(f) for f in features) if c is not None]
-    _check_features(columns, traits, preprocessing)
+    _check_features(columns, traits, preprocessing, pipeline)
     if table.rows_exact and n_splits is not None and table.rows < n_splits:
         raise InvalidSpec(
             f"{n_splits} folds need at least {n_splits} rows; the file has {table.rows}",
@@ -169,12 +179,18 @@ def _existing(table: TableInfo, name: str, field: str) -> ColumnInfo:
     return column
 
 
-def _features(table: TableInfo, dataset: Mapping[str, Any]) -> list[str]:
+def _features(table: TableInfo, dataset: Mapping[str, Any], *, skip_dates: bool) -> list[str]:
+    """The listed features, or every column but the target and groups (and, for a
+    pipeline, but the date columns, which its ColumnTransformer does not take)."""
     field = f"{FIELD}.features"
     target, groups = dataset["target"], dataset.get("groups")
     listed = dataset.get("features")
     if not listed:
-        features = [c.name for c in table.columns if c.name not in (target, groups)]
+        features = [
+            c.name
+            for c in table.columns
+            if c.name not in (target, groups) and not (skip_dates and c.kind == ColumnKind.DATETIME)
+        ]
         if not features:
             raise InvalidSpec("the file has no column besides the target and groups", field=field)
         return features
@@ -227,12 +243,32 @@ def encodes_categories(preprocessing: Sequence[str]) -> bool:
 
 
 def _check_features(
-    columns: Sequence[ColumnInfo], traits: EstimatorTraits, preprocessing: Sequence[str]
+    columns: Sequence[ColumnInfo],
+    traits: EstimatorTraits,
+    preprocessing: Sequence[str],
+    pipeline: Mapping[str, Any] | None = None,
 ) -> None:
     field = f"{FIELD}.features"
+    from .pipelines import encodes_categories as pipeline_encodes
+    from .pipelines import imputes_numbers
+
     unusable = [c for c in columns if c.kind not in USABLE_FEATURE_KINDS]
-    if encodes_categories(preprocessing):
+    encoded = encodes_categories(preprocessing) or pipeline_encodes(pipeline)
+    if encoded:
         unusable = [c for c in unusable if c.kind != ColumnKind.CATEGORICAL]
+    if pipeline is not None and unusable:
+        kinds = sorted({c.kind.value for c in unusable})
+        fix = (
+            "leave them out of objective.dataset.features"
+            if encoded
+            else "add objective.pipeline.columns.categorical to encode text columns, or leave "
+            "them out of objective.dataset.features"
+        )
+        raise InvalidSpec(
+            f"{_columns([c.name for c in unusable], 'is')} {', '.join(kinds)}, which the "
+            f"pipeline cannot take: {fix}",
+            field=field,
+        )
     if unusable:
         kinds = sorted({c.kind.value for c in unusable})
         raise InvalidSpec(
@@ -243,6 +279,10 @@ def _check_features(
             field=field,
         )
     with_nan = [c for c in columns if c.missing]
+    if encoded:  # the encoders take missing text values as a category of their own
+        with_nan = [c for c in with_nan if c.kind != ColumnKind.CATEGORICAL]
+    if imputes_numbers(pipeline):
+        with_nan = [c for c in with_nan if c.kind == ColumnKind.CATEGORICAL]
     if with_nan and not traits.allows_nan:
         raise InvalidSpec(
             f"{_columns([c.name for c in with_nan], 'has')} missing values and the estimator "

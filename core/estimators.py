@@ -19,6 +19,8 @@ import importlib
 import importlib.util
 import inspect
 import math
+import re
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -50,6 +52,21 @@ THIRD_PARTY = {
     "xgboost": ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor"),
     "lightgbm": ("LGBMClassifier", "LGBMRegressor"),
 }
+#: The extra that installs each optional library (``pip install 'tuneforge[xgboost]'``).
+EXTRAS = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
+#: Modules whose plain transformers may be intermediate steps of a managed pipeline.
+TRANSFORMER_MODULES = (
+    "sklearn.preprocessing",
+    "sklearn.decomposition",
+    "sklearn.feature_selection",
+    "sklearn.impute",
+    "sklearn.kernel_approximation",
+    "sklearn.random_projection",
+)
+#: Transformers of those modules that work on the target or a kernel, not on features.
+NOT_FEATURE_TRANSFORMERS = frozenset(
+    {"LabelBinarizer", "LabelEncoder", "MultiLabelBinarizer", "KernelCenterer"}
+)
 #: Options never accepted, whatever the estimator: a joblib cache directory (pickles it
 #: loads later) and hooks that would run code.
 FORBIDDEN_OPTIONS = {
@@ -79,6 +96,37 @@ def default_estimators() -> frozenset[str]:
         if importlib.util.find_spec(module) is not None:
             paths.update(f"{module}.{name}" for name in names)
     return frozenset(paths)
+
+
+@lru_cache(maxsize=1)
+def default_transformers() -> frozenset[str]:
+    """Public class paths of the transformers a pipeline step may use by default
+    (``sklearn.decomposition.PCA``): plain transformers of :data:`TRANSFORMER_MODULES`."""
+    from sklearn.utils import all_estimators
+
+    paths = set()
+    for name, cls in all_estimators(type_filter="transformer"):
+        if name in NOT_FEATURE_TRANSFORMERS or not _plain(cls):
+            continue
+        path = _public_path(name, cls)
+        if path is not None and path.rpartition(".")[0] in TRANSFORMER_MODULES:
+            paths.add(path)
+    return frozenset(paths)
+
+
+def missing_extra(path: str) -> str | None:
+    """Why ``path`` is unavailable when it names a class of an optional library that is
+    not installed here (``None`` otherwise)."""
+    module, _, name = path.partition(".")
+    if module not in THIRD_PARTY or name not in THIRD_PARTY[module]:
+        return None
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return (
+        f"{path!r} needs {module}, which is not installed on this server: its operator "
+        f"installs it with pip install 'tuneforge[{EXTRAS[module]}]' (on the server and "
+        "the workers)"
+    )
 
 
 def _plain(cls: type) -> bool:
@@ -177,3 +225,38 @@ def check_plain_string(value: str, field: str) -> None:
         raise InvalidSpec("must not be a path or a URL", field=field)
     if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
         raise InvalidSpec("must not contain control characters or lone surrogates", field=field)
+
+
+_PARAMETER_NAMED = re.compile(r"The '([^']+)' parameter")
+
+
+def check_values(
+    path: str, options: Mapping[str, Any], field_of: Callable[[str], str], fallback: str
+) -> None:
+    """The values of ``options`` against the class's own parameter constraints
+    (scikit-learn's ``_parameter_constraints``), without fitting anything.
+
+    Classes that declare no constraints (xgboost, lightgbm) are not checked here;
+    their workers report a bad value as the trial's reason. A failure names the
+    field of the offending option (``field_of(name)``), else ``fallback``.
+    """
+    try:
+        estimator = load_class(path)(**options)
+    except Exception as exc:
+        raise InvalidSpec(
+            f"{path} cannot be built with these options: {_first_line(exc)}", field=fallback
+        ) from None
+    validate = getattr(estimator, "_validate_params", None)
+    if validate is None:
+        return
+    try:
+        validate()
+    except (ValueError, TypeError) as exc:
+        match = _PARAMETER_NAMED.search(str(exc))
+        field = field_of(match.group(1)) if match and match.group(1) in options else fallback
+        raise InvalidSpec(_first_line(exc), field=field) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[: MAX_OPTION_STRING * 2]

@@ -124,6 +124,12 @@ def managed_fidelity(
         return None
     if fidelity is None:
         return None
+    if objective.get("pipeline"):
+        raise InvalidSpec(
+            "a managed pipeline is not trained by rungs yet: give the study no fidelity, or "
+            "tune a plain estimator (objective.estimator) by rungs",
+            field="fidelity",
+        )
     bounds = _bounds(fidelity)
     _check_not_set_elsewhere(bounds.name, objective, parameter_names)
     if _grows_by_warm_start(bounds.name, str(objective["estimator"])):

@@ -14,7 +14,9 @@ from typing import Any
 
 from .errors import InvalidSpec
 from .estimators import default_estimators, estimator_options
-from .trials import Goal, Metric, MetricRole
+from .pipelines import final_estimator, parse_pipeline
+from .scoring import parse_scoring
+from .trials import Metric
 
 CV_TYPES = (
     "kfold",
@@ -27,7 +29,10 @@ CV_TYPES = (
     "shuffle_split",
 )
 SKLEARN_DATASETS = ("iris", "digits", "wine", "breast_cancer", "diabetes")
-DATASET_SOURCES = ("sklearn", "csv", "parquet")
+DATASET_SOURCES = ("sklearn", "csv", "parquet", "uploaded")
+#: Fields of an uploaded dataset's reference; ``id`` or ``name`` picks the dataset, the
+#: server fills in the rest (its fingerprint and format, its default target and groups).
+UPLOADED_KEYS = ("source", "id", "name", "sha256", "format", "target", "groups", "features")
 PREPROCESSING = ("standard_scaler", "min_max_scaler", "robust_scaler")
 _DOTTED = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
 _CALLABLE = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
@@ -39,7 +44,7 @@ MIN_TEST_SIZE, MAX_TEST_SIZE = 0.001, 0.999
 
 _SKLEARN_KEYS = {
     "kind", "estimator", "fixed_params", "dataset", "cv", "scoring", "test_size",
-    "preprocessing", "seed", "outer_fold",
+    "preprocessing", "seed", "outer_fold", "pipeline",
 }  # fmt: skip
 _CV_KEYS = {
     "type",
@@ -121,13 +126,10 @@ def _parse_sklearn(raw: Mapping[str, Any], metrics: Sequence[Metric]) -> dict[st
                 f"unknown field (allowed: {', '.join(sorted(_SKLEARN_KEYS))})",
                 field=f"objective.{key}",
             )
-    estimator = _parse_estimator(raw.get("estimator"))
-    fixed = raw.get("fixed_params", {})
-    if not isinstance(fixed, Mapping):
-        raise InvalidSpec("must be an object", field="objective.fixed_params")
+    model = _parse_model(raw)
     dataset = _parse_dataset(raw.get("dataset"))
     cv = _parse_cv(raw.get("cv", {"type": "kfold"}), dataset)
-    _check_scoring_goal(raw.get("scoring"), metrics)
+    scoring = parse_scoring(raw.get("scoring"), metrics)
     outer = _parse_outer_fold(raw.get("outer_fold"))
     if outer is not None and raw.get("test_size") is not None:
         raise InvalidSpec(
@@ -136,15 +138,43 @@ def _parse_sklearn(raw: Mapping[str, Any], metrics: Sequence[Metric]) -> dict[st
     return {
         "kind": "sklearn",
         "outer_fold": outer,
-        "estimator": estimator,
-        "fixed_params": dict(fixed),
+        **model,
         "dataset": dataset,
         "cv": cv,
-        "scoring": raw.get("scoring"),
+        "scoring": scoring,
         "test_size": _parse_test_size(raw.get("test_size")),
-        "preprocessing": _parse_preprocessing(raw.get("preprocessing", [])),
         "seed": _int(raw.get("seed", 0), "objective.seed", 0, 2**32 - 1),
     }
+
+
+def _parse_model(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``estimator`` (with ``fixed_params`` and ``preprocessing``) or ``pipeline``."""
+    if raw.get("pipeline") is None:
+        fixed = raw.get("fixed_params", {})
+        if not isinstance(fixed, Mapping):
+            raise InvalidSpec("must be an object", field="objective.fixed_params")
+        return {
+            "estimator": _parse_estimator(raw.get("estimator")),
+            "fixed_params": dict(fixed),
+            "preprocessing": _parse_preprocessing(raw.get("preprocessing", [])),
+        }
+    for key, instead in (
+        ("estimator", "the pipeline's last step"),
+        ("fixed_params", "each step's params"),
+        ("preprocessing", "pipeline.columns or a transformer step"),
+    ):
+        if raw.get(key) not in (None, {}, []):
+            raise InvalidSpec(
+                f"goes with estimator, not with pipeline: use {instead}", field=f"objective.{key}"
+            )
+    return {"pipeline": parse_pipeline(raw["pipeline"])}
+
+
+def model_path(objective: Mapping[str, Any]) -> str:
+    """The class path of the model a managed sklearn objective fits (a pipeline's last step)."""
+    if objective.get("pipeline"):
+        return final_estimator(objective["pipeline"])
+    return str(objective["estimator"])
 
 
 def _parse_estimator(value: Any) -> str:
@@ -169,6 +199,8 @@ def _parse_dataset(raw: Any) -> dict[str, Any]:
         if raw.get("name") not in SKLEARN_DATASETS:
             raise InvalidSpec(f"must be one of {list(SKLEARN_DATASETS)}", field=f"{field}.name")
         return {"source": "sklearn", "name": raw["name"]}
+    if source == "uploaded":
+        return _parse_uploaded(raw)
     for key in raw:
         if key not in ("source", "path", "target", "groups", "features"):
             raise InvalidSpec(
@@ -187,6 +219,30 @@ def _parse_dataset(raw: Any) -> dict[str, Any]:
     ):
         raise InvalidSpec("must be a list of column names", field=f"{field}.features")
     return {k: raw[k] for k in ("source", "path", "target", "groups", "features") if k in raw}
+
+
+def _parse_uploaded(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A reference to a dataset uploaded with ``POST /datasets``, by ``id`` or ``name``."""
+    field = "objective.dataset"
+    for key in raw:
+        if key not in UPLOADED_KEYS:
+            raise InvalidSpec(
+                f"unknown field (allowed: {', '.join(UPLOADED_KEYS)})", field=f"{field}.{key}"
+            )
+    ident, name = raw.get("id"), raw.get("name")
+    if ident is None and name is None:
+        raise InvalidSpec("give the uploaded dataset's id or name", field=f"{field}.id")
+    if ident is not None:
+        _int(ident, f"{field}.id", 0, 2**31 - 1)
+    for key in ("name", "sha256", "format", "target", "groups"):
+        if raw.get(key) is not None and (not isinstance(raw[key], str) or not raw[key]):
+            raise InvalidSpec("must be a non-empty string", field=f"{field}.{key}")
+    features = raw.get("features")
+    if features is not None and (
+        not isinstance(features, list) or not all(isinstance(f, str) for f in features)
+    ):
+        raise InvalidSpec("must be a list of column names", field=f"{field}.features")
+    return {k: raw[k] for k in UPLOADED_KEYS if raw.get(k) is not None}
 
 
 def _parse_cv(raw: Any, dataset: Mapping[str, Any]) -> dict[str, Any]:
@@ -227,29 +283,12 @@ def _parse_cv(raw: Any, dataset: Mapping[str, Any]) -> dict[str, Any]:
             out["max_train_size"] = _int(
                 raw["max_train_size"], f"{field}.max_train_size", 1, 10**12
             )
-    if cv_type == "group_kfold" and not dataset.get("groups"):
+    resolved = dataset.get("source") != "uploaded" or "sha256" in dataset
+    if cv_type == "group_kfold" and resolved and not dataset.get("groups"):
         raise InvalidSpec(
             "group_kfold needs objective.dataset.groups (a column)", field=f"{field}.type"
         )
     return out
-
-
-def _check_scoring_goal(scoring: Any, metrics: Sequence[Metric]) -> None:
-    field = "objective.scoring"
-    if scoring is None:
-        return
-    if not isinstance(scoring, str):
-        raise InvalidSpec("must be a scikit-learn scorer name", field=field)
-    from sklearn.metrics import get_scorer_names
-
-    if scoring not in get_scorer_names():
-        raise InvalidSpec(f"unknown scikit-learn scorer {scoring!r}", field=field)
-    objective = next(m for m in metrics if m.role == MetricRole.OBJECTIVE)
-    if objective.goal != Goal.MAXIMIZE:
-        raise InvalidSpec(
-            f"scikit-learn scorers are greater-is-better; set metric {objective.name!r} to maximize",
-            field=field,
-        )
 
 
 def _parse_outer_fold(raw: Any) -> dict[str, Any] | None:
@@ -308,8 +347,8 @@ def check_estimator_params(objective: Mapping[str, Any] | None, names: Sequence[
     the operator's policy allowed it); :meth:`~.policy.ObjectivePolicy.check_spec`
     checks every allowed class, with the values.
     """
-    if objective is None or objective.get("kind") != "sklearn":
-        return
+    if objective is None or objective.get("kind") != "sklearn" or objective.get("pipeline"):
+        return  # a pipeline's names are checked with the operator's policy at creation
     path = str(objective["estimator"])
     if path not in default_estimators():
         return

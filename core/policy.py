@@ -29,9 +29,12 @@ from .estimators import (
     check_option,
     check_plain_string,
     check_threads,
+    check_values,
     default_estimators,
+    default_transformers,
     estimator_options,
     load_class,
+    missing_extra,
 )
 from .space import Parameter
 
@@ -106,22 +109,48 @@ class ObjectivePolicy:
             return True
         return self.default_estimators and path in default_estimators()
 
-    def check_estimator(self, path: str) -> frozenset[str]:
+    def check_estimator(self, path: str, field: str = ESTIMATOR_FIELD) -> frozenset[str]:
         """The class's constructor options, if it is allowed (and importable)."""
         if not self.allows_estimator(path):
+            missing = missing_extra(path)
+            if missing is not None:
+                raise InvalidSpec(missing, field=field)
             raise InvalidSpec(
                 f"{path!r} is not on this server's estimator allow-list (public scikit-learn "
                 "classifiers and regressors that take no other estimator, xgboost / lightgbm "
                 "when installed, and the classes the operator lists in TUNEFORGE_ESTIMATORS)",
-                field=ESTIMATOR_FIELD,
+                field=field,
             )
         try:
             return estimator_options(path)
         except Exception:
             raise InvalidSpec(
                 f"{path!r} cannot be built on this server (not installed, or needs arguments)",
-                field=ESTIMATOR_FIELD,
+                field=field,
             ) from None
+
+    def check_step(self, path: str, *, final: bool, field: str) -> frozenset[str]:
+        """A pipeline step's constructor options: the last step is an allowed estimator,
+        the others allowed transformers (or classes the operator lists)."""
+        if final or path in self.estimators:
+            return self.check_estimator(path, field)
+        if not (self.default_estimators and path in default_transformers()):
+            raise InvalidSpec(
+                f"{path!r} is not an allowed pipeline step: steps before the last one are "
+                "scikit-learn transformers (preprocessing, decomposition, feature_selection, "
+                "impute, kernel_approximation, random_projection) or classes the operator "
+                "lists in TUNEFORGE_ESTIMATORS; the last step is a classifier or regressor",
+                field=field,
+            )
+        return estimator_options(path)
+
+    def step_class(self, path: str) -> Any:
+        """The class of a pipeline step, imported only when this policy allows it."""
+        if not (self.allows_estimator(path) or path in default_transformers()):
+            raise InvalidSpec(
+                f"{path!r} is not an allowed pipeline step", field="objective.pipeline"
+            )
+        return load_class(path)
 
     def check_options(self, path: str, options: Mapping[str, Any], prefix: str) -> None:
         """Constructor options (``fixed_params`` or one trial's parameters) of ``path``."""
@@ -212,24 +241,53 @@ class ObjectivePolicy:
         if objective["kind"] == "python":
             self.check_callable(objective["callable"])
             return
-        path = objective["estimator"]
-        self.check_options(path, objective.get("fixed_params", {}), "objective.fixed_params")
-        self.check_parameters(path, parameters)
-        dataset = objective["dataset"]
-        if dataset["source"] != "sklearn":
-            self.data_location(dataset["path"])
+        if objective.get("pipeline"):
+            from .pipelines import check_pipeline
+
+            check_pipeline(objective["pipeline"], parameters, self)
+        else:
+            path = objective["estimator"]
+            fixed = objective.get("fixed_params", {})
+            self.check_options(path, fixed, "objective.fixed_params")
+            self.check_parameters(path, parameters)
+            check_values(path, fixed, lambda n: f"objective.fixed_params.{n}", ESTIMATOR_FIELD)
+            _check_parameter_values(path, parameters)
+        self._check_data(objective["dataset"])
 
     def check_run(self, objective: Mapping[str, Any], params: Mapping[str, Any]) -> None:
         """What a worker checks before it runs one trial (or the held-out evaluation)."""
         if objective["kind"] == "python":
             self.check_callable(objective["callable"])
             return
-        path = objective["estimator"]
-        self.check_options(path, objective.get("fixed_params", {}), "objective.fixed_params")
-        self.check_options(path, params, "params")
-        dataset = objective["dataset"]
-        if dataset["source"] != "sklearn":
+        if objective.get("pipeline"):
+            from .pipelines import check_run
+
+            check_run(objective["pipeline"], params, self)
+        else:
+            path = objective["estimator"]
+            self.check_options(path, objective.get("fixed_params", {}), "objective.fixed_params")
+            self.check_options(path, params, "params")
+        self._check_data(objective["dataset"])
+
+    def _check_data(self, dataset: Mapping[str, Any]) -> None:
+        """A file dataset's path (uploaded and bundled datasets name no path)."""
+        if dataset["source"] in ("csv", "parquet"):
             self.data_location(dataset["path"])
+
+
+def _always(field: str) -> Callable[[str], str]:
+    """A field function that names ``field`` whatever the option."""
+    return lambda _: field
+
+
+def _check_parameter_values(path: str, parameters: Sequence[Parameter]) -> None:
+    """Each tuned parameter's values (or bounds) against the class's own constraints."""
+    from .pipelines import probe_values
+
+    for i, p in enumerate(parameters):
+        for end, value in probe_values(p):
+            field = f"parameters[{i}].{end}"
+            check_values(path, {p.name: value}, _always(field), field)
 
 
 #: The operator's defaults: no python objectives, no data files, no URLs, the

@@ -116,7 +116,7 @@ def _truncate(url: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             text(
-                "TRUNCATE measurements, trials, studies, api_keys, audit_log "
+                "TRUNCATE measurements, trials, studies, api_keys, audit_log, datasets "
                 "RESTART IDENTITY CASCADE"
             )
         )

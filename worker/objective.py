@@ -19,6 +19,8 @@ from typing import Any, Protocol
 from ..core.errors import InvalidSpec
 from ..core.fidelity import ManagedFidelity, managed_fidelity
 from ..core.policy import ObjectivePolicy, estimator_class
+from .objectives.fetch import DatasetCache, localized
+from .objectives.record import reproducibility
 from .objectives.rungs import RungTrial, WorkerId, train_by_rungs
 from .objectives.sklearn_cv import CVOutcome, Problem, cross_validate, prepare
 from .settings import local_policy
@@ -41,6 +43,10 @@ class ConfigurationError(Exception):
 class Outcome:
     values: dict[str, float]
     stopped: bool
+    #: Merged into the trial's metadata (managed sklearn trials: the reproducibility record).
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: Seconds spent fitting and scoring (0 for python objectives, which time themselves).
+    train_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -87,10 +93,12 @@ def evaluate(
     metric: str,
     policy: ObjectivePolicy,
     study: StudyContext | None = None,
+    datasets: DatasetCache | None = None,
 ) -> Outcome:
     """Run ``objective`` for ``trial`` if ``policy`` allows what it names; raise
     :class:`ConfigurationError` when it does not, for a bad configuration, or for data
-    that does not fit the objective (missing file or column, unusable types).
+    that does not fit the objective (missing file or column, unusable types). An
+    uploaded dataset comes from ``datasets`` (downloaded once, kept by fingerprint).
 
     With a ``study`` whose fidelity a sklearn objective can train by, the trial is
     trained by rungs (and resumed from its checkpoint when it has one)."""
@@ -100,13 +108,17 @@ def evaluate(
     try:
         policy.check_run(objective, params)  # before anything named is imported or read
         if objective["kind"] == "sklearn":
+            objective = localized(objective, datasets)
             problem = problem_for(objective, policy)
             plan = rung_plan(objective, study, policy)
     except InvalidSpec as exc:  # not allowed here, or the data does not fit the spec
         raise ConfigurationError(str(exc)) from exc
     if objective["kind"] == "sklearn":
         out = _sklearn(trial, reporter, objective, metric, policy, problem, plan, study)
-        return Outcome({metric: out.score}, out.stopped)
+        folds = dict(out.metric_folds) or {metric: out.fold_scores}
+        values = {name: float(sum(v) / len(v)) for name, v in folds.items() if v}
+        record = reproducibility(objective, params, folds, out.seconds)
+        return Outcome({**values, metric: out.score}, out.stopped, record, out.seconds)
     function = load_callable(objective["callable"], policy)
     result = function(params, reporter, **objective.get("options", {}))
     values = dict(result) if isinstance(result, Mapping) else {metric: float(result)}
@@ -210,10 +222,16 @@ class LocalObjective:
     def __call__(self, trial: Any) -> dict[str, float] | None:
         from threadpoolctl import threadpool_limits
 
+        from .settings import WorkerSettings
+
+        datasets = DatasetCache(WorkerSettings().dataset_cache_dir, trial.client.download_dataset)
         try:
             with threadpool_limits(limits=self.blas_threads):
-                outcome = evaluate(trial, self.objective, self.metric, self.policy, self.study)
-                return outcome.values
+                outcome = evaluate(
+                    trial, self.objective, self.metric, self.policy, self.study, datasets
+                )
         except ConfigurationError as exc:
             trial.infeasible(str(exc))
             return None
+        trial.complete(outcome.values, metadata=outcome.metadata)  # with its record
+        return outcome.values

@@ -35,6 +35,9 @@ class WorkerSettings(PolicySettings, BaseSettings):
     blas_threads: int = 1
     #: Retries of a task that met a transient error (server unreachable, 5xx).
     task_max_retries: int = 5
+    #: Where workers keep downloaded datasets, one file per fingerprint (unset: a
+    #: ``tuneforge-datasets`` folder in the system's temporary directory).
+    dataset_cache_dir: str | None = None
 
 
 def local_policy(working_directory: str | None = None) -> ObjectivePolicy:

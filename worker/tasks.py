@@ -11,12 +11,14 @@ from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 import tuneforge
-from tuneforge.errors import ConnectionFailed, RateLimited, ServerError
+from tuneforge.errors import Conflict, ConnectionFailed, RateLimited, ServerError
 
 from ..core.errors import InvalidSpec
 from ..core.policy import ObjectivePolicy
+from ..core.scoring import scorers_for
 from ..core.trials import task_client_id
 from .objective import ConfigurationError, StudyContext, evaluate, problem_for, rung_plan
+from .objectives.fetch import DatasetCache, localized
 from .objectives.sklearn_cv import holdout_score
 from .settings import local_policy
 
@@ -35,11 +37,16 @@ def _objective_metric(study: tuneforge.Study) -> str:
 
 
 def run_one_trial(
-    study: tuneforge.Study, blas_threads: int, policy: ObjectivePolicy, worker: str | None = None
+    study: tuneforge.Study,
+    blas_threads: int,
+    policy: ObjectivePolicy,
+    worker: str | None = None,
+    datasets: DatasetCache | None = None,
 ) -> str:
     """Suggest one trial for this task's client id (a promoted paused trial comes first),
-    evaluate it if this worker's ``policy`` allows what the objective names, finish it;
-    returns its state. ``worker`` names this worker in a rung checkpoint's record."""
+    evaluate it if this worker's ``policy`` allows what the objective names, finish it
+    with its reproducibility record; returns its state. ``worker`` names this worker in a
+    rung checkpoint's record; uploaded data comes from ``datasets`` (kept by fingerprint)."""
     from threadpoolctl import threadpool_limits
 
     trials = study.suggest(1)
@@ -53,7 +60,9 @@ def run_one_trial(
     try:
         with threadpool_limits(limits=blas_threads):
             context = StudyContext.of(study, worker)
-            outcome = evaluate(trial, objective, _objective_metric(study), policy, context)
+            outcome = evaluate(
+                trial, objective, _objective_metric(study), policy, context, datasets
+            )
     except ConfigurationError as exc:
         return trial.infeasible(str(exc)).state
     except SoftTimeLimitExceeded:
@@ -63,16 +72,22 @@ def run_one_trial(
     except Exception as exc:  # a bug in user code: record it, do not retry the same params
         log.exception("trial %s of study %s raised", trial.number, study.id)
         return trial.fail(f"{type(exc).__name__}: {exc}", retry=False).state
-    return trial.complete(outcome.values).state
+    return trial.complete(outcome.values, metadata=outcome.metadata).state
 
 
-def evaluate_best(study: tuneforge.Study, policy: ObjectivePolicy | None = None) -> dict[str, Any]:
+def evaluate_best(
+    study: tuneforge.Study,
+    policy: ObjectivePolicy | None = None,
+    datasets: DatasetCache | None = None,
+) -> dict[str, Any]:
     """Refit the best configuration on the tuning part; score it once on the held-out rows.
 
     ``policy`` is the worker's (Celery tasks pass theirs); a local run's
-    (:func:`~.settings.local_policy`) when not given.
+    (:func:`~.settings.local_policy`) when not given. ``datasets`` fetches uploaded data
+    (a cache over ``study``'s client when not given).
     """
     policy = policy or local_policy()
+    datasets = datasets or DatasetCache(None, study.client.download_dataset)
     best = study.best()
     objective = study.data.objective
     if best is None or objective is None:
@@ -81,7 +96,9 @@ def evaluate_best(study: tuneforge.Study, policy: ObjectivePolicy | None = None)
     try:
         params = refit_params(study, objective, best.params, policy)
         policy.check_run(objective, params)
-        test = holdout_score(objective, params, problem_for(objective, policy), policy)
+        objective = localized(objective, datasets)
+        problem = problem_for(objective, policy)
+        test = holdout_score(objective, params, problem, policy, metric)
     except InvalidSpec as exc:
         return {"state": "failed", "error": str(exc)}
     except Exception as exc:
@@ -90,7 +107,7 @@ def evaluate_best(study: tuneforge.Study, policy: ObjectivePolicy | None = None)
         "trial_number": best.number,
         "params": params,
         "metric": metric,
-        "scoring": objective.get("scoring"),
+        "scoring": scorers_for(objective.get("scoring"), metric)[metric],
         "cv_score": (best.values or {}).get(metric),
         "test_score": test,
     }
@@ -129,14 +146,21 @@ def register_tasks(app: Celery) -> None:
     @app.task(name="tuneforge.run_trial", bind=True, **retry)
     def run_trial(task: Task, study_id: int) -> str:
         with _client(app, task.request.id) as client:
+            datasets = DatasetCache(settings.dataset_cache_dir, client.download_dataset)
             study = client.get_study(study_id)
             worker = task.request.hostname
-            return run_one_trial(study, settings.blas_threads, policy, worker)
+            return run_one_trial(study, settings.blas_threads, policy, worker, datasets)
 
     @app.task(name="tuneforge.evaluate_study", bind=True, **retry)
     def evaluate_study(task: Task, study_id: int) -> str:
         with _client(app, task.request.id) as client:
             study = client.get_study(study_id)
-            result = evaluate_best(study, policy)
-            study.store_evaluation(result)
+            if (study.data.evaluation or {}).get("state") != "requested":
+                return "not-requested"  # done already (a redelivered task scores nothing)
+            datasets = DatasetCache(settings.dataset_cache_dir, client.download_dataset)
+            result = evaluate_best(study, policy, datasets)
+            try:
+                study.store_evaluation(result)
+            except Conflict:
+                return "already-evaluated"
             return str(result.get("state", "done"))

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -213,3 +214,37 @@ class AuditRow(Base):
     path: Mapped[str] = mapped_column(String(500))
     study_id: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[int] = mapped_column(Integer)
+
+
+class DatasetRow(Base):
+    """An uploaded table (CSV or Parquet) a managed study trains on.
+
+    The bytes live in the artifact store under ``datasets/<sha256>`` (rows with the
+    same content share them); the row keeps what the server learned reading them
+    once: rows, and each column's kind and missing values.
+    """
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        UniqueConstraint("project_id", "name", name="uq_datasets_project_name"),
+        # dataset ids are public and studies name them: never hand one out twice
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    #: ``csv`` or ``parquet``.
+    format: Mapped[str] = mapped_column(String(16))
+    #: SHA-256 of the uploaded bytes, hex: the dataset's fingerprint and artifact key.
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    #: ``[{"name", "kind", "missing", "integral"}]`` in file order.
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+    #: Defaults a study's ``objective.dataset`` takes when it names none.
+    target: Mapped[str | None] = mapped_column(String(500))
+    groups: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

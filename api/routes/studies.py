@@ -164,9 +164,20 @@ def run(study_id: StudyId, request: Request, db: DB) -> StudyPublic:
     summary="Evaluate the best configuration on the held-out rows",
     responses=errors(409, *ONE_STUDY),
 )
-def evaluate(study_id: StudyId, request: Request, db: DB) -> StudyPublic:
-    """Evaluate the best configuration once on the held-out test set (on a worker)."""
-    study = managed.request_evaluation(db, study_id)
+def evaluate(
+    study_id: StudyId,
+    request: Request,
+    db: DB,
+    force: Annotated[
+        bool, Query(description="score the held-out rows again (admin; recorded)")
+    ] = False,
+) -> StudyPublic:
+    """Evaluate the best configuration once on the held-out test set (on a worker); 409
+    once that evaluation exists, unless ``force`` (the replaced one is kept in
+    ``evaluation.forced``)."""
+    principal = getattr(request.state, "principal", None)
+    key = principal.key_id if principal is not None else None
+    study = managed.request_evaluation(db, study_id, force=force, by_key=key)
     request.app.state.reconciler.wake()
     return study_public(study)
 
@@ -176,10 +187,10 @@ def evaluate(study_id: StudyId, request: Request, db: DB) -> StudyPublic:
     response_model=StudyPublic,
     operation_id="storeEvaluation",
     summary="Store a held-out evaluation (workers)",
-    responses=errors(*BODY, *ONE_STUDY),
+    responses=errors(*BODY, 409, *ONE_STUDY),
 )
 def store_evaluation(study_id: StudyId, body: EvaluationIn, db: DB) -> StudyPublic:
-    """Workers store the evaluation result here."""
+    """Workers store the evaluation result here (409 once one is stored)."""
     return study_public(managed.store_evaluation(db, study_id, body.model_dump(exclude_none=True)))
 
 

@@ -219,7 +219,9 @@ def complete(
 ) -> TrialPublic:
     """Record the final values (``pruned`` if the stopping rule stopped the trial) or mark
     the configuration ``infeasible``."""
-    trial = service.complete_trial(db, study_id, number, body.values, body.infeasible, body.reason)
+    trial = service.complete_trial(
+        db, study_id, number, body.values, body.infeasible, body.reason, body.metadata
+    )
     return trial_public(trial)
 
 

@@ -220,24 +220,86 @@ class FileDataset(OpenModel):
     features: list[str] | None = absent(description="feature columns (default: all but target)")
 
 
+class UploadedDataset(OpenModel):
+    """A dataset uploaded with ``POST /datasets``, named by ``id`` or ``name``; the server
+    fills in its fingerprint, format and default target and groups."""
+
+    source: Literal["uploaded"]
+    id: JsonInt | None = absent()
+    name: str | None = absent()
+    sha256: str | None = absent(description="the fingerprint (filled in by the server)")
+    format: str | None = absent(description="csv or parquet (filled in by the server)")
+    target: str | None = absent(description="default: the dataset's target")
+    groups: str | None = absent(description="default: the dataset's groups column")
+    features: list[str] | None = absent(description="feature columns (default: all but target)")
+
+
 Dataset = Annotated[
-    BundledDataset | FileDataset,
+    BundledDataset | FileDataset | UploadedDataset,
     Field(discriminator="source"),
-    tagged("source", {"sklearn": BundledDataset, "csv": FileDataset, "parquet": FileDataset}),
+    tagged(
+        "source",
+        {
+            "sklearn": BundledDataset,
+            "csv": FileDataset,
+            "parquet": FileDataset,
+            "uploaded": UploadedDataset,
+        },
+    ),
 ]
+
+
+class ColumnBranch(OpenModel):
+    """How one kind of column is prepared (each field null: that part is left out)."""
+
+    impute: str | None = absent(
+        description="numeric: mean, median, most_frequent, constant; "
+        "categorical: most_frequent, constant"
+    )
+    scale: str | None = absent(description="numeric: standard, min_max, robust, max_abs")
+    encode: str | None = absent(description="categorical: onehot (default) or ordinal")
+
+
+class PipelineColumns(OpenModel):
+    """A ColumnTransformer (the step ``columns``): numeric and categorical columns by kind."""
+
+    numeric: ColumnBranch | None = absent()
+    categorical: ColumnBranch | None = absent()
+
+
+class PipelineStep(OpenModel):
+    """A named step: an allowed transformer, or (last) a classifier or regressor."""
+
+    name: str
+    estimator: str = Field(description="dotted class path, e.g. sklearn.decomposition.PCA")
+    params: dict[str, Any] | None = absent(description="constructor options")
+
+
+class PipelineSpec(OpenModel):
+    """A scikit-learn Pipeline; tuned parameters are named ``step__param``."""
+
+    columns: PipelineColumns | None = absent()
+    steps: list[PipelineStep] = Field(json_schema_extra={"minItems": 1, "maxItems": 10})
 
 
 class SklearnObjective(OpenModel):
     """Train an allow-listed estimator with cross-validation on a dataset (on the workers)."""
 
     kind: Literal["sklearn"]
-    estimator: str = Field(description="dotted class path, e.g. sklearn.svm.SVC")
-    fixed_params: dict[str, Any] | None = None
+    estimator: str | None = absent(
+        description="dotted class path, e.g. sklearn.svm.SVC (or give pipeline)"
+    )
+    fixed_params: dict[str, Any] | None = absent()
+    pipeline: PipelineSpec | None = absent(description="instead of estimator")
     dataset: Dataset
     cv: CrossValidation | None = absent()
-    scoring: str | None = Field(default=None, description="a scikit-learn scorer name")
+    scoring: str | list[str] | dict[str, str] | None = Field(
+        default=None,
+        description="a scikit-learn scorer name; a list (the first scores the objective, "
+        "the others tracked metrics named like them); or metric name -> scorer name",
+    )
     test_size: float | None = Field(default=None, description="rows held out for evaluate")
-    preprocessing: list[PreprocessingField] | None = None
+    preprocessing: list[PreprocessingField] | None = absent()
     seed: JsonInt | None = absent()
     outer_fold: OuterFold | None = None
 
@@ -300,6 +362,7 @@ else:
 
 __all__ = [
     "BundledDataset",
+    "ColumnBranch",
     "ConditionSpec",
     "CrossValidation",
     "Dataset",
@@ -311,9 +374,13 @@ __all__ = [
     "Objective",
     "OuterFold",
     "ParameterSpec",
+    "PipelineColumns",
+    "PipelineSpec",
+    "PipelineStep",
     "PythonObjective",
     "RetriesSpec",
     "SklearnObjective",
+    "UploadedDataset",
     "WarmStartRef",
     "warm_start_field",
 ]

@@ -139,6 +139,11 @@ class CompleteIn(WireModel):
     )
     infeasible: bool = False
     reason: str | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="merged into the trial's metadata (the bundled workers record how the "
+        "trial ran: seed, package versions, host, dataset fingerprint, per-fold scores)",
+    )
 
 
 class FailIn(WireModel):

@@ -21,27 +21,45 @@ from typing import Any
 from ...core.datasets import TableInfo, check_objective_table, describe_frame, read_error
 from ...core.policy import ObjectivePolicy, is_url
 from ...core.study import StudySpec
+from ..db.engine import Database
+from .dataset_store import resolve_uploaded, uploaded_table
 
 #: Rows read to infer column types and count missing values (the rest is left on disk).
 SAMPLE_ROWS = 10_000
 
 
-def check_objective(spec: StudySpec, policy: ObjectivePolicy) -> None:
-    """Check what a new study's objective names against ``policy``, then its data file.
+def check_objective(
+    spec: StudySpec,
+    policy: ObjectivePolicy,
+    db: Database | None = None,
+    project_id: int | None = None,
+) -> StudySpec:
+    """Check what a new study's objective names against ``policy``, then its data;
+    returns the spec with an uploaded dataset's reference filled in (``db`` given).
 
     Raises :class:`~tuneforge.core.errors.InvalidSpec` naming the field: the callable,
-    estimator or options the operator does not allow, a path outside the data roots, a
-    URL scheme not allowed, or a file whose columns do not fit the spec.
+    estimator, pipeline or options the operator does not allow, a path outside the data
+    roots, a URL scheme not allowed, an uploaded dataset that does not exist in
+    ``project_id``, or data whose columns do not fit the spec.
     """
+    if db is not None:
+        spec = resolve_uploaded(db, spec, project_id)
     policy.check_spec(spec.objective, spec.space.parameters)
-    check_objective_data(spec.objective, policy)
+    check_objective_data(spec.objective, policy, db)
+    return spec
 
 
-def check_objective_data(objective: Mapping[str, Any] | None, policy: ObjectivePolicy) -> None:
-    """Check the csv/parquet file a normalized managed objective names (no-op otherwise)."""
+def check_objective_data(
+    objective: Mapping[str, Any] | None, policy: ObjectivePolicy, db: Database | None = None
+) -> None:
+    """Check the data a normalized managed objective names: an uploaded dataset's stored
+    columns, or a bounded sample of a csv/parquet file (no-op otherwise)."""
     if not objective or objective.get("kind") != "sklearn":
         return
     dataset = objective["dataset"]
+    if dataset["source"] == "uploaded" and db is not None:
+        check_objective_table(objective, uploaded_table(db, objective))
+        return
     if dataset["source"] not in ("csv", "parquet"):
         return
     path = policy.resolve_data_path(dataset["path"], os.path.realpath)

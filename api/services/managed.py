@@ -64,11 +64,21 @@ def run_study(db: Database, study_id: int) -> Study:
         return study_view(session, row)
 
 
-def request_evaluation(db: Database, study_id: int) -> Study:
-    """Queue the held-out evaluation of the best configuration (runs on a worker)."""
+def request_evaluation(
+    db: Database, study_id: int, *, force: bool = False, by_key: int | None = None
+) -> Study:
+    """Queue the held-out evaluation of the best configuration (runs on a worker).
+
+    The held-out rows are scored once: once an evaluation is done, only ``force`` (an
+    admin's decision) queues another, and the one it replaces is kept in
+    ``evaluation.previous`` with who forced it.
+    """
     with db.write() as session:
         row = get_study_row(session, study_id, lock=True)
         spec = spec_of(row)
+        earlier = evaluation_done(row, study_id, force)
+        if row.evaluation is not None and row.evaluation.get("state") == "requested":
+            return study_view(session, row)  # already queued: asking again changes nothing
         if spec.objective is None or not spec.objective.get("test_size"):
             raise InvalidSpec(
                 "the study holds no test set out (objective.test_size)", field="objective"
@@ -76,7 +86,25 @@ def request_evaluation(db: Database, study_id: int) -> Study:
         if state_counts(session, row.id)[TrialState.COMPLETED.value] == 0:
             raise Conflict(f"study {study_id} has no completed trial to evaluate yet")
         row.evaluation = {"state": "requested", "requested_at": utcnow().isoformat()}
+        if earlier is not None:
+            row.evaluation["forced"] = {"by_key": by_key, "previous": earlier}
         return study_view(session, row)
+
+
+def evaluation_done(row: StudyRow, study_id: int, force: bool) -> dict[str, Any] | None:
+    """The finished evaluation a forced request replaces; 409 when one exists unforced."""
+    current = row.evaluation
+    if current is None or current.get("state") != "done":
+        return None
+    if not force:
+        raise Conflict(
+            f"study {study_id} was already evaluated on its held-out rows (test_score "
+            f"{current.get('test_score')}); scoring them again would let the test set steer "
+            "the choice. An admin may force it: POST /evaluate?force=true (recorded)",
+            field="evaluation",
+            details={"evaluation_state": "done"},
+        )
+    return {k: v for k, v in current.items() if k != "forced"}
 
 
 def store_evaluation(db: Database, study_id: int, body: Mapping[str, Any]) -> Study:
@@ -89,8 +117,17 @@ def store_evaluation(db: Database, study_id: int, body: Mapping[str, Any]) -> St
             raise InvalidSpec("is required", field=key)
     with db.write() as session:
         row = get_study_row(session, study_id, lock=True)
+        if row.evaluation is not None and row.evaluation.get("state") == "done":
+            raise Conflict(
+                f"study {study_id} already has its held-out evaluation",
+                field="evaluation",
+                details={"evaluation_state": "done"},
+            )
         state = "failed" if failed else "done"
+        forced = (row.evaluation or {}).get("forced")
         row.evaluation = {**dict(body), "state": state, "evaluated_at": utcnow().isoformat()}
+        if forced is not None:
+            row.evaluation["forced"] = forced
         session.execute(
             delete(DispatchRow).where(
                 DispatchRow.study_id == study_id, DispatchRow.kind == "evaluate"

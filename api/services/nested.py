@@ -20,6 +20,7 @@ from ...core.policy import STRICT, ObjectivePolicy
 from ...core.study import parse_study_spec
 from ..db.engine import Database
 from ..db.models import StudyRow
+from .dataset_store import resolve_uploaded
 from .datasets import check_objective
 from .studies import insert_study, study_view, with_failure_default
 
@@ -69,7 +70,8 @@ def start_nested_cv(
                 exc.message, field=f"study.{exc.field}" if exc.field else "study"
             ) from None
     try:
-        check_objective(specs[0], policy)  # every fold names the same code and file
+        specs = [resolve_uploaded(db, s, project_id) for s in specs]  # uploaded data by id
+        check_objective(specs[0], policy, db)  # every fold names the same code and file
     except InvalidSpec as exc:
         raise InvalidSpec(exc.message, field=f"study.{exc.field}") from None
     if run and specs[0].max_trials is None:

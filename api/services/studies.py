@@ -92,7 +92,7 @@ def create_study(
     if if_exists not in (None, "return"):
         raise InvalidSpec("must be 'return' when given", field="if_exists")
     spec = with_failure_default(parse_study_spec(body), default_max_failed_trials)
-    check_objective(spec, policy)  # reads the data file before any lock is taken
+    spec = check_objective(spec, policy, db, project_id)  # data read before any lock
     with db.write() as session:
         row, created = insert_study(session, spec, if_exists=if_exists, project_id=project_id)
         return study_view(session, row), created

@@ -74,8 +74,8 @@ def suggest(
         refresh_study_state(session, study, spec, now)
         claim_dispatch(session, study.id, client_id, now)
         if study.state != StudyState.ACTIVE.value:
-            # docs/api.md: a finished or paused study answers "completed": no work for this worker
-            return [], StudyState.COMPLETED
+            # docs/api.md: no work; "paused" (may resume) or "completed" (never again)
+            return [], StudyState(study.state)
         rows = _own_unfinished(session, study, spec, client_id, count, now)
         if len(rows) < count:
             rows += _new_work(session, study, spec, count - len(rows), client_id, now)

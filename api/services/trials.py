@@ -7,6 +7,7 @@ so two writers never deadlock) and checks the trial's state before changing it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -120,6 +121,24 @@ def _check_reason(reason: Any, field: str = "reason") -> str | None:
     return reason
 
 
+#: Largest ``metadata`` a completion may add, as JSON.
+MAX_METADATA_BYTES = 64 * 1024
+
+
+def _check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        raise InvalidSpec("must be an object", field="metadata")
+    try:
+        size = len(json.dumps(metadata, allow_nan=False))
+    except ValueError:
+        raise InvalidSpec("must hold finite numbers only", field="metadata") from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidSpec(f"must be at most {MAX_METADATA_BYTES} bytes as JSON", field="metadata")
+    return dict(metadata)
+
+
 def create_trial(
     db: Database,
     study_id: int,
@@ -231,11 +250,16 @@ def complete_trial(
     values: Any = None,
     infeasible: bool = False,
     reason: Any = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Trial:
-    """Finish a trial with its values (pruned if the rule stopped it) or as infeasible."""
+    """Finish a trial with its values (pruned if the rule stopped it) or as infeasible;
+    ``metadata`` is merged into the trial's metadata."""
     reason = _check_reason(reason)
+    extra = _check_metadata(metadata)
     with _locked_trial(db, study_id, number) as ctx:
         row = ctx.trial
+        if extra and not TrialState(row.state).is_finished:
+            row.metadata_ = {**dict(row.metadata_ or {}), **extra}
         if infeasible:
             if values is not None:
                 check_metric_values(values, ctx.spec.metrics, require_all=False)

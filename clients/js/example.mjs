@@ -53,8 +53,8 @@ async function main() {
   for (;;) {
     const trials = await study.suggest();
     if (trials.length === 0) {
-      if (study.state !== "active") break; // completed (budget spent) or paused
-      await new Promise((resolve) => setTimeout(resolve, 500)); // max_active_trials reached
+      if (study.state === "completed") break; // budget spent; paused: wait for a resume
+      await new Promise((resolve) => setTimeout(resolve, 500)); // busy (max_active_trials) or paused
       continue;
     }
     for (const trial of trials) {

@@ -609,8 +609,9 @@ export class Study {
    * Ask for up to `count` trials to evaluate. Uses the client's `clientId`, so
    * the server first returns this client's unfinished trials (a retried or
    * repeated call never leaks one). An empty array means nothing to do now:
-   * look at `study.state` (`completed` or `paused`: stop; `active`: the
-   * `max_active_trials` cap is reached, ask again later).
+   * look at `study.state` (`completed`: stop; `paused`: the study may be
+   * resumed, ask again later; `active`: the `max_active_trials` cap is
+   * reached, ask again later).
    * @param {number} [count]
    * @returns {Promise<Trial[]>}
    */

@@ -31,6 +31,7 @@ ADMIN_ONLY = {
     ("GET", "/api/v1/keys"),
     ("POST", "/api/v1/keys"),
     ("DELETE", "/api/v1/keys/{key_id}"),
+    ("DELETE", "/api/v1/datasets/{dataset_id}"),
 }
 WORKER_MAY = {
     ("GET", "/api/v1/studies/{study_id}"),
@@ -40,6 +41,7 @@ WORKER_MAY = {
     ("GET", "/api/v1/studies/{study_id}/trials/{number}"),
     ("GET", "/api/v1/studies/{study_id}/trials/{number}/checkpoint"),
     ("PUT", "/api/v1/studies/{study_id}/trials/{number}/checkpoint"),
+    ("GET", "/api/v1/datasets/{dataset_id}/content"),
     *(
         ("POST", f"/api/v1/studies/{{study_id}}/trials{verb}")
         for verb in (
@@ -78,8 +80,8 @@ def bearer(key: str) -> dict[str, str]:
 
 @dataclass
 class World:
-    """Projects a and b, a key per role in each, a worker key, a study (with trial 0)
-    and a nested-cv group in a."""
+    """Projects a and b, a key per role in each, a worker key, a study (with trial 0),
+    a nested-cv group and an uploaded dataset in a."""
 
     keys: dict[tuple[str, str], str]
     worker: str
@@ -87,6 +89,7 @@ class World:
     study_b: int
     group_a: str
     db: Database
+    dataset_a: int = 0
 
     @property
     def key_a(self) -> int:
@@ -119,7 +122,14 @@ def make_world(client: TestClient) -> World:
         headers=bearer(keys["a", "editor"]),
     )
     assert r.status_code == 201, r.text
-    return World(keys, worker, ids["a"], ids["b"], "secret-group", db)
+    r = client.post(
+        f"{API}/datasets",
+        params={"name": "secret-data", "target": "y"},
+        content=b"x,y\n1,0\n2,1\n",
+        headers={**bearer(keys["a", "editor"]), "content-type": "text/csv"},
+    )
+    assert r.status_code == 201, r.text
+    return World(keys, worker, ids["a"], ids["b"], "secret-group", db, r.json()["id"])
 
 
 @pytest.fixture
@@ -127,13 +137,17 @@ def world(client: TestClient) -> World:
     return make_world(client)
 
 
-def url(template: str, study_id: int, group: str = "g", key_id: int = 0) -> str:
-    return template.format(study_id=study_id, number=0, group=group, key_id=key_id)
+def url(
+    template: str, study_id: int, group: str = "g", key_id: int = 0, dataset_id: int = 0
+) -> str:
+    return template.format(
+        study_id=study_id, number=0, group=group, key_id=key_id, dataset_id=dataset_id
+    )
 
 
 def url_a(template: str, world: World) -> str:
-    """The route's URL for project a's study, nested-cv group and viewer key."""
-    return url(template, world.study_a, world.group_a, world.key_a)
+    """The route's URL for project a's study, nested-cv group, viewer key and dataset."""
+    return url(template, world.study_a, world.group_a, world.key_a, world.dataset_a)
 
 
 def call(client: TestClient, method: str, path: str, key: str | None) -> Any:
@@ -171,20 +185,28 @@ def test_another_projects_study_is_404_like_an_unknown_one_on_every_route(
     assert before.status_code == 200
     checked = 0
     for method, template in api_routes(client):
-        if not any(p in template for p in ("{study_id}", "{group}", "{key_id}")):
+        if not any(p in template for p in ("{study_id}", "{group}", "{key_id}", "{dataset_id}")):
             continue
         for role in ROLES:
             if RANK[role] < RANK[needed(method, template)]:
                 continue  # the role check answers 403 first, for any id
             key = world.keys["b", role]
             foreign = call(client, method, url_a(template, world), key)
-            unknown = call(client, method, url(template, 999_999, "no-such-group", 999_999), key)
+            unknown = call(
+                client, method, url(template, 999_999, "no-such-group", 999_999, 999_999), key
+            )
             assert foreign.status_code == 404, f"{role} {method} {template}: {foreign.text}"
             assert unknown.status_code == 404, f"{role} {method} {template}: {unknown.text}"
             ident = (
                 world.group_a
                 if "{group}" in template
-                else str(world.key_a if "{key_id}" in template else world.study_a)
+                else str(
+                    world.key_a
+                    if "{key_id}" in template
+                    else world.dataset_a
+                    if "{dataset_id}" in template
+                    else world.study_a
+                )
             )
             other = "no-such-group" if "{group}" in template else "999999"
             assert _normalized(foreign, ident) == _normalized(unknown, other)

@@ -109,6 +109,11 @@ SEMANTIC_RULES: tuple[tuple[str, str, str], ...] = (
     ("listStudies", r"page_token", r"not a page token this server issued"),
     ("listTrials", r"page_token", r"not a page token this server issued"),
     ("listAudit", r"page_token", r"not a page token this server issued"),
+    ("listDatasets", r"page_token", r"not a page token this server issued"),
+    # an upload's body must be a table (CSV or Parquet) that has the columns it names
+    ("uploadDataset", r"body", r"the uploaded file|no columns|no data rows"),
+    ("uploadDataset", r"target|groups", r"no column .* in the file|must differ from target"),
+    ("uploadDataset", r"format", r"but the body is"),
 )
 
 CHECKS = [
@@ -220,7 +225,9 @@ def api(tmp_path: Path) -> Iterator[Any]:
 
 
 #: What a request may change (the audit log records refused requests too).
-STATE_TABLES = ("projects", "studies", "trials", "measurements", "dispatches", "api_keys")
+STATE_TABLES = (
+    "projects", "studies", "trials", "measurements", "dispatches", "api_keys", "datasets",
+)  # fmt: skip
 
 
 def stored(url: str) -> list[list[tuple[Any, ...]]]:
@@ -239,7 +246,7 @@ def reseed(app: Any, url: str) -> None:
     """Empty the database (ids start at 1 again) and :func:`seed` it."""
     engine = create_engine(url)
     with engine.begin() as conn:
-        for table in ("measurements", "trials", "audit_log", "api_keys", "studies"):
+        for table in ("measurements", "trials", "audit_log", "api_keys", "studies", "datasets"):
             conn.execute(text(f"DELETE FROM {table}"))
         conn.execute(text("DELETE FROM projects WHERE name <> 'default'"))
         if conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")).first():

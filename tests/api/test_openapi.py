@@ -56,6 +56,11 @@ MAIN_IDS = {
     "createKey",
     "revokeKey",
     "listAudit",
+    "uploadDataset",
+    "listDatasets",
+    "getDataset",
+    "downloadDataset",
+    "deleteDataset",
     "healthz",
     "readyz",
     "metrics",
@@ -140,6 +145,9 @@ def test_conflicts_are_declared_where_the_services_raise_them(doc: dict[str, Any
         "updateStudy",  # a state change the study cannot make (completed -> paused)
         "createKey",  # open mode: the first key comes from `tuneforge keys create`
         "getImportance",  # too few completed trials yet
+        "storeEvaluation",  # the held-out rows were scored already
+        "uploadDataset",  # the name is taken
+        "deleteDataset",  # an unfinished study trains on it
     }
     declared = {op["operationId"] for _, _, op in operations(doc) if "409" in op["responses"]}
     assert declared == conflicting

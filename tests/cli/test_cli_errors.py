@@ -193,13 +193,15 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 
 def test_a_run_without_a_completed_trial_says_how_the_study_ended(tmp_path: Path) -> None:
     spec = managed_spec("never", {"source": "sklearn", "name": "iris"})
-    spec["objective"]["fixed_params"] = {"criterion": "no-such-criterion"}  # every fit fails
+    # valid when the study is created (values the class refuses are a 422 then), but every
+    # fit fails: one constraint for a table of four features
+    spec["objective"]["fixed_params"] = {"monotonic_cst": [1]}
     write(tmp_path / "study.yaml", spec)
     result = cli("run", "study.yaml", "-w", "1", "--no-progress", cwd=tmp_path)
     assert result.returncode == 0 and result.stderr == ""
     assert re.search(
         r"^no completed trial; the study ended: same_error: the first 2 trials all failed with: "
-        r"InvalidParameterError: .*criterion.*instead\.$",
+        r"ValueError: monotonic_cst has shape 1 but the input data X has 4 features\.$",
         result.stdout,
         re.MULTILINE,
     ), result.stdout

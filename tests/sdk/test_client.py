@@ -153,7 +153,7 @@ def test_pause_resume_delete(sdk: Any, name: str) -> None:
     assert study.pause().state == "paused"
     assert study.suggest() == []
     with pytest.raises(tuneforge.NoTrialAvailable) as info:
-        study.suggest_one()
+        study.suggest_one(timeout=0.3)  # a paused study is waited on, until the timeout
     assert info.value.study_state == "paused"
     assert study.resume().state == "active"
     (trial,) = study.suggest()

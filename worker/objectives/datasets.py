@@ -1,7 +1,12 @@
 """Datasets for managed sklearn objectives, loaded once per worker process.
 
 A csv/parquet table goes through the same checks the server ran on a sample at
-creation (:mod:`tuneforge.core.datasets`), here on every row.
+creation (:mod:`tuneforge.core.datasets`), here on every row. An uploaded
+dataset is read from the worker's local copy (``dataset.cached_path``, see
+:mod:`.fetch`). For a pipeline, and for every uploaded dataset, the table keeps
+its columns (a DataFrame with the dtypes of
+:func:`tuneforge.core.tables.normalized`), so CSV and Parquet copies of the same
+data train alike; otherwise the features become one numeric array.
 """
 
 from __future__ import annotations
@@ -15,14 +20,16 @@ from typing import Any
 
 import numpy as np
 
-from ...core.datasets import check_table, describe_frame, read_error
+from ...core.datasets import FIELD, ColumnKind, check_table, describe_frame, read_error
+from ...core.errors import InvalidSpec
 from ...core.policy import ObjectivePolicy
+from ...core.tables import TableInfo, normalized, profile
 
 #: The operator's defaults: no data files, no URLs.
 STRICT = ObjectivePolicy()
 
 #: The objective's fields the data checks depend on (part of the cache key).
-_CHECKED = ("estimator", "preprocessing", "cv")
+_CHECKED = ("estimator", "preprocessing", "cv", "pipeline")
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,11 @@ def load_dataset(
     """
     checks = {k: objective[k] for k in _CHECKED if k in objective} if objective else {}
     request: dict[str, Any] = {"dataset": dict(spec), "checks": checks}
-    if spec["source"] != "sklearn":
+    if spec["source"] == "uploaded":
+        if not spec.get("cached_path"):
+            raise InvalidSpec("the worker has no local copy of the dataset", field=FIELD)
+        request["location"] = spec["cached_path"]
+    elif spec["source"] != "sklearn":
         request["location"] = policy.resolve_data_path(spec["path"], os.path.realpath)
     return _load(json.dumps(request, sort_keys=True))
 
@@ -77,16 +88,36 @@ def _bundled(name: str) -> Dataset:
 def _tabular(spec: Mapping[str, Any], location: str, checks: Mapping[str, Any]) -> Dataset:
     import pandas as pd
 
+    fmt = spec.get("format", "csv") if spec["source"] == "uploaded" else spec["source"]
     try:
-        frame = pd.read_csv(location) if spec["source"] == "csv" else pd.read_parquet(location)
+        frame = pd.read_csv(location) if fmt == "csv" else pd.read_parquet(location)
     except Exception as exc:
-        raise read_error(exc, spec["source"], spec["path"]) from None
+        raise read_error(exc, fmt, spec.get("path", spec.get("name", "the dataset"))) from None
+    columns = checks.get("pipeline") is not None or spec["source"] == "uploaded"
+    table = profile([frame]) if columns else describe_frame(frame)
+    pipeline = checks.get("pipeline")
+    from ...core.pipelines import final_estimator
+
     features = check_table(
         spec,
-        describe_frame(frame),
-        estimator=checks.get("estimator"),
+        table,
+        estimator=final_estimator(pipeline) if pipeline else checks.get("estimator"),
         preprocessing=checks.get("preprocessing", ()),
         n_splits=checks.get("cv", {}).get("n_splits"),
+        pipeline=pipeline,
     )
     groups = frame[spec["groups"]].to_numpy() if spec.get("groups") else None
-    return Dataset(frame[features].to_numpy(), frame[spec["target"]].to_numpy(), groups)
+    if not columns:
+        return Dataset(frame[features].to_numpy(), frame[spec["target"]].to_numpy(), groups)
+    frame = normalized(frame, table)
+    X = frame[features] if pipeline else frame[features].to_numpy(dtype=float)
+    return Dataset(X, _target(frame[spec["target"]], table, spec["target"]), groups)
+
+
+def _target(series: Any, table: TableInfo, name: str) -> np.ndarray:
+    """The target's values: whole numbers as int64 (class labels), other numbers as
+    float64, text as strings."""
+    column = table.column(name)
+    if column is not None and column.kind == ColumnKind.NUMERIC and column.integral:
+        return series.to_numpy(dtype=np.int64)
+    return series.to_numpy()

@@ -10,17 +10,17 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 from sklearn.base import clone, is_classifier
-from sklearn.metrics import check_scoring
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from ...core.errors import InvalidSpec
 from ...core.policy import ObjectivePolicy, estimator_class
 from .datasets import Dataset, load_dataset
+from .pipeline import build_managed_pipeline, rows, scorers
 from .splits import Split, cv_splits, holdout_split, outer_fold_split
 
 #: The operator's defaults: listed estimators, no data files, no URLs, no python modules.
@@ -44,6 +44,8 @@ class CVOutcome:
     fold_scores: tuple[float, ...]
     stopped: bool
     seconds: float
+    #: Per-fold scores of every metric the objective's scorers fill (the objective too).
+    metric_folds: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
 
 def _import(path: str) -> Any:
@@ -56,6 +58,8 @@ def build_estimator(
 ) -> Any:
     """The estimator (inside a preprocessing pipeline, if any) for one trial; the class
     and every option are checked against ``policy`` before the class is imported."""
+    if objective.get("pipeline"):
+        return build_managed_pipeline(objective, params, policy)
     path = objective["estimator"]
     fixed = objective.get("fixed_params", {})
     policy.check_options(path, fixed, "objective.fixed_params")
@@ -108,18 +112,26 @@ def cross_validate(
     """Fit and score fold by fold; report the running mean after each fold; stop when told."""
     problem = problem or prepare(objective, policy)
     estimator = build_estimator(objective, params, policy)
-    scorer = check_scoring(estimator, scoring=objective.get("scoring"))
+    score = scorers(estimator, objective.get("scoring"), metric)
     X, y = problem.data.X, problem.data.y
-    scores: list[float] = []
+    folds: dict[str, list[float]] = {}
     start = time.perf_counter()
     for step, (train, test) in enumerate(problem.folds, start=1):
-        model = clone(estimator).fit(X[train], y[train])
-        scores.append(float(scorer(model, X[test], y[test])))
-        if reporter.report(step, {metric: float(np.mean(scores))}):
-            return CVOutcome(
-                float(np.mean(scores)), tuple(scores), True, time.perf_counter() - start
-            )
-    return CVOutcome(float(np.mean(scores)), tuple(scores), False, time.perf_counter() - start)
+        model = clone(estimator).fit(rows(X, train), y[train])
+        for name, value in score(model, rows(X, test), y[test]).items():
+            folds.setdefault(name, []).append(value)
+        means = {name: float(np.mean(values)) for name, values in folds.items()}
+        if reporter.report(step, means):
+            return _outcome(folds, metric, True, time.perf_counter() - start)
+    return _outcome(folds, metric, False, time.perf_counter() - start)
+
+
+def _outcome(
+    folds: Mapping[str, list[float]], metric: str, stopped: bool, seconds: float
+) -> CVOutcome:
+    scores = folds[metric]
+    by_metric = {name: tuple(values) for name, values in folds.items()}
+    return CVOutcome(float(np.mean(scores)), tuple(scores), stopped, seconds, by_metric)
 
 
 def holdout_score(
@@ -127,6 +139,7 @@ def holdout_score(
     params: Mapping[str, Any],
     problem: Problem | None = None,
     policy: ObjectivePolicy = STRICT,
+    metric: str = "score",
 ) -> float:
     """Refit on the whole tuning part and score once on the held-out rows."""
     problem = problem or prepare(objective, policy)
@@ -135,7 +148,7 @@ def holdout_score(
             "the study has no held-out test set (test_size)", field="objective.test_size"
         )
     estimator = build_estimator(objective, params, policy)
-    scorer = check_scoring(estimator, scoring=objective.get("scoring"))
+    score = scorers(estimator, objective.get("scoring"), metric, only_objective=True)
     X, y = problem.data.X, problem.data.y
-    model = estimator.fit(X[problem.tune_rows], y[problem.tune_rows])
-    return float(scorer(model, X[problem.test_rows], y[problem.test_rows]))
+    model = estimator.fit(rows(X, problem.tune_rows), y[problem.tune_rows])
+    return score(model, rows(X, problem.test_rows), y[problem.test_rows])[metric]

@@ -78,8 +78,10 @@ def outer_fold_split(data: Dataset, outer: Mapping[str, Any], *, stratify: bool)
 
 def cv_splits(cv: Mapping[str, Any], data: Dataset, rows: np.ndarray) -> list[Split]:
     """The folds over ``rows`` (the tuning part), as indices into the full dataset."""
+    from .pipeline import rows as take
+
     splitter = make_splitter(cv)
-    X = data.X[rows]
+    X = take(data.X, rows)
     y = data.y[rows]
     groups = data.groups[rows] if data.groups is not None else None
     return [(rows[train], rows[test]) for train, test in splitter.split(X, y, groups)]

@@ -197,8 +197,8 @@ describe("studies", () => {
     await study.update({ state: "paused" });
     assert.equal(study.state, "paused");
     assert.deepEqual(await study.suggest(), []);
-    // docs/api.md: suggest on a paused study answers study_state "completed" (no work)
-    assert.equal(study.state, "completed");
+    // docs/api.md: suggest on a paused study answers study_state "paused" (it may resume)
+    assert.equal(study.state, "paused");
     await study.refresh();
     assert.equal(study.state, "paused");
     await study.update({ state: "active" });

@@ -40,6 +40,7 @@ from .errors import (
 )
 from .handles import Study, Trial
 from .models import (
+    DatasetData,
     HeartbeatReply,
     ImportanceReply,
     Measurement,
@@ -58,6 +59,7 @@ __all__ = [
     "Client",
     "Conflict",
     "ConnectionFailed",
+    "DatasetData",
     "EmbeddedServer",
     "Forbidden",
     "HeartbeatReply",

@@ -11,6 +11,8 @@ from .models import (
     BestReply,
     Checkpoint,
     CheckpointInfo,
+    DatasetData,
+    DatasetPage,
     HeartbeatReply,
     ImportanceReply,
     MeasureReply,
@@ -43,6 +45,8 @@ class Call(Generic[T]):
     done_if_retried: int | None = None
     #: A binary request body (sent as ``application/octet-stream`` instead of ``json``).
     content: bytes | None = None
+    #: Seconds this call may take instead of the client's timeout (large uploads).
+    timeout: float | None = None
     #: The reply is binary: ``parse`` gets a :class:`RawReply`, not JSON.
     raw: bool = False
 
@@ -235,3 +239,37 @@ def start_nested_cv(
 
 def nested_cv_summary(group: str) -> Call[dict[str, Any]]:
     return Call("GET", f"/nested-cv/{group}", dict)
+
+
+def upload_dataset(content: bytes, params: Mapping[str, str]) -> Call[DatasetData]:
+    # Not idempotent: a repeat after a lost reply would find the name taken (409).
+    return Call(
+        "POST",
+        "/datasets",
+        DatasetData.model_validate,
+        params=dict(params),
+        content=content,
+        idempotent=False,
+        timeout=max(60.0, len(content) / 1_000_000),
+    )
+
+
+def list_datasets(*, name: str | None = None, page_token: str | None = None) -> Call[DatasetPage]:
+    params = _query(name=name, page_token=page_token, page_size=100)
+    return Call("GET", "/datasets", DatasetPage.model_validate, params=params)
+
+
+def get_dataset(dataset_id: int) -> Call[DatasetData]:
+    return Call("GET", f"/datasets/{dataset_id}", DatasetData.model_validate)
+
+
+def download_dataset(dataset_id: int) -> Call[RawReply]:
+    return Call("GET", f"/datasets/{dataset_id}/content", _raw, raw=True, timeout=600.0)
+
+
+def _raw(reply: RawReply) -> RawReply:
+    return reply
+
+
+def delete_dataset(dataset_id: int) -> Call[None]:
+    return Call("DELETE", f"/datasets/{dataset_id}", _none, done_if_retried=404)

@@ -4,6 +4,7 @@ and building study specs. Only sending a request differs between the two."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -28,7 +29,7 @@ from .errors import (
     ServerError,
     error_from_reply,
 )
-from .models import StudyData, StudyPage, TrialData
+from .models import DatasetData, DatasetPage, StudyData, StudyPage, TrialData
 
 T = TypeVar("T")
 
@@ -147,6 +148,13 @@ class BaseClient:
         self.retry = retry
         #: Whether the server has answered this client yet (see ``RetryPolicy.connect_seconds``).
         self.reached = False
+        self._calls = itertools.count(1)
+
+    def call_client_id(self) -> str:
+        """A client id for one ``suggest_one`` call of its own, ``<client_id>#<n>``: calls
+        running at the same time (asyncio tasks sharing this client) get distinct trials,
+        and a retry of one call still gets its own trial back."""
+        return f"{self.client_id[:240]}#{next(self._calls)}"
 
     def _resolve_url(self, url: str | None, in_process: bool) -> str:
         url = url or os.environ.get("TUNEFORGE_URL") or os.environ.get("TUNEFORGE_SERVER_URL")
@@ -225,6 +233,12 @@ class BaseClient:
         return ConnectionFailed(message, code="connection_failed", attempts=attempts.count)
 
     @staticmethod
+    def _only_dataset(page: DatasetPage, name: str) -> DatasetData:
+        if not page.datasets:
+            raise NotFound(f"no dataset named {name!r}", status=404, code="not_found")
+        return page.datasets[0]
+
+    @staticmethod
     def _only(page: StudyPage, name: str) -> StudyData:
         if not page.studies:
             raise NotFound(f"no study named {name!r}", status=404, code="not_found")
@@ -238,6 +252,8 @@ class BaseClient:
 def request_options(call: Call[Any]) -> dict[str, Any]:
     """The ``httpx`` request arguments of ``call`` (a JSON or a binary body)."""
     options: dict[str, Any] = {"params": call.params}
+    if call.timeout is not None:
+        options["timeout"] = call.timeout
     if call.content is not None:
         options["content"] = call.content
         options["headers"] = {"content-type": "application/octet-stream"}
@@ -331,12 +347,15 @@ class SuggestWait:
         self.delay = 0.05
 
     def next_delay(self, study_state: str) -> float:
-        """How long to sleep before asking again; raises when there is nothing to wait for."""
-        if study_state != "active":
+        """How long to sleep before asking again; raises when there is nothing to wait for:
+        the study is completed, or the deadline passed while every slot was busy or the
+        study stayed paused (a paused study may be resumed, so it is waited on)."""
+        if study_state not in ("active", "paused"):
             raise NoTrialAvailable(f"the study is {study_state}", study_state=study_state)
         now = time.monotonic()
         if self.deadline is not None and now >= self.deadline:
-            raise NoTrialAvailable("no trial became free in time", study_state=study_state)
+            why = "the study stayed paused" if study_state == "paused" else "no trial became free"
+            raise NoTrialAvailable(f"{why} until the timeout", study_state=study_state)
         self.delay = min(self.delay * 2, 1.0)
         if self.deadline is None:
             return self.delay

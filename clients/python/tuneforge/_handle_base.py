@@ -224,12 +224,22 @@ def missing_checkpoint(exc: NotFound) -> bool:
     return isinstance(exc.details, dict) and exc.details.get("field") == "checkpoint"
 
 
-def complete_body(values: Mapping[str, float]) -> dict[str, Any]:
-    return {"values": dict(values)}
+def complete_body(
+    values: Mapping[str, float], metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"values": dict(values)}
+    if metadata:
+        body["metadata"] = dict(metadata)
+    return body
 
 
-def infeasible_body(reason: str | None) -> dict[str, Any]:
-    return {"infeasible": True, "reason": reason}
+def infeasible_body(
+    reason: str | None, metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"infeasible": True, "reason": reason}
+    if metadata:
+        body["metadata"] = dict(metadata)
+    return body
 
 
 def fail_body(reason: str | None, retry: bool) -> dict[str, Any]:

@@ -19,7 +19,9 @@ from ._core import (
     request_options,
     study_spec,
 )
+from ._datasets import prepare_upload
 from .async_handles import AsyncHeartbeat, AsyncStudy
+from .models import DatasetData
 
 T = TypeVar("T")
 
@@ -109,6 +111,49 @@ class AsyncClient(BaseClient):
             token = page.next_page_token
             if token is None:
                 return studies
+
+    async def upload_dataset(
+        self,
+        data: Any,
+        *,
+        name: str | None = None,
+        target: str | None = None,
+        groups: str | None = None,
+        format: str | None = None,
+    ) -> DatasetData:
+        """Upload a table for managed studies: a CSV / Parquet file path or a pandas
+        DataFrame (sent as Parquet). ``name`` defaults to the file's stem; ``target`` and
+        ``groups`` are the columns studies use unless they name others. A study then
+        trains on it with ``objective.dataset: {"source": "uploaded", "name": ...}``."""
+        upload = prepare_upload(data, name=name, target=target, groups=groups, format=format)
+        return await self._request(calls.upload_dataset(upload.content, upload.params))
+
+    async def list_datasets(self) -> list[DatasetData]:
+        """Every uploaded dataset of the project, oldest first."""
+        found: list[DatasetData] = []
+        token: str | None = None
+        while True:
+            page = await self._request(calls.list_datasets(page_token=token))
+            found += page.datasets
+            token = page.next_page_token
+            if token is None:
+                return found
+
+    async def get_dataset(self, id_or_name: int | str) -> DatasetData:
+        """The dataset with this id (an int) or name (a str); NotFound when there is none."""
+        if isinstance(id_or_name, int):
+            return await self._request(calls.get_dataset(id_or_name))
+        page = await self._request(calls.list_datasets(name=id_or_name))
+        return self._only_dataset(page, id_or_name)
+
+    async def download_dataset(self, dataset_id: int) -> bytes:
+        """The bytes of an uploaded dataset, as uploaded."""
+        return (await self._request(calls.download_dataset(dataset_id))).content
+
+    async def delete_dataset(self, id_or_name: int | str) -> None:
+        """Delete a dataset no unfinished study uses (Conflict names those that do)."""
+        dataset = await self.get_dataset(id_or_name)
+        await self._request(calls.delete_dataset(dataset.id))
 
     async def aclose(self) -> None:
         """Stop heartbeats, close connections and stop the embedded server if any."""

@@ -115,15 +115,23 @@ class AsyncTrial(TrialBase):
         return reply
 
     async def complete(
-        self, values: Mapping[str, float] | None = None, /, **metrics: float
+        self,
+        values: Mapping[str, float] | None = None,
+        /,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        **metrics: float,
     ) -> AsyncTrial:
-        """Finish with the final metric values: ``complete(accuracy=0.93)`` or a dict."""
-        body = complete_body(metric_values(values, metrics))
+        """Finish with the final metric values: ``complete(accuracy=0.93)`` or a dict;
+        ``metadata`` is merged into the trial's metadata."""
+        body = complete_body(metric_values(values, metrics), metadata)
         return await self._finish(calls.complete(self.study_id, self.number, body), body)
 
-    async def infeasible(self, reason: str | None = None) -> AsyncTrial:
+    async def infeasible(
+        self, reason: str | None = None, *, metadata: Mapping[str, Any] | None = None
+    ) -> AsyncTrial:
         """Finish as infeasible: these parameters cannot be evaluated."""
-        body = infeasible_body(reason)
+        body = infeasible_body(reason, metadata)
         return await self._finish(calls.complete(self.study_id, self.number, body), body)
 
     async def fail(self, reason: str | None = None, retry: bool = True) -> AsyncTrial:
@@ -250,25 +258,26 @@ class AsyncStudy(StudyBase):
         return [self._owned(t) for t in (await self._client._request(call)).trials]
 
     def suggest_one(self, *, timeout: float | None = None) -> SuggestOne:
-        """One trial, waiting while the study is active but every slot is busy.
+        """One trial, waiting while every slot is busy or the study is paused.
 
         ``await study.suggest_one()`` or ``async with study.suggest_one() as trial:``.
-        Raises :class:`~tuneforge.NoTrialAvailable` when the study is completed
-        or paused, or when ``timeout`` seconds pass without a free slot.
+        Each call asks with a client id of its own (``<client_id>#<n>``), so calls
+        awaited at the same time on one client get distinct trials. Raises
+        :class:`~tuneforge.NoTrialAvailable` when the study is completed, or when
+        ``timeout`` seconds pass without a trial (``study_state`` says whether the
+        study was paused or busy).
         """
         return SuggestOne(self, timeout)
 
     async def _suggest_one(self, timeout: float | None) -> AsyncTrial:
         wait = SuggestWait(timeout)
-        call = calls.suggest(self.id, 1, self._client.client_id)
+        # a client id of this call's own: concurrent calls get distinct trials
+        call = calls.suggest(self.id, 1, self._client.call_client_id())
         while True:
             reply = await self._client._request(call)
             if reply.trials:
                 return self._owned(reply.trials[0])
-            state = reply.study_state
-            if state != "active":  # the server says "completed" for paused studies too
-                state = (await self.refresh()).state
-            await asyncio.sleep(wait.next_delay(state))
+            await asyncio.sleep(wait.next_delay(reply.study_state))
 
     async def trial(self, number: int) -> AsyncTrial:
         """The trial ``number`` with its measurements."""

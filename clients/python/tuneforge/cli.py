@@ -186,6 +186,10 @@ from .cli_studies import register as _register_studies  # noqa: E402
 
 _register_studies(main)
 
+from .cli_datasets import register as _register_datasets  # noqa: E402
+
+_register_datasets(main)
+
 from .cli_admin import register as _register_admin  # noqa: E402
 
 _register_admin(main)

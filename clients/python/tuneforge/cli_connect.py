@@ -62,7 +62,9 @@ def url_option(func: F) -> F:
 API_KEY_ENV = "TUNEFORGE_API_KEY"
 #: The commands that talk to a server as a client (``serve``, ``db``, ``projects`` and
 #: ``keys`` work on the database itself; ``audit`` has its own ``--api-key``).
-CLIENT_COMMANDS = ("studies", "trials", "best", "run", "nested-cv", "quickstart", "worker")
+CLIENT_COMMANDS = (
+    "studies", "trials", "best", "run", "nested-cv", "quickstart", "worker", "datasets",
+)  # fmt: skip
 
 
 def _set_api_key(ctx: click.Context, param: click.Parameter, value: str | None) -> None:

@@ -94,6 +94,7 @@ def trial_csv_header(params: Sequence[str], metrics: Sequence[str]) -> list[str]
         "reason",
         "retry_of",
         "client_id",
+        "metadata",
     ]
 
 
@@ -107,6 +108,9 @@ def trial_csv_row(trial: TrialData) -> dict[str, Any]:
         reason=trial.reason,
         retry_of=trial.retry_of,
         client_id=trial.client_id,
+        # JSON: a managed trial's reproducibility record (seeds, versions, host, fingerprint,
+        # per-fold scores) and whatever else its worker attached
+        metadata=trial.metadata or None,
     )
     return row
 

@@ -86,6 +86,11 @@ class Trial(TrialBase):
             self._heartbeat = Heartbeat(self._beat, self.heartbeat_interval, name)
             client._heartbeats.add(self._heartbeat)
 
+    @property
+    def client(self) -> Client:
+        """The client this trial talks through."""
+        return self._client
+
     def report(
         self,
         step: int,
@@ -117,14 +122,24 @@ class Trial(TrialBase):
         self._should_stop = self._should_stop or reply.should_stop
         return reply
 
-    def complete(self, values: Mapping[str, float] | None = None, /, **metrics: float) -> Trial:
-        """Finish with the final metric values: ``complete(accuracy=0.93)`` or a dict."""
-        body = complete_body(metric_values(values, metrics))
+    def complete(
+        self,
+        values: Mapping[str, float] | None = None,
+        /,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        **metrics: float,
+    ) -> Trial:
+        """Finish with the final metric values: ``complete(accuracy=0.93)`` or a dict;
+        ``metadata`` is merged into the trial's metadata."""
+        body = complete_body(metric_values(values, metrics), metadata)
         return self._finish(calls.complete(self.study_id, self.number, body), body)
 
-    def infeasible(self, reason: str | None = None) -> Trial:
+    def infeasible(
+        self, reason: str | None = None, *, metadata: Mapping[str, Any] | None = None
+    ) -> Trial:
         """Finish as infeasible: these parameters cannot be evaluated (e.g. out of memory)."""
-        body = infeasible_body(reason)
+        body = infeasible_body(reason, metadata)
         return self._finish(calls.complete(self.study_id, self.number, body), body)
 
     def fail(self, reason: str | None = None, retry: bool = True) -> Trial:
@@ -216,6 +231,11 @@ class Study(StudyBase):
         super().__init__(data)
         self._client = client
 
+    @property
+    def client(self) -> Client:
+        """The client this study talks through."""
+        return self._client
+
     def refresh(self) -> Study:
         """Read the study (state, counts, best trial) again."""
         self._data = self._client._request(calls.get_study(self.id))
@@ -231,10 +251,12 @@ class Study(StudyBase):
         return [self._owned(t) for t in self._client._request(call).trials]
 
     def suggest_one(self, *, timeout: float | None = None) -> Trial:
-        """One trial, waiting while the study is active but every slot is busy.
+        """One trial, waiting while every slot is busy or the study is paused.
 
-        Raises :class:`~tuneforge.NoTrialAvailable` when the study is completed
-        or paused, or when ``timeout`` seconds pass without a free slot.
+        Raises :class:`~tuneforge.NoTrialAvailable` when the study is completed,
+        or when ``timeout`` seconds pass without a trial (``study_state`` says
+        whether the study was paused or busy). Uses this client's ``client_id``:
+        threads should each have their own :class:`~tuneforge.Client`.
         """
         wait = SuggestWait(timeout)
         call = calls.suggest(self.id, 1, self._client.client_id)
@@ -242,10 +264,7 @@ class Study(StudyBase):
             reply = self._client._request(call)
             if reply.trials:
                 return self._owned(reply.trials[0])
-            state = reply.study_state
-            if state != "active":  # the server says "completed" for paused studies too
-                state = self.refresh().state
-            time.sleep(wait.next_delay(state))
+            time.sleep(wait.next_delay(reply.study_state))
 
     def trial(self, number: int) -> Trial:
         """The trial ``number`` with its measurements."""

@@ -178,3 +178,36 @@ class ImportanceReply(_Wire):
 
 FINISHED_STATES = frozenset({"completed", "pruned", "infeasible", "failed"})
 RUNNING_STATES = frozenset({"active", "stopping"})
+
+
+class DatasetColumn(_Wire):
+    """One column of an uploaded dataset: numeric, boolean, categorical or datetime."""
+
+    name: str
+    kind: str
+    missing: int = 0
+
+
+class DatasetData(_Wire):
+    """An uploaded dataset (``POST /datasets``); studies name it by ``id`` or ``name``."""
+
+    id: int
+    name: str
+    project: str | None = None
+    format: str
+    sha256: str
+    size_bytes: int
+    rows: int
+    columns: list[DatasetColumn] = Field(default_factory=list)
+    target: str | None = None
+    groups: str | None = None
+    created_at: datetime | None = None
+
+    def reference(self) -> dict[str, Any]:
+        """``objective.dataset`` for a study that trains on this dataset."""
+        return {"source": "uploaded", "id": self.id}
+
+
+class DatasetPage(_Wire):
+    datasets: list[DatasetData]
+    next_page_token: str | None = None

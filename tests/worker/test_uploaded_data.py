@@ -112,7 +112,10 @@ def test_csv_and_parquet_uploads_give_the_same_splits_and_scores(
         np.testing.assert_array_equal(test_a, test_b)
     pd.testing.assert_frame_equal(problems[0].data.X, problems[1].data.X)
     for c in (0.05, 1.0, 7.0):
-        outs = [evaluate(FakeTrial({"model__C": c}), o, "auc", POLICY, cache) for o in objectives]
+        outs = [
+            evaluate(FakeTrial({"model__C": c}), o, "auc", POLICY, datasets=cache)
+            for o in objectives
+        ]
         assert outs[0].values == outs[1].values
         folds = [o.metadata["reproducibility"]["fold_scores"] for o in outs]
         assert folds[0] == folds[1] and len(folds[0]["auc"]) == 4
@@ -153,7 +156,7 @@ def test_a_managed_trial_records_how_it_ran(client: tuneforge.Client, tmp_path: 
     data = client.upload_dataset(churn(), name="recorded")
     study = client.create_study(spec("recorded-study", "recorded"))
     cache = DatasetCache(str(tmp_path), client.download_dataset)
-    assert run_one_trial(study, 1, POLICY, cache) == "completed"
+    assert run_one_trial(study, 1, POLICY, datasets=cache) == "completed"
     (trial,) = list(study.trials())
     record = trial.data.metadata["reproducibility"]
     assert record["dataset"] == {

@@ -36,9 +36,11 @@ def require_chromium() -> None:
         service_missing("Playwright", exc)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    """Headless Chromium for the whole session."""
+    """Headless Chromium for the dashboard tests. Package-scoped: Playwright's sync API
+    keeps an asyncio loop running in this thread while it is open, and tests after this
+    package (the async SDK's ``asyncio.run``) need the thread's loop gone."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.dashboard import seed
 from tests.dashboard.conftest import Page, Seeded, trace
 from tests.specs import small_spec
@@ -39,8 +37,6 @@ def test_importance_bars_and_contour_follow_the_importance_endpoint(
     page: Page, seeded: Seeded, tmp_path: Path
 ) -> None:
     reply = seeded.api.get(f"{seed.API}/studies/{seeded.plain}/importance")
-    if reply.status_code == 404 and reply.json()["error"]["message"] == "Not Found":
-        pytest.skip("GET /api/v1/studies/{id}/importance is not on this branch (issue 19, point 2)")
     importance = seed.ok(reply)
     names = [p["name"] for p in importance["params"]]
     p = page.open(f"#/study/{seeded.plain}")

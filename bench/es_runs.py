@@ -38,6 +38,14 @@ TUNEFORGE_METHODS: dict[str, tuple[str, dict[str, Any] | None]] = {
     "tf-asha": ("tpe", {"rule": "asha", "reduction_factor": REDUCTION_FACTOR}),
     "tf-hyperband": ("tpe", {"rule": "hyperband", "reduction_factor": REDUCTION_FACTOR}),
     "tf-bohb": ("tpe", {"rule": "bohb", "reduction_factor": REDUCTION_FACTOR}),
+    "tf-asha-leader": (
+        "tpe",
+        {"rule": "asha", "reduction_factor": REDUCTION_FACTOR, "keep_leader": True},
+    ),
+    "tf-bohb-leader": (
+        "tpe",
+        {"rule": "bohb", "reduction_factor": REDUCTION_FACTOR, "keep_leader": True},
+    ),
     "tf-auto": ("auto", None),
 }
 OPTUNA_METHODS = ("optuna-sha", "optuna-hyperband")

@@ -25,7 +25,11 @@ paused trial is a result, not work in progress: counted as in flight, TPE would
 treat each as a bad point (its constant liar), and the many trials an ASHA study
 pauses would keep it from ever leaving its start-up.
 
-Option: ``reduction_factor`` (3), an integer from 2 to 100.
+Options: ``reduction_factor`` (3), an integer from 2 to 100; ``keep_leader``
+(false): while a rung holds fewer than ``reduction_factor`` trials the paper
+lets none of them go on; with ``keep_leader`` the best of them does (the top
+is ``max(1, n // reduction_factor)``), so a short study's first good trials
+train fully at once instead of waiting to be promoted.
 
 Reference: Li et al., "A System for Massively Parallel Hyperparameter Tuning"
 (MLSys 2020).
@@ -48,10 +52,18 @@ from .base import RUNNING, WITH_RESULT, RuleOptions, StoppingContext, StoppingRu
 
 
 class ASHAOptions(RuleOptions):
-    """Options of the ``asha`` rule."""
+    """Options of the ``asha`` rule (and, through :class:`HyperbandOptions`, of ``hyperband``
+    and ``bohb``)."""
 
     reduction_factor: int = Field(
         3, ge=2, le=100, description="Keep the top 1/reduction_factor at each rung."
+    )
+    keep_leader: bool = Field(
+        False,
+        description=(
+            "While a rung holds fewer than reduction_factor trials, the best of them goes on "
+            "(the paper's rule: none goes on until the rung has reduction_factor trials)."
+        ),
     )
 
 
@@ -103,6 +115,13 @@ class ASHARule(StoppingRule):
             raise ValueError("the asha rule needs the study's fidelity")
         return rungs_of(self.fidelity, self.eta)
 
+    def _top(self, n_ranked: int) -> int:
+        """How many of the ``n_ranked`` trials at a rung go on."""
+        top = n_ranked // self.eta
+        if self.options.get("keep_leader") and n_ranked > 0:
+            return max(1, top)
+        return top
+
     def needs_others(self, trial: Trial, metric: Metric) -> bool:
         """Only a measurement that crosses one of the trial's rungs is ranked."""
         return self._crossed(trial, metric) is not None
@@ -126,7 +145,7 @@ class ASHARule(StoppingRule):
         group = self._group(ctx.trial)
         peers = [t for t in ctx.others if self._group(t) == group]
         ranked = self._ranked(rung, [*peers, ctx.trial], ctx.metric)
-        top = len(ranked) // self.eta
+        top = self._top(len(ranked))
         position = next(i for i, (_, t) in enumerate(ranked) if t.number == ctx.trial.number)
         if position < top:
             return CONTINUE
@@ -153,7 +172,7 @@ class ASHARule(StoppingRule):
         for index in reversed(range(len(rungs))):
             for _, members in sorted(groups.items()):
                 ranked = self._ranked(rungs[index], members, metric)
-                for value, trial in ranked[: len(ranked) // self.eta]:
+                for value, trial in ranked[: self._top(len(ranked))]:
                     if self._paused_at(trial, metric, rungs) == rungs[index]:
                         out.append(self._resume(trial, metric, rungs[index], value, "promoted"))
         if out or not final or self._someone_finished(trials, metric):

@@ -21,19 +21,12 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 
-from pydantic import Field
-
 from ..trials import Trial
-from .asha import ASHARule
-from .base import RuleOptions
+from .asha import ASHAOptions, ASHARule
 
 
-class HyperbandOptions(RuleOptions):
-    """Options of the ``hyperband`` rule."""
-
-    reduction_factor: int = Field(
-        3, ge=2, le=100, description="Keep the top 1/reduction_factor at each rung."
-    )
+class HyperbandOptions(ASHAOptions):
+    """Options of the ``hyperband`` rule: ASHA's, ranked within each bracket."""
 
 
 def bracket_sizes(n_rungs: int, eta: int) -> list[int]:

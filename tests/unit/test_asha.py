@@ -60,6 +60,7 @@ def test_options_and_fidelity_are_checked() -> None:
     assert validate_early_stopping({"rule": "asha"}, FIDELITY) == {
         "rule": "asha",
         "reduction_factor": 3,
+        "keep_leader": False,
     }
     with pytest.raises(InvalidSpec) as info:
         validate_early_stopping({"rule": "asha"}, None)
@@ -94,6 +95,25 @@ def test_the_top_third_goes_on_the_rest_pause() -> None:
     losses = [trial(0, {1: 0.5}, PAUSED, "loss"), trial(1, {1: 0.6}, PAUSED, "loss")]
     assert decide(trial(2, {1: 0.4}, name="loss"), losses, LOSS) == CONTINUE
     assert isinstance(decide(trial(2, {1: 0.7}, name="loss"), losses, LOSS), Pause)
+
+
+def test_keep_leader_lets_the_best_of_an_underfilled_rung_go_on() -> None:
+    first = trial(0, {1: 0.5})
+    assert decide(first, [], keep_leader=True) == CONTINUE  # 1 of 1: the leader goes on
+    others = [trial(0, {1: 0.5}, ACTIVE)]
+    assert decide(trial(1, {1: 0.6}), others, keep_leader=True) == CONTINUE  # new leader
+    assert isinstance(decide(trial(1, {1: 0.4}), others, keep_leader=True), Pause)
+    # once the rung holds reduction_factor trials the paper's top n // eta applies again
+    three = [trial(0, {1: 0.5}, PAUSED), trial(1, {1: 0.6}, ACTIVE), trial(2, {1: 0.3}, PAUSED)]
+    assert isinstance(decide(trial(3, {1: 0.55}), three, keep_leader=True), Pause)
+    assert decide(trial(3, {1: 0.65}), three, keep_leader=True) == CONTINUE  # 4 // 3 = 1
+    # a paused trial that leads a rung of fewer than eta is promoted with keep_leader only
+    paused = [trial(0, {1: 0.5}, PAUSED), trial(1, {1: 0.1}, DONE)]
+    assert rule().promotions(paused, ACC) == ()
+    assert [p.number for p in rule(keep_leader=True).promotions(paused, ACC)] == [0]
+    with pytest.raises(InvalidSpec) as info:
+        validate_early_stopping({"rule": "asha", "keep_leader": "yes"}, FIDELITY)
+    assert info.value.field == "early_stopping.keep_leader"
 
 
 def test_a_larger_reduction_factor_keeps_fewer() -> None:

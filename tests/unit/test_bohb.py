@@ -67,7 +67,11 @@ def base_spec(**changes: Any) -> dict[str, Any]:
 
 
 def test_bohb_needs_one_objective_and_no_constraints() -> None:
-    assert parse_study_spec(base_spec()).early_stopping == {"rule": "bohb", "reduction_factor": 3}
+    assert parse_study_spec(base_spec()).early_stopping == {
+        "rule": "bohb",
+        "reduction_factor": 3,
+        "keep_leader": False,
+    }
     two = [{"name": "acc"}, {"name": "loss", "goal": "minimize"}]
     constrained = [{"name": "acc"}, {"name": "mem", "role": "constraint", "threshold": 1}]
     for metrics in (two, constrained):

@@ -94,6 +94,22 @@ class StudyRow(Base):
     search_exhausted: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Moves forward on every change of the study's trials; keys caches.
     version: Mapped[int] = mapped_column(Integer, default=0)
+    #: Trials per state, kept by the lifecycle module in the transaction that changes them.
+    n_requested: Mapped[int] = mapped_column(Integer, default=0)
+    n_active: Mapped[int] = mapped_column(Integer, default=0)
+    n_stopping: Mapped[int] = mapped_column(Integer, default=0)
+    n_paused: Mapped[int] = mapped_column(Integer, default=0)
+    n_completed: Mapped[int] = mapped_column(Integer, default=0)
+    n_pruned: Mapped[int] = mapped_column(Integer, default=0)
+    n_infeasible: Mapped[int] = mapped_column(Integer, default=0)
+    n_failed: Mapped[int] = mapped_column(Integer, default=0)
+    #: ``version`` when a trial last finished: the finished history changed then
+    #: (equals the largest ``TrialRow.finished_seq``); keys the history caches.
+    history_version: Mapped[int] = mapped_column(Integer, default=0)
+    #: The best trial(s) as ``[{"number", "values"}]`` (the Pareto front with several
+    #: objectives), kept incrementally; ``None`` for a study migrated from before 0007
+    #: until its next completion recomputes it.
+    best_trials: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     #: True once ``POST /run`` asked the workers to execute the managed objective.
     managed: Mapped[bool] = mapped_column(Boolean, default=False)
     #: The held-out evaluation of the best configuration (test score beside CV score).

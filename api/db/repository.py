@@ -64,8 +64,23 @@ def trial_rows(
     return session.scalars(stmt.order_by(TrialRow.number)).all()
 
 
+def counts_of(study: StudyRow) -> dict[str, int]:
+    """Trials per state (every state present, zeros included), from the study's summary
+    columns (kept by ``api/services/lifecycle.py``)."""
+    return {s.value: int(getattr(study, f"n_{s.value}") or 0) for s in TrialState}
+
+
 def state_counts(session: Session, study_id: int) -> dict[str, int]:
-    """How many trials the study has in each state (every state present, zeros included)."""
+    """How many trials the study has in each state, from its row (no scan of its trials;
+    the row is usually in the session already, so this issues no statement)."""
+    study = session.get(StudyRow, study_id)
+    if study is None:
+        raise NotFound(f"study {study_id} does not exist", field="study_id")
+    return counts_of(study)
+
+
+def scanned_state_counts(session: Session, study_id: int) -> dict[str, int]:
+    """:func:`state_counts` by counting the trials (for checks of the summary)."""
     rows = session.execute(
         select(TrialRow.state, func.count())
         .where(TrialRow.study_id == study_id)

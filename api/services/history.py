@@ -1,8 +1,10 @@
 """A per-process cache of each study's finished trials, for the algorithms.
 
 Finished trials never change, and each one records the study version at which
-it finished (``finished_seq``, assigned under the study lock). So the cache
-asks the database only for trials finished after the newest one it holds:
+it finished (``finished_seq``, assigned under the study lock); the study row's
+``history_version`` is the newest of them. So the cache sends no statement when
+it holds that version already, and otherwise asks the database only for trials
+finished after the newest one it holds:
 the answer is always what the database says, whichever replica wrote it, and
 a suggest on a long study reads a handful of rows instead of all of them.
 """
@@ -39,10 +41,18 @@ class HistoryCache:
         self._lock = threading.Lock()
         self._max = max_studies
 
-    def finished(self, session: Session, study_id: int) -> tuple[Trial, ...]:
-        """Every completed, pruned or infeasible trial of the study, ordered by number."""
+    def finished(
+        self, session: Session, study_id: int, version: int | None = None
+    ) -> tuple[Trial, ...]:
+        """Every completed, pruned or infeasible trial of the study, ordered by number.
+
+        ``version`` is the study row's ``history_version`` read in the caller's
+        transaction: when the cache holds that version already, no statement is sent.
+        """
         with self._lock:
             entry = self._entries.get(study_id, _Entry(-1, ()))
+        if version is not None and entry.seq >= version:
+            return entry.trials
         rows = session.scalars(
             select(TrialRow)
             .where(TrialRow.study_id == study_id, TrialRow.finished_seq > entry.seq)

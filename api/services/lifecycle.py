@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from ...core.decisions import (
     Continue,
@@ -41,8 +41,9 @@ from ...core.trials import (
     check_transition,
 )
 from ..db.models import StudyRow, TrialRow
-from ..db.repository import get_trial_row, state_counts
+from ..db.repository import counts_of, get_trial_row
 from .promotions import promotable
+from .summary import count_move, record_best
 
 RUNNING_STATES = (TrialState.ACTIVE, TrialState.STOPPING)
 
@@ -52,10 +53,13 @@ PAUSE_BY_RULE = "rule:pause"  # completing it pauses it (it may be promoted late
 STOP_BY_USER = "user"  # completing it completes it
 
 
-def _write_trial_state(row: TrialRow, target: TrialState) -> None:
-    """The only assignment of a trial's state: checked against the transition table."""
-    check_transition(TrialState(row.state), target, row.number)
+def _write_trial_state(study: StudyRow, row: TrialRow, target: TrialState) -> None:
+    """The only assignment of a trial's state: checked against the transition table, and
+    counted in the study's summary in the same transaction."""
+    old = TrialState(row.state)
+    check_transition(old, target, row.number)
     row.state = target.value
+    count_move(study, old, target)
 
 
 def _write_study_state(study: StudyRow, target: StudyState, reason: str | None) -> None:
@@ -100,7 +104,7 @@ def apply_decision(scope: Scope, decision: Decision, trial: TrialRow | None = No
     """
     if isinstance(decision, NewParams):
         row = new_trial(scope.session, scope.study, dict(decision.params), scope.now)
-        activate(row, scope.spec, scope.client_id, scope.now)
+        activate(scope.study, row, scope.spec, scope.client_id, scope.now)
         return row
     if isinstance(decision, ResumeTrial):
         return _resume(scope, decision)
@@ -121,7 +125,7 @@ def _resume(scope: Scope, decision: ResumeTrial) -> TrialRow:
             f"trial {row.number} is {row.state}; only a paused trial can be resumed",
             details={"trial_state": row.state},
         )
-    activate(row, scope.spec, scope.client_id, scope.now)
+    activate(scope.study, row, scope.spec, scope.client_id, scope.now)
     row.resume_from_step = decision.from_step
     row.stop_source = None
     row.reason = decision.reason
@@ -154,13 +158,16 @@ def new_trial(
         **fields,
     )
     session.add(row)
+    count_move(study, None, TrialState.REQUESTED)
     touch(study, now)
     return row
 
 
-def activate(row: TrialRow, spec: StudySpec, client_id: str | None, now: datetime) -> None:
+def activate(
+    study: StudyRow, row: TrialRow, spec: StudySpec, client_id: str | None, now: datetime
+) -> None:
     """Hand a queued (or paused) trial to a client with a fresh lease."""
-    _write_trial_state(row, TrialState.ACTIVE)
+    _write_trial_state(study, row, TrialState.ACTIVE)
     row.client_id = client_id
     row.started_at = row.started_at or now
     row.lease_expires_at = lease_until(spec, now)
@@ -174,7 +181,7 @@ def request_user_stop(study: StudyRow, row: TrialRow, now: datetime) -> None:
 
 def _request_stop(study: StudyRow, row: TrialRow, source: str, reason: str, now: datetime) -> None:
     """Tell the worker to stop (its next reply says so); ``source`` says what it becomes."""
-    _write_trial_state(row, TrialState.STOPPING)
+    _write_trial_state(study, row, TrialState.STOPPING)
     row.stop_source = source
     row.reason = reason
     row.updated_at = now
@@ -187,15 +194,15 @@ def complete(
     """The worker reports a trial's final values: ``completed``, or ``pruned`` / ``paused``
     when the early-stopping rule stopped it."""
     if row.stop_source == PAUSE_BY_RULE:
-        _write_trial_state(row, TrialState.PAUSED)
+        _write_trial_state(study, row, TrialState.PAUSED)
         row.values = values
         row.lease_expires_at = None
         row.updated_at = now
         touch(study, now)
         return
     pruned = row.stop_source == STOP_BY_RULE
-    finish(study, row, TrialState.PRUNED if pruned else TrialState.COMPLETED, now, reason)
     row.values = values
+    finish(study, row, TrialState.PRUNED if pruned else TrialState.COMPLETED, now, reason)
 
 
 def finish(
@@ -204,9 +211,11 @@ def finish(
     """Move a trial to a finished state (the transition is checked first).
 
     ``finished_seq`` takes the study's next version, so readers can fetch the
-    trials finished since any point without relying on clocks.
+    trials finished since any point without relying on clocks; the study's
+    ``history_version`` records it. A completed trial (its values set before) is
+    folded into the study's best trials.
     """
-    _write_trial_state(row, target)
+    _write_trial_state(study, row, target)
     row.completed_at = now
     row.updated_at = now
     row.lease_expires_at = None
@@ -214,6 +223,10 @@ def finish(
         row.reason = reason
     touch(study, now)
     row.finished_seq = study.version
+    study.history_version = study.version
+    session = object_session(study)
+    if target == TrialState.COMPLETED and session is not None:
+        record_best(session, study, row)
 
 
 def fail_trial(
@@ -280,6 +293,7 @@ def new_study(
         trial_counter=0,
         search_exhausted=False,
         version=0,
+        best_trials=[],
         managed=managed,
         created_at=now,
         updated_at=now,
@@ -314,10 +328,10 @@ def refresh_study_state(session: Session, study: StudyRow, spec: StudySpec, now:
     pruned and the study completes.
     """
     session.flush()
-    counts = state_counts(session, study.id)
+    counts = counts_of(study)
     if study.state == StudyState.ACTIVE.value and _settle_paused(session, study, spec, counts, now):
         session.flush()
-        counts = state_counts(session, study.id)
+        counts = counts_of(study)
     reason = completion_reason(study, spec, counts)
     if (
         study.state == StudyState.ACTIVE.value

@@ -46,24 +46,30 @@ class SqlPeerView:
         return [float(v[self._metric]) for v in rows if self._metric in v]
 
     def best_until(self, step: int) -> list[float]:
-        """Per other trial that reported the metric at ``step`` or later: its best value up to ``step``."""
-        rows = self._session.execute(
-            self._peer_measurements(
-                MeasurementRow.trial_id, MeasurementRow.step, MeasurementRow.values
+        """Per other trial that reported the metric at ``step`` or later: its best value up to
+        ``step``. One aggregate query over ``ix_measurements_study_step``; only one number
+        per trial leaves the database."""
+        value = MeasurementRow.values[self._metric].as_float()
+        reached = (
+            select(MeasurementRow.trial_id)
+            .where(
+                MeasurementRow.study_id == self._study_id,
+                MeasurementRow.step >= step,
+                value.is_not(None),
             )
+            .distinct()
+        )
+        best = (func.max if self._maximize else func.min)(value)
+        rows = self._session.scalars(
+            self._peer_measurements(best)
+            .where(
+                MeasurementRow.step <= step,
+                value.is_not(None),
+                MeasurementRow.trial_id.in_(reached),
+            )
+            .group_by(MeasurementRow.trial_id)
         ).all()
-        best: dict[int, float] = {}
-        reached: set[int] = set()
-        pick = max if self._maximize else min
-        for trial_id, at, values in rows:
-            if self._metric not in values:
-                continue
-            if at >= step:
-                reached.add(trial_id)
-            if at <= step:
-                v = float(values[self._metric])
-                best[trial_id] = pick(best[trial_id], v) if trial_id in best else v
-        return [v for t, v in best.items() if t in reached]
+        return [float(v) for v in rows if v is not None]
 
     def n_completed(self) -> int:
         return int(

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from ...core.analysis import best_trials
 from ...core.errors import Conflict, InvalidSpec
 from ...core.policy import STRICT, ObjectivePolicy
 from ...core.study import Study, StudySpec, budget, parse_study_spec
-from ...core.trials import StudyState, Trial, TrialState
+from ...core.trials import StudyState, Trial
 from ..db.engine import Database
 from ..db.models import ProjectRow, StudyRow, TrialRow
 from ..db.repository import (
+    counts_of,
     default_project_id,
     get_study_row,
-    load_trials,
     measurements_of,
     spec_of,
-    state_counts,
     to_study,
     to_trial,
     utcnow,
@@ -37,6 +35,7 @@ from .lifecycle import (
     set_study_state,
     touch,
 )
+from .summary import best_numbers
 
 PATCHABLE = (
     "state",
@@ -50,29 +49,50 @@ PATCHABLE = (
 
 def study_view(session: Session, row: StudyRow) -> Study:
     """The study as the API shows it (counts, best trials, why it completed)."""
-    spec = spec_of(row)
-    study = to_study(row, state_counts(session, row.id), _best(session, row.id, spec), spec)
-    project = session.get(ProjectRow, row.project_id)  # the session's identity map caches it
-    return replace(
-        study,
-        completion_reason=public_completion_reason(session, row, spec),
-        project=project.name if project is not None else study.project,
-    )
+    return study_views(session, [row])[0]
 
 
-def _best(session: Session, study_id: int, spec: StudySpec) -> list[Trial]:
-    """The best trial(s), with their measurements (loaded for those trials only)."""
-    best = best_trials(load_trials(session, study_id, (TrialState.COMPLETED,)), spec.metrics)
-    if not best:
-        return []
-    rows = session.scalars(
-        select(TrialRow).where(
-            TrialRow.study_id == study_id, TrialRow.number.in_([t.number for t in best])
+def study_views(session: Session, rows: Sequence[StudyRow]) -> list[Study]:
+    """Several studies as the API shows them, with a constant number of statements:
+    counts and best trial numbers come from each row's summary, and the best trials of
+    all of them are read in one query (plus one for their measurements)."""
+    numbers = {row.id: best_numbers(session, row) for row in rows}
+    best = _best_trials(session, numbers)
+    out = []
+    for row in rows:
+        spec = spec_of(row)
+        trials = [best[(row.id, n)] for n in numbers[row.id] if (row.id, n) in best]
+        study = to_study(row, counts_of(row), trials, spec)
+        project = session.get(ProjectRow, row.project_id)  # the session's identity map caches it
+        out.append(
+            replace(
+                study,
+                completion_reason=public_completion_reason(session, row, spec),
+                project=project.name if project is not None else study.project,
+            )
         )
+    return out
+
+
+def _best_trials(
+    session: Session, numbers: Mapping[int, Sequence[int]]
+) -> dict[tuple[int, int], Trial]:
+    """The trials named by ``{study id: [numbers]}``, with their measurements."""
+    keys = [(sid, n) for sid, ns in numbers.items() for n in ns]
+    if not keys:
+        return {}
+    rows = session.scalars(
+        select(TrialRow).where(tuple_(TrialRow.study_id, TrialRow.number).in_(keys))
     ).all()
     ms = measurements_of(session, [r.id for r in rows])
-    full = {r.number: to_trial(r, ms.get(r.id, ())) for r in rows}
-    return [full[t.number] for t in best]
+    return {(r.study_id, r.number): to_trial(r, ms.get(r.id, ())) for r in rows}
+
+
+def _best(session: Session, study: StudyRow) -> list[Trial]:
+    """The best trial(s) of one study, with their measurements."""
+    numbers = best_numbers(session, study)
+    best = _best_trials(session, {study.id: numbers})
+    return [best[(study.id, n)] for n in numbers if (study.id, n) in best]
 
 
 def create_study(
@@ -165,7 +185,7 @@ def list_studies(
         rows = session.scalars(stmt.order_by(StudyRow.id).limit(page_size + 1)).all()
         more = len(rows) > page_size
         rows = rows[:page_size]
-        return [study_view(session, r) for r in rows], (rows[-1].id if more and rows else None)
+        return study_views(session, rows), (rows[-1].id if more and rows else None)
 
 
 def update_study(db: Database, study_id: int, changes: Mapping[str, Any]) -> Study:
@@ -213,4 +233,4 @@ def study_best(db: Database, study_id: int) -> list[Trial]:
     """The best trial (single objective) or the Pareto front (several objectives)."""
     with db.read() as session:
         row = get_study_row(session, study_id)
-        return _best(session, row.id, spec_of(row))
+        return _best(session, row)

@@ -130,7 +130,7 @@ def _new_work(
     scope = Scope(session, study, spec, now, client_id)
     # promoted paused trials first (same number and params, resume_from_step set)
     handed = [apply_decision(scope, d) for d in promotable(session, study, spec)[:room]]
-    if len(handed) < room:
+    if len(handed) < room and counts[TrialState.REQUESTED.value]:
         handed += _pop_requested(session, study, spec, room - len(handed), client_id, now)
     remaining = room - len(handed)
     if spec.max_trials is not None:
@@ -157,7 +157,7 @@ def _pop_requested(
         .with_for_update()
     ).all()
     for row in rows:
-        activate(row, spec, client_id, now)
+        activate(study, row, spec, client_id, now)
     return list(rows)
 
 
@@ -173,7 +173,7 @@ def _ask_algorithm(
     session.flush()
     view = model_view(session, study, spec)
     if view is None:
-        completed = history_of(session).finished(session, study.id)
+        completed = history_of(session).finished(session, study.id, study.history_version)
         in_flight = tuple(load_trials(session, study.id, IN_FLIGHT_STATES))
     else:  # BOHB: the trials at the largest well-observed budget
         completed, in_flight = view

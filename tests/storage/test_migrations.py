@@ -112,3 +112,45 @@ def test_each_upgrade_keeps_existing_data(empty_db: str) -> None:
             assert new_id == 3, "a deleted study's id was handed out again"
     finally:
         engine.dispose()
+
+
+def test_study_summary_is_filled_from_existing_trials(empty_db: str) -> None:
+    """0007 counts each study's trials per state and sets its history version; the best
+    trials stay unknown (NULL) until the service computes them."""
+    upgrade(empty_db, "0006_datasets")
+    engine = build_engine(empty_db)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO studies (id, project_id, name, state, spec, trial_counter, "
+                    "search_exhausted, version, managed, created_at, updated_at) VALUES "
+                    "(1, 1, 's', 'active', '{}', 4, false, 9, false, CURRENT_TIMESTAMP, "
+                    "CURRENT_TIMESTAMP)"
+                )
+            )
+            for number, state, seq in [
+                (0, "completed", 3),
+                (1, "completed", 7),
+                (2, "failed", 5),
+                (3, "active", None),
+            ]:
+                conn.execute(
+                    text(
+                        "INSERT INTO trials (study_id, number, state, params, attempt, "
+                        "metadata, finished_seq, created_at, updated_at) VALUES (1, :n, :s, "
+                        "'{}', 0, '{}', :q, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"n": number, "s": state, "q": seq},
+                )
+        upgrade(empty_db)
+        with engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    "SELECT n_completed, n_failed, n_active, n_paused, history_version, "
+                    "best_trials FROM studies WHERE id = 1"
+                )
+            ).one()
+        assert tuple(row) == (2, 1, 1, 0, 7, None)
+    finally:
+        engine.dispose()

@@ -1,0 +1,147 @@
+"""Per-call database work does not grow with the study (issue 17, deliverable 2).
+
+Through the real FastAPI app on SQLite and PostgreSQL, each of suggest, a
+measurement report, complete, get-study and list-studies is sent once on
+studies of 20 and of 400 finished trials. Every SQL statement is counted with
+SQLAlchemy's ``before_cursor_execute`` event, and every trial or measurement row
+the ORM builds with the mappers' ``load`` event: both must be the same small
+numbers at both sizes (no scan of the history, no query per listed study).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from tests.conftest import make_client
+from tests.specs import small_spec
+from tuneforge.api.db.models import MeasurementRow, TrialRow
+from tuneforge.api.db.repository import get_study_row, utcnow
+from tuneforge.api.schemas.common import encode_page_token
+from tuneforge.api.services.lifecycle import finish, new_trial
+from tuneforge.core.trials import TrialState
+
+SIZES = (20, 400)
+STUDIES_PER_PAGE = 3
+#: Upper bounds (auth and audit included); the real check is equality across sizes.
+MAX_STATEMENTS = 20
+MAX_ROWS = 6
+
+
+@dataclass
+class Tally:
+    statements: list[str] = field(default_factory=list)
+    rows: int = 0
+
+
+@contextmanager
+def counting(client: TestClient) -> Iterator[Callable[[Callable[[], Any]], Tally]]:
+    engine = client.app.state.db.engine  # type: ignore[attr-defined]
+    current = Tally()
+
+    def on_execute(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        current.statements.append(statement)
+
+    def on_load(_target: Any, _context: Any) -> None:
+        current.rows += 1
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(TrialRow, "load", on_load)
+    event.listen(MeasurementRow, "load", on_load)
+
+    def measure(call: Callable[[], Any]) -> Tally:
+        nonlocal current
+        current = Tally()
+        response = call()
+        assert response.status_code in (200, 201), response.text
+        return current
+
+    try:
+        yield measure
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+        event.remove(TrialRow, "load", on_load)
+        event.remove(MeasurementRow, "load", on_load)
+
+
+def filled_study(client: TestClient, name: str, n: int, algorithm: str) -> int:
+    """A study with ``n - 1`` completed trials added through the lifecycle module in one
+    transaction (fast set-up, summary kept as in production) and one run through the API
+    by a worker (so this server's history cache is warm, as it is under load)."""
+    spec = small_spec(name, algorithm=algorithm, max_trials=10 * n)
+    sid = int(client.post("/api/v1/studies", json=spec).json()["id"])
+    rng = np.random.default_rng([n, len(name)])
+    db = client.app.state.db  # type: ignore[attr-defined]
+    with db.write() as session:
+        study = get_study_row(session, sid, lock=True)
+        now = utcnow()
+        for i in range(n - 1):
+            params = {"lr": float(10 ** rng.uniform(-5, -1)), "depth": int(rng.integers(1, 13))}
+            row = new_trial(session, study, params | {"batch": 32, "optimizer": "adam"}, now)
+            row.values = {"accuracy": float(i % 97)}
+            finish(study, row, TrialState.COMPLETED, now)
+    number = suggest_one(client, sid, "warm")
+    done = client.post(f"/api/v1/studies/{sid}/trials/{number}/complete", json=_values())
+    assert done.status_code == 200
+    return sid
+
+
+def suggest_one(client: TestClient, sid: int, client_id: str) -> int:
+    r = client.post(f"/api/v1/studies/{sid}/trials/suggest", json={"client_id": client_id})
+    assert r.status_code == 200 and r.json()["trials"], r.text
+    return int(r.json()["trials"][0]["number"])
+
+
+def _values() -> dict[str, Any]:
+    return {"values": {"accuracy": 0.5}}
+
+
+def per_call(client: TestClient, n: int, algorithm: str) -> dict[str, Tally]:
+    """Tallies of each call on fresh studies of ``n`` trials (the listing is the page
+    that holds exactly those studies)."""
+    sids = [filled_study(client, f"s{n}-{k}", n, algorithm) for k in range(STUDIES_PER_PAGE)]
+    sid = sids[0]
+    params: dict[str, Any] = {"page_size": STUDIES_PER_PAGE}
+    if sid > 1:
+        params["page_token"] = encode_page_token(sid - 1)
+    out: dict[str, Tally] = {}
+    with counting(client) as measure:
+        holder: dict[str, int] = {}
+
+        def suggest() -> Any:
+            r = client.post(f"/api/v1/studies/{sid}/trials/suggest", json={"client_id": "x"})
+            holder["n"] = int(r.json()["trials"][0]["number"])
+            return r
+
+        out["suggest"] = measure(suggest)
+        base = f"/api/v1/studies/{sid}/trials/{holder['n']}"
+        step = {"step": 1, "values": {"accuracy": 0.25}}
+        out["measurement"] = measure(lambda: client.post(f"{base}/measurements", json=step))
+        out["complete"] = measure(lambda: client.post(f"{base}/complete", json=_values()))
+        out["get-study"] = measure(lambda: client.get(f"/api/v1/studies/{sid}"))
+        out["list-studies"] = measure(lambda: client.get("/api/v1/studies", params=params))
+    listing = client.get("/api/v1/studies", params=params).json()
+    assert [s["id"] for s in listing["studies"]] == sids
+    assert all(s["best_trial"] is not None for s in listing["studies"])
+    return out
+
+
+@pytest.mark.parametrize("algorithm", ["random", "tpe"])
+def test_database_work_per_call_is_independent_of_study_size(db_url: str, algorithm: str) -> None:
+    with make_client(db_url, reconcile_interval_seconds=0) as client:
+        small = per_call(client, SIZES[0], algorithm)
+        large = per_call(client, SIZES[1], algorithm)
+    for call in ("suggest", "measurement", "complete", "get-study", "list-studies"):
+        a, b = small[call], large[call]
+        assert len(a.statements) == len(b.statements), (call, a.statements, b.statements)
+        assert a.rows == b.rows, (call, a.rows, b.rows)
+        assert len(b.statements) <= MAX_STATEMENTS, (call, b.statements)
+        assert b.rows <= MAX_ROWS, (call, b.rows)
+        assert not any("GROUP BY trials.state" in s for s in b.statements), call

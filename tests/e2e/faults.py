@@ -3,6 +3,7 @@ test may crash, client loops that survive the faults, and the checks run afterwa
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -72,7 +73,9 @@ class PrivatePostgres:
         return self
 
     def create_database(self) -> str:
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "tuneforge")
+        self._run(
+            "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "tuneforge"
+        )
         return self.url
 
     def crash(self) -> None:
@@ -80,10 +83,8 @@ class PrivatePostgres:
         self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # not running
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass  # not running
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -91,7 +92,7 @@ SPEC = {
     "name": "faults",
     "parameters": [{"name": "x", "type": "float", "low": 0, "high": 1}],
     "metrics": [{"name": "loss", "goal": "minimize"}],
-    "algorithm": {"name": "random"},
+    "algorithm": "random",
     "retries": {"max_retries": 0, "lease_seconds": 5},
 }
 
@@ -115,11 +116,12 @@ class ClientLoop(threading.Thread):
     a refused connection or a 503 moves to the next server and tries the same call again
     (suggest with the same ``client_id`` returns the client's own unfinished trial)."""
 
-    def __init__(self, urls: Sequence[str], sid: int, name: str, trials: int) -> None:
+    def __init__(self, urls: Sequence[str], sid: int, index: int, trials: int) -> None:
+        name = f"client-{index}"
         super().__init__(name=name, daemon=True)
         self.urls, self.sid, self.trials = list(urls), sid, trials
         self.log = ClientLog(name)
-        self._turn = 0
+        self._turn = index  # clients start spread over the servers
         self.deadline = time.monotonic() + 300
 
     def call(self, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -168,11 +170,12 @@ class ClientLoop(threading.Thread):
 def run_clients(
     urls: Sequence[str], sid: int, clients: int, trials: int, fault: Callable[[], None]
 ) -> list[ClientLog]:
-    """Start the loops, apply ``fault`` once some trials are done, wait for every loop."""
-    loops = [ClientLoop(urls, sid, f"client-{i}", trials) for i in range(clients)]
+    """Start the loops, apply ``fault`` once a third of the trials are done, wait for
+    every loop."""
+    loops = [ClientLoop(urls, sid, i, trials) for i in range(clients)]
     for loop in loops:
         loop.start()
-    while sum(len(loop.log.acknowledged) for loop in loops) < clients and any(
+    while sum(len(loop.log.acknowledged) for loop in loops) < clients * trials // 3 and any(
         loop.is_alive() for loop in loops
     ):
         time.sleep(0.05)

@@ -71,26 +71,21 @@ def private_pg() -> Iterator[PrivatePostgres]:
 
 def test_server_sigkill_under_load_with_two_replicas(cluster_db: str, broker_url: str) -> None:
     """Clients spread over replica A (one process) and B (two uvicorn workers); A is
-    killed with SIGKILL mid-load, its clients move to B, and A comes back."""
+    killed with SIGKILL a third of the way through, and its clients move to B."""
     a = server(cluster_db, broker_url)
     b = server(cluster_db, broker_url, "--workers", "2")
     try:
         sid = create_study(a.url, {**SPEC, "retries": {"lease_seconds": 30}})
-        downtime: dict[str, float] = {}
 
         def kill_a() -> None:
             assert a.proc is not None
             a.proc.send_signal(signal.SIGKILL)
             a.proc.wait()
-            started = time.monotonic()
-            time.sleep(1.0)
-            a.start(timeout=60)
-            downtime["a_down_s"] = round(time.monotonic() - started, 1)
 
         started = time.monotonic()
         logs = run_clients([a.url, b.url], sid, CLIENTS, TRIALS, kill_a)
         took = round(time.monotonic() - started, 1)
-        check(b.url, sid, logs, "server SIGKILL", wall_s=took, **downtime)
+        check(b.url, sid, logs, "server SIGKILL", wall_s=took)
     finally:
         a.stop()
         b.stop()
@@ -222,4 +217,3 @@ def test_worker_sigkill_mid_trial(cluster_db: str, broker_url: str) -> None:
         for w in workers:
             w.stop()
         app.stop()
-

@@ -246,7 +246,7 @@ def longest_idle(trials: Sequence[dict[str, Any]], workers: int, after: float) -
     """The longest stretch after ``after`` (epoch seconds), before the last trial started,
     during which fewer than ``workers`` trials were running: some worker sat idle."""
     spans = sorted(
-        (_epoch(t["started_at"]), _epoch(t["completed_at"] or t["updated_at"]))
+        (epoch(t["started_at"]), epoch(t["completed_at"] or t["updated_at"]))
         for t in trials
         if t["started_at"] is not None
     )
@@ -268,7 +268,7 @@ def longest_idle(trials: Sequence[dict[str, Any]], workers: int, after: float) -
     return longest
 
 
-def _epoch(stamp: str) -> float:
+def epoch(stamp: str) -> float:
     moment = datetime.fromisoformat(stamp)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

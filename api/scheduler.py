@@ -184,5 +184,7 @@ class Reconciler:
                 if self._queue is not None:
                     self._managed = frozenset(managed_study_ids(self._db))
                 reconcile_once(self._db, self._queue, self._settings, self._managed)
+            except TuneforgeError as exc:  # the database is away: one line, not a traceback
+                log.warning("reconciler pass skipped: %s", exc)
             except Exception:  # keep the loop alive; the next pass retries
                 log.exception("reconciler pass failed")

@@ -44,6 +44,9 @@ class Settings(PolicySettings, BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
     #: An unclaimed task older than this is presumed lost (broker restart) and replaced.
     dispatch_ttl_seconds: float = 120.0
+    #: A task no worker has claimed this long, and which the broker no longer holds
+    #: (Redis restarted empty), is replaced at once instead of waiting for the TTL.
+    dispatch_claim_seconds: float = Field(default=10.0, gt=0)
     #: Parallel trials of a managed study that does not set max_active_trials.
     default_parallelism: int = 4
     db_pool_size: int = 10

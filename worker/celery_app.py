@@ -16,7 +16,11 @@ def create_celery(settings: WorkerSettings | None = None) -> Celery:
       after it finished, so a lost worker's task is delivered again;
     - prefetch 1: a busy worker never hoards queued tasks;
     - soft and hard time limits below the broker's visibility timeout;
+    - a lost broker connection does not cancel running tasks (they report over HTTP,
+      not through the broker) and is retried for ever;
     - no result backend: results live in tuneforge's database.
+
+    docs/deploy.md ("Broker loss") explains each choice.
     """
     settings = settings or WorkerSettings()
     app = Celery("tuneforge", broker=settings.broker_url, set_as_current=False)
@@ -28,6 +32,9 @@ def create_celery(settings: WorkerSettings | None = None) -> Celery:
         task_time_limit=settings.time_limit_seconds,
         broker_transport_options={"visibility_timeout": settings.visibility_timeout_seconds},
         broker_connection_retry_on_startup=True,
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         task_ignore_result=True,
         result_backend=None,
         worker_hijack_root_logger=False,

@@ -153,6 +153,7 @@ def delete_study(study_id: StudyId, db: DB, store: Store) -> Response:
 def run(study_id: StudyId, request: Request, db: DB) -> StudyPublic:
     """Start executing the study's managed objective on the Celery workers."""
     study = managed.run_study(db, study_id)
+    request.app.state.reconciler.mark_managed(study_id)
     request.app.state.reconciler.wake()
     return study_public(study)
 

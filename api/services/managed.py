@@ -36,6 +36,28 @@ from .promotions import promotable
 from .studies import study_view
 
 
+@dataclass(frozen=True)
+class LossCheck:
+    """When an unclaimed dispatch counts as lost before its TTL (a broker restarted empty).
+
+    A task that no worker claimed within ``claim_seconds`` is lost when the broker no
+    longer holds it (``held``: the ids it still queues or has handed out unacknowledged).
+    When the broker cannot be asked (``held`` is None), an unclaimed trial task is
+    presumed lost after ``claim_seconds``: it is revoked and sent again, which costs a
+    place in the queue but never runs a trial twice (the revoked copy is dropped).
+    """
+
+    claim_seconds: float
+    held: frozenset[str] | None = None
+
+    def lost(self, dispatch: DispatchRow, now: datetime) -> bool:
+        if dispatch.created_at >= now - timedelta(seconds=self.claim_seconds):
+            return False
+        if self.held is None:
+            return dispatch.kind == "trial"
+        return dispatch.task_id not in self.held
+
+
 @dataclass
 class Plan:
     """Tasks to send and to revoke once the planning transaction has committed."""
@@ -156,8 +178,13 @@ def managed_study_ids(db: Database) -> list[int]:
         return list(session.scalars(select(StudyRow.id).where(StudyRow.managed.is_(True))).all())
 
 
-def plan_dispatches(db: Database, study_id: int, ttl: float, parallelism: int) -> Plan:
-    """Decide, under the study lock, which tasks to send or revoke; record the new ones."""
+def plan_dispatches(
+    db: Database, study_id: int, ttl: float, parallelism: int, loss: LossCheck | None = None
+) -> Plan:
+    """Decide, under the study lock, which tasks to send or revoke; record the new ones.
+
+    Unclaimed tasks older than ``ttl`` are replaced; so are those ``loss`` finds lost.
+    """
     plan = Plan()
     with db.write() as session:
         row = get_study_row(session, study_id, lock=True)
@@ -165,7 +192,7 @@ def plan_dispatches(db: Database, study_id: int, ttl: float, parallelism: int) -
         now = utcnow()
         if reap_expired(session, row, spec, now):
             refresh_study_state(session, row, spec, now)
-        fresh = _fresh_dispatches(session, row.id, now - timedelta(seconds=ttl), plan)
+        fresh = _fresh_dispatches(session, row.id, now - timedelta(seconds=ttl), plan, loss)
         if row.state != StudyState.ACTIVE.value:
             plan.revoke += [d.task_id for d in fresh if d.kind == "trial"]
             session.execute(delete(DispatchRow).where(DispatchRow.task_id.in_(plan.revoke)))
@@ -185,15 +212,20 @@ def plan_dispatches(db: Database, study_id: int, ttl: float, parallelism: int) -
 
 
 def _fresh_dispatches(
-    session: Session, study_id: int, cutoff: datetime, plan: Plan
+    session: Session, study_id: int, cutoff: datetime, plan: Plan, loss: LossCheck | None
 ) -> list[DispatchRow]:
-    """Unclaimed dispatches still presumed alive; older ones (lost messages) are dropped."""
+    """Unclaimed dispatches still presumed alive; older ones and lost ones are dropped."""
     rows = session.scalars(
         select(DispatchRow).where(
             DispatchRow.study_id == study_id, DispatchRow.claimed_at.is_(None)
         )
     ).all()
-    stale = [d for d in rows if d.created_at < cutoff - _extra_life(d)]
+    now = utcnow()
+    stale = [
+        d
+        for d in rows
+        if d.created_at < cutoff - _extra_life(d) or (loss is not None and loss.lost(d, now))
+    ]
     if stale:
         plan.revoke += [d.task_id for d in stale]
         session.execute(delete(DispatchRow).where(DispatchRow.id.in_([d.id for d in stale])))

@@ -51,8 +51,21 @@ db_option = click.option(
     help="Listen beyond loopback even though no API key exists (anyone reaching it has "
     "full access).",
 )
+@click.option(
+    "--workers",
+    default=1,
+    type=click.IntRange(min=1),
+    show_default=True,
+    help="Server processes sharing the port (uvicorn workers); each is a full replica.",
+)
 def serve(
-    db_url: str | None, host: str, port: int, migrate: bool | None, log_level: str, insecure: bool
+    db_url: str | None,
+    host: str,
+    port: int,
+    migrate: bool | None,
+    log_level: str,
+    insecure: bool,
+    workers: int,
 ) -> None:
     """Run the API server."""
     import uvicorn
@@ -81,6 +94,20 @@ def serve(
         raise click.ClickException(f"cannot open database {settings.db_url}: {exc}") from None
     click.echo(f"tuneforge serving on http://{host}:{port} (database {settings.db_url})", err=True)
     click.echo(mode, err=True)
+    if workers > 1:  # each worker process builds its app from these settings' variables
+        os.environ.update(
+            TUNEFORGE_DB_URL=settings.db_url, TUNEFORGE_MIGRATE="false", TUNEFORGE_PORT=str(port)
+        )
+        os.environ.update(TUNEFORGE_HOST=host, TUNEFORGE_LOG_LEVEL=log_level)
+        uvicorn.run(
+            "tuneforge.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_level=log_level,
+            workers=workers,
+        )
+        return
     uvicorn.run(
         create_app(settings.model_copy(update={"migrate": False})),
         host=host,

@@ -38,7 +38,7 @@ class VariationOptions(OptionsModel):
     """The options every evolutionary algorithm shares."""
 
     population_size: int = Field(
-        20, ge=2, le=10_000, description="Finished trials kept as the parent population."
+        10, ge=2, le=10_000, description="Finished trials kept as the parent population."
     )
     n_startup: int | None = Field(
         None, ge=1, le=1_000_000, description="Sobol' points before breeding (null: population)."

@@ -14,6 +14,7 @@ from typing import Any
 
 from .algorithms import validate_algorithm
 from .algorithms.auto import FIDELITY_RULE
+from .analysis.hypervolume import parse_reference
 from .errors import InvalidSpec
 from .estimators import default_estimators, load_class
 from .fidelity import managed_fidelity
@@ -61,6 +62,8 @@ class StudySpec:
     #: Earlier studies of the same project (ids, or names until the service resolves them)
     #: whose completed trials the algorithm sees as prior history.
     warm_start: tuple[int | str, ...] = ()
+    #: The hypervolume's reference point (objective name -> value) of a multi-objective study.
+    hypervolume_reference: Mapping[str, float] | None = None
 
     @property
     def objectives(self) -> tuple[Metric, ...]:
@@ -68,7 +71,8 @@ class StudySpec:
 
     def to_dict(self) -> dict[str, Any]:
         """The API representation (the ``POST /studies`` body, normalized); ``warm_start``
-        only when it names a study, so specs stored before it existed compare equal."""
+        only when it names a study and ``hypervolume_reference`` only when given, so specs
+        stored before they existed compare equal."""
         out: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
@@ -91,6 +95,8 @@ class StudySpec:
         }
         if self.warm_start:
             out["warm_start"] = list(self.warm_start)
+        if self.hypervolume_reference is not None:
+            out["hypervolume_reference"] = dict(self.hypervolume_reference)
         return out
 
 
@@ -154,6 +160,7 @@ def parse_study_spec(data: Mapping[str, Any]) -> StudySpec:
         objective=objective,
         metadata=_parse_metadata(data.get("metadata")),
         warm_start=parse_warm_start(data.get("warm_start")),
+        hypervolume_reference=parse_reference(data.get("hypervolume_reference"), metrics),
     )
 
 

@@ -1,4 +1,4 @@
-"""``/studies/{id}/importance`` and ``/warm-start``: what the study's results say about its
+"""``/studies/{id}/importance``, ``/hypervolume`` and ``/warm-start``: what the study's results say about its
 parameters, and the prior history its algorithm sees."""
 
 from __future__ import annotations
@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, Query
 
 from ..db.engine import Database
 from ..openapi import errors
-from ..schemas.analysis import ImportanceOut, WarmStartOut, importance_out, warm_start_out
+from ..schemas.analysis import (
+    HypervolumeOut,
+    ImportanceOut,
+    WarmStartOut,
+    hypervolume_out,
+    importance_out,
+    warm_start_out,
+)
 from ..services import analysis as service
 from .deps import StudyId, get_db
 
@@ -36,6 +43,21 @@ def importance(
     each parameter's share of the objective's variance, and the strongest pairwise
     interactions, largest first. 409 while fewer than 5 trials completed."""
     return importance_out(service.importance(db, study_id, objective))
+
+
+@router.get(
+    "/{study_id}/hypervolume",
+    response_model=HypervolumeOut,
+    operation_id="getHypervolume",
+    summary="Hypervolume of the Pareto front after each completed trial",
+    responses=errors(404, 422, 503),
+)
+def hypervolume(study_id: StudyId, db: DB) -> HypervolumeOut:
+    """For a study with two or more objectives: the hypervolume its feasible completed
+    trials dominate, after each completed trial in the order they finished. The reference
+    point is the spec's ``hypervolume_reference``, or inferred and stated. 422 naming
+    ``metrics`` for a study with one objective."""
+    return hypervolume_out(service.hypervolume(db, study_id))
 
 
 @router.get(

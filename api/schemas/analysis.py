@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from ...core.analysis import ImportanceResult
+from ...core.analysis.hypervolume import INFERRED_RULE, HypervolumeResult
 from ..services.warm_start import SourceCount
 
 
@@ -67,4 +68,38 @@ def warm_start_out(counts: list[SourceCount]) -> WarmStartOut:
         sources=[WarmStartSource(**vars(c)) for c in counts],
         used=sum(c.used for c in counts),
         skipped=sum(c.skipped_params + c.skipped_values for c in counts),
+    )
+
+
+class HypervolumePoint(BaseModel):
+    """The hypervolume once trial ``number`` had completed."""
+
+    number: int
+    hypervolume: float
+
+
+class HypervolumeOut(BaseModel):
+    """The hypervolume of a multi-objective study's Pareto front after each completed trial
+    (docs/multi-objective.md)."""
+
+    objectives: list[str]
+    reference_point: dict[str, float] = Field(description="objective name -> value")
+    reference_source: str = Field(description="'spec' (hypervolume_reference) or 'inferred'")
+    reference_rule: str | None = Field(description="how an inferred reference was chosen")
+    hypervolume: float = Field(description="after the last completed trial")
+    n_trials: int = Field(description="completed trials, one history entry each")
+    n_feasible: int = Field(description="completed trials meeting every constraint")
+    history: list[HypervolumePoint] = Field(description="in the order the trials completed")
+
+
+def hypervolume_out(result: HypervolumeResult) -> HypervolumeOut:
+    return HypervolumeOut(
+        objectives=list(result.objectives),
+        reference_point=dict(result.reference),
+        reference_source="inferred" if result.inferred else "spec",
+        reference_rule=INFERRED_RULE if result.inferred else None,
+        hypervolume=result.hypervolume,
+        n_trials=len(result.history),
+        n_feasible=result.n_feasible,
+        history=[HypervolumePoint(number=n, hypervolume=v) for n, v in result.history],
     )

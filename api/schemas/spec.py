@@ -170,6 +170,15 @@ WarmStartRef = Annotated[
 ]
 
 
+def hypervolume_reference_field() -> Any:
+    """``hypervolume_reference``: the reference point of a multi-objective study."""
+    return absent(
+        description="the hypervolume's reference point: a number for each objective of a "
+        "study with several (GET .../hypervolume infers one when absent; "
+        "docs/multi-objective.md)",
+    )
+
+
 def warm_start_field() -> Any:
     """``warm_start``: earlier studies whose completed trials the algorithm sees first."""
     return absent(
@@ -382,5 +391,6 @@ __all__ = [
     "SklearnObjective",
     "UploadedDataset",
     "WarmStartRef",
+    "hypervolume_reference_field",
     "warm_start_field",
 ]

@@ -15,10 +15,12 @@ from .spec import (
     EarlyStopping,
     FidelitySpec,
     MetricSpec,
+    Number,
     Objective,
     ParameterSpec,
     RetriesSpec,
     WarmStartRef,
+    hypervolume_reference_field,
     warm_start_field,
 )
 from .trials import TrialPublic, trial_public
@@ -53,6 +55,7 @@ class StudyCreate(WireModel):
     )
     metadata: dict[str, Any] = Field(default_factory=dict)
     warm_start: list[WarmStartRef] | None = warm_start_field()
+    hypervolume_reference: dict[str, Number] | None = hypervolume_reference_field()
 
 
 class StudyPatch(WireModel):
@@ -88,6 +91,7 @@ class StudyPublic(BaseModel):
     objective: Objective | None
     metadata: dict[str, Any]
     warm_start: list[int] | None = warm_start_field()
+    hypervolume_reference: dict[str, float] | None = hypervolume_reference_field()
     project: str
     state: StudyStateField
     completion_reason: str | None

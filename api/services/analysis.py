@@ -1,4 +1,4 @@
-"""Analysis use cases: parameter importance of a study's completed trials.
+"""Analysis use cases: parameter importance and hypervolume of a study's completed trials.
 
 The trials are read in one short read transaction; the forest is fitted after
 the session is closed, never inside a lock or transaction. Results are cached
@@ -15,6 +15,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from ...core.analysis import ImportanceResult, pick_metric, study_importance
+from ...core.analysis.hypervolume import HypervolumeResult, study_hypervolume
+from ...core.errors import InvalidSpec
 from ...core.trials import Trial, TrialState
 from ..db.engine import Database
 from ..db.models import TrialRow
@@ -57,6 +59,44 @@ def importance(db: Database, study_id: int, objective: str | None) -> Importance
         _cache.move_to_end(key)
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
+    return result
+
+
+_hv_cache: OrderedDict[tuple[str, int, datetime, int], HypervolumeResult] = OrderedDict()
+
+
+def hypervolume(db: Database, study_id: int) -> HypervolumeResult:
+    """The hypervolume after each completed trial, in the order they finished.
+
+    422 naming ``metrics`` for a study with one objective. Cached per study version.
+    """
+    with db.read() as session:
+        row = get_study_row(session, study_id)
+        spec = spec_of(row)
+        if len(spec.objectives) < 2:
+            raise InvalidSpec(
+                "the study has one objective; a hypervolume needs two or more", field="metrics"
+            )
+        key = (db.url, row.id, row.created_at, row.version)
+        with _cache_lock:
+            cached = _hv_cache.get(key)
+        if cached is not None:
+            return cached
+        rows = session.execute(
+            select(TrialRow.number, TrialRow.values)
+            .where(TrialRow.study_id == study_id, TrialRow.state == TrialState.COMPLETED.value)
+            .order_by(TrialRow.finished_seq, TrialRow.number)
+        ).all()
+    trials = [
+        Trial(number=n, state=TrialState.COMPLETED, params={}, values=dict(v or {}))
+        for n, v in rows
+    ]
+    result = study_hypervolume(trials, spec.metrics, spec.hypervolume_reference)
+    with _cache_lock:
+        _hv_cache[key] = result
+        _hv_cache.move_to_end(key)
+        while len(_hv_cache) > _CACHE_SIZE:
+            _hv_cache.popitem(last=False)
     return result
 
 

@@ -36,6 +36,8 @@ _MODULES: dict[str, str] = {
     "gp": "gp:GPSearch",
     "tpe": "tpe:TPESearch",
     "cmaes": "cmaes_search:CMAESSearch",
+    "genetic": "genetic:GeneticSearch",
+    "nsga2": "nsga2:NSGA2Search",
 }
 
 

@@ -74,7 +74,7 @@ LEGITIMATE_REJECTIONS = ("404", "409")
 SPEC_FIELDS = (
     r"parameters\[\d+\]\.(?:low|high|step|scale|values|condition|grid_points|type).*"
     r"|parameters\[\d+\]\.name|metrics\[\d+\]\.(?:name|threshold|role)"
-    r"|algorithm(?:_options.*)?|early_stopping.*|objective.*|fidelity.*"
+    r"|algorithm(?:_options.*)?|early_stopping.*|objective.*|fidelity.*|hypervolume_reference.*"
 )
 #: The messages of those fields' own rules (a length, a blank name): never semantic.
 OWN_RULES = r"^(?!.*(?:characters|non-empty string))"
@@ -101,6 +101,7 @@ SEMANTIC_RULES: tuple[tuple[str, str, str], ...] = (
     ("completeTrial", r"values\..*", r"unknown metric|missing|objective"),
     ("runStudy", r"objective", r"no managed objective"),
     ("getImportance", r"objective", r"unknown metric"),
+    ("getHypervolume", r"metrics", r"one objective"),
     ("evaluateStudy", r"objective", r"no managed objective|no test set"),
     # values are needed unless infeasible; a stored evaluation is a result or a failure
     ("completeTrial", r"values", r"required unless infeasible"),

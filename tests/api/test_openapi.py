@@ -38,6 +38,7 @@ MAIN_IDS = {
     "storeEvaluation",
     "getBest",
     "getImportance",
+    "getHypervolume",
     "getWarmStart",
     "suggestTrials",
     "createTrial",

@@ -4,8 +4,10 @@
 
 The study trains at most ``population`` trials (failed ones are replaced: see
 :meth:`PBTRule.member_limit`). Every ``interval`` steps a member's measurement
-is ranked among the members that reached the same boundary step, by their
-value at the first step at or past it (as ASHA ranks a rung). A member in the
+is ranked among the members at the same boundary step: by their value at the
+first step at or past it (as ASHA ranks a rung), or, for members still inside
+the interval before it (workers never wait for each other), by their newest
+value; members further behind are left out. A member in the
 bottom ``quantile`` is told to **exploit**: the reply's action
 ``{"type": "exploit", "from_trial": 7, "params": {...}, "step": 8}`` names a
 donor drawn from the top ``quantile`` and the donor's params **explored**:
@@ -94,7 +96,7 @@ class PBTRule(StoppingRule):
         boundary = self._boundary(ctx.trial, ctx.metric)
         if boundary is None or ctx.space is None:
             return CONTINUE
-        ranked = ranked_at(boundary, [*ctx.others, ctx.trial], ctx.metric)
+        ranked = ranked_at(boundary, [*ctx.others, ctx.trial], ctx.metric, self.interval)
         k = math.floor(len(ranked) * float(self.options["quantile"]))
         position = next((i for i, (_, t) in enumerate(ranked) if t.number == ctx.trial.number), 0)
         if k < 1 or position < len(ranked) - k:
@@ -132,15 +134,22 @@ class PBTRule(StoppingRule):
         return boundary if boundary > before and boundary > 0 else None
 
 
-def ranked_at(boundary: int, trials: Sequence[Trial], metric: Metric) -> list[tuple[float, Trial]]:
-    """``(value at boundary, trial)`` of every non-failed trial that reached ``boundary``,
-    best first (ties: lower number first)."""
+def ranked_at(
+    boundary: int, trials: Sequence[Trial], metric: Metric, interval: int
+) -> list[tuple[float, Trial]]:
+    """``(value, trial)`` of every non-failed member at ``boundary``, best first (ties: lower
+    number first): its value at the first step at or past ``boundary``, or, for a member
+    still inside the interval before it (its newest step above ``boundary - interval``), its
+    newest value. Members further behind are left out."""
     sign = -1.0 if metric.goal == Goal.MAXIMIZE else 1.0
     rows = []
     for trial in trials:
         if trial.state == TrialState.FAILED:
             continue
-        value = value_at_rung(metric_series(trial, metric.name), boundary)
+        series = metric_series(trial, metric.name)
+        value = value_at_rung(series, boundary)
+        if value is None and series and series[-1][0] > boundary - interval:
+            value = series[-1][1]
         if value is not None and math.isfinite(value):
             rows.append((value, trial))
     return sorted(rows, key=lambda row: (sign * row[0], row[1].number))

@@ -106,8 +106,12 @@ def test_the_bottom_quantile_exploits_a_top_member_at_each_interval() -> None:
 
 
 def test_too_few_members_at_the_boundary_means_no_exploit() -> None:
-    others = [*population(2, 4), trial(5, {1: 0.9})]  # trial 5 never reached step 4
-    assert decide(trial(0, {s: 0.0 for s in range(1, 5)}), others) == CONTINUE
+    others = [*population(2, 4), trial(5, {2: 0.9})]  # trial 5 is an interval behind
+    assert decide(trial(0, {s: 0.0 for s in range(1, 5)}), others, interval=2) == CONTINUE
+    # a member inside the interval before the boundary ranks by its newest value
+    close = [*population(2, 4), trial(5, {3: 0.9})]
+    decision = decide(trial(0, {s: 0.0 for s in range(1, 5)}), close, interval=2)
+    assert isinstance(decision, WorkerAction) and decision.details["from_trial"] == 5
 
 
 def test_members_rank_by_their_value_at_the_boundary_and_minimize_works() -> None:

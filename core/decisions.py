@@ -74,7 +74,7 @@ class Prune:
 
 @dataclass(frozen=True)
 class WorkerAction:
-    """Keep training after following an instruction, e.g. ``{"kind": "exploit", ...}``.
+    """Keep training after following an instruction, e.g. ``{"type": "exploit", ...}``.
 
     ``kind`` names the instruction; ``details`` holds its arguments (for the
     exploit step of population-based training: the trial to copy from and the
@@ -92,8 +92,8 @@ class WorkerAction:
         return False
 
     def to_wire(self) -> dict[str, Any]:
-        """The JSON object a worker receives."""
-        return {"kind": self.kind, **dict(self.details)}
+        """The JSON object a worker receives: ``{"type": kind, **details}``."""
+        return {"type": self.kind, **dict(self.details)}
 
 
 #: What a suggestion algorithm may hand out.

@@ -114,6 +114,13 @@ def managed_fidelity(
     if objective is None:
         return None
     if objective.get("kind") != "sklearn":
+        if rule.exploits:
+            raise InvalidSpec(
+                f"rule {rule.name!r} makes trials train on from other trials' checkpoints, and "
+                "a managed python objective gets no checkpoint; use a sklearn objective with a "
+                "fidelity, or your own workers (objective null)",
+                field="early_stopping.rule",
+            )
         if rule.promotes:
             raise InvalidSpec(
                 f"rule {rule.name!r} pauses trials and resumes them later, and a managed python "
@@ -123,6 +130,12 @@ def managed_fidelity(
             )
         return None
     if fidelity is None:
+        if rule.exploits:
+            raise InvalidSpec(
+                f"rule {rule.name!r} needs a fidelity for a managed objective: the workers "
+                "train its trials step by step (e.g. max_iter epochs, n_estimators trees)",
+                field="fidelity",
+            )
         return None
     if objective.get("pipeline"):
         raise InvalidSpec(
@@ -147,6 +160,13 @@ def managed_fidelity(
     if estimator is None:
         return None
     kind = resource_kind(bounds.name, str(objective["estimator"]), estimator)
+    if rule.exploits and kind in ("subsample", "folds"):
+        raise InvalidSpec(
+            f"rule {rule.name!r} trains each model on from another trial's, so the fidelity "
+            "must grow the model: max_iter with partial_fit, or n_estimators / max_iter with "
+            f"warm_start (not {bounds.name!r})",
+            field=_NAME,
+        )
     if rule.promotes and kind == "subsample":
         raise InvalidSpec(
             f"rule {rule.name!r} pauses trials and resumes them later, and "
@@ -162,7 +182,7 @@ def managed_fidelity(
         low=bounds.min,
         high=bounds.max,
         steps=report_steps(kind, bounds.min, bounds.max, early_stopping),
-        checkpoints=rule.promotes,
+        checkpoints=rule.promotes or rule.exploits,
     )
 
 
@@ -209,10 +229,14 @@ def trainable_resources(path: str, estimator: type) -> list[str]:
 def report_steps(
     kind: Kind, low: int, high: int, early_stopping: Mapping[str, Any]
 ) -> tuple[int, ...]:
-    """Where the worker reports: a pausing rule's rungs and ``high``; otherwise every unit of
-    short fold and epoch ranges, and ``low * 3**k`` (and ``high``) for the rest."""
+    """Where the worker reports: a pausing rule's rungs and ``high``; ``low``, each multiple of
+    pbt's ``interval`` and ``high`` under pbt; otherwise every unit of short fold and epoch
+    ranges, and ``low * 3**k`` (and ``high``) for the rest."""
     rule = get_rule(str(early_stopping.get("rule", "none")))
-    if rule.promotes:
+    if rule.exploits:  # pbt decides every `interval` steps
+        every = int(early_stopping.get("interval", 4))
+        points = {low, *range(every * math.ceil(low / every), high, every)}
+    elif rule.promotes:
         eta = int(early_stopping.get("reduction_factor", GEOMETRIC_FACTOR))
         points = {math.ceil(r) for r in rungs_of({"min": low, "max": high}, eta)}
     elif kind in ("folds", "epochs") and high - low < MAX_UNIT_STEPS:

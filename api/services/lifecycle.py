@@ -42,7 +42,7 @@ from ...core.trials import (
 )
 from ..db.models import StudyRow, TrialRow
 from ..db.repository import counts_of, get_trial_row
-from .promotions import promotable
+from .promotions import promotable, study_rule
 from .summary import count_move, record_best
 
 RUNNING_STATES = (TrialState.ACTIVE, TrialState.STOPPING)
@@ -100,7 +100,9 @@ def apply_decision(scope: Scope, decision: Decision, trial: TrialRow | None = No
     - :class:`ResumeTrial`: paused trial ``number`` handed back with ``resume_from_step``;
     - :class:`Pause` / :class:`Prune` on ``trial``: it becomes ``stopping``, and once the
       worker completes it, ``paused`` or ``pruned`` (see :func:`complete`);
-    - :class:`Continue` / :class:`WorkerAction`: ``trial`` goes on unchanged.
+    - :class:`Continue`: ``trial`` goes on unchanged;
+    - :class:`WorkerAction`: ``trial`` goes on (its state unchanged); an ``exploit`` (PBT)
+      sets its params and records the step in ``metadata.pbt_history`` (:func:`_exploit`).
     """
     if isinstance(decision, NewParams):
         row = new_trial(scope.session, scope.study, dict(decision.params), scope.now)
@@ -113,9 +115,46 @@ def apply_decision(scope: Scope, decision: Decision, trial: TrialRow | None = No
     if isinstance(decision, Pause | Prune):
         source = PAUSE_BY_RULE if isinstance(decision, Pause) else STOP_BY_RULE
         _request_stop(scope.study, trial, source, decision.reason, scope.now)
-    elif not isinstance(decision, Continue | WorkerAction):
+    elif isinstance(decision, WorkerAction):
+        if decision.kind == EXPLOIT:
+            _exploit(scope, trial, decision)
+    elif not isinstance(decision, Continue):
         raise TypeError(f"not a decision: {decision!r}")
     return trial
+
+
+#: ``WorkerAction.kind`` of PBT's exploit/explore step; the metadata key of its record.
+EXPLOIT = "exploit"
+PBT_HISTORY = "pbt_history"
+
+
+def _exploit(scope: Scope, trial: TrialRow, action: WorkerAction) -> None:
+    """PBT's exploit/explore: the trial takes the action's params (checked against the
+    space) and its ``metadata.pbt_history`` gains the step, the donor and both param sets."""
+    params = scope.spec.space.validate_params(action.details["params"], "action.params")
+    entry = {
+        "step": int(action.details["step"]),
+        "type": EXPLOIT,
+        "from_trial": int(action.details["from_trial"]),
+        "old_params": dict(trial.params),
+        "params": params,
+        "reason": action.reason,
+    }
+    metadata = dict(trial.metadata_ or {})
+    metadata[PBT_HISTORY] = [*metadata.get(PBT_HISTORY, []), entry]
+    trial.metadata_ = metadata
+    trial.params = params
+    trial.updated_at = scope.now
+    touch(scope.study, scope.now)
+
+
+def recorded_action(trial: TrialRow, step: int) -> dict[str, Any] | None:
+    """The action the reply to ``step`` carried, for a re-sent measurement (``None`` if none)."""
+    for entry in (trial.metadata_ or {}).get(PBT_HISTORY, []):
+        if entry.get("step") == step:
+            keys = ("type", "from_trial", "params", "step")
+            return {key: entry[key] for key in keys}
+    return None
 
 
 def _resume(scope: Scope, decision: ResumeTrial) -> TrialRow:
@@ -250,7 +289,8 @@ def fail_trial(
         now,
         retry_of=row.number,
         attempt=row.attempt + 1,
-        metadata_=dict(row.metadata_ or {}),
+        # the retry trains from scratch: the failed trial's exploits are not its history
+        metadata_={k: v for k, v in (row.metadata_ or {}).items() if k != PBT_HISTORY},
     )
 
 
@@ -398,6 +438,9 @@ def completion_reason(study: StudyRow, spec: StudySpec, counts: dict[str, int]) 
         return "max_trials"
     if study.search_exhausted:
         return "search_space_exhausted"
+    members = study_rule(spec).member_limit()
+    if members is not None and budget_used(counts) >= members:
+        return "population_trained"
     return None
 
 

@@ -41,7 +41,7 @@ from .lifecycle import (
     refresh_study_state,
 )
 from .managed import claim_dispatch
-from .promotions import model_view, promotable
+from .promotions import model_view, promotable, study_rule
 from .warm_start import prior_trials
 
 MAX_SUGGEST_COUNT = 1000
@@ -135,6 +135,9 @@ def _new_work(
     remaining = room - len(handed)
     if spec.max_trials is not None:
         remaining = min(remaining, spec.max_trials - budget_used(counts))
+    members = study_rule(spec).member_limit()
+    if members is not None:  # pbt: the population; a failed member's place is free again
+        remaining = min(remaining, members - budget_used(counts))
     if remaining > 0 and not study.search_exhausted:
         for decision in _ask_algorithm(session, study, spec, remaining):
             handed.append(apply_decision(scope, decision))

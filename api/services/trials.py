@@ -43,6 +43,7 @@ from .lifecycle import (
     lease_until,
     new_trial,
     reap_expired,
+    recorded_action,
     refresh_study_state,
     request_user_stop,
     touch,
@@ -216,7 +217,8 @@ def add_measurement(
             touch(ctx.study, ctx.now)
             if row.state == TrialState.ACTIVE.value:
                 return _consult_rule(ctx)
-        return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))
+        action = recorded_action(row, step) if exists is not None else None
+        return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state), action)
 
 
 def _consult_rule(ctx: _Locked) -> MeasureReply:
@@ -226,7 +228,11 @@ def _consult_rule(ctx: _Locked) -> MeasureReply:
     peers = SqlPeerView(ctx.session, ctx.study.id, metric, ctx.trial.id)
     needs = rule.needs_others(trial, metric)
     others = tuple(rule_trials(ctx.session, ctx.study.id, trial.number)) if needs else ()
-    decision = rule.decide(StoppingContext(trial=trial, metric=metric, peers=peers, others=others))
+    decision = rule.decide(
+        StoppingContext(
+            trial=trial, metric=metric, peers=peers, others=others, space=ctx.spec.space
+        )
+    )
     apply_decision(Scope(ctx.session, ctx.study, ctx.spec, ctx.now), decision, ctx.trial)
     action = decision.to_wire() if isinstance(decision, WorkerAction) else None
     return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), action)

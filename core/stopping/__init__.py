@@ -45,6 +45,7 @@ _MODULES: dict[str, str] = {
     "threshold": "threshold:ThresholdRule",
     "patience": "patience:PatienceRule",
     "wilcoxon": "wilcoxon:WilcoxonRule",
+    "pbt": "pbt:PBTRule",
 }
 
 #: The rule of a study that gives no ``early_stopping``.

@@ -26,6 +26,7 @@ from pydantic import Field
 from ..decisions import ResumeTrial, TrialDecision
 from ..errors import InvalidSpec
 from ..options import NoOptions, OptionsModel, parse_options
+from ..space import SearchSpace
 from ..trials import Goal, Metric, Trial, TrialState
 
 
@@ -67,6 +68,8 @@ class StoppingContext:
     #: filled only for rules whose :attr:`StoppingRule.promotes` or
     #: :attr:`StoppingRule.sees_trials` is true.
     others: tuple[Trial, ...] = ()
+    #: The study's search space (rules that propose new parameters, such as ``pbt``, need it).
+    space: SearchSpace | None = None
 
 
 def metric_series(trial: Trial, metric_name: str) -> list[tuple[int, float]]:
@@ -154,6 +157,9 @@ class StoppingRule(ABC):
     #: Whether the rule decides what the study's algorithm learns from (BOHB), through
     #: :meth:`model_history`.
     feeds_algorithm: ClassVar[bool] = False
+    #: Whether the rule answers with actions that make a trial train on from another trial's
+    #: checkpoint (PBT's exploit): workers then keep a checkpoint at every reported step.
+    exploits: ClassVar[bool] = False
 
     def __init__(
         self, options: Mapping[str, Any] | None = None, fidelity: Mapping[str, Any] | None = None
@@ -171,6 +177,17 @@ class StoppingRule(ABC):
         (:attr:`StoppingContext.others`); the service loads them only then."""
         del trial, metric
         return self.promotes or self.sees_trials
+
+    def member_limit(self) -> int | None:
+        """How many trials (failed ones not counted) the study may ever start under this rule;
+        ``None`` (the default): no limit besides ``max_trials``. PBT's population."""
+        return None
+
+    @property
+    def checkpoints(self) -> bool:
+        """Whether workers must keep a checkpoint at every reported step (the rule pauses
+        trials or makes them exploit others)."""
+        return self.promotes or self.exploits
 
     def model_history(
         self,

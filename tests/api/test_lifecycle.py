@@ -62,7 +62,22 @@ def test_continue_and_an_action_leave_the_trial_running(db: Database) -> None:
     sid = new_study(db)
     apply(db, sid, NewParams(PARAMS))
     assert apply(db, sid, CONTINUE, 0) == ("active", 0)
-    assert apply(db, sid, WorkerAction("exploit", {"from_trial": 4}), 0) == ("active", 0)
+    new = {**PARAMS, "depth": 5}
+    exploit = WorkerAction("exploit", {"from_trial": 4, "params": new, "step": 8}, reason="pbt")
+    assert apply(db, sid, exploit, 0) == ("active", 0)
+    trial = trial_service.get_trial(db, sid, 0)
+    assert trial.params == new  # the lifecycle wrote the explored params, and the history
+    (entry,) = trial.metadata["pbt_history"]
+    assert entry == {
+        "step": 8,
+        "type": "exploit",
+        "from_trial": 4,
+        "old_params": PARAMS,
+        "params": new,
+        "reason": "pbt",
+    }
+    assert apply(db, sid, WorkerAction("note", {"anything": 1}), 0) == ("active", 0)
+    assert trial_service.get_trial(db, sid, 0).params == new
 
 
 def test_prune_stops_then_completing_prunes(db: Database) -> None:

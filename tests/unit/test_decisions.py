@@ -37,7 +37,7 @@ def test_which_decisions_stop_the_worker() -> None:
 
 def test_a_worker_action_goes_on_the_wire_as_one_object() -> None:
     action = WorkerAction("exploit", {"from_trial": 3, "params": {"lr": 0.1}}, reason="bottom 20%")
-    assert action.to_wire() == {"kind": "exploit", "from_trial": 3, "params": {"lr": 0.1}}
+    assert action.to_wire() == {"type": "exploit", "from_trial": 3, "params": {"lr": 0.1}}
 
 
 def test_a_suggestion_is_a_list_of_decisions() -> None:

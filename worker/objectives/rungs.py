@@ -10,6 +10,14 @@ completed: the per-fold fitted models, the scores, and a record of who trained
 which part. A promoted trial, on whichever worker picks it up, loads that
 checkpoint and goes on from its resource; it is retrained from scratch only
 when no usable checkpoint exists.
+
+Under ``pbt`` the worker saves its checkpoint at every step *before* it reports
+(so a member told to exploit it at that step gets the current models). When a
+reply says exploit, the SDK has already set the trial's new params and points
+``load_checkpoint()`` at the donor: the worker takes the donor's per-fold models,
+sets the new params on each (an MLP's SGD/Adam optimizer is rebuilt from them at
+the next ``partial_fit``), and goes on training from the later of its own step
+and the donor's resource.
 """
 
 from __future__ import annotations
@@ -314,12 +322,45 @@ def train_by_rungs(
         progress.seconds += time.perf_counter() - began
         progress.history.append((step, progress.mean()))
         _close_segment(segment, progress, time.perf_counter() - began)
-        stopped = trial.report(step, {metric: progress.mean()}, elapsed_seconds=progress.seconds)
         if fidelity.checkpoints:
             trial.save_checkpoint(progress.to_checkpoint(fidelity), step=step)
+        stopped = trial.report(step, {metric: progress.mean()}, elapsed_seconds=progress.seconds)
         if stopped:
             break
+        exploited = exploit(trial, progress, fidelity, len(problem.folds), step)
+        if exploited is not None:
+            trainer = FoldTrainer(objective, trial.params, problem, policy, fidelity)
+            progress = exploited
+            segment = _open_segment(progress, worker)
     return CVOutcome(progress.mean(), tuple(progress.scores), stopped, progress.seconds)
+
+
+def exploit(
+    trial: RungTrial, progress: Progress, fidelity: ManagedFidelity, n_folds: int, step: int
+) -> Progress | None:
+    """After a report whose reply said exploit: the donor's progress with the trial's new
+    params set on its models, its resource at least ``step``; ``None`` when there was no
+    exploit or the donor has no usable checkpoint (the trial then trains on as it was)."""
+    action = getattr(trial, "action", None)  # the SDK's Trial has it; plain handles do not
+    if not isinstance(action, Mapping) or action.get("type") != "exploit":
+        return None
+    donor = Progress.from_checkpoint(trial.load_checkpoint(None), fidelity, n_folds)
+    if donor is None:
+        log.warning("trial %s has no usable checkpoint to exploit: trains on", action)
+        return None
+    for model in donor.models:
+        final = final_step(model)
+        final.set_params(**dict(trial.params))
+        if hasattr(final, "_optimizer"):  # MLP: rebuilt from the new params next pass
+            del final._optimizer
+    donor.resource = max(donor.resource, step)
+    donor.history = [*progress.history]
+    donor.seconds = progress.seconds
+    donor.segments = [
+        *progress.segments,
+        {"exploit": action.get("from_trial"), "step": step, "params": dict(trial.params)},
+    ]
+    return donor
 
 
 def _open_segment(progress: Progress, worker: WorkerId) -> dict[str, Any]:

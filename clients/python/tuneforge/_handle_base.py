@@ -10,7 +10,7 @@ from typing import Any
 from . import _calls as calls
 from ._fidelity import Fidelity, budgets_left, steps_left
 from .errors import NotFound, TrialPruned
-from .models import Checkpoint, StudyData, TrialData
+from .models import Checkpoint, MeasureReply, StudyData, TrialData
 
 MAX_REASON = 2000
 
@@ -87,6 +87,10 @@ class TrialBase:
         self._reported: dict[str, float] = {}
         self._last_step: int | None = data.resume_from_step
         self._should_stop = data.state == "stopping"
+        self._action: dict[str, Any] | None = None
+        #: The trial whose checkpoint ``load_checkpoint()`` reads until this one saves again
+        #: (the donor of PBT's last exploit).
+        self._checkpoint_from: int | None = None
 
     @property
     def data(self) -> TrialData:
@@ -157,26 +161,47 @@ class TrialBase:
         """Seconds between background heartbeats: a third of the lease."""
         return max(self._lease_seconds / 3, 0.05)
 
+    @property
+    def action(self) -> dict[str, Any] | None:
+        """The instruction the last ``report`` brought back, already applied, or ``None``.
+
+        PBT's ``{"type": "exploit", "from_trial": 7, "params": {...}, "step": 8}``:
+        :attr:`params` now holds the new params and ``load_checkpoint()`` returns
+        trial 7's state (until this trial saves its own checkpoint again), so a
+        training loop reloads its model and sets the new params, then trains on.
+        """
+        return None if self._action is None else dict(self._action)
+
     def _note_report(
-        self, values: Mapping[str, float], should_stop: bool, step: int | None = None
+        self, values: Mapping[str, float], reply: MeasureReply, step: int | None = None
     ) -> None:
         self._reported.update(values)
         if step is not None:
             self._last_step = step
-        self._should_stop = self._should_stop or should_stop
+        self._should_stop = self._should_stop or reply.should_stop
+        self._action = dict(reply.action) if reply.action is not None else None
+        if self._action is not None and self._action.get("type") == "exploit":
+            params = dict(self._action.get("params") or {})
+            self._data = self._data.model_copy(update={"params": params})
+            self._checkpoint_from = int(self._action["from_trial"])
 
     def _save_call(self, state: Any, step: int | None) -> calls.Call[Any]:
-        """The request that stores ``state`` (pickled) as this trial's checkpoint."""
+        """The request that stores ``state`` (pickled) as this trial's checkpoint; from then
+        on ``load_checkpoint()`` reads this trial's own again."""
         import cloudpickle
 
         data = cloudpickle.dumps(state)
+        self._checkpoint_from = None
         return calls.save_checkpoint(
             self.study_id, self.number, data, _first(step, self._last_step)
         )
 
     def _load_call(self, trial: int | None) -> calls.Call[Checkpoint]:
-        """The request that reads this trial's checkpoint, or trial ``trial``'s."""
-        return calls.load_checkpoint(self.study_id, self.number if trial is None else trial)
+        """The request that reads trial ``trial``'s checkpoint; by default this trial's, or
+        after an exploit its donor's (until this trial saves again)."""
+        number = _first(trial, self._checkpoint_from, self.number)
+        assert number is not None
+        return calls.load_checkpoint(self.study_id, number)
 
     def _exit_plan(self, exc: BaseException | None) -> Finish | None:
         """What ``__exit__`` does: nothing if the trial already ended, else complete or fail.

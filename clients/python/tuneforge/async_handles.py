@@ -95,11 +95,12 @@ class AsyncTrial(TrialBase):
         elapsed_seconds: float | None = None,
         **metrics: float,
     ) -> bool:
-        """Record metric values at ``step``; returns True when the trial should stop."""
+        """Record metric values at ``step``; returns True when the trial should stop. An
+        instruction in the reply (PBT's exploit) is applied: see :attr:`action`."""
         merged = metric_values(values, metrics)
         call = calls.measure(self.study_id, self.number, step, merged, elapsed_seconds)
         reply = await self._client._request(call)
-        self._note_report(merged, reply.should_stop, step)
+        self._note_report(merged, reply, step)
         return reply.should_stop
 
     async def heartbeat(self) -> bool:
@@ -153,7 +154,8 @@ class AsyncTrial(TrialBase):
 
     async def load_checkpoint(self, default: Any = None, *, trial: int | None = None) -> Any:
         """The object last saved by ``save_checkpoint`` for this trial (or for trial
-        ``trial`` of the study), or ``default`` when none was saved."""
+        ``trial`` of the study), or ``default`` when none was saved. After a PBT exploit
+        (:attr:`action`) it is the donor's, until this trial saves its own again."""
         try:
             checkpoint = await self._client._request(self._load_call(trial))
         except NotFound as exc:

@@ -1,0 +1,100 @@
+"""PBT in the managed sklearn objective: a checkpoint before every report, and on an exploit
+the donor's per-fold models with the new params set, trained on from there."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pytest
+
+from tests.worker.test_rungs import POLICY, FakeTrial, Store, checkpoint, study, weights
+from tuneforge.core.errors import InvalidSpec
+from tuneforge.core.study import parse_study_spec
+from tuneforge.worker.objective import evaluate, rung_plan
+from tuneforge.worker.objectives.rungs import final_step
+
+PBT = {"rule": "pbt", "population": 4, "interval": 2}
+SGD = "sklearn.linear_model.SGDClassifier"
+EPOCHS = {"name": "max_iter", "min": 1, "max": 6}
+
+
+class ExploitingTrial(FakeTrial):
+    """A handle whose report at ``exploit_at`` brings an exploit of ``donor``'s checkpoint
+    (as the SDK applies it: new params, load_checkpoint() reads the donor's)."""
+
+    def __init__(self, params: dict[str, Any], store: Store, donor: Store, exploit_at: int):
+        super().__init__(params, store)
+        self.donor, self.exploit_at = donor, exploit_at
+        self.action: dict[str, Any] | None = None
+        self.saved_before_report: list[bool] = []
+
+    def report(self, step: int, values: Any = None, /, *, elapsed_seconds: Any = None) -> bool:
+        self.saved_before_report.append(self.store.saves[-1:] == [step])
+        stop = super().report(step, values, elapsed_seconds=elapsed_seconds)
+        self.action = None
+        if step == self.exploit_at:
+            self.params = {"alpha": 0.5}
+            self.action = {"type": "exploit", "from_trial": 7, "params": self.params}
+        return stop
+
+    def load_checkpoint(self, default: Any = None) -> Any:
+        if self.action is not None:
+            assert self.donor.data is not None
+            return pickle.loads(self.donor.data)
+        return super().load_checkpoint(default)
+
+
+def _donor(objective: dict[str, Any], context: Any) -> Store:
+    donor = Store()
+    evaluate(FakeTrial({"alpha": 1e-4}, donor), objective, "accuracy", POLICY, context)
+    data = checkpoint(donor)
+    data["resource"] = 4  # as if the donor had just reported step 4
+    donor.data = cloudpickle.dumps(data)
+    return donor
+
+
+def test_an_exploit_trains_on_from_the_donors_models_with_the_new_params() -> None:
+    objective, context = study(SGD, EPOCHS, {"alpha": 1e-4}, fixed={"random_state": 0})
+    context = type(context)(context.fidelity, PBT, context.parameter_names, "test-worker")
+    plan = rung_plan(objective, context, POLICY)
+    assert plan is not None and plan.steps == (1, 2, 4, 6) and plan.checkpoints
+    donor = _donor(objective, context)
+    donor_models = checkpoint(donor)["models"]
+    trial = ExploitingTrial({"alpha": 1e-4}, Store(), donor, exploit_at=2)
+    evaluate(trial, objective, "accuracy", POLICY, context)
+    assert all(trial.saved_before_report)  # donors are current when exploited
+    assert trial.steps == [1, 2, 6]  # after the exploit it goes on from the donor's 4
+    final = checkpoint(trial.store)
+    assert all(final_step(m).alpha == 0.5 for m in final["models"])
+    for before, after in zip(donor_models, final["models"], strict=True):
+        assert not np.array_equal(weights(before), weights(after))  # trained on from them
+    exploit = next(s for s in final["segments"] if "exploit" in s)
+    assert exploit == {"exploit": 7, "step": 2, "params": {"alpha": 0.5}}
+
+
+def test_managed_pbt_needs_a_fidelity_that_grows_the_model() -> None:
+    base = {
+        "name": "pbt",
+        "parameters": [{"name": "alpha", "type": "float", "low": 1e-5, "high": 1.0}],
+        "metrics": [{"name": "accuracy", "goal": "maximize"}],
+        "early_stopping": PBT,
+        "objective": {
+            "kind": "sklearn",
+            "estimator": SGD,
+            "dataset": {"source": "sklearn", "name": "iris"},
+            "cv": {"type": "stratified_kfold", "n_splits": 3},
+        },
+    }
+    with pytest.raises(InvalidSpec) as info:
+        parse_study_spec(base)
+    assert info.value.field == "fidelity"
+    with pytest.raises(InvalidSpec) as info:
+        parse_study_spec({**base, "fidelity": {"name": "folds", "min": 1, "max": 3}})
+    assert info.value.field == "fidelity.name"
+    python = {"kind": "python", "callable": "tests.e2e.objectives:quadratic"}
+    with pytest.raises(InvalidSpec) as info:
+        parse_study_spec({**base, "objective": python})
+    assert info.value.field == "early_stopping.rule"

@@ -119,8 +119,10 @@ def quiet_ax() -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
-    for name in ("ax", "botorch", "gpytorch", "pyro"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    prefixes = ("ax", "botorch", "gpytorch", "pyro")
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] in prefixes:
+            logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def run_ax(problem: Problem, seed: int, budget: int) -> RunResult:
@@ -131,6 +133,7 @@ def run_ax(problem: Problem, seed: int, budget: int) -> RunResult:
     client = Client(random_seed=seed)
     client.configure_experiment(parameters=ax_parameters(problem), name=problem.name)
     client.configure_optimization(objective="-loss")
+    quiet_ax()  # loggers made while configuring
 
     def ask() -> tuple[int, Mapping[str, Any]]:
         trials = client.get_next_trials(max_trials=1)

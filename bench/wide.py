@@ -36,19 +36,21 @@ from .wide_sklearn import wide_sklearn_problems
 from .wide_synthetic import wide_synthetic_problems
 
 OPTIMIZERS = ("tf-auto", "optuna-tpe", "optuna-tpe-mv", "optuna-gp", "smac", "ax", "tf-random")
-#: Ax runs only on these by default: one to three problems per kind, mostly low-dimensional.
-AX_PROBLEMS = (
-    "ellipsoid-rot-2",
-    "discus-2",
-    "bent-cigar-5",
-    "rastrigin-rot-2",
-    "step-ellipsoid-2",
-    "quantized-ellipsoid-5",
-    "int-ellipsoid-5",
-    "cat-pipeline-7",
-    "dtree-fractional-bc",
-    "adaboost-wine",
-)
+#: Ax costs seconds per suggestion: it runs on these problems only by default.
+AX_PROBLEMS = ("ellipsoid-rot-2", "step-ellipsoid-2")
+#: GPSampler and SMAC cost 0.1-1 s per suggestion; on a shared 2-core machine they run by
+#: default on the 2-D BBOB problems, the integer and categorical ones and the sklearn tasks.
+HEAVY = ("optuna-gp", "smac")
+
+
+def heavy_problems(problems: Sequence[Problem]) -> list[str]:
+    return [
+        p.name
+        for p in problems
+        if p.kind in ("integer", "categorical", "sklearn-wide") or p.name.endswith("-2")
+    ]
+
+
 DEFAULT_SEEDS = 5
 DEFAULT_OUT = "docs/benchmarks.md"
 LATENCY_LEVELS = (100, 1000)
@@ -67,8 +69,15 @@ def execute(task: tuple[str, str, int, int]) -> dict[str, Any]:
 
 
 def init_worker() -> None:
+    """One thread per process; and import tuneforge's app and every algorithm now, so a
+    long run measures the code as it was when the run started."""
     warnings.filterwarnings("ignore")
     limit_threads()
+    import tuneforge.api.app  # noqa: F401
+    from tuneforge.core.algorithms import algorithm_names, get_algorithm
+
+    for name in algorithm_names():
+        get_algorithm(name)
 
 
 def cost(task: tuple[str, str, int, int]) -> float:
@@ -76,13 +85,20 @@ def cost(task: tuple[str, str, int, int]) -> float:
     return task[3] * per
 
 
-def run_tasks(tasks: list[tuple[str, str, int, int]], workers: int, log: Any) -> list[dict]:
-    ordered = sorted(tasks, key=lambda t: -cost(t))
+def run_tasks(
+    tasks: list[tuple[str, str, int, int]], workers: int, log: Any, jsonl: str | None = None
+) -> list[dict]:
+    """Seed by seed (a run cut short still has every optimizer on its first seeds), the
+    costliest first within a seed; each result is appended to ``jsonl`` as it comes."""
+    ordered = sorted(tasks, key=lambda t: (t[2], -cost(t)))
     out: list[dict[str, Any]] = []
     t0 = time.perf_counter()
 
     def note(task: tuple[str, str, int, int], res: dict[str, Any]) -> None:
         out.append(res)
+        if jsonl:
+            with open(jsonl, "a") as fh:
+                fh.write(json.dumps(res) + "\n")
         log(
             f"[{time.perf_counter() - t0:7.1f}s] {len(out)}/{len(ordered)} {task[0]} {task[1]} "
             f"seed={task[2]}: best {min(res['values']):.4g} ({res['seconds']:.1f}s)"
@@ -109,12 +125,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--kinds", nargs="+", help="only these kinds")
     ap.add_argument("--optimizers", nargs="+", help=f"default: {' '.join(OPTIMIZERS)}")
     ap.add_argument("--ax-problems", nargs="*", help="problems Ax runs on (default: a subset)")
+    ap.add_argument(
+        "--heavy-problems",
+        nargs="*",
+        help="problems GPSampler and SMAC run on (default: 2-D BBOB, integer, categorical, "
+        "sklearn)",
+    )
     ap.add_argument("--budget", type=int, help="trials per run for every problem (overrides)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--latency-levels", type=int, nargs="*", help="default 100 1000")
     ap.add_argument("--latency-reps", type=int, default=5)
     ap.add_argument("--out", help=f"write the report section into this file ({DEFAULT_OUT})")
     ap.add_argument("--json", help="also write every run's raw results here")
+    ap.add_argument("--jsonl", help="append each run's result here as it finishes")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        default=[],
+        help="--json files of earlier runs (other optimizers, same problems and seeds) to "
+        "report together with this one; the report names their commands",
+    )
     args = ap.parse_args(argv)
     problems = wide_problems()
     unknown = [n for n in args.problems or () if n not in problems]
@@ -137,6 +167,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.seeds = args.seeds or (2 if args.quick else DEFAULT_SEEDS)
     args.budget = args.budget or (12 if args.quick else None)
     args.ax_problems = list(AX_PROBLEMS if args.ax_problems is None else args.ax_problems)
+    if args.heavy_problems is None:
+        args.heavy_problems = heavy_problems(args.problems)
     if args.latency_levels is None:
         args.latency_levels = [] if args.quick else list(LATENCY_LEVELS)
     if args.out is None and full and args.seeds >= DEFAULT_SEEDS and args.first_seed == 0:
@@ -150,6 +182,8 @@ def build_tasks(args: argparse.Namespace) -> list[tuple[str, str, int, int]]:
     for p in args.problems:
         for o in args.optimizers:
             if o == "ax" and p.name not in args.ax_problems:
+                continue
+            if o in HEAVY and p.name not in args.heavy_problems:
                 continue
             tasks += [(p.name, o, s, args.budget or p.budget) for s in seeds]
     return tasks
@@ -166,8 +200,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     env = environment()
     tasks = build_tasks(args)
+    if args.jsonl:
+        with open(args.jsonl, "w") as fh:
+            start = {"command": command, "date": dt.datetime.now(dt.UTC).isoformat(" ", "minutes")}
+            fh.write(json.dumps({"header": {**start, **env}}) + "\n")
     log(f"{len(tasks)} runs on {args.workers} processes")
-    results = run_tasks(tasks, args.workers, log)
+    results = run_tasks(tasks, args.workers, log, args.jsonl)
+    merged_from = []
+    for path in args.merge:
+        with open(path) as fh:
+            if path.endswith(".jsonl"):
+                lines = [json.loads(line) for line in fh if line.strip()]
+                head = next((x["header"] for x in lines if "header" in x), {})
+                earlier = {"header": head, "results": [x for x in lines if "header" not in x]}
+            else:
+                earlier = json.load(fh)
+        results += earlier["results"]
+        merged_from.append(earlier.get("header", {}))
+        for o in dict.fromkeys(r["optimizer"] for r in earlier["results"]):
+            if o not in args.optimizers:
+                args.optimizers.append(o)
     latency: list[dict[str, Any]] = []
     if args.latency_levels and "tf-auto" in args.optimizers:
         from .latency import measure
@@ -181,6 +233,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seeds": f"{args.first_seed}..{args.first_seed + args.seeds - 1}",
         "wall": f"{(time.perf_counter() - t0) / 60:.1f} min",
     }
+    for i, h in enumerate(merged_from):
+        header[f"merged run {i + 1}"] = (
+            f"`{h.get('command', '?')}` ({h.get('date', '?')}, tuneforge {h.get('tuneforge', '?')}, "
+            f"{h.get('wall', '?')})"
+        )
     text = wide_report.render(args, results, latency, header)
     print(text)
     if args.out:
@@ -188,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"wrote the wide section of {args.out}")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"results": results, "latency": latency}, fh)
+            json.dump({"header": header, "results": results, "latency": latency}, fh)
     return 0
 
 

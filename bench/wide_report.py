@@ -18,6 +18,7 @@ END = "<!-- bench.wide: end -->"
 KIND_ORDER = ("smooth", "multimodal", "plateau", "integer", "categorical", "sklearn-wide")
 #: Plateau-heavy tasks: the plateau kind and the sklearn tasks whose spaces are mostly steps.
 PLATEAU_SKLEARN = ("dtree-fractional-bc", "gb-fractional-wine", "adaboost-wine", "knn-bc")
+HEAVY = ("optuna-gp", "smac")
 PARZEN_OR_FOREST = ("optuna-tpe", "optuna-tpe-mv", "smac")
 BEAT_TARGET = 0.70
 LATENCY_RATIO_TARGET = 1 / 3
@@ -78,6 +79,10 @@ class Scores:
         return "win" if diff > tol else "loss" if diff < -tol else "tie"
 
 
+def ran_all(sc: Scores, names: Sequence[str], o: str) -> bool:
+    return all(o in sc.score[n] for n in names)
+
+
 def kinds_of(problems: Sequence[Problem]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for k in KIND_ORDER:
@@ -91,7 +96,7 @@ def summary_table(sc: Scores, kinds: dict[str, list[str]], opts: Sequence[str]) 
     rows, worst = [], []
     for k, names in kinds.items():
         means = {o: sc.mean(names, o) for o in opts}
-        full = {o: m for o, m in means.items() if not math.isnan(m) and o != "ax"}
+        full = {o: m for o, m in means.items() if not math.isnan(m) and ran_all(sc, names, o)}
         lo = min(full.values()) if full else math.nan
         hi_o = max(full, key=lambda o: full[o]) if full else None
         if hi_o is not None:
@@ -99,7 +104,7 @@ def summary_table(sc: Scores, kinds: dict[str, list[str]], opts: Sequence[str]) 
         cells = []
         for o in opts:
             m = means[o]
-            cell = fmt(m) + (" *" if o == "ax" and not math.isnan(m) else "")
+            cell = fmt(m) + (" *" if not math.isnan(m) and not ran_all(sc, names, o) else "")
             cells.append(f"**{cell}**" if m == lo else f"{cell} (worst)" if o == hi_o else cell)
         rows.append([f"{k} ({len(names)})", *cells])
     return table(["kind (problems)", *opts], rows), worst
@@ -155,6 +160,7 @@ def render(
     sc = Scores(runs, problems)
     kinds = kinds_of(problems)
     ax_names = [n for n in args.ax_problems if n in by_name and "ax" in opts]
+    heavy = [n for n in args.heavy_problems if n in by_name]
     out = [
         "## Wider benchmark (issue 21): kinds the set above lacks, every peer",
         "",
@@ -168,16 +174,19 @@ def render(
         "(`optuna-tpe`), `TPESampler(seed, multivariate=True)` (`optuna-tpe-mv`), "
         "`GPSampler(seed)`; SMAC3 `HyperparameterOptimizationFacade` (`smac`); Ax "
         "`Client(random_seed)` with its default BoTorch strategy (`ax`); random = `tf-random`",
+        f"- {' and '.join(o for o in HEAVY if o in opts) or 'optuna-gp and smac'} ran on "
+        f"{len(heavy)} of the {len(problems)} problems (cost per suggestion on a shared "
+        f"2-core machine): {', '.join(heavy)}",
         f"- ax ran on {len(ax_names)} problems only (seconds per suggestion): "
         + (", ".join(ax_names) or "none")
-        + "; its kind means (marked *) are over those",
+        + "; a kind mean marked * is over the problems that optimizer ran on",
         *(f"- not run: {why}" for why in getattr(args, "not_run", [])),
         "",
         "### Mean normalized score per kind",
         "",
         "Per problem: 0 = best value any optimizer found (any seed), 1 = random's median "
         "final value; mean over seeds, then over the kind's problems. Lower is better; "
-        "bold the best, (worst) the worst of the optimizers that ran on every problem.",
+        "bold the best, (worst) the worst of the optimizers that ran on every problem of the kind.",
         "",
     ]
     summ, worst = summary_table(sc, kinds, opts)

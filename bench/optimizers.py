@@ -38,6 +38,7 @@ from .runners import (
     random_min_pairwise,
     run,
 )
+from .wide_report import keep_section
 
 DEFAULT_OPTIMIZERS = ("tf-auto", "optuna-tpe", "optuna-gp", "tf-random")
 QUICK_PROBLEMS = ("branin-2", "hartmann-6")
@@ -426,8 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        kept = keep_section(args.out)  # bench/wide.py's section survives a rerun
         with open(args.out, "w") as fh:
-            fh.write(text + "\n")
+            fh.write(text + "\n" + (f"\n{kept}\n" if kept else ""))
         log(f"wrote {args.out}")
     if args.json:
         with open(args.json, "w") as fh:

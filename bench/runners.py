@@ -22,7 +22,9 @@ from .problems import Problem
 
 #: Optimizer names: ``tf-<algorithm>`` goes through the tuneforge API, ``optuna-*`` through Optuna.
 TUNEFORGE_PREFIX = "tf-"
-OPTUNA_SAMPLERS = ("optuna-tpe", "optuna-gp", "optuna-random")
+OPTUNA_SAMPLERS = ("optuna-tpe", "optuna-tpe-mv", "optuna-gp", "optuna-random")
+#: Peers driven through their own ask/tell (bench/peers.py; the ``bench`` extra).
+OTHER_PEERS = ("smac", "ax")
 PARALLEL_WORKERS = 8
 METRIC = "objective"
 
@@ -236,7 +238,11 @@ def run_tuneforge_parallel(
 
 # ---- Optuna ---------------------------------------------------------------------------------
 #: What each peer needs beyond the ``dev`` extra, and how to install it.
-PEER_REQUIREMENTS = {"optuna-gp": ("torch", 'pip install -e ".[dev,bench]" (torch, CPU build)')}
+PEER_REQUIREMENTS = {
+    "optuna-gp": ("torch", 'pip install -e ".[dev,bench]" (torch, CPU build)'),
+    "smac": ("smac", 'pip install -e ".[dev,bench]" (smac)'),
+    "ax": ("ax", 'pip install -e ".[dev,bench]" (ax-platform)'),
+}
 
 
 def missing_requirement(name: str) -> str | None:
@@ -257,6 +263,8 @@ def optuna_sampler(name: str, seed: int, parallel: bool = False) -> Any:
 
     if name == "optuna-tpe":
         return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
+    if name == "optuna-tpe-mv":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=parallel)
     if name == "optuna-gp":
         return optuna.samplers.GPSampler(seed=seed)
     if name == "optuna-random":
@@ -339,6 +347,12 @@ def mode_workers(mode: str) -> int:
 def run(problem: Problem, optimizer: str, seed: int, budget: int, mode: str = "seq") -> RunResult:
     """One run: ``mode`` ``"seq"`` or ``"parN"`` (:func:`simulate_workers` with N workers)."""
     workers = mode_workers(mode)
+    if optimizer in OTHER_PEERS:
+        if workers > 1:
+            raise ValueError(f"{optimizer} runs sequentially only")
+        from .peers import run_peer
+
+        return run_peer(problem, optimizer, seed, budget)
     tuneforge = optimizer.startswith(TUNEFORGE_PREFIX)
     algorithm = optimizer[len(TUNEFORGE_PREFIX) :] if tuneforge else optimizer
     if workers > 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -73,8 +74,10 @@ def private_pg() -> Iterator[PrivatePostgres]:
 def test_server_sigkill_under_load_with_two_replicas(cluster_db: str, broker_url: str) -> None:
     """Clients spread over replica A (one process) and B (two uvicorn workers); A is
     killed with SIGKILL a third of the way through, and its clients move to B."""
-    a = server(cluster_db, broker_url)
-    b = server(cluster_db, broker_url, "--workers", "2")
+    with ThreadPoolExecutor(2) as starting:  # both start at once: start-up is slow here
+        a, b = starting.map(
+            lambda extra: server(cluster_db, broker_url, *extra), [(), ("--workers", "2")]
+        )
     try:
         sid = create_study(a.url, {**SPEC, "retries": {"lease_seconds": 30}})
 

@@ -33,7 +33,7 @@ from tests.e2e.faults import (
 from tuneforge.api.db.migrate import upgrade
 
 pytestmark = pytest.mark.slow
-CLIENTS, TRIALS = 6, 12
+CLIENTS, TRIALS = 4, 10
 
 
 def server(db_url: str, broker: str, *extra: str, **env: str) -> LiveServer:
@@ -172,7 +172,7 @@ def test_redis_restarted_empty_loses_queued_tasks_for_seconds_only(cluster_db: s
     app = server(cluster_db, redis.url, TUNEFORGE_DISPATCH_TTL_SECONDS="120")
     workers: list[Worker] = []
     try:
-        sid = run_managed(app.url, managed_spec("faults-redis", 16, active=3))
+        sid = run_managed(app.url, managed_spec("faults-redis", 12, active=3))
         wait_for(lambda: queued(redis.url) == 3, 30, "the first three tasks in Redis")
         first_restart = restart(redis)
         workers = [Worker(app.url, redis.url, f"f{i}") for i in range(2)]
@@ -186,7 +186,7 @@ def test_redis_restarted_empty_loses_queued_tasks_for_seconds_only(cluster_db: s
         check_managed(
             app.url,
             sid,
-            16,
+            12,
             "Redis restart",
             first_trial_after_restart_s=round(waited, 1),
             longest_worker_idle_after_mid_study_restart_s=round(idle, 1),
@@ -225,7 +225,7 @@ def test_worker_sigkill_mid_trial(cluster_db: str, broker_url: str) -> None:
     app = server(cluster_db, broker_url)
     workers = [Worker(app.url, broker_url, f"k{i}") for i in range(2)]
     try:
-        sid = run_managed(app.url, managed_spec("faults-worker", 10, lease=3))
+        sid = run_managed(app.url, managed_spec("faults-worker", 8, lease=3))
         wait_for(lambda: completed_count(app.url, sid) >= 2, 120, "two completed trials")
         wait_for(
             lambda: any(t["state"] == "active" for t in all_trials(app.url, sid)), 60, "a trial"
@@ -237,7 +237,7 @@ def test_worker_sigkill_mid_trial(cluster_db: str, broker_url: str) -> None:
         trials = all_trials(app.url, sid)
         retried = [t for t in trials if t["retry_of"] is not None]
         check_managed(
-            app.url, sid, 10, "worker SIGKILL", retried=len(retried), finish_after_kill_s=took
+            app.url, sid, 8, "worker SIGKILL", retried=len(retried), finish_after_kill_s=took
         )
         failed = [t for t in trials if t["state"] == "failed"]
         assert failed and all("lease expired" in t["reason"] for t in failed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -32,7 +33,7 @@ from tests.e2e.faults import (
 from tuneforge.api.db.migrate import upgrade
 
 pytestmark = pytest.mark.slow
-CLIENTS, TRIALS = 6, 12
+CLIENTS, TRIALS = 4, 10
 
 
 def server(db_url: str, broker: str, *extra: str, **env: str) -> LiveServer:
@@ -73,8 +74,10 @@ def private_pg() -> Iterator[PrivatePostgres]:
 def test_server_sigkill_under_load_with_two_replicas(cluster_db: str, broker_url: str) -> None:
     """Clients spread over replica A (one process) and B (two uvicorn workers); A is
     killed with SIGKILL a third of the way through, and its clients move to B."""
-    a = server(cluster_db, broker_url)
-    b = server(cluster_db, broker_url, "--workers", "2")
+    with ThreadPoolExecutor(2) as starting:  # both start at once: start-up is slow here
+        a, b = starting.map(
+            lambda extra: server(cluster_db, broker_url, *extra), [(), ("--workers", "2")]
+        )
     try:
         sid = create_study(a.url, {**SPEC, "retries": {"lease_seconds": 30}})
 
@@ -169,7 +172,7 @@ def test_redis_restarted_empty_loses_queued_tasks_for_seconds_only(cluster_db: s
     app = server(cluster_db, redis.url, TUNEFORGE_DISPATCH_TTL_SECONDS="120")
     workers: list[Worker] = []
     try:
-        sid = run_managed(app.url, managed_spec("faults-redis", 16, active=3))
+        sid = run_managed(app.url, managed_spec("faults-redis", 12, active=3))
         wait_for(lambda: queued(redis.url) == 3, 30, "the first three tasks in Redis")
         first_restart = restart(redis)
         workers = [Worker(app.url, redis.url, f"f{i}") for i in range(2)]
@@ -183,7 +186,7 @@ def test_redis_restarted_empty_loses_queued_tasks_for_seconds_only(cluster_db: s
         check_managed(
             app.url,
             sid,
-            16,
+            12,
             "Redis restart",
             first_trial_after_restart_s=round(waited, 1),
             longest_worker_idle_after_mid_study_restart_s=round(idle, 1),
@@ -222,7 +225,7 @@ def test_worker_sigkill_mid_trial(cluster_db: str, broker_url: str) -> None:
     app = server(cluster_db, broker_url)
     workers = [Worker(app.url, broker_url, f"k{i}") for i in range(2)]
     try:
-        sid = run_managed(app.url, managed_spec("faults-worker", 10, lease=3))
+        sid = run_managed(app.url, managed_spec("faults-worker", 8, lease=3))
         wait_for(lambda: completed_count(app.url, sid) >= 2, 120, "two completed trials")
         wait_for(
             lambda: any(t["state"] == "active" for t in all_trials(app.url, sid)), 60, "a trial"
@@ -234,7 +237,7 @@ def test_worker_sigkill_mid_trial(cluster_db: str, broker_url: str) -> None:
         trials = all_trials(app.url, sid)
         retried = [t for t in trials if t["retry_of"] is not None]
         check_managed(
-            app.url, sid, 10, "worker SIGKILL", retried=len(retried), finish_after_kill_s=took
+            app.url, sid, 8, "worker SIGKILL", retried=len(retried), finish_after_kill_s=took
         )
         failed = [t for t in trials if t["state"] == "failed"]
         assert failed and all("lease expired" in t["reason"] for t in failed)

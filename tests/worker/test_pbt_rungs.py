@@ -66,7 +66,8 @@ def test_an_exploit_trains_on_from_the_donors_models_with_the_new_params() -> No
     trial = ExploitingTrial({"alpha": 1e-4}, Store(), donor, exploit_at=2)
     evaluate(trial, objective, "accuracy", POLICY, context)
     assert all(trial.saved_before_report)  # donors are current when exploited
-    assert trial.steps == [1, 2, 6]  # after the exploit it goes on from the donor's 4
+    assert trial.steps == [1, 2, 4, 6]  # its own epochs go on counting
+    assert trial.store.saves == [1, 2, 2, 4, 6]  # the donor's models saved as its own at 2
     final = checkpoint(trial.store)
     assert all(final_step(m).alpha == 0.5 for m in final["models"])
     for before, after in zip(donor_models, final["models"], strict=True):

@@ -53,7 +53,7 @@ class Setup:
     epochs: int = 20
     interval: int = 2
     quantile: float = 0.25
-    perturb: float = 0.1
+    perturb: float = 0.2
 
     @property
     def budget(self) -> int:
@@ -215,8 +215,9 @@ def render(runs: list[Run], setup: Setup, meta: dict[str, Any]) -> str:
 def verdict(by: dict[tuple[str, int], Run], seeds: list[int]) -> list[str]:
     out = []
     for other in ("random", "asha"):
-        pairs = [(by[("pbt", s)].score, by[(other, s)].score) for s in seeds if (other, s) in by]
-        if not pairs or not all(("pbt", s) in by for s in seeds):
+        both = [s for s in seeds if ("pbt", s) in by and (other, s) in by]
+        pairs = [(by[("pbt", s)].score, by[(other, s)].score) for s in both]
+        if not pairs:
             continue
         gaps = [o - p for p, o in pairs]  # positive: pbt's error is lower
         mean_gap = statistics.mean(gaps)

@@ -71,6 +71,9 @@ class Run:
     #: ``(validation, test)`` error of every model trained to the last epoch.
     finals: list[tuple[float, float]] = field(default_factory=list)
     seconds: float = 0.0
+    #: pbt: ``(step, eta0)`` along the lineage of the best final model (whose weights it
+    #: trained with which step size, through the donors it copied).
+    schedule: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def score(self) -> float:
@@ -158,11 +161,29 @@ def run_pbt(study: Any, run: Run, setup: Setup) -> None:
                 models[trial.number] = donor = trial.load_checkpoint()
                 donor.epochs = model.epochs  # this member's compute goes on counting
                 task.set_params(donor, trial.params)
+    first = {t.number: float(t.params["eta0"]) for t in members}  # before any exploit
     for trial in members:
         model = models[trial.number]
         score = task.valid_score(model)
         run.finals.append((score, task.test_score(model)))
         trial.complete({task.METRIC: score})
+    histories = {t.number: t.data.metadata.get("pbt_history", []) for t in members}
+    best = min(members, key=lambda t: t.values[task.METRIC] if t.values else task.WORST)
+    run.schedule = lineage(best.number, setup.epochs, histories, first)
+
+
+def lineage(
+    number: int, until: int, histories: dict[int, list[Any]], first: dict[int, float]
+) -> list[tuple[int, float]]:
+    """``(step, eta0)`` each time the step size of member ``number``'s weights changed up to
+    ``until``: its last exploit before then took a donor's weights, so what came before is
+    the donor's lineage."""
+    exploits = [h for h in histories[number] if h["step"] <= until]
+    if not exploits:
+        return [(0, first[number])]
+    last = exploits[-1]
+    before = lineage(int(last["from_trial"]), int(last["step"]), histories, first)
+    return [*before, (int(last["step"]), float(last["params"]["eta0"]))]
 
 
 RUNNERS = {"random": run_random, "asha": run_asha, "pbt": run_pbt}
@@ -209,6 +230,12 @@ def render(runs: list[Run], setup: Setup, meta: dict[str, Any]) -> str:
             f"{statistics.mean(r.exploits for r in mine):.1f} |"
         )
     lines += ["", *verdict(by, seeds)]
+    schedules = [(r.seed, r.schedule) for r in runs if r.method == "pbt" and r.schedule]
+    if schedules:
+        lines += ["", "`eta0` along the lineage of pbt's best final model (step: value):", ""]
+        for seed, schedule in schedules:
+            path = " → ".join(f"{step}: {eta:.2g}" for step, eta in schedule)
+            lines.append(f"- seed {seed}: {path}")
     return "\n".join(lines)
 
 

@@ -148,6 +148,7 @@ def run_asha(study: Any, run: Run, setup: Setup) -> None:
 def run_pbt(study: Any, run: Run, setup: Setup) -> None:
     members = study.suggest(setup.population)
     models = {t.number: task.start(t.params, run.seed * 1000 + t.number) for t in members}
+    first = {t.number: float(t.params["eta0"]) for t in members}  # before any exploit
     run.trials = len(members)
     for epoch in range(1, setup.epochs + 1):
         for trial in members:
@@ -161,7 +162,6 @@ def run_pbt(study: Any, run: Run, setup: Setup) -> None:
                 models[trial.number] = donor = trial.load_checkpoint()
                 donor.epochs = model.epochs  # this member's compute goes on counting
                 task.set_params(donor, trial.params)
-    first = {t.number: float(t.params["eta0"]) for t in members}  # before any exploit
     for trial in members:
         model = models[trial.number]
         score = task.valid_score(model)

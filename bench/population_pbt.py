@@ -3,8 +3,8 @@
     nice -n 10 python -m bench.population_pbt                 # 5 seeds -> docs/pbt.md
     python -m bench.population_pbt --quick                    # 1 seed, short training
 
-The task (:mod:`bench.pbt_task`): an MLP trained by SGD epochs, where the best
-learning rate falls during training. Every method gets the same compute:
+The task (:mod:`bench.pbt_task`): linear regression trained by SGD epochs on
+ill-conditioned data, where the best learning rate falls during training. Every method gets the same compute:
 ``population * epochs`` training epochs.
 
 - ``random``: random search, ``population`` configurations each trained for
@@ -19,9 +19,10 @@ learning rate falls during training. Every method gets the same compute:
 
 All three go through the real service (the app under uvicorn on a fresh SQLite
 file, :func:`bench.es_runs.local_server`) with the SDK, one worker, so a run is
-deterministic. The score of a run is the **test** accuracy of the fully trained
-model (``epochs`` epochs) with the best validation accuracy: selection on the
-validation rows, the number reported on rows no method saw.
+deterministic. The score of a run is the **test** mean squared error of the
+fully trained model (``epochs`` epochs) with the best validation error:
+selection on the validation rows, the number reported on rows no method saw
+(lower is better; the noise alone gives 1.0).
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ METHODS = ("random", "asha", "pbt")
 @dataclass(frozen=True)
 class Setup:
     population: int = 8
-    epochs: int = 30
-    interval: int = 3
+    epochs: int = 20
+    interval: int = 2
     quantile: float = 0.25
-    perturb: float = 0.1
+    perturb: float = 0.2
 
     @property
     def budget(self) -> int:
@@ -67,21 +68,24 @@ class Run:
     epochs_spent: int = 0
     trials: int = 0
     exploits: int = 0
-    #: ``(validation, test)`` accuracy of every model trained to the last epoch.
+    #: ``(validation, test)`` error of every model trained to the last epoch.
     finals: list[tuple[float, float]] = field(default_factory=list)
     seconds: float = 0.0
+    #: pbt: ``(step, eta0)`` along the lineage of the best final model (whose weights it
+    #: trained with which step size, through the donors it copied).
+    schedule: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def score(self) -> float:
-        """Test accuracy of the fully trained model with the best validation accuracy."""
-        return max(self.finals)[1] if self.finals else float("nan")
+        """Test error of the fully trained model with the best validation error."""
+        return min(self.finals)[1] if self.finals else float("nan")
 
 
 def spec(method: str, seed: int, setup: Setup) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": f"pbt-bench-{method}-{seed}",
         "parameters": list(task.PARAMETERS),
-        "metrics": [{"name": task.METRIC, "goal": "maximize"}],
+        "metrics": [{"name": task.METRIC, "goal": task.GOAL}],
         "algorithm": "random",
         "fidelity": {"name": "epochs", "min": 1, "max": setup.epochs},
         "seed": seed,
@@ -108,7 +112,7 @@ def run_random(study: Any, run: Run, setup: Setup) -> None:
         (trial,) = trials
         model = task.start(trial.params, run.seed * 1000 + trial.number)
         run.trials += 1
-        score = 0.0
+        score = task.WORST
         for epoch in range(1, setup.epochs + 1):
             score = task.train_epoch(model)
             run.epochs_spent += 1
@@ -128,7 +132,7 @@ def run_asha(study: Any, run: Run, setup: Setup) -> None:
         else:
             model = task.start(trial.params, run.seed * 1000 + trial.number)
             run.trials += 1
-        score = task.valid_score(model) if model.epochs else 0.0
+        score = task.valid_score(model) if model.epochs else task.WORST
         stopped = False
         while model.epochs < setup.epochs and run.epochs_spent < setup.budget and not stopped:
             score = task.train_epoch(model)
@@ -144,6 +148,7 @@ def run_asha(study: Any, run: Run, setup: Setup) -> None:
 def run_pbt(study: Any, run: Run, setup: Setup) -> None:
     members = study.suggest(setup.population)
     models = {t.number: task.start(t.params, run.seed * 1000 + t.number) for t in members}
+    first = {t.number: float(t.params["eta0"]) for t in members}  # before any exploit
     run.trials = len(members)
     for epoch in range(1, setup.epochs + 1):
         for trial in members:
@@ -162,6 +167,23 @@ def run_pbt(study: Any, run: Run, setup: Setup) -> None:
         score = task.valid_score(model)
         run.finals.append((score, task.test_score(model)))
         trial.complete({task.METRIC: score})
+    histories = {t.number: t.data.metadata.get("pbt_history", []) for t in members}
+    best = min(members, key=lambda t: t.values[task.METRIC] if t.values else task.WORST)
+    run.schedule = lineage(best.number, setup.epochs, histories, first)
+
+
+def lineage(
+    number: int, until: int, histories: dict[int, list[Any]], first: dict[int, float]
+) -> list[tuple[int, float]]:
+    """``(step, eta0)`` each time the step size of member ``number``'s weights changed up to
+    ``until``: its last exploit before then took a donor's weights, so what came before is
+    the donor's lineage."""
+    exploits = [h for h in histories[number] if h["step"] <= until]
+    if not exploits:
+        return [(0, first[number])]
+    last = exploits[-1]
+    before = lineage(int(last["from_trial"]), int(last["step"]), histories, first)
+    return [*before, (int(last["step"]), float(last["params"]["eta0"]))]
 
 
 RUNNERS = {"random": run_random, "asha": run_asha, "pbt": run_pbt}
@@ -191,7 +213,7 @@ def render(runs: list[Run], setup: Setup, meta: dict[str, Any]) -> str:
         f"- compute per run: {setup.budget} epochs ({setup.population} x {setup.epochs}); "
         f"pbt interval {setup.interval}, quantile {setup.quantile}, perturb {setup.perturb}",
         "",
-        "| method | test accuracy, mean | std | per seed | trials | epochs | exploits |",
+        "| method | test MSE, mean | std | per seed | trials | epochs | exploits |",
         "|---|---|---|---|---|---|---|",
     ]
     for method in METHODS:
@@ -208,21 +230,29 @@ def render(runs: list[Run], setup: Setup, meta: dict[str, Any]) -> str:
             f"{statistics.mean(r.exploits for r in mine):.1f} |"
         )
     lines += ["", *verdict(by, seeds)]
+    schedules = [(r.seed, r.schedule) for r in runs if r.method == "pbt" and r.schedule]
+    if schedules:
+        lines += ["", "`eta0` along the lineage of pbt's best final model (step: value):", ""]
+        for seed, schedule in schedules:
+            path = " → ".join(f"{step}: {eta:.2g}" for step, eta in schedule)
+            lines.append(f"- seed {seed}: {path}")
     return "\n".join(lines)
 
 
 def verdict(by: dict[tuple[str, int], Run], seeds: list[int]) -> list[str]:
     out = []
     for other in ("random", "asha"):
-        pairs = [(by[("pbt", s)].score, by[(other, s)].score) for s in seeds if (other, s) in by]
-        if not pairs or not all(("pbt", s) in by for s in seeds):
+        both = [s for s in seeds if ("pbt", s) in by and (other, s) in by]
+        pairs = [(by[("pbt", s)].score, by[(other, s)].score) for s in both]
+        if not pairs:
             continue
-        gaps = [p - o for p, o in pairs]
+        gaps = [o - p for p, o in pairs]  # positive: pbt's error is lower
         mean_gap = statistics.mean(gaps)
         wins = sum(g > 0 for g in gaps)
         met = "met" if mean_gap > 0 else "NOT met"
         out.append(
-            f"- pbt vs {other}: mean gap {mean_gap:+.4f} (pbt ahead on {wins} of {len(gaps)} "
+            f"- pbt vs {other}: {other}'s error minus pbt's {mean_gap:+.4f} on average (pbt ahead "
+            f"on {wins} of {len(gaps)} "
             f"seeds; per-seed gaps {' '.join(f'{g:+.4f}' for g in gaps)}): target {met}"
         )
     return out
@@ -239,11 +269,13 @@ def write_section(path: str, text: str) -> None:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.population_pbt")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seed-start", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--population", type=int, default=Setup.population)
     parser.add_argument("--epochs", type=int, default=Setup.epochs)
     parser.add_argument("--interval", type=int, default=Setup.interval)
     parser.add_argument("--perturb", type=float, default=Setup.perturb)
+    parser.add_argument("--quantile", type=float, default=Setup.quantile)
     parser.add_argument("--quick", action="store_true", help="1 seed, 4 members, 6 epochs")
     parser.add_argument("--out", help=f"write the report here ({DOC}: its generated section)")
     parser.add_argument("--json", help="write the raw runs here")
@@ -253,7 +285,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    setup = Setup(args.population, args.epochs, args.interval, perturb=args.perturb)
+    setup = Setup(args.population, args.epochs, args.interval, args.quantile, args.perturb)
     seeds = args.seeds
     if args.quick:
         setup, seeds = Setup(population=4, epochs=6, interval=2, quantile=0.25), 1
@@ -262,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta["date"] = meta["date"].strftime("%Y-%m-%d %H:%M UTC")
     t0 = time.perf_counter()
     runs = []
-    for seed in range(seeds):
+    for seed in range(args.seed_start, args.seed_start + seeds):
         for method in args.methods:
             runs.append(run_one(method, seed, setup))
             r = runs[-1]

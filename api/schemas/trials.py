@@ -119,7 +119,12 @@ class MeasureOut(BaseModel):
 
     should_stop: bool
     trial_state: TrialStateField
-    action: dict[str, Any] | None = None
+    action: dict[str, Any] | None = Field(
+        None,
+        description="An instruction for the worker, already recorded on the trial: under the "
+        'pbt rule {"type": "exploit", "from_trial": 7, "params": {...}, "step": 8} (load '
+        "trial 7's checkpoint, train on with params); null otherwise.",
+    )
 
 
 class HeartbeatOut(BaseModel):

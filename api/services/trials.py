@@ -177,6 +177,9 @@ def _check_room_for_request(session: Session, study: StudyRow, spec: StudySpec) 
         and budget_used(state_counts(session, study.id)) >= spec.max_trials
     ):
         raise Conflict(f"study {study.id} has used its max_trials budget ({spec.max_trials})")
+    members = study_rule(spec).member_limit()
+    if members is not None and budget_used(state_counts(session, study.id)) >= members:
+        raise Conflict(f"study {study.id} has its whole population ({members} trials) already")
 
 
 def add_measurement(

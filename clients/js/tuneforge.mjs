@@ -696,6 +696,15 @@ export class Trial {
      * @type {number | null}
      */
     this.lastStep = data.resume_from_step ?? null;
+    /**
+     * The instruction the last report brought back, already applied, or null: PBT's
+     * `{type: "exploit", from_trial, params, step}` (params now hold the new values and
+     * {@link Trial.loadCheckpoint} reads the donor's bytes until this trial saves again).
+     * @type {Record<string, any> | null}
+     */
+    this.action = null;
+    /** @private @type {number | null} the donor whose checkpoint loadCheckpoint reads */
+    this.checkpointFrom = null;
   }
 
   /** @returns {number} */
@@ -753,6 +762,11 @@ export class Trial {
     this.data = { ...this.data, state: reply.trial_state };
     this.shouldStop = Boolean(reply.should_stop);
     this.lastStep = step;
+    this.action = reply.action ?? null;
+    if (this.action?.type === "exploit") {
+      this.data = { ...this.data, params: this.action.params };
+      this.checkpointFrom = this.action.from_trial;
+    }
     return this.shouldStop;
   }
 
@@ -768,6 +782,7 @@ export class Trial {
   async saveCheckpoint(data, step) {
     const bytes = asBytes(data);
     const at = step ?? this.lastStep;
+    this.checkpointFrom = null; // from now on loadCheckpoint reads this trial's own
     return this.client.request("PUT", `${this.path}/checkpoint`, {
       bytes,
       query: { step: at ?? undefined },
@@ -778,12 +793,13 @@ export class Trial {
   /**
    * The bytes last saved by {@link Trial.saveCheckpoint} for this trial (or for
    * trial `options.trial` of the study, e.g. a better one to copy), or null when
-   * none was saved. A 404 for an unknown trial or study still throws NotFound.
+   * none was saved; after a PBT exploit ({@link Trial.action}) the donor's, until
+   * this trial saves its own. A 404 for an unknown trial or study still throws NotFound.
    * @param {{trial?: number}} [options]
    * @returns {Promise<Uint8Array | null>}
    */
   async loadCheckpoint(options = {}) {
-    const number = options.trial ?? this.number;
+    const number = options.trial ?? this.checkpointFrom ?? this.number;
     const path = `/studies/${this.study.id}/trials/${seg(number)}/checkpoint`;
     try {
       return await this.client.request("GET", path, { raw: true, retry: true });

@@ -22,7 +22,8 @@ donor drawn from the top ``quantile`` and the donor's params **explored**:
 The worker loads the donor's checkpoint, sets the new params and trains on; the
 service records the step in the trial's ``metadata.pbt_history``. Everything is
 a pure function of the measurements and the rule's ``seed``: the same history
-gives the same donors and the same params. No member exploits below
+gives the same donors and the same params. A member never exploits a donor
+whose value ties its own, nor below
 ``1 / quantile`` ranked members (``floor(n * quantile)`` must be at least 1), nor
 at the fidelity's last step (nothing is left to train).
 
@@ -103,6 +104,9 @@ class PBTRule(StoppingRule):
             return CONTINUE
         rng = np.random.default_rng([int(self.options["seed"]), ctx.trial.number, boundary])
         value, donor = ranked[int(rng.integers(k))]
+        own = ranked[position][0]
+        if value == own:  # a tie (e.g. a copy of the donor): nothing better to take
+            return CONTINUE
         params = explore(
             ctx.space,
             donor.params,
@@ -110,7 +114,6 @@ class PBTRule(StoppingRule):
             perturb=float(self.options["perturb"]),
             resample=float(self.options["resample_probability"]),
         )
-        own = ranked[position][0]
         step = metric_series(ctx.trial, ctx.metric.name)[-1][0]
         reason = (
             f"pbt: at step {boundary} {ctx.metric.name} {own:.6g} ranks {position + 1} of "

@@ -167,6 +167,8 @@ def test_pbt_exploits_better_checkpoints_and_improves_the_population(client: Tes
     rows = [json.loads(line) for line in exported.text.splitlines() if line.strip()]
     row = next(r for r in rows if r["number"] == trial["number"])
     assert row["metadata"]["pbt_history"] == history
+    csv = client.get(f"{API}/studies/{sid}/trials", params={"format": "csv"})
+    assert csv.status_code == 200 and "pbt_history" in csv.text.splitlines()[0]
     assert math.isfinite(sum(final))
 
 

@@ -105,6 +105,11 @@ def test_the_bottom_quantile_exploits_a_top_member_at_each_interval() -> None:
     assert decide(trial(0, {s: 0.25 for s in range(1, 5)}), others) == CONTINUE
 
 
+def test_no_exploit_of_a_donor_that_only_ties() -> None:
+    others = [trial(i, {4: 0.5}) for i in range(1, 4)]
+    assert decide(trial(0, {4: 0.5}), others, quantile=0.5) == CONTINUE
+
+
 def test_too_few_members_at_the_boundary_means_no_exploit() -> None:
     others = [*population(2, 4), trial(5, {2: 0.9})]  # trial 5 is an interval behind
     assert decide(trial(0, {s: 0.0 for s in range(1, 5)}), others, interval=2) == CONTINUE

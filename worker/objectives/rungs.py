@@ -16,8 +16,9 @@ Under ``pbt`` the worker saves its checkpoint at every step *before* it reports
 reply says exploit, the SDK has already set the trial's new params and points
 ``load_checkpoint()`` at the donor: the worker takes the donor's per-fold models,
 sets the new params on each (an MLP's SGD/Adam optimizer is rebuilt from them at
-the next ``partial_fit``), and goes on training from the later of its own step
-and the donor's resource.
+the next ``partial_fit``), saves them as its own checkpoint and trains on: epochs
+and rows from its own step (its compute goes on counting), a ``warm_start``
+model from the larger of its step and the donor's size.
 """
 
 from __future__ import annotations
@@ -328,9 +329,10 @@ def train_by_rungs(
         if stopped:
             break
         exploited = exploit(trial, progress, fidelity, len(problem.folds), step)
-        if exploited is not None:
+        if exploited is not None:  # its own checkpoint now holds the donor's models
             trainer = FoldTrainer(objective, trial.params, problem, policy, fidelity)
             progress = exploited
+            trial.save_checkpoint(progress.to_checkpoint(fidelity), step=step)
             segment = _open_segment(progress, worker)
     return CVOutcome(progress.mean(), tuple(progress.scores), stopped, progress.seconds)
 
@@ -339,8 +341,12 @@ def exploit(
     trial: RungTrial, progress: Progress, fidelity: ManagedFidelity, n_folds: int, step: int
 ) -> Progress | None:
     """After a report whose reply said exploit: the donor's progress with the trial's new
-    params set on its models, its resource at least ``step``; ``None`` when there was no
-    exploit or the donor has no usable checkpoint (the trial then trains on as it was)."""
+    params set on its models; ``None`` when there was no exploit or the donor has no usable
+    checkpoint (the trial then trains on as it was).
+
+    Epochs and rows go on counting from this trial's own ``step`` (its compute), whatever
+    the donor's models saw; a model grown by ``warm_start`` goes on from the larger of
+    ``step`` and the donor's size (it cannot shrink)."""
     action = getattr(trial, "action", None)  # the SDK's Trial has it; plain handles do not
     if not isinstance(action, Mapping) or action.get("type") != "exploit":
         return None
@@ -353,7 +359,8 @@ def exploit(
         final.set_params(**dict(trial.params))
         if hasattr(final, "_optimizer"):  # MLP: rebuilt from the new params next pass
             del final._optimizer
-    donor.resource = max(donor.resource, step)
+    grows = fidelity.kind == "warm_start"
+    donor.resource = max(donor.resource, step) if grows else step
     donor.history = [*progress.history]
     donor.seconds = progress.seconds
     donor.segments = [

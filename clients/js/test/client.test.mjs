@@ -421,6 +421,33 @@ describe("checkpoints", () => {
     assert.deepEqual([...(await first.loadCheckpoint())], [...bytes], "readable after the end");
   });
 
+  test("a pbt exploit is applied: params updated, loadCheckpoint reads the donor's", async () => {
+    const study = await client.createStudy(
+      spec("pbt", { early_stopping: { rule: "pbt", population: 4, interval: 2, quantile: 0.25 } }),
+    );
+    const members = await study.suggest(4);
+    const enc = (n) => new TextEncoder().encode(`model-${n}`);
+    for (const [i, t] of members.entries()) {
+      await t.report(1, { accuracy: 0.1 * (i + 1) });
+      await t.saveCheckpoint(enc(t.number));
+    }
+    for (const t of members.slice(1)) {
+      assert.equal(await t.report(2, { accuracy: 0.1 * (t.number + 1) }), false);
+      assert.equal(t.action, null);
+    }
+    const worst = members[0];
+    assert.equal(await worst.report(2, { accuracy: 0.01 }), false);
+    const best = members[3];
+    assert.equal(worst.action.type, "exploit");
+    assert.equal(worst.action.from_trial, best.number);
+    assert.deepEqual(worst.params, worst.action.params);
+    assert.equal(new TextDecoder().decode(await worst.loadCheckpoint()), `model-${best.number}`);
+    await worst.saveCheckpoint(enc("own"));
+    assert.equal(new TextDecoder().decode(await worst.loadCheckpoint()), "model-own");
+    const again = await study.trial(worst.number);
+    assert.equal(again.data.metadata.pbt_history[0].from_trial, best.number);
+  });
+
   test("a finished trial refuses a checkpoint; an unknown trial is NotFound, not null", async () => {
     const study = await client.createStudy(spec("ckpt-errors"));
     const [trial] = await study.suggest();

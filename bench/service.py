@@ -98,8 +98,9 @@ class Window:
 
 
 @contextmanager
-def database(backend: str) -> Iterator[str]:
-    """A fresh, migrated database on ``backend``; removed afterwards."""
+def database(backend: str, *, migrate: bool = True) -> Iterator[str]:
+    """A fresh database on ``backend`` (migrated for tuneforge unless ``migrate`` is false:
+    Optuna's tables get a database of their own on the same server); removed afterwards."""
     from tuneforge.api.db.migrate import upgrade
 
     if backend == "sqlite":
@@ -117,7 +118,8 @@ def database(backend: str) -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
     try:
-        upgrade(url)
+        if migrate:
+            upgrade(url)
         yield url
     finally:
         with admin.connect() as conn:
@@ -242,7 +244,10 @@ def run_tuneforge(cell: Cell, url: str, seconds: float, warmup: float) -> Timing
 # ---- the Optuna loop --------------------------------------------------------------------
 
 
-def _optuna_worker(url: str, name: str, sampler: str, seed: int, window: Window, q: Any) -> None:
+def _optuna_worker(
+    url: str, name: str, sampler: str, seed: int, timing: tuple[float, float], go: Any, q: Any
+) -> None:
+    """One Optuna client process: set up, report ready, then loop in the shared window."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -256,6 +261,11 @@ def _optuna_worker(url: str, name: str, sampler: str, seed: int, window: Window,
     dists["kind"] = optuna.distributions.CategoricalDistribution(["a", "b", "c"])
     out = Timings()
     rng = np.random.default_rng(seed)
+    q.put("ready")
+    while go.value == 0.0:  # every process imported and connected: start together
+        time.sleep(0.01)
+    warmup, seconds = timing
+    window = Window(go.value, go.value + warmup, go.value + warmup + seconds)
     time.sleep(max(0.0, window.start - time.time()))
     while time.time() < window.end:
         t0 = time.time()
@@ -279,26 +289,30 @@ def _optuna_worker(url: str, name: str, sampler: str, seed: int, window: Window,
 
 
 def run_optuna(cell: Cell, url: str, seconds: float, warmup: float) -> Timings:
+    """``cell.clients`` processes doing ask -> report -> tell (start-up not timed)."""
     import optuna
 
     storage = optuna.storages.RDBStorage(url.replace("postgresql://", "postgresql+psycopg://"))
     n_studies = cell.clients if cell.layout == "many" else 1
-    names = [
-        f"optuna-{cell.layout}-{cell.clients}-{k}-{uuid.uuid4().hex[:6]}" for k in range(n_studies)
-    ]
+    tag = uuid.uuid4().hex[:6]
+    names = [f"optuna-{cell.layout}-{cell.clients}-{k}-{tag}" for k in range(n_studies)]
     for name in names:
         optuna.create_study(study_name=name, storage=storage, direction="minimize")
     ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    start = time.time() + 3.0 + 0.05 * cell.clients  # process start-up is not timed
-    window = Window(start, start + warmup, start + warmup + seconds)
+    q, go = ctx.Queue(), ctx.Value("d", 0.0)
     sampler = cell.algorithm.removeprefix("optuna-")
     procs = [
-        ctx.Process(target=_optuna_worker, args=(url, names[i % n_studies], sampler, i, window, q))
+        ctx.Process(
+            target=_optuna_worker,
+            args=(url, names[i % n_studies], sampler, i, (warmup, seconds), go, q),
+        )
         for i in range(cell.clients)
     ]
     for p in procs:
         p.start()
+    for _ in procs:
+        assert q.get(timeout=600) == "ready"
+    go.value = time.time() + 0.5
     total = Timings()
     for _ in procs:
         calls, trials, errors = q.get(timeout=seconds + warmup + 600)
@@ -349,7 +363,8 @@ def run_matrix(args: argparse.Namespace) -> list[dict[str, Any]]:
                             t = run_tuneforge(cell, url, args.seconds, args.warmup)
                             rows.append(row_of(cell, t, args.seconds))
                             print(json.dumps(rows[-1]), flush=True)
-            if backend == "postgresql" and args.optuna:
+        if backend == "postgresql" and args.optuna:
+            with database(backend, migrate=False) as url:  # same server, its own tables
                 for layout in args.layouts:
                     for sampler in args.optuna:
                         for clients in args.optuna_clients or args.clients:

@@ -138,7 +138,7 @@ def _free_port() -> int:
 @contextmanager
 def servers(url: str, n: int) -> Iterator[list[str]]:
     """``n`` ``tuneforge serve`` processes on ``url`` (rate limit off: one trusted loadgen)."""
-    env = {**os.environ, "TUNEFORGE_RATE_LIMIT_PER_SECOND": "0", "TUNEFORGE_DB_POOL_SIZE": "20"}
+    env = {**os.environ, "TUNEFORGE_RATE_LIMIT_PER_SECOND": "0"}
     env.setdefault("TUNEFORGE_ARTIFACT_URL", tempfile.mkdtemp(prefix="tf-bench-art-"))
     procs, urls = [], []
     try:
@@ -190,6 +190,8 @@ async def _client_loop(
             out.add(kind, time.time() - t0)
         if r.status_code >= 400:
             out.errors += 1
+            if out.errors <= 3:  # what went wrong, once or twice per client
+                print(f"{kind} {r.status_code}: {r.text[:300]}", file=sys.stderr, flush=True)
         return r
 
     await asyncio.sleep(max(0.0, window.start - time.time()))
@@ -512,7 +514,7 @@ def report(
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="a smoke-sized run")
-    p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 128])
+    p.add_argument("--clients", type=int, nargs="*", default=[1, 8, 32, 128])
     p.add_argument("--algorithms", nargs="+", default=["random", "tpe", "auto"])
     p.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     p.add_argument("--servers", type=int, nargs="+", default=[1, 2])
@@ -528,11 +530,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", help="write the raw rows here")
     p.add_argument("--out", help="write the markdown report here")
     args = p.parse_args(argv)
-    if args.quick:
-        args.clients, args.algorithms, args.backends = [1, 8], ["random"], ["sqlite"]
-        args.servers, args.layouts, args.optuna = [1], ["one"], []
-        args.seconds, args.warmup, args.large = 3.0, 1.0, [1000]
-        args.large_backends = ["sqlite"]
+    if args.quick:  # explicit flags still win over the quick defaults
+        given = {a.split("=")[0] for a in (argv if argv is not None else sys.argv[1:])}
+        quick = {
+            "clients": [1, 8], "algorithms": ["random"], "backends": ["sqlite"],
+            "servers": [1], "layouts": ["one"], "optuna": [], "seconds": 3.0,
+            "warmup": 1.0, "large": [1000], "large_backends": ["sqlite"],
+        }  # fmt: skip
+        for key, value in quick.items():
+            if f"--{key.replace('_', '-')}" not in given:
+                setattr(args, key, value)
     return args
 
 

@@ -60,6 +60,14 @@ def _write_trial_state(study: StudyRow, row: TrialRow, target: TrialState) -> No
     check_transition(old, target, row.number)
     row.state = target.value
     count_move(study, old, target)
+    mark_touched(study, row)
+
+
+def mark_touched(study: StudyRow, row: TrialRow) -> None:
+    """The trial's state, values or measurements changed: it gets the study's next
+    version as ``touched_seq`` (readers of the rules' view reload only such trials)."""
+    study.version = (study.version or 0) + 1
+    row.touched_seq = study.version
 
 
 def _write_study_state(study: StudyRow, target: StudyState, reason: str | None) -> None:
@@ -160,6 +168,7 @@ def new_trial(
     session.add(row)
     count_move(study, None, TrialState.REQUESTED)
     touch(study, now)
+    row.touched_seq = study.version
     return row
 
 

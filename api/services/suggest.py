@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from ...core.errors import InvalidSpec
 from ...core.study import StudySpec
-from ...core.trials import StudyState, Trial, TrialState
+from ...core.trials import TASK_CLIENT_PREFIX, StudyState, Trial, TrialState
 from ..db.engine import Database
 from ..db.models import StudyRow, TrialRow
 from ..db.repository import (
@@ -34,7 +34,7 @@ from .lifecycle import (
     refresh_study_state,
 )
 from .managed import claim_dispatch
-from .promotions import promotable
+from .promotions import promotable, study_rule
 from .suggest_fit import history_of, new_points
 
 __all__ = ["MAX_SUGGEST_COUNT", "check_count", "history_of", "suggest"]
@@ -57,11 +57,49 @@ def suggest(
     :func:`.suggest_fit.new_points`, whose fit holds no lock.
     """
     check_count(count)
-    handed, need, state = _bookkeeping(db, study_id, count, client_id)
-    if need == 0:
-        return handed, state
+    handed: list[Trial] = []
+    if _only_new_points(db, study_id, client_id):
+        need = count
+    else:
+        handed, need, state = _bookkeeping(db, study_id, count, client_id)
+        if need == 0:
+            return handed, state
     ask = new_points(db, study_id, need, client_id)
     return [*handed, *ask.trials], ask.study_state
+
+
+def _only_new_points(db: Database, study_id: int, client_id: str | None) -> bool:
+    """Whether the bookkeeping would find nothing to do (read without a lock): the study
+    is active with budget left, no lease ran out, the client holds no running trial, no
+    trial is queued and no paused trial waits for a promoting rule. Then the suggest
+    goes straight to the algorithm's batch and takes the study lock once, to claim."""
+    if client_id and client_id.startswith(TASK_CLIENT_PREFIX):
+        return False  # the bookkeeping claims the task's dispatch
+    with db.read() as session:
+        study = get_study_row(session, study_id)
+        spec = spec_of(study)
+        counts = counts_of(study)
+        if study.state != StudyState.ACTIVE.value or study.search_exhausted:
+            return False
+        if counts[TrialState.REQUESTED.value]:
+            return False
+        if counts[TrialState.PAUSED.value] and study_rule(spec).promotes:
+            return False
+        if spec.max_trials is not None and budget_used(counts) >= spec.max_trials:
+            return False
+        due = [TrialRow.lease_expires_at < utcnow()]
+        if client_id:
+            due.append(TrialRow.client_id == client_id)
+        hit = session.scalar(
+            select(TrialRow.id)
+            .where(
+                TrialRow.study_id == study_id,
+                TrialRow.state.in_([s.value for s in RUNNING_STATES]),
+                or_(*due),
+            )
+            .limit(1)
+        )
+        return hit is None
 
 
 def _bookkeeping(

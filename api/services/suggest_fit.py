@@ -41,8 +41,8 @@ from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from ...core.algorithms import Suggestion, SuggestRequest, create_algorithm
 from ...core.decisions import NewParams, ResumeTrial, SuggestDecision
@@ -79,15 +79,16 @@ BATCH_LIMIT = 256
 MODEL_BATCH_LIMIT = 16
 _MODEL_ALGORITHMS = frozenset({"auto", "gp", "cmaes", "tpe"})
 
-_histories: WeakKeyDictionary[Engine, HistoryCache] = WeakKeyDictionary()
+#: Keyed by the connection pool, which a database's read and write engines share.
+_histories: WeakKeyDictionary[Pool, HistoryCache] = WeakKeyDictionary()
 _histories_lock = threading.Lock()
 
 
 def history_of(session: Session) -> HistoryCache:
     """The finished-trials cache of the database this session talks to."""
-    engine = session.get_bind().engine
+    pool = session.get_bind().engine.pool
     with _histories_lock:
-        return _histories.setdefault(engine, HistoryCache())
+        return _histories.setdefault(pool, HistoryCache())
 
 
 @dataclass

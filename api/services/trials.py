@@ -41,6 +41,7 @@ from .lifecycle import (
     fail_trial,
     finish,
     lease_until,
+    mark_touched,
     new_trial,
     reap_expired,
     refresh_study_state,
@@ -214,6 +215,7 @@ def add_measurement(
             row.lease_expires_at = lease_until(ctx.spec, ctx.now)
             row.updated_at = ctx.now
             touch(ctx.study, ctx.now)
+            mark_touched(ctx.study, row)
             if row.state == TrialState.ACTIVE.value:
                 return _consult_rule(ctx)
         return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))

@@ -450,6 +450,8 @@ def run_large(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 json={"client_id": "cold"},
                             )
                             cold = (time.perf_counter() - t1) * 1000
+                            if r.status_code != 200:
+                                raise RuntimeError(f"cold suggest: {r.status_code} {r.text[:500]}")
                             trial = r.json()["trials"][0]
                             http.post(
                                 f"{urls[0]}/api/v1/studies/{sid}/trials/{trial['number']}/complete",

@@ -62,6 +62,13 @@ def _configure_sqlite(engine: Engine, busy_ms: int) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+def is_write_session(session: Session) -> bool:
+    """Whether ``session`` came from :meth:`Database.write` (its transaction may still
+    roll back, so process caches must not keep what it read)."""
+    bind = session.get_bind()
+    return bool(bind.get_execution_options().get(_WRITE, False))
+
+
 class Database:
     """One engine plus read and write session scopes; one transaction per scope."""
 

@@ -127,6 +127,7 @@ class TrialRow(Base):
         Index("ix_trials_study_client", "study_id", "client_id"),
         Index("ix_trials_state_lease", "state", "lease_expires_at"),
         Index("ix_trials_study_finished", "study_id", "finished_seq"),
+        Index("ix_trials_study_touched", "study_id", "touched_seq"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -146,6 +147,9 @@ class TrialRow(Base):
     resume_from_step: Mapped[int | None] = mapped_column(Integer)
     #: The study's version when the trial finished (finished trials never change again).
     finished_seq: Mapped[int | None] = mapped_column(Integer)
+    #: The study's version when the trial's state, values or measurements last changed:
+    #: the rules' view of a study reloads only the trials touched since it was read.
+    touched_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

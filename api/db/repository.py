@@ -91,17 +91,21 @@ def scanned_state_counts(session: Session, study_id: int) -> dict[str, int]:
     return counts
 
 
+#: Most ids bound in one ``IN (...)``: PostgreSQL takes at most 65,535 parameters.
+ID_CHUNK = 10_000
+
+
 def measurements_of(session: Session, trial_ids: Sequence[int]) -> dict[int, list[MeasurementRow]]:
-    if not trial_ids:
-        return {}
-    rows = session.scalars(
-        select(MeasurementRow)
-        .where(MeasurementRow.trial_id.in_(trial_ids))
-        .order_by(MeasurementRow.trial_id, MeasurementRow.step)
-    ).all()
+    """The measurements of each trial id, ordered by step (read in chunks of ids)."""
     out: dict[int, list[MeasurementRow]] = {}
-    for m in rows:
-        out.setdefault(m.trial_id, []).append(m)
+    for start in range(0, len(trial_ids), ID_CHUNK):
+        rows = session.scalars(
+            select(MeasurementRow)
+            .where(MeasurementRow.trial_id.in_(trial_ids[start : start + ID_CHUNK]))
+            .order_by(MeasurementRow.trial_id, MeasurementRow.step)
+        ).all()
+        for m in rows:
+            out.setdefault(m.trial_id, []).append(m)
     return out
 
 

@@ -60,6 +60,14 @@ def _write_trial_state(study: StudyRow, row: TrialRow, target: TrialState) -> No
     check_transition(old, target, row.number)
     row.state = target.value
     count_move(study, old, target)
+    mark_touched(study, row)
+
+
+def mark_touched(study: StudyRow, row: TrialRow) -> None:
+    """The trial's state, values or measurements changed: it gets the study's next
+    version as ``touched_seq`` (readers of the rules' view reload only such trials)."""
+    study.version = (study.version or 0) + 1
+    row.touched_seq = study.version
 
 
 def _write_study_state(study: StudyRow, target: StudyState, reason: str | None) -> None:
@@ -199,6 +207,7 @@ def new_trial(
     session.add(row)
     count_move(study, None, TrialState.REQUESTED)
     touch(study, now)
+    row.touched_seq = study.version
     return row
 
 
@@ -315,6 +324,15 @@ def reap_expired(session: Session, study: StudyRow, spec: StudySpec, now: dateti
 
 def budget_used(counts: dict[str, int]) -> int:
     return sum(counts[s.value] for s in BUDGET_STATES)
+
+
+def budget_left(spec: StudySpec, counts: dict[str, int]) -> int | None:
+    """How many more trials the study may start (``None``: no limit): ``max_trials`` and,
+    under ``pbt``, the population (a failed member's place is free again)."""
+    limits = [spec.max_trials, study_rule(spec).member_limit()]
+    used = budget_used(counts)
+    left = [limit - used for limit in limits if limit is not None]
+    return min(left) if left else None
 
 
 def in_flight(counts: dict[str, int]) -> int:

@@ -4,10 +4,14 @@ paused trials count as pruned results) or feeds it (BOHB: one budget's results).
 
 from __future__ import annotations
 
-import dataclasses
+import threading
+from collections import OrderedDict
+from typing import Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 from ...core.algorithms.gp import default_startup
 from ...core.algorithms.tpe import TPEOptions
@@ -15,12 +19,11 @@ from ...core.decisions import ResumeTrial
 from ...core.stopping import StoppingRule, create_rule
 from ...core.study import StudySpec
 from ...core.trials import BUDGET_STATES, Trial, TrialState
-from ..db.models import MeasurementRow, StudyRow, TrialRow
-from ..db.repository import load_trials, state_counts
+from ..db.engine import is_write_session
+from ..db.models import StudyRow, TrialRow
+from ..db.repository import measurements_of, state_counts, to_trial
 
 RUNNING = (TrialState.ACTIVE, TrialState.STOPPING)
-#: ``session.info`` key of the trials one suggest transaction loaded for the rule.
-_LOADED = "tuneforge.rule_trials"
 
 
 def study_rule(spec: StudySpec) -> StoppingRule:
@@ -28,39 +31,71 @@ def study_rule(spec: StudySpec) -> StoppingRule:
     return create_rule(spec.early_stopping, spec.fidelity)
 
 
+class RuleView:
+    """Per process, each study's trials with their measurements, as the rules see them.
+
+    Every change of a trial's state, values or measurements gives it the study's next
+    version as ``touched_seq`` (:func:`.lifecycle.mark_touched`). A read sends no
+    statement when the cache holds the study row's ``version``, and otherwise loads only
+    the trials touched since (with their measurements), so a suggest or a rung decision
+    on a long study reads what changed, not the study. Only read-only transactions store
+    what they read (a write transaction may still roll back).
+    """
+
+    def __init__(self, max_studies: int = 64) -> None:
+        self._entries: OrderedDict[tuple[int, Any], tuple[int, dict[int, Trial]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max = max_studies
+
+    def trials(self, session: Session, study: StudyRow) -> list[Trial]:
+        """All trials of ``study`` (failed ones included), ordered by number."""
+        key = (study.id, study.created_at)
+        with self._lock:
+            seq, known = self._entries.get(key, (-1, {}))
+        version = int(study.version or 0)
+        if seq >= version:
+            return list(known.values())
+        session.flush()
+        rows = session.scalars(
+            select(TrialRow).where(TrialRow.study_id == study.id, TrialRow.touched_seq > seq)
+        ).all()
+        merged = dict(known)
+        if rows:
+            ms = measurements_of(session, [r.id for r in rows])
+            grew = all(r.number not in known for r in rows)
+            last = max(known) if known else -1
+            merged.update((r.number, to_trial(r, ms.get(r.id, ()))) for r in rows)
+            if not (grew and min(r.number for r in rows) > last):
+                merged = dict(sorted(merged.items()))
+        if not is_write_session(session):
+            with self._lock:
+                current = self._entries.get(key)
+                if current is None or current[0] < version:
+                    self._entries[key] = (version, merged)
+                    self._entries.move_to_end(key)
+                    while len(self._entries) > self._max:
+                        self._entries.popitem(last=False)
+        return list(merged.values())
+
+
+#: Keyed by the connection pool, which a database's read and write engines share.
+_views: WeakKeyDictionary[Pool, RuleView] = WeakKeyDictionary()
+_views_lock = threading.Lock()
+
+
 def rule_trials(session: Session, study_id: int, exclude_number: int | None = None) -> list[Trial]:
     """The study's trials with their measurements, as a promoting rule sees them
-    (failed ones and ``exclude_number`` left out)."""
+    (failed ones and ``exclude_number`` left out), through this process's :class:`RuleView`."""
+    pool = session.get_bind().engine.pool
+    with _views_lock:
+        view = _views.setdefault(pool, RuleView())
+    study = session.get(StudyRow, study_id)
+    if study is None:
+        return []
     return [
         t
-        for t in load_trials(session, study_id, with_measurements=True)
+        for t in view.trials(session, study)
         if t.state != TrialState.FAILED and t.number != exclude_number
-    ]
-
-
-def suggest_trials(session: Session, study_id: int) -> list[Trial]:
-    """:func:`rule_trials`, loaded once per transaction: a later call in the same
-    transaction re-reads only the trials' states (promotions and queued trials change
-    them in between) and loads afresh when a trial or a measurement was added."""
-    loaded: dict[int, tuple[int, list[Trial]]] = session.info.setdefault(_LOADED, {})
-    rows = session.execute(
-        select(TrialRow.number, TrialRow.state).where(TrialRow.study_id == study_id)
-    ).all()
-    states = {int(number): TrialState(state) for number, state in rows}
-    n_measurements = session.scalar(
-        select(func.count()).select_from(MeasurementRow).where(MeasurementRow.study_id == study_id)
-    )
-    count = int(n_measurements or 0)
-    cached = loaded.get(study_id)
-    live = {n for n, state in states.items() if state != TrialState.FAILED}
-    if cached is None or cached[0] != count or live - {t.number for t in cached[1]}:
-        trials = rule_trials(session, study_id)
-        loaded[study_id] = (count, trials)
-        return trials
-    return [
-        t if t.state == states[t.number] else dataclasses.replace(t, state=states[t.number])
-        for t in cached[1]
-        if t.number in live
     ]
 
 
@@ -77,7 +112,7 @@ def promotable(session: Session, study: StudyRow, spec: StudySpec) -> list[Resum
     used = sum(counts[s.value] for s in BUDGET_STATES)
     spent = spec.max_trials is not None and used >= spec.max_trials
     final = not busy and (spent or bool(study.search_exhausted))
-    trials = suggest_trials(session, study.id)
+    trials = rule_trials(session, study.id)
     return list(rule.promotions(trials, rule.watched(spec.objectives), final=final))
 
 
@@ -90,8 +125,7 @@ def model_view(
     rule = study_rule(spec)
     if not (rule.feeds_algorithm or rule.promotes):
         return None
-    session.flush()
-    trials = suggest_trials(session, study.id)
+    trials = rule_trials(session, study.id)
     metric = rule.watched(spec.objectives)
     return rule.algorithm_view(trials, metric, len(spec.space), model_startup(spec))
 

@@ -1,59 +1,45 @@
 """The suggest use case: hand a client its own unfinished trials, then paused trials the
-early-stopping rule promotes, then queued ones, then new points from the study's
-algorithm, all under the study's row lock."""
+early-stopping rule promotes, then queued ones (all in one short transaction under the
+study's row lock), then new points from the study's algorithm, fitted outside any lock
+(:mod:`.suggest_fit`)."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from datetime import datetime
-from weakref import WeakKeyDictionary
 
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ...core.algorithms import SuggestRequest, create_algorithm
-from ...core.decisions import NewParams, SuggestDecision
 from ...core.errors import InvalidSpec
 from ...core.study import StudySpec
-from ...core.trials import IN_FLIGHT_STATES, StudyState, Trial, TrialState
+from ...core.trials import TASK_CLIENT_PREFIX, StudyState, Trial, TrialState
 from ..db.engine import Database
 from ..db.models import StudyRow, TrialRow
 from ..db.repository import (
+    counts_of,
     get_study_row,
-    load_trials,
     measurements_of,
     spec_of,
-    state_counts,
     to_trial,
     utcnow,
 )
-from .history import HistoryCache
 from .lifecycle import (
     RUNNING_STATES,
     Scope,
     activate,
     apply_decision,
-    budget_used,
+    budget_left,
     lease_until,
     reap_expired,
     refresh_study_state,
 )
 from .managed import claim_dispatch
-from .promotions import model_view, promotable, study_rule
-from .warm_start import prior_trials
+from .promotions import promotable, study_rule
+from .suggest_fit import history_of, new_points
+
+__all__ = ["MAX_SUGGEST_COUNT", "check_count", "history_of", "suggest"]
 
 MAX_SUGGEST_COUNT = 1000
-_histories: WeakKeyDictionary[Engine, HistoryCache] = WeakKeyDictionary()
-_histories_lock = threading.Lock()
-
-
-def history_of(session: Session) -> HistoryCache:
-    """The finished-trials cache of the database this session talks to."""
-    engine = session.get_bind().engine
-    with _histories_lock:
-        return _histories.setdefault(engine, HistoryCache())
 
 
 def check_count(count: int) -> None:
@@ -64,8 +50,64 @@ def check_count(count: int) -> None:
 def suggest(
     db: Database, study_id: int, count: int, client_id: str | None
 ) -> tuple[list[Trial], StudyState]:
-    """Trials for one worker; an empty list with the study's state when there is no work."""
+    """Trials for one worker; an empty list with the study's state when there is no work.
+
+    The bookkeeping (expired leases, the caller's own trials, promotions, queued trials)
+    runs in one short locked transaction; new points come from the algorithm through
+    :func:`.suggest_fit.new_points`, whose fit holds no lock.
+    """
     check_count(count)
+    handed: list[Trial] = []
+    if _only_new_points(db, study_id, client_id):
+        need = count
+    else:
+        handed, need, state = _bookkeeping(db, study_id, count, client_id)
+        if need == 0:
+            return handed, state
+    ask = new_points(db, study_id, need, client_id)
+    return [*handed, *ask.trials], ask.study_state
+
+
+def _only_new_points(db: Database, study_id: int, client_id: str | None) -> bool:
+    """Whether the bookkeeping would find nothing to do (read without a lock): the study
+    is active with budget left, no lease ran out, the client holds no running trial, no
+    trial is queued and no paused trial waits for a promoting rule. Then the suggest
+    goes straight to the algorithm's batch and takes the study lock once, to claim."""
+    if client_id and client_id.startswith(TASK_CLIENT_PREFIX):
+        return False  # the bookkeeping claims the task's dispatch
+    with db.read() as session:
+        study = get_study_row(session, study_id)
+        spec = spec_of(study)
+        counts = counts_of(study)
+        if study.state != StudyState.ACTIVE.value or study.search_exhausted:
+            return False
+        if counts[TrialState.REQUESTED.value]:
+            return False
+        if counts[TrialState.PAUSED.value] and study_rule(spec).promotes:
+            return False
+        left = budget_left(spec, counts)
+        if left is not None and left <= 0:
+            return False
+        due = [TrialRow.lease_expires_at < utcnow()]
+        if client_id:
+            due.append(TrialRow.client_id == client_id)
+        hit = session.scalar(
+            select(TrialRow.id)
+            .where(
+                TrialRow.study_id == study_id,
+                TrialRow.state.in_([s.value for s in RUNNING_STATES]),
+                or_(*due),
+            )
+            .limit(1)
+        )
+        return hit is None
+
+
+def _bookkeeping(
+    db: Database, study_id: int, count: int, client_id: str | None
+) -> tuple[list[Trial], int, StudyState]:
+    """Hand out what needs no algorithm; return it, how many points the algorithm should
+    add (0 when there is no room) and the study's state."""
     with db.write() as session:
         study = get_study_row(session, study_id, lock=True)
         spec = spec_of(study)
@@ -75,14 +117,21 @@ def suggest(
         claim_dispatch(session, study.id, client_id, now)
         if study.state != StudyState.ACTIVE.value:
             # docs/api.md: no work; "paused" (may resume) or "completed" (never again)
-            return [], StudyState(study.state)
+            return [], 0, StudyState(study.state)
         rows = _own_unfinished(session, study, spec, client_id, count, now)
+        need = 0
         if len(rows) < count:
-            rows += _new_work(session, study, spec, count - len(rows), client_id, now)
+            more, need = _queued_work(session, study, spec, count - len(rows), client_id, now)
+            rows += more
         refresh_study_state(session, study, spec, now)
         session.flush()
-        ms = measurements_of(session, [r.id for r in rows])
-        return [to_trial(r, ms.get(r.id, ())) for r in rows], StudyState(study.state)
+        ms = measurements_of(session, [r.id for r in rows]) if rows else {}
+        trials = [to_trial(r, ms.get(r.id, ())) for r in rows]
+        return (
+            trials,
+            need if study.state == StudyState.ACTIVE.value else 0,
+            StudyState(study.state),
+        )
 
 
 def _own_unfinished(
@@ -112,36 +161,35 @@ def _own_unfinished(
     return list(rows)
 
 
-def _new_work(
+def _queued_work(
     session: Session,
     study: StudyRow,
     spec: StudySpec,
     need: int,
     client_id: str | None,
     now: datetime,
-) -> list[TrialRow]:
-    counts = state_counts(session, study.id)
+) -> tuple[list[TrialRow], int]:
+    """Promoted paused trials, then queued ones; and how many new points are still wanted
+    (within ``max_active_trials`` and ``max_trials``)."""
+    counts = counts_of(study)
     room = need
     if spec.max_active_trials is not None:
         running = sum(counts[s.value] for s in RUNNING_STATES)
         room = min(room, spec.max_active_trials - running)
     if room <= 0:
-        return []
+        return [], 0
     scope = Scope(session, study, spec, now, client_id)
     # promoted paused trials first (same number and params, resume_from_step set)
     handed = [apply_decision(scope, d) for d in promotable(session, study, spec)[:room]]
     if len(handed) < room and counts[TrialState.REQUESTED.value]:
         handed += _pop_requested(session, study, spec, room - len(handed), client_id, now)
     remaining = room - len(handed)
-    if spec.max_trials is not None:
-        remaining = min(remaining, spec.max_trials - budget_used(counts))
-    members = study_rule(spec).member_limit()
-    if members is not None:  # pbt: the population; a failed member's place is free again
-        remaining = min(remaining, members - budget_used(counts))
-    if remaining > 0 and not study.search_exhausted:
-        for decision in _ask_algorithm(session, study, spec, remaining):
-            handed.append(apply_decision(scope, decision))
-    return handed
+    left = budget_left(spec, counts_of(study))
+    if left is not None:
+        remaining = min(remaining, left)
+    if study.search_exhausted:
+        remaining = 0
+    return handed, max(0, remaining)
 
 
 def _pop_requested(
@@ -162,42 +210,3 @@ def _pop_requested(
     for row in rows:
         activate(study, row, spec, client_id, now)
     return list(rows)
-
-
-def _ask_algorithm(
-    session: Session, study: StudyRow, spec: StudySpec, count: int
-) -> Sequence[SuggestDecision]:
-    """Run the study's algorithm on its history and in-flight trials; save its state.
-
-    Under a rule that feeds the algorithm (``bohb``) the history is the rule's view.
-
-    New parameter sets are checked against the space before they become trials.
-    """
-    session.flush()
-    view = model_view(session, study, spec)
-    if view is None:
-        completed = history_of(session).finished(session, study.id, study.history_version)
-        in_flight = tuple(load_trials(session, study.id, IN_FLIGHT_STATES))
-    else:  # BOHB: the trials at the largest well-observed budget
-        completed, in_flight = view
-    completed = (*prior_trials(session, study, spec), *completed)  # warm start
-    request = SuggestRequest(
-        space=spec.space,
-        metrics=spec.metrics,
-        completed=completed,
-        in_flight=in_flight,
-        count=count,
-        seed=spec.seed,
-        state=study.algorithm_state,
-    )
-    algorithm = create_algorithm(spec.algorithm, spec.algorithm_options, spec.space)
-    suggestion = algorithm.suggest(request)
-    study.algorithm_state = dict(suggestion.state) if suggestion.state is not None else None
-    if suggestion.exhausted:
-        study.search_exhausted = True
-    return [
-        NewParams(spec.space.validate_params(d.params, "suggestion"))
-        if isinstance(d, NewParams)
-        else d
-        for d in suggestion.decisions[:count]
-    ]

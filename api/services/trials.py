@@ -41,6 +41,7 @@ from .lifecycle import (
     fail_trial,
     finish,
     lease_until,
+    mark_touched,
     new_trial,
     reap_expired,
     recorded_action,
@@ -218,6 +219,7 @@ def add_measurement(
             row.lease_expires_at = lease_until(ctx.spec, ctx.now)
             row.updated_at = ctx.now
             touch(ctx.study, ctx.now)
+            mark_touched(ctx.study, row)
             if row.state == TrialState.ACTIVE.value:
                 return _consult_rule(ctx)
         action = recorded_action(row, step) if exists is not None else None

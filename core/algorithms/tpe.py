@@ -14,6 +14,9 @@ Each suggestion follows Optuna's multivariate TPE (Falkner et al. 2018, Watanabe
    (by step reached, then last intermediate value), so they are good only while
    few trials completed. Infeasible trials and those breaking an outcome
    constraint are always bad.
+   Past ``max_observations`` finished trials (default 1000) the model reads only
+   the best of the whole history (as many as the good group takes) and the most
+   recent others (:func:`window`), so a suggestion's cost stops growing with the study.
 3. **Constant liar.** In-flight trials, and the earlier points of the same
    batch, join the bad set as if they had finished with the worst value, so
    the next point is pushed away from them and a batch spreads out.
@@ -36,7 +39,8 @@ already in use are avoided on finite spaces as in every sampler (:mod:`.sampling
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -44,6 +48,7 @@ from pydantic import Field
 
 from ..options import OptionsModel
 from ..space import SearchSpace
+from ..trials import Goal, Metric, Trial, TrialState
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .history import Ranking, encode_trials, objectives_of, rank_trials
 from .parzen import Dim, ParzenEstimator, default_weights, dims_of
@@ -66,6 +71,13 @@ class TPEOptions(OptionsModel):
         None, gt=0, le=1, description="Fraction of trials in the good group (null: adaptive)."
     )
     multivariate: bool = Field(True, description="Model parameters jointly, not one by one.")
+    max_observations: int | None = Field(
+        1000,
+        ge=50,
+        le=10_000_000,
+        description="Most finished trials the model reads: the best of the whole history "
+        "and the most recent others (null: all of them).",
+    )
 
 
 class TPESearch(Algorithm):
@@ -95,7 +107,7 @@ class TPESearch(Algorithm):
             return Suggestion.of(out, {"draws": draws, "sobol_index": sobol_index})
 
         n = len(request.completed)
-        model = _Model(request, self.options)
+        model = _Model(self._windowed(request), self.options)
         picks: list[Params] = []
         for _ in range(request.count):
             rng = np.random.default_rng([seed, n, draws, 1])
@@ -109,6 +121,62 @@ class TPESearch(Algorithm):
             model.add_liar(params)
             picks.append(params)
         return Suggestion.of(tuple(picks), {"draws": draws, "sobol_index": sobol_index})
+
+    def _windowed(self, request: SuggestRequest) -> SuggestRequest:
+        """``request`` with its history cut to ``max_observations`` (see :func:`window`)."""
+        limit = self.options.get("max_observations")
+        if limit is None or len(request.completed) <= int(limit):
+            return request
+        keep = min(int(limit) // 2, _n_good_rule(request, self.options)(int(limit)))
+        return replace(
+            request, completed=window(request.completed, request.metrics, int(limit), keep)
+        )
+
+
+def window(
+    completed: Sequence[Trial], metrics: Sequence[Metric], limit: int, keep: int
+) -> tuple[Trial, ...]:
+    """At most ``limit`` of the finished trials ``completed`` (ordered oldest first): the
+    ``keep`` best feasible completed ones among those older than the most recent
+    ``limit - keep``, and those most recent ones; in their original order.
+
+    So the good group of a long study (``n_good`` trials, 25 by default) still holds the
+    best trials of the whole history, while the bad group and the bandwidths come from
+    the recent trials, whose weights dominate anyway (:func:`.parzen.default_weights`
+    ramps older observations down), and a suggestion costs the same at 10,000 trials
+    as at ``limit``. With several objectives only the recent trials are kept.
+    """
+    if len(completed) <= limit:
+        return tuple(completed)
+    cut = len(completed) - (limit - keep)
+    older, recent = completed[:cut], tuple(completed[cut:])
+    objectives = objectives_of(metrics)
+    if len(objectives) != 1 or keep <= 0:
+        return recent
+    name, sign = objectives[0].name, (1.0 if objectives[0].goal == Goal.MINIMIZE else -1.0)
+    losses = np.array(
+        [
+            sign * float(v)
+            if t.state == TrialState.COMPLETED and (v := (t.values or {}).get(name)) is not None
+            else math.inf
+            for t in older
+        ]
+    )
+    losses[~np.isfinite(losses)] = math.inf
+    picked = [i for i in np.argsort(losses, kind="stable")[: 4 * keep] if losses[i] < math.inf]
+    candidates = [older[i] for i in sorted(picked)]
+    ranking = rank_trials(candidates, metrics)
+    best = [i for i in ranking.order if ranking.eligible[i]][:keep]
+    return (*(candidates[i] for i in sorted(best)), *recent)
+
+
+def _n_good_rule(request: SuggestRequest, options: Mapping[str, Any]) -> Callable[[int], int]:
+    """How many of ``n`` finished trials form the good group (see the module docstring)."""
+    gamma = options["gamma"]
+    cap = 25 if len(objectives_of(request.metrics)) == 1 else None  # Optuna's defaults
+    if gamma is not None:
+        return lambda n: math.ceil(float(gamma) * n)
+    return lambda n: min(math.ceil(0.1 * n), cap or n)
 
 
 def groups_of(space: SearchSpace, multivariate: bool) -> list[list[int]]:
@@ -140,13 +208,7 @@ class _Model:
         self.space = request.space
         self.dims = dims_of(self.space)
         self.candidates = int(options["n_ei_candidates"])
-        gamma = options["gamma"]
-        cap = 25 if len(objectives_of(request.metrics)) == 1 else None  # Optuna's defaults
-        self.n_good: Callable[[int], int] = (
-            (lambda n: math.ceil(float(gamma) * n))
-            if gamma is not None
-            else (lambda n: min(math.ceil(0.1 * n), cap or n))
-        )
+        self.n_good: Callable[[int], int] = _n_good_rule(request, options)
         self.groups = groups_of(self.space, bool(options["multivariate"]))
         self.x, kept = encode_trials(self.space, request.completed)
         trials = [request.completed[i] for i in kept]

@@ -145,3 +145,69 @@ def test_database_work_per_call_is_independent_of_study_size(db_url: str, algori
         assert len(b.statements) <= MAX_STATEMENTS, (call, b.statements)
         assert b.rows <= MAX_ROWS, (call, b.rows)
         assert not any("GROUP BY trials.state" in s for s in b.statements), call
+
+
+def asha_study(client: TestClient, n: int) -> int:
+    """An ASHA study (rungs 1 and 3 of 1..9) with ``n`` completed trials that reported at
+    steps 1, 3 and 9, added through the lifecycle module in one transaction."""
+    spec = small_spec(f"asha{n}", algorithm="random", max_trials=10 * n)
+    spec["fidelity"] = {"name": "epochs", "min": 1, "max": 9}
+    spec["early_stopping"] = {"rule": "asha", "reduction_factor": 3}
+    sid = int(client.post("/api/v1/studies", json=spec).json()["id"])
+    db = client.app.state.db  # type: ignore[attr-defined]
+    with db.write() as session:
+        study = get_study_row(session, sid, lock=True)
+        now = utcnow()
+        for i in range(n):
+            params = {"lr": 1e-3, "depth": 1 + i % 12, "batch": 32, "optimizer": "adam"}
+            row = new_trial(session, study, params, now)
+            session.flush()
+            for step in (1, 3, 9):
+                value = {"accuracy": float((i * 7919) % 101) / 100}
+                session.add(
+                    MeasurementRow(
+                        trial_id=row.id, step=step, study_id=sid, values=value, created_at=now
+                    )
+                )
+            row.values = {"accuracy": float((i * 7919) % 101) / 100}
+            finish(study, row, TrialState.COMPLETED, now)
+    return sid
+
+
+def asha_calls(client: TestClient, n: int) -> dict[str, Tally]:
+    sid = asha_study(client, n)
+    warm = suggest_one(client, sid, "warm")  # this server reads the study once
+    step = {"step": 9, "values": {"accuracy": 0.5}}
+    client.post(f"/api/v1/studies/{sid}/trials/{warm}/measurements", json=step)
+    client.post(f"/api/v1/studies/{sid}/trials/{warm}/complete", json=_values())
+    out: dict[str, Tally] = {}
+    with counting(client) as measure:
+        holder: dict[str, int] = {}
+
+        def suggest() -> Any:
+            r = client.post(f"/api/v1/studies/{sid}/trials/suggest", json={"client_id": "x"})
+            holder["n"] = int(r.json()["trials"][0]["number"])
+            return r
+
+        out["suggest"] = measure(suggest)
+        base = f"/api/v1/studies/{sid}/trials/{holder['n']}"
+        low = {"step": 0, "values": {"accuracy": 0.01}}
+        out["step"] = measure(lambda: client.post(f"{base}/measurements", json=low))
+        rung = {"step": 1, "values": {"accuracy": 0.01}}
+        out["rung"] = measure(lambda: client.post(f"{base}/measurements", json=rung))
+    assert client.get(f"{base}").json()["state"] == "stopping"  # ranked last at its rung
+    return out
+
+
+def test_asha_steps_and_suggest_read_only_what_changed(db_url: str) -> None:
+    """Under a pausing rule, suggest and a measurement that crosses a rung read the trials
+    touched since this server last read the study, not the study (issue 16's per-step
+    cost)."""
+    with make_client(db_url, reconcile_interval_seconds=0) as client:
+        small = asha_calls(client, SIZES[0])
+        large = asha_calls(client, SIZES[1])
+    for call in ("suggest", "step", "rung"):
+        a, b = small[call], large[call]
+        assert len(a.statements) == len(b.statements), (call, a.statements, b.statements)
+        assert a.rows == b.rows, (call, a.rows, b.rows)
+        assert b.rows <= MAX_ROWS + 4, (call, b.rows)

@@ -20,6 +20,7 @@ from tuneforge.api.db.repository import (
     spec_of,
 )
 from tuneforge.api.services.peers import SqlPeerView
+from tuneforge.api.services.promotions import rule_trials
 from tuneforge.api.services.summary import best_numbers
 from tuneforge.core.analysis import best_trials
 from tuneforge.core.stopping.base import TrialsPeerView
@@ -38,6 +39,8 @@ def check_summary(client: TestClient, sid: int) -> None:
         assert best_numbers(session, study) == expected
         finished = [r for r in session.query(TrialRow).filter_by(study_id=sid) if r.finished_seq]
         assert study.history_version == max((r.finished_seq for r in finished), default=0)
+        full = [t for t in load_trials(session, sid, with_measurements=True)]
+        assert rule_trials(session, sid) == [t for t in full if t.state != TrialState.FAILED]
     shown = client.get(f"{API}/{sid}").json()
     assert shown["trial_counts"] == {k: v for k, v in counts_of(study).items()}
     best = shown["best_trial"]

@@ -73,6 +73,7 @@ def test_every_registered_algorithm_and_rule_has_a_typed_model() -> None:
         "n_ei_candidates",
         "gamma",
         "multivariate",
+        "max_observations",
     }
     median = rule_models()["median"].model_json_schema()["properties"]
     assert median["min_peers"] == {

@@ -19,7 +19,7 @@ from tuneforge.core.algorithms.history import (
     nondominated_ranks,
     rank_trials,
 )
-from tuneforge.core.algorithms.tpe import groups_of
+from tuneforge.core.algorithms.tpe import groups_of, window
 from tuneforge.core.errors import InvalidSpec
 from tuneforge.core.space import SearchSpace
 from tuneforge.core.trials import Goal, Measurement, Metric, MetricRole, Trial, TrialState
@@ -330,6 +330,7 @@ def test_good_options_are_accepted() -> None:
         "n_ei_candidates": 24,
         "gamma": 0.25,
         "multivariate": True,
+        "max_observations": 1000,
     }
 
 
@@ -346,3 +347,48 @@ def test_suggest_at_a_thousand_trials_is_fast() -> None:
         algo.suggest(SuggestRequest(space, LOSS, history, (), 1, 0))
         times.append(time.perf_counter() - start)
     assert min(times) < 0.2  # about 0.02 s measured; the bound leaves room for slow CI machines
+
+
+# ---- the observation window of long studies ---------------------------------------------------
+def test_the_window_keeps_the_best_of_all_history_and_the_most_recent() -> None:
+    space = floats(2)
+    rng = np.random.default_rng(5)
+    history = [done(i, space.sample(rng), float(rng.random())) for i in range(3000)]
+    history[7] = done(7, space.sample(rng), -5.0)  # the best trial is among the oldest
+    kept = window(history, LOSS, 1000, 25)
+    assert len(kept) == 1000
+    assert [t.number for t in kept[25:]] == list(range(2025, 3000))
+    older = sorted(history[:2025], key=lambda t: (t.values or {})["loss"])[:25]
+    assert [t.number for t in kept[:25]] == sorted(t.number for t in older)
+    assert kept[0].number == 7
+    assert window(history[:900], LOSS, 1000, 25) == tuple(history[:900])
+
+
+def test_a_window_larger_than_the_history_changes_nothing() -> None:
+    space = floats(3)
+    rng = np.random.default_rng(1)
+    history = tuple(done(i, space.sample(rng), float(rng.random())) for i in range(300))
+    capped = create_algorithm("tpe", validate_algorithm("tpe", {}, space), space)
+    full = create_algorithm(
+        "tpe", validate_algorithm("tpe", {"max_observations": None}, space), space
+    )
+    request = SuggestRequest(space, LOSS, history, (), 3, 0)
+    assert capped.suggest(request).params == full.suggest(request).params
+
+
+def test_suggest_cost_stays_flat_past_the_window() -> None:
+    """At 20,000 trials a suggestion costs about what it costs at the window's size."""
+    space = floats(5)
+    rng = np.random.default_rng(2)
+    history = tuple(done(i, space.sample(rng), float(rng.random())) for i in range(20_000))
+    algo = create_algorithm("tpe", validate_algorithm("tpe", {}, space), space)
+
+    def best_time(trials: tuple[Trial, ...]) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            algo.suggest(SuggestRequest(space, LOSS, trials, (), 1, 0))
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    assert best_time(history) < 4 * best_time(history[:1000]) + 0.05

@@ -1,0 +1,364 @@
+"""New points from the study's algorithm: a snapshot, the fit outside any lock or
+transaction, then a short locked write that claims numbers and checks the snapshot.
+
+1. **Snapshot** (a read transaction; readers never wait on SQLite's WAL nor on
+   PostgreSQL's row locks): the study row (algorithm state, ``trial_counter``,
+   ``history_version``, counts), the finished history from the per-process cache
+   (validated by ``history_version``: no statement when current), the in-flight trials
+   and any warm-start or rule view.
+2. **Fit**: ``Algorithm.suggest`` on the snapshot, holding no lock and no transaction,
+   so complete, measurement, heartbeat and fail never wait for it.
+3. **Claim** (a write transaction on the locked study row): the snapshot is stale when
+   ``trial_counter`` or the algorithm's saved state moved (another replica claimed
+   points in between: reusing the old state could repeat its points) or the room left
+   by ``max_trials``/``max_active_trials`` shrank below the batch; then the fit is
+   redone on a fresh snapshot. A history that only grew by completions is accepted
+   for every algorithm: random, sobol and grid do not read it, and the trials that
+   finished meanwhile were in flight in the snapshot, where the model-based
+   algorithms already treated them as liars; the suggestion is the one the same
+   request would have got a few milliseconds earlier.
+   After :data:`LOCK_FREE_ATTEMPTS` stale claims in a row (only possible when another
+   server process keeps claiming during each fit), the last attempt fits inside the
+   claim transaction, so no caller starves.
+
+**One fit per study at a time in each process, shared by its waiting callers.** The
+first suggest of a study that needs the algorithm becomes the *leader*: it fits for
+itself and for every suggest of the same study that queued up meanwhile (one batch
+of ``sum(count)`` points, which the algorithms spread out on purpose, e.g. TPE's
+constant liar), then hands each caller its own trials. Callers arriving during a fit
+queue for the next batch, whose leader is the first of them. So a process never runs
+two fits of one study that would both be stale against each other, the CPU cost
+per trial falls as load rises, and the answer equals the same batch asked at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
+
+from ...core.algorithms import Suggestion, SuggestRequest, create_algorithm
+from ...core.decisions import NewParams, ResumeTrial, SuggestDecision
+from ...core.errors import Conflict, Temporary
+from ...core.study import StudySpec
+from ...core.trials import IN_FLIGHT_STATES, StudyState, Trial
+from ..db.engine import Database
+from ..db.models import StudyRow
+from ..db.repository import (
+    counts_of,
+    get_study_row,
+    load_trials,
+    measurements_of,
+    spec_of,
+    to_trial,
+    utcnow,
+)
+from .history import HistoryCache
+from .lifecycle import (
+    RUNNING_STATES,
+    Scope,
+    apply_decision,
+    budget_left,
+    refresh_study_state,
+)
+from .promotions import model_view
+from .warm_start import prior_trials
+
+#: Claims tried with the fit outside the lock before one fit inside the claim.
+LOCK_FREE_ATTEMPTS = 3
+#: Most points one shared fit hands out (more callers wait for the next batch); the
+#: model-based algorithms' per-point cost is higher, as in ``api/suggest_guard.py``.
+BATCH_LIMIT = 256
+MODEL_BATCH_LIMIT = 16
+_MODEL_ALGORITHMS = frozenset({"auto", "gp", "cmaes", "tpe"})
+
+#: Keyed by the connection pool, which a database's read and write engines share.
+_histories: WeakKeyDictionary[Pool, HistoryCache] = WeakKeyDictionary()
+_histories_lock = threading.Lock()
+
+
+def history_of(session: Session) -> HistoryCache:
+    """The finished-trials cache of the database this session talks to."""
+    pool = session.get_bind().engine.pool
+    with _histories_lock:
+        return _histories.setdefault(pool, HistoryCache())
+
+
+@dataclass
+class Ask:
+    """One caller's share of a batch: how many new points, for which client."""
+
+    count: int
+    client_id: str | None
+    trials: list[Trial] = field(default_factory=list)
+    study_state: StudyState = StudyState.ACTIVE
+    error: BaseException | None = None
+    lead: bool = False
+    wake: threading.Event = field(default_factory=threading.Event)
+
+
+class _Stale(Exception):
+    """The snapshot no longer matches the study: fit again on a fresh one."""
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    spec: StudySpec
+    trial_counter: int
+    algorithm_state: Any
+    exhausted: bool
+    request: SuggestRequest
+
+
+# ---- the per-study batch ------------------------------------------------------------------
+
+
+class FitBatcher:
+    """Serializes the fits of each study within this process and shares them among the
+    callers that wait (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queues: dict[int, deque[Ask]] = {}
+        self._busy: set[int] = set()
+
+    def submit(self, study_id: int, ask: Ask, work: Callable[[list[Ask]], None]) -> None:
+        """Return once ``ask`` holds its trials (or its error)."""
+        with self._lock:
+            if study_id in self._busy:
+                self._queues.setdefault(study_id, deque()).append(ask)
+                lead = False
+            else:
+                self._busy.add(study_id)
+                lead = True
+        if not lead:
+            ask.wake.wait()
+            if not ask.lead:
+                return
+        batch = self._take(study_id, ask)
+        try:
+            work(batch)
+        except BaseException as exc:  # every caller of the batch gets the error
+            for a in batch:
+                a.error = exc
+        finally:
+            for a in batch:
+                if a is not ask:
+                    a.wake.set()
+            self._hand_over(study_id)
+
+    def _take(self, study_id: int, leader: Ask) -> list[Ask]:
+        batch = [leader]
+        total = leader.count
+        with self._lock:
+            queue = self._queues.get(study_id, deque())
+            while queue and total + queue[0].count <= max(leader.count, BATCH_LIMIT):
+                total += queue[0].count
+                batch.append(queue.popleft())
+        return batch
+
+    def _hand_over(self, study_id: int) -> None:
+        with self._lock:
+            queue = self._queues.get(study_id)
+            if queue:
+                nxt = queue.popleft()
+                nxt.lead = True
+                nxt.wake.set()
+            else:
+                self._busy.discard(study_id)
+                self._queues.pop(study_id, None)
+
+
+_batchers: WeakKeyDictionary[Database, FitBatcher] = WeakKeyDictionary()
+_batchers_lock = threading.Lock()
+
+
+def new_points(db: Database, study_id: int, count: int, client_id: str | None) -> Ask:
+    """``count`` new trials from the algorithm for ``client_id`` (fewer when the budget or
+    the space runs out), through this process's batch of the study."""
+    with _batchers_lock:
+        batcher = _batchers.setdefault(db, FitBatcher())
+    ask = Ask(count, client_id)
+    batcher.submit(study_id, ask, lambda batch: fit_batch(db, study_id, batch))
+    if ask.error is not None:
+        raise ask.error
+    return ask
+
+
+# ---- one batch: snapshot, fit, claim --------------------------------------------------------
+
+
+def fit_batch(db: Database, study_id: int, batch: list[Ask]) -> None:
+    """Fill every ask of ``batch`` from one fit (retried on a stale snapshot)."""
+    want = sum(a.count for a in batch)
+    for attempt in range(LOCK_FREE_ATTEMPTS + 1):
+        inside = attempt == LOCK_FREE_ATTEMPTS
+        snapshot = None if inside else _snapshot(db, study_id, want)
+        suggestion = _fit(snapshot) if snapshot is not None else None
+        try:
+            _claim(db, study_id, batch, snapshot, suggestion, inside=inside)
+            return
+        except _Stale:
+            continue
+    raise Temporary(f"study {study_id} changed during every attempt to suggest; try again")
+
+
+def _room(study: StudyRow, spec: StudySpec, want: int) -> int:
+    """How many new trials the study may start now (budget and parallelism)."""
+    if study.state != StudyState.ACTIVE.value or study.search_exhausted:
+        return 0
+    counts = counts_of(study)
+    room = want
+    if spec.max_active_trials is not None:
+        running = sum(counts[s.value] for s in RUNNING_STATES)
+        room = min(room, spec.max_active_trials - running)
+    left = budget_left(spec, counts)
+    if left is not None:
+        room = min(room, left)
+    return max(0, room)
+
+
+def _snapshot(db: Database, study_id: int, want: int) -> _Snapshot | None:
+    """What the algorithm sees, read in one short read transaction; ``None`` when the
+    study has no room for new trials (the claim then hands out nothing)."""
+    with db.read() as session:
+        study = get_study_row(session, study_id)
+        spec = spec_of(study)
+        count = _room(study, spec, want)
+        if count == 0:
+            return None
+        request = _request(session, study, spec, count)
+        return _Snapshot(
+            spec, study.trial_counter or 0, study.algorithm_state, study.search_exhausted, request
+        )
+
+
+def _request(session: Session, study: StudyRow, spec: StudySpec, count: int) -> SuggestRequest:
+    """The algorithm's input: finished and in-flight trials (under ``bohb``/``asha`` the
+    rule's view), warm-start trials first."""
+    view = model_view(session, study, spec)
+    if view is None:
+        completed = history_of(session).finished(session, study.id, study.history_version)
+        in_flight = tuple(load_trials(session, study.id, IN_FLIGHT_STATES))
+    else:
+        completed, in_flight = view
+    completed = (*prior_trials(session, study, spec), *completed)
+    return SuggestRequest(
+        space=spec.space,
+        metrics=spec.metrics,
+        completed=completed,
+        in_flight=in_flight,
+        count=count,
+        seed=spec.seed,
+        state=study.algorithm_state,
+    )
+
+
+def _fit(snapshot: _Snapshot) -> Suggestion:
+    spec = snapshot.spec
+    algorithm = create_algorithm(spec.algorithm, spec.algorithm_options, spec.space)
+    return algorithm.suggest(snapshot.request)
+
+
+def _claim(
+    db: Database,
+    study_id: int,
+    batch: list[Ask],
+    snapshot: _Snapshot | None,
+    suggestion: Suggestion | None,
+    *,
+    inside: bool,
+) -> None:
+    """Write the batch's trials if the snapshot still holds (else :class:`_Stale`).
+
+    ``inside`` (the last attempt): the algorithm runs here, on the locked study.
+    Without a snapshot otherwise, the study had no room: nothing is handed out.
+    """
+    with db.write() as session:
+        study = get_study_row(session, study_id, lock=True)
+        spec = spec_of(study)
+        now = utcnow()
+        want = sum(a.count for a in batch)
+        if inside:
+            room = _room(study, spec, want)
+            if room > 0:
+                snapshot = _Snapshot(
+                    spec,
+                    study.trial_counter or 0,
+                    study.algorithm_state,
+                    study.search_exhausted,
+                    _request(session, study, spec, room),
+                )
+                suggestion = _fit(snapshot)
+        elif (
+            snapshot is not None and suggestion is not None and _moved(study, snapshot, suggestion)
+        ):
+            raise _Stale
+        decisions = _checked(spec, suggestion) if suggestion is not None else []
+        if suggestion is not None:
+            study.algorithm_state = dict(suggestion.state) if suggestion.state is not None else None
+            if suggestion.exhausted:
+                study.search_exhausted = True
+        _hand_out(session, study, spec, now, batch, decisions)
+        refresh_study_state(session, study, spec, now)
+        state = StudyState(study.state)
+    for a in batch:
+        a.study_state = state
+
+
+def _moved(study: StudyRow, snapshot: _Snapshot, suggestion: Suggestion) -> bool:
+    """Whether the claim must not use this fit (see the module docstring)."""
+    if (study.trial_counter or 0) != snapshot.trial_counter:
+        return True
+    if study.algorithm_state != snapshot.algorithm_state:
+        return True
+    if bool(study.search_exhausted) != bool(snapshot.exhausted):
+        return True
+    wanted = len(suggestion.decisions)
+    return _room(study, spec_of(study), wanted) < wanted
+
+
+def _checked(spec: StudySpec, suggestion: Suggestion) -> list[SuggestDecision]:
+    """New parameter sets are checked against the space before they become trials."""
+    return [
+        NewParams(spec.space.validate_params(d.params, "suggestion"))
+        if isinstance(d, NewParams)
+        else d
+        for d in suggestion.decisions
+    ]
+
+
+def _hand_out(
+    session: Session,
+    study: StudyRow,
+    spec: StudySpec,
+    now: datetime,
+    batch: list[Ask],
+    decisions: list[SuggestDecision],
+) -> None:
+    """Apply the decisions in order, each ask taking its ``count`` of them."""
+    pending = iter(decisions)
+    rows: list[tuple[Ask, Any, bool]] = []
+    for ask in batch:
+        scope = Scope(session, study, spec, now, ask.client_id)
+        for _ in range(ask.count):
+            decision = next(pending, None)
+            if decision is None:
+                break
+            try:
+                row = apply_decision(scope, decision)
+            except Conflict as exc:  # a paused trial to resume was taken meanwhile
+                raise _Stale from exc
+            rows.append((ask, row, isinstance(decision, ResumeTrial)))
+    session.flush()
+    resumed = [row.id for _, row, old in rows if old]  # new trials have no measurements
+    ms = measurements_of(session, resumed) if resumed else {}
+    for ask, row, _ in rows:
+        ask.trials.append(to_trial(row, ms.get(row.id, ())))

@@ -57,6 +57,18 @@ class Scores:
     """Mean normalized score and mean final value per (problem, optimizer)."""
 
     def __init__(self, runs: Sequence[dict[str, Any]], problems: Sequence[Problem]):
+        seeds: dict[tuple[str, str], set[int]] = defaultdict(set)
+        for r in runs:
+            seeds[(r["problem"], r["optimizer"])].add(r["seed"])
+        most = defaultdict(set)
+        for (p, _o), ss in seeds.items():
+            most[p] = max(most[p], ss, key=len)
+        #: (problem, optimizer, seeds) run on fewer seeds than the problem's others: left out.
+        self.partial = sorted(
+            (p, o, sorted(ss)) for (p, o), ss in seeds.items() if len(ss) < len(most[p])
+        )
+        left_out = {(p, o) for p, o, _ in self.partial}
+        runs = [r for r in runs if (r["problem"], r["optimizer"]) not in left_out]
         self.f = Finals(runs, problems)
         self.score: dict[str, dict[str, float]] = defaultdict(dict)
         self.final: dict[str, dict[str, float]] = defaultdict(dict)
@@ -154,13 +166,14 @@ def wins_lines(
 def render(
     args: Any, runs: list[dict[str, Any]], latency: list[dict[str, Any]], header: dict[str, str]
 ) -> str:
-    problems: list[Problem] = args.problems
+    ran = {r["problem"] for r in runs}
+    problems: list[Problem] = [p for p in args.problems if p.name in ran]
     by_name = {p.name: p for p in problems}
     opts = list(args.optimizers)
     sc = Scores(runs, problems)
     kinds = kinds_of(problems)
-    ax_names = [n for n in args.ax_problems if n in by_name and "ax" in opts]
-    heavy = [n for n in args.heavy_problems if n in by_name]
+    ax_names = [p.name for p in problems if "ax" in sc.score[p.name]]
+    heavy = [p.name for p in problems if any(o in sc.score[p.name] for o in HEAVY)]
     out = [
         "## Wider benchmark (issue 21): kinds the set above lacks, every peer",
         "",
@@ -216,6 +229,21 @@ def render(
     if latency:
         out += ["### Suggest latency (5 floats, Ackley-5 domain, random history)", ""]
         out += [latency_table(latency), ""]
+    if sc.partial:
+        out += [
+            "### Left out: runs on fewer seeds than the other optimizers",
+            "",
+            "Not in any table above (their means would be over other seeds).",
+            "",
+            table(
+                ["problem", "optimizer", "seeds", "mean best value"],
+                [
+                    [p, o, ", ".join(map(str, ss)), fmt(partial_mean(runs, p, o))]
+                    for p, o, ss in sc.partial
+                ],
+            ),
+            "",
+        ]
     out += ["### Suggest time during the runs", "", overhead(runs, opts), ""]
     return "\n".join(out)
 
@@ -270,6 +298,12 @@ def targets(
                 f"({a * 1000:.1f} ms)"
             )
     return [*lines, ""]
+
+
+def partial_mean(runs: Sequence[dict[str, Any]], problem: str, optimizer: str) -> float:
+    return statistics.fmean(
+        min(r["values"]) for r in runs if r["problem"] == problem and r["optimizer"] == optimizer
+    )
 
 
 def latency_table(rows: Sequence[dict[str, Any]]) -> str:

@@ -41,8 +41,8 @@ LOCAL_MAXITER = 60
 #: local polish also starts beside the best LOCAL_ANCHORS trials (Pool.anchors); measured
 #: on 2-D BBOB problems, docs/algorithms.md.
 LOCAL_MAX_DIM = 5
-LOCAL_FROM_TRIALS = 0
-LOCAL_ANCHORS = 1
+LOCAL_FROM_TRIALS = 20
+LOCAL_ANCHORS = 5
 #: Best candidates that then climb over their discrete parameters, and the climb's length.
 N_DISCRETE_STARTS = 3
 DISCRETE_ROUNDS = 4

@@ -35,7 +35,7 @@ from .runners import limit_threads, missing_requirement, run
 from .wide_sklearn import wide_sklearn_problems
 from .wide_synthetic import wide_synthetic_problems
 
-OPTIMIZERS = ("tf-auto", "optuna-tpe", "optuna-tpe-mv", "optuna-gp", "smac", "ax", "tf-random")
+OPTIMIZERS = ("tf-auto", "optuna-tpe", "optuna-tpe-ind", "optuna-gp", "smac", "ax", "tf-random")
 #: Ax costs seconds per suggestion: it runs on these problems only by default.
 AX_PROBLEMS = ("ellipsoid-rot-2", "step-ellipsoid-2")
 #: GPSampler and SMAC cost 0.1-1 s per suggestion (more on a loaded machine): by default they
@@ -146,6 +146,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="keep the runs already in --jsonl (same problem, optimizer, seed) and do the rest",
     )
     ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="run nothing: report the runs of --merge (on the seeds of --first-seed/--seeds)",
+    )
+    ap.add_argument(
         "--merge",
         nargs="+",
         default=[],
@@ -222,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             start = {"command": command, "date": dt.datetime.now(dt.UTC).isoformat(" ", "minutes")}
             fh.write(json.dumps({"header": {**start, **env}}) + "\n")
     log(f"{len(tasks)} runs on {args.workers} processes")
+    if args.render_only:
+        tasks, args.optimizers = [], []
     results = done + run_tasks(tasks, args.workers, log, args.jsonl)
     merged_from = []
     for path in args.merge:
@@ -232,10 +239,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 earlier = {"header": head, "results": [x for x in lines if "header" not in x]}
             else:
                 earlier = json.load(fh)
-        results += earlier["results"]
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        unknown = {r["optimizer"] for r in earlier["results"]} - set(OPTIMIZERS)
+        if unknown:  # e.g. optuna-tpe-mv, which repeats optuna-tpe in Optuna 5
+            args.not_run.append(f"runs of {', '.join(sorted(unknown))} in {path} (not compared)")
+        results += [
+            r for r in earlier["results"] if r["seed"] in seeds and r["optimizer"] in OPTIMIZERS
+        ]
         merged_from.append(earlier.get("header", {}))
         for o in dict.fromkeys(r["optimizer"] for r in earlier["results"]):
-            if o not in args.optimizers:
+            if o not in args.optimizers and o in OPTIMIZERS:
                 args.optimizers.append(o)
     latency: list[dict[str, Any]] = []
     if args.latency_levels and "tf-auto" in args.optimizers:

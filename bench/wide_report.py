@@ -19,7 +19,7 @@ KIND_ORDER = ("smooth", "multimodal", "plateau", "integer", "categorical", "skle
 #: Plateau-heavy tasks: the plateau kind and the sklearn tasks whose spaces are mostly steps.
 PLATEAU_SKLEARN = ("dtree-fractional-bc", "gb-fractional-wine", "adaboost-wine", "knn-bc")
 HEAVY = ("optuna-gp", "smac")
-PARZEN_OR_FOREST = ("optuna-tpe", "optuna-tpe-mv", "smac")
+PARZEN_OR_FOREST = ("optuna-tpe", "optuna-tpe-ind", "smac")
 BEAT_TARGET = 0.70
 LATENCY_RATIO_TARGET = 1 / 3
 LATENCY_1000_TARGET = 0.5
@@ -184,7 +184,8 @@ def render(
         "- budgets: 40 / 60 / 80 trials at d = 2 / 5 / 10, 60 for the integer and categorical "
         "problems, 30 for the scikit-learn tasks (3-fold CV)",
         "- optimizers: `tf-*` through the HTTP API; Optuna 5 `TPESampler(seed)` "
-        "(`optuna-tpe`), `TPESampler(seed, multivariate=True)` (`optuna-tpe-mv`), "
+        "(`optuna-tpe`: multivariate, Optuna 5's default for one objective), "
+        "`TPESampler(seed, multivariate=False)` (`optuna-tpe-ind`, independent), "
         "`GPSampler(seed)`; SMAC3 `HyperparameterOptimizationFacade` (`smac`); Ax "
         "`Client(random_seed)` with its default BoTorch strategy (`ax`); random = `tf-random`",
         f"- {' and '.join(o for o in HEAVY if o in opts) or 'optuna-gp and smac'} ran on "
@@ -193,13 +194,13 @@ def render(
         f"- ax ran on {len(ax_names)} problems only (seconds per suggestion): "
         + (", ".join(ax_names) or "none")
         + "; a kind mean marked * is over the problems that optimizer ran on",
-        *(f"- not run: {why}" for why in getattr(args, "not_run", [])),
+        *(f"- not run / not reported: {why}" for why in getattr(args, "not_run", [])),
         "",
         "### Mean normalized score per kind",
         "",
         "Per problem: 0 = best value any optimizer found (any seed), 1 = random's median "
         "final value; mean over seeds, then over the kind's problems. Lower is better; "
-        "bold the best, (worst) the worst of the optimizers that ran on every problem of the kind.",
+        "bold the best and (worst) the worst of the optimizers that ran on every problem of the kind.",
         "",
     ]
     summ, worst = summary_table(sc, kinds, opts)

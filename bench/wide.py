@@ -145,6 +145,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="keep the runs already in --jsonl (same problem, optimizer, seed) and do the rest",
     )
+    ap.add_argument("--latency-from", help="the latency rows of an earlier run's --json")
     ap.add_argument(
         "--render-only",
         action="store_true",
@@ -251,7 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if o not in args.optimizers and o in OPTIMIZERS:
                 args.optimizers.append(o)
     latency: list[dict[str, Any]] = []
-    if args.latency_levels and "tf-auto" in args.optimizers:
+    if args.latency_from:
+        with open(args.latency_from) as fh:
+            latency = json.load(fh)["latency"]
+    elif args.latency_levels and ("tf-auto" in args.optimizers or args.render_only):
         from .latency import measure
 
         peers = tuple(o for o in ("optuna-gp",) if missing_requirement(o) is None)

@@ -252,9 +252,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             if o not in args.optimizers and o in OPTIMIZERS:
                 args.optimizers.append(o)
     latency: list[dict[str, Any]] = []
+    latency_run = ""
     if args.latency_from:
         with open(args.latency_from) as fh:
-            latency = json.load(fh)["latency"]
+            earlier = json.load(fh)
+        latency = earlier["latency"]
+        h = earlier.get("header", {})
+        latency_run = (
+            f"`{h.get('command', '?')}` ({h.get('date', '?')}, tuneforge {h.get('tuneforge', '?')})"
+        )
     elif args.latency_levels and ("tf-auto" in args.optimizers or args.render_only):
         from .latency import measure
 
@@ -267,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seeds": f"{args.first_seed}..{args.first_seed + args.seeds - 1}",
         "wall": f"{(time.perf_counter() - t0) / 60:.1f} min",
     }
+    if latency_run:
+        header["latency from"] = latency_run
     for i, h in enumerate(merged_from):
         header[f"merged run {i + 1}"] = (
             f"`{h.get('command', '?')}` ({h.get('date', '?')}, tuneforge {h.get('tuneforge', '?')}, "

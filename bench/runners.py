@@ -22,7 +22,7 @@ from .problems import Problem
 
 #: Optimizer names: ``tf-<algorithm>`` goes through the tuneforge API, ``optuna-*`` through Optuna.
 TUNEFORGE_PREFIX = "tf-"
-OPTUNA_SAMPLERS = ("optuna-tpe", "optuna-tpe-mv", "optuna-gp", "optuna-random")
+OPTUNA_SAMPLERS = ("optuna-tpe", "optuna-tpe-ind", "optuna-gp", "optuna-random")
 #: Peers driven through their own ask/tell (bench/peers.py; the ``bench`` extra).
 OTHER_PEERS = ("smac", "ax")
 PARALLEL_WORKERS = 8
@@ -263,8 +263,8 @@ def optuna_sampler(name: str, seed: int, parallel: bool = False) -> Any:
 
     if name == "optuna-tpe":
         return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
-    if name == "optuna-tpe-mv":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=parallel)
+    if name == "optuna-tpe-ind":  # Optuna 5's default TPE is multivariate on one objective
+        return optuna.samplers.TPESampler(seed=seed, multivariate=False, constant_liar=parallel)
     if name == "optuna-gp":
         return optuna.samplers.GPSampler(seed=seed)
     if name == "optuna-random":

@@ -35,19 +35,21 @@ from .runners import limit_threads, missing_requirement, run
 from .wide_sklearn import wide_sklearn_problems
 from .wide_synthetic import wide_synthetic_problems
 
-OPTIMIZERS = ("tf-auto", "optuna-tpe", "optuna-tpe-mv", "optuna-gp", "smac", "ax", "tf-random")
+OPTIMIZERS = ("tf-auto", "optuna-tpe", "optuna-tpe-ind", "optuna-gp", "smac", "ax", "tf-random")
 #: Ax costs seconds per suggestion: it runs on these problems only by default.
 AX_PROBLEMS = ("ellipsoid-rot-2", "step-ellipsoid-2")
-#: GPSampler and SMAC cost 0.1-1 s per suggestion; on a shared 2-core machine they run by
-#: default on the 2-D BBOB problems, the integer and categorical ones and the sklearn tasks.
+#: GPSampler and SMAC cost 0.1-1 s per suggestion (more on a loaded machine): by default they
+#: run on the 2-D BBOB problems and four more, one of each other kind.
 HEAVY = ("optuna-gp", "smac")
+HEAVY_EXTRA = ("int-layers-5", "cat-pipeline-7", "dtree-fractional-bc", "gb-fractional-wine")
 
 
 def heavy_problems(problems: Sequence[Problem]) -> list[str]:
     return [
         p.name
         for p in problems
-        if p.kind in ("integer", "categorical", "sklearn-wide") or p.name.endswith("-2")
+        if p.name in HEAVY_EXTRA
+        or (p.kind in ("smooth", "multimodal", "plateau") and p.name.endswith("-2"))
     ]
 
 
@@ -128,8 +130,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--heavy-problems",
         nargs="*",
-        help="problems GPSampler and SMAC run on (default: 2-D BBOB, integer, categorical, "
-        "sklearn)",
+        help="problems GPSampler and SMAC run on (default: the 2-D BBOB problems and "
+        f"{', '.join(HEAVY_EXTRA)})",
     )
     ap.add_argument("--budget", type=int, help="trials per run for every problem (overrides)")
     ap.add_argument("--workers", type=int, default=2)
@@ -138,6 +140,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--out", help=f"write the report section into this file ({DEFAULT_OUT})")
     ap.add_argument("--json", help="also write every run's raw results here")
     ap.add_argument("--jsonl", help="append each run's result here as it finishes")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs already in --jsonl (same problem, optimizer, seed) and do the rest",
+    )
+    ap.add_argument("--latency-from", help="the latency rows of an earlier run's --json")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="run nothing: report the runs of --merge (on the seeds of --first-seed/--seeds)",
+    )
     ap.add_argument(
         "--merge",
         nargs="+",
@@ -200,12 +213,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     t0 = time.perf_counter()
     env = environment()
     tasks = build_tasks(args)
-    if args.jsonl:
+    done: list[dict[str, Any]] = []
+    if args.resume and args.jsonl and os.path.exists(args.jsonl):
+        with open(args.jsonl) as fh:
+            done = [r for line in fh if line.strip() and "header" not in (r := json.loads(line))]
+        have = {(r["problem"], r["optimizer"], r["seed"]) for r in done}
+        done = [
+            r for r in done if (r["problem"], r["optimizer"], r["seed"]) in {t[:3] for t in tasks}
+        ]
+        tasks = [t for t in tasks if t[:3] not in have]
+        log(f"resuming: {len(done)} runs kept from {args.jsonl}")
+    elif args.jsonl:
         with open(args.jsonl, "w") as fh:
             start = {"command": command, "date": dt.datetime.now(dt.UTC).isoformat(" ", "minutes")}
             fh.write(json.dumps({"header": {**start, **env}}) + "\n")
     log(f"{len(tasks)} runs on {args.workers} processes")
-    results = run_tasks(tasks, args.workers, log, args.jsonl)
+    if args.render_only:
+        tasks, args.optimizers = [], []
+    results = done + run_tasks(tasks, args.workers, log, args.jsonl)
     merged_from = []
     for path in args.merge:
         with open(path) as fh:
@@ -215,13 +240,28 @@ def main(argv: Sequence[str] | None = None) -> int:
                 earlier = {"header": head, "results": [x for x in lines if "header" not in x]}
             else:
                 earlier = json.load(fh)
-        results += earlier["results"]
+        seeds = range(args.first_seed, args.first_seed + args.seeds)
+        unknown = {r["optimizer"] for r in earlier["results"]} - set(OPTIMIZERS)
+        if unknown:  # e.g. optuna-tpe-mv, which repeats optuna-tpe in Optuna 5
+            args.not_run.append(f"runs of {', '.join(sorted(unknown))} in {path} (not compared)")
+        results += [
+            r for r in earlier["results"] if r["seed"] in seeds and r["optimizer"] in OPTIMIZERS
+        ]
         merged_from.append(earlier.get("header", {}))
         for o in dict.fromkeys(r["optimizer"] for r in earlier["results"]):
-            if o not in args.optimizers:
+            if o not in args.optimizers and o in OPTIMIZERS:
                 args.optimizers.append(o)
     latency: list[dict[str, Any]] = []
-    if args.latency_levels and "tf-auto" in args.optimizers:
+    latency_run = ""
+    if args.latency_from:
+        with open(args.latency_from) as fh:
+            earlier = json.load(fh)
+        latency = earlier["latency"]
+        h = earlier.get("header", {})
+        latency_run = (
+            f"`{h.get('command', '?')}` ({h.get('date', '?')}, tuneforge {h.get('tuneforge', '?')})"
+        )
+    elif args.latency_levels and ("tf-auto" in args.optimizers or args.render_only):
         from .latency import measure
 
         peers = tuple(o for o in ("optuna-gp",) if missing_requirement(o) is None)
@@ -233,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seeds": f"{args.first_seed}..{args.first_seed + args.seeds - 1}",
         "wall": f"{(time.perf_counter() - t0) / 60:.1f} min",
     }
+    if latency_run:
+        header["latency from"] = latency_run
     for i, h in enumerate(merged_from):
         header[f"merged run {i + 1}"] = (
             f"`{h.get('command', '?')}` ({h.get('date', '?')}, tuneforge {h.get('tuneforge', '?')}, "

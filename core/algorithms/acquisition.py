@@ -37,6 +37,12 @@ PENDING_RADIUS = 0.02
 #: Starting points of the local acquisition optimizer, and its iteration budget.
 N_LOCAL_STARTS = 5
 LOCAL_MAXITER = 60
+#: In spaces of at most LOCAL_MAX_DIM parameters, once LOCAL_FROM_TRIALS trials are in, the
+#: local polish also starts beside the best LOCAL_ANCHORS trials (Pool.anchors); measured
+#: on 2-D BBOB problems, docs/algorithms.md.
+LOCAL_MAX_DIM = 5
+LOCAL_FROM_TRIALS = 20
+LOCAL_ANCHORS = 5
 #: Best candidates that then climb over their discrete parameters, and the climb's length.
 N_DISCRETE_STARTS = 3
 DISCRETE_ROUNDS = 4
@@ -185,6 +191,8 @@ class Pool:
     A: np.ndarray
     #: True when the pool is every point of a small finite space (nothing to polish).
     enumerated: bool
+    #: Unit-cube rows of the best trials: extra starting points of the local polish.
+    anchors: np.ndarray | None = None
 
     @classmethod
     def build(
@@ -194,9 +202,15 @@ class Pool:
         size: int,
         rng: np.random.Generator,
         perturbed_share: float = 0.25,
+        anchors: np.ndarray | None = None,
     ) -> Pool:
         """Every point of a space of at most ``size`` points, else scrambled Sobol' points plus
-        Gaussian perturbations (scale 0.02 or 0.1) of the rows of ``near`` (the best trials)."""
+        Gaussian perturbations (scale 0.02 or 0.1) of the rows of ``near`` (the best trials).
+
+        ``anchors`` (unit-cube rows of the best trials, or None) are kept as extra starting
+        points of the gradient polish: the precision an ill-conditioned basin needs next
+        to the best trials, which the best pool candidates (a Sobol' grid, perturbations at
+        0.02 and 0.1) lack."""
         points = enumerate_points(encoder.space, limit=size)
         if points is not None:
             U = np.array([encoder.from_params(p)[0] for p in points]).reshape(-1, encoder.d)
@@ -213,7 +227,7 @@ class Pool:
             redraw = (rng.random((n_near, d)) < 1.0 / max(d, 2)) & encoder.cat
             moved = np.where(redraw, rng.random((n_near, d)), moved)
             U = np.vstack([U, moved])
-        return cls(U, *encoder.features(U), enumerated=False)
+        return cls(U, *encoder.features(U), enumerated=False, anchors=anchors)
 
 
 class CandidateSearch:
@@ -277,10 +291,17 @@ class CandidateSearch:
             return pool.U, scores
         Us, Ss = [pool.U], [scores]
         top = np.argsort(-scores, kind="stable")[:N_LOCAL_STARTS]
-        free = pool.A[top] & self.encoder.relaxable
+        U_top, F_top, A_top = pool.U[top], pool.F[top], pool.A[top]
+        if pool.anchors is not None:  # polish from (just beside) the best trials too
+            jitter = 1e-3 * rng.standard_normal(pool.anchors.shape)
+            U_a = np.clip(pool.anchors + jitter, 0.0, 1.0)
+            F_a, A_a = self.encoder.features(U_a)
+            U_top, F_top = np.vstack([U_top, U_a]), np.vstack([F_top, F_a])
+            A_top = np.vstack([A_top, A_a])
+        free = A_top & self.encoder.relaxable
         if free.any():
-            F_opt, _ = maximize_local(acq, pool.F[top], free, LOCAL_MAXITER)
-            U_new = np.where(free, F_opt, pool.U[top])
+            F_opt, _ = maximize_local(acq, F_top, free, LOCAL_MAXITER)
+            U_new = np.where(free, F_opt, U_top)
             Us.append(U_new)
             Ss.append(acq(self.encoder.features(U_new)[0]))
         U_all, S_all = np.vstack(Us), np.concatenate(Ss)

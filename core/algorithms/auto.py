@@ -8,7 +8,10 @@ The rule (evidence in docs/algorithms.md, measured by bench/optimizers.py):
 - otherwise ``gp`` (Gaussian-process BO with a mismatch kernel for categories,
   which starts from its own scrambled Sobol design) while the study has fewer
   than ``GP_MAX_TRIALS`` finished trials; past that, ``tpe``, whose cost stays
-  flat and which learns from the whole history.
+  flat and which learns from the whole history;
+- on a plateau (many of the best values tie: steps in integer or fractional
+  parameters, a quantized metric), every other trial goes to ``tpe``
+  (:func:`on_plateau`).
 
 Each delegate keeps its own saved state under its name, so a switch never
 loses what the other learned, and the choice is a pure function of the
@@ -23,10 +26,13 @@ the stored spec shows the rule.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
-from ..trials import MetricRole
+import numpy as np
+
+from ..trials import MetricRole, TrialState
 from .base import Algorithm, Suggestion, SuggestRequest
 
 #: Finished trials after which ``auto`` hands a GP study over to TPE.
@@ -35,12 +41,61 @@ GP_MAX_TRIALS = 400
 FIDELITY_RULE = "bohb"
 
 
+#: The plateau test: from this many finished trials on, the best :data:`PLATEAU_TOP` share
+#: of them (at least :data:`PLATEAU_MIN_TOP`) is looked at; when at least
+#: :data:`PLATEAU_TIED` of those values tie with another one of them (equal within
+#: :data:`PLATEAU_TOLERANCE` times the spread of all values), the objective is taken to
+#: be made of steps, and every other trial (odd numbers of finished trials) goes to
+#: ``tpe``, whose Parzen densities of the good and bad trials are not misled by flat
+#: regions the way a GP's smooth surface is; the other half stays with ``gp``. On the
+#: plateau-heavy development problems (docs/algorithms.md) this mixture was better than
+#: both ``gp`` alone and switching to ``tpe`` altogether.
+PLATEAU_MIN_TRIALS = 12
+PLATEAU_TOP = 0.25
+PLATEAU_MIN_TOP = 6
+PLATEAU_TIED = 0.5
+PLATEAU_TOLERANCE = 1e-9
+
+
+def objective_values(request: SuggestRequest) -> np.ndarray:
+    """The finished trials' objective values, as minimization (one objective)."""
+    metric = next((m for m in request.metrics if m.role == MetricRole.OBJECTIVE), None)
+    if metric is None:
+        return np.empty(0)
+    sign = 1.0 if metric.goal == "minimize" else -1.0
+    out = []
+    for t in request.completed:
+        v = (t.values or {}).get(metric.name) if t.state == TrialState.COMPLETED else None
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out.append(sign * float(v))
+    return np.array(out, dtype=float)
+
+
+def on_plateau(values: np.ndarray) -> bool:
+    """Whether many of the best values tie: the objective has flat steps (see PLATEAU_*)."""
+    n = len(values)
+    if n < PLATEAU_MIN_TRIALS:
+        return False
+    ordered = np.sort(values)
+    top = ordered[: max(PLATEAU_MIN_TOP, math.ceil(PLATEAU_TOP * n))]
+    tol = PLATEAU_TOLERANCE * max(float(ordered[-1] - ordered[0]), 1e-300)
+    gaps = np.diff(top) <= tol
+    tied = np.zeros(len(top), bool)
+    tied[1:] |= gaps
+    tied[:-1] |= gaps
+    return bool(tied.mean() >= PLATEAU_TIED)
+
+
 def choose(request: SuggestRequest) -> str:
     """The algorithm ``auto`` uses for this request."""
     objectives = [m for m in request.metrics if m.role == MetricRole.OBJECTIVE]
     if len(objectives) > 1 or request.space.is_conditional:
         return "tpe"
-    return "gp" if len(request.completed) < GP_MAX_TRIALS else "tpe"
+    if len(request.completed) >= GP_MAX_TRIALS:
+        return "tpe"
+    if len(request.completed) % 2 == 1 and on_plateau(objective_values(request)):
+        return "tpe"  # every other trial on a plateau: see PLATEAU_*
+    return "gp"
 
 
 class AutoSearch(Algorithm):

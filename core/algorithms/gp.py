@@ -25,7 +25,9 @@ the points come from scrambled Sobol', exactly as :class:`.SobolSearch`):
    :class:`.acquisition.CandidateSearch` over a seeded candidate pool
    (scrambled Sobol' plus perturbations of the best trials, or every point of a
    small finite space), polished by multi-start L-BFGS-B on the numeric
-   columns and by trying neighbouring values of the discrete ones. The best
+   columns and by trying neighbouring values of the discrete ones. In spaces
+   of at most ``LOCAL_MAX_DIM`` parameters the polish also starts beside the
+   best trials (local precision for ill-conditioned basins). The best
    point not yet used (same parameter set, within ``DUPLICATE_RADIUS`` of a trial or
    ``PENDING_RADIUS`` of an in-flight trial or another point of the batch, in
    the unit cube) wins.
@@ -53,7 +55,14 @@ from scipy import linalg
 
 from ..options import OptionsModel
 from ..space import SearchSpace
-from .acquisition import N_LOCAL_STARTS, Acquisition, CandidateSearch, Constraint, Pool
+from . import acquisition as acq
+from .acquisition import (
+    N_LOCAL_STARTS,
+    Acquisition,
+    CandidateSearch,
+    Constraint,
+    Pool,
+)
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .gp_model import GPModel, Posterior, Prior, SpaceEncoder, clip_theta, fit_theta
 from .gp_targets import History, constraint_targets, objective_targets, select_training
@@ -241,7 +250,11 @@ class GPSearch(Algorithm):
         near = np.where(
             history.A[best_rows], history.U[best_rows], rng.random((len(best_rows), encoder.d))
         )
-        pool = Pool.build(encoder, near, int(self.options["n_candidates"]), rng, PERTURBED_SHARE)
+        local = encoder.d <= acq.LOCAL_MAX_DIM and history.n_used >= acq.LOCAL_FROM_TRIALS
+        anchors = near[: acq.LOCAL_ANCHORS] if local else None
+        pool = Pool.build(
+            encoder, near, int(self.options["n_candidates"]), rng, PERTURBED_SHARE, anchors
+        )
         search = CandidateSearch(encoder, history.taken_F, history.pending_F)
         fantasy_noise = min(base.noise_var, 1e-4 * base.signal)
         model = base

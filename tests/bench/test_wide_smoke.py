@@ -63,7 +63,7 @@ def test_quick_run_writes_its_own_section(
     argv = [
         "--problems", "ellipsoid-rot-2", "cat-pipeline-7",
         "--seeds", "1",
-        "--optimizers", "tf-random", "tf-auto", "optuna-tpe-mv",
+        "--optimizers", "tf-random", "tf-auto", "optuna-tpe-ind",
         "--budget", "8",
         "--workers", "1",
         "--latency-levels",
@@ -76,7 +76,7 @@ def test_quick_run_writes_its_own_section(
     assert section.startswith(BEGIN) and section.endswith(END)
     for heading in ("### Mean normalized score per kind", "### smooth", "### categorical"):
         assert heading in section
-    assert "auto beats optuna-tpe-mv on >= 70% of problems" in section
+    assert "auto beats optuna-tpe-ind on >= 70% of problems" in section
     assert "- command: `python -m bench.wide --problems ellipsoid-rot-2" in section
     assert main(argv) == 0  # a second run replaces the section, not appends
     assert out.read_text().count(BEGIN) == 1

@@ -168,3 +168,43 @@ def test_auto_keeps_mostly_categorical_spaces_on_the_gp_and_conditional_ones_on_
     for space, expected in ((flat, "gp"), (nested, "tpe")):
         request = SuggestRequest(space, LOSS, (), (), 1, 0)
         assert choose(request) == expected
+
+
+def test_auto_mixes_in_tpe_on_a_plateau_and_not_on_a_smooth_objective() -> None:
+    from tuneforge.core.algorithms import get_algorithm
+    from tuneforge.core.algorithms.auto import PLATEAU_MIN_TRIALS, choose, on_plateau
+
+    space = SearchSpace.from_list(floats(2))
+    rng = np.random.default_rng(0)
+    points = [space.sample(rng) for _ in range(PLATEAU_MIN_TRIALS + 1)]
+
+    def steps(p: dict[str, Any]) -> float:
+        return float(np.floor(4 * p["x0"]) + np.floor(4 * p["x1"]))
+
+    def smooth(p: dict[str, Any]) -> float:
+        return (p["x0"] - 0.3) ** 2 + (p["x1"] - 0.6) ** 2
+
+    for f, plateau in ((steps, True), (smooth, False)):
+        for n in (PLATEAU_MIN_TRIALS, PLATEAU_MIN_TRIALS + 1):
+            history = tuple(done(i, p, loss=f(p)) for i, p in enumerate(points[:n]))
+            request = SuggestRequest(space, LOSS, history, (), 1, 0)
+            assert on_plateau(np.array([f(p) for p in points[:n]])) is plateau
+            expected = "tpe" if plateau and n % 2 == 1 else "gp"
+            assert choose(request) == expected
+            got = get_algorithm("auto")({}).suggest(request)
+            assert got.extra["algorithm"] == expected
+            again = get_algorithm("auto")({}).suggest(request)
+            assert got.decisions == again.decisions  # seeded: same history, same answer
+    short = np.zeros(PLATEAU_MIN_TRIALS - 1)
+    assert not on_plateau(short)  # too few trials to tell
+
+
+def test_the_plateau_test_reads_maximized_objectives_the_right_way_round() -> None:
+    from tuneforge.core.algorithms.auto import objective_values
+    from tuneforge.core.trials import Metric
+
+    space = SearchSpace.from_list(floats(1))
+    acc = (Metric("acc", goal="maximize"),)  # type: ignore[arg-type]
+    history = (done(0, {"x0": 0.1}, acc=0.9), done(1, {"x0": 0.2}, acc=0.5))
+    values = objective_values(SuggestRequest(space, acc, history, (), 1, 0))
+    assert list(values) == [-0.9, -0.5]

@@ -29,7 +29,7 @@ import numpy as np
 from .mo_problems import MOProblem, mo_problems
 from .runners import limit_threads, quiet_optuna, tuneforge_api
 
-TUNEFORGE = ("tf-auto", "tf-nsga2", "tf-gp", "tf-tpe", "tf-genetic", "tf-random")
+TUNEFORGE = ("tf-auto", "tf-ehvi", "tf-nsga2", "tf-gp", "tf-tpe", "tf-genetic", "tf-random")
 OPTUNA = ("optuna-nsga2", "optuna-tpe", "optuna-gp")
 DEFAULT_OPTIMIZERS = (*TUNEFORGE, *OPTUNA)
 
@@ -134,7 +134,7 @@ def init_worker() -> None:
 def run_all(tasks: list[tuple[str, str, int, int]], workers: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    cost = {"optuna-gp": 4.0, "tf-gp": 2.0, "tf-auto": 2.0}
+    cost = {"optuna-gp": 4.0, "tf-gp": 2.0, "tf-auto": 2.0, "tf-ehvi": 4.0}
     ordered = sorted(tasks, key=lambda t: -(cost.get(t[1], 1.0) * (10 if "rf" in t[0] else 1)))
     with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
         futures = {pool.submit(execute, t): t for t in ordered}

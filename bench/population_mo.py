@@ -131,7 +131,11 @@ def init_worker() -> None:
     limit_threads()
 
 
-def run_all(tasks: list[tuple[str, str, int, int]], workers: int) -> list[dict[str, Any]]:
+def run_all(
+    tasks: list[tuple[str, str, int, int]], workers: int, log: str | None = None
+) -> list[dict[str, Any]]:
+    """Run every task on ``workers`` processes; each result is also appended to ``log``
+    (JSON lines) as it arrives, so an interrupted run can still be reported (``--report``)."""
     out: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     cost = {"optuna-gp": 4.0, "tf-gp": 2.0, "tf-auto": 2.0, "tf-ehvi": 4.0}
@@ -141,6 +145,9 @@ def run_all(tasks: list[tuple[str, str, int, int]], workers: int) -> list[dict[s
         for fut in as_completed(futures):
             res = fut.result()
             out.append(res)
+            if log:
+                with open(log, "a") as fh:
+                    fh.write(json.dumps(res) + "\n")
             print(
                 f"[{time.perf_counter() - t0:7.1f}s] {len(out)}/{len(tasks)} {res['problem']} "
                 f"{res['optimizer']} seed={res['seed']}: hv {res['hypervolume'][-1]:.4g} "
@@ -258,6 +265,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="zdt1 and dtlz2, 2 seeds, 20 trials")
     ap.add_argument("--out", help="write the markdown report here (default: print it)")
     ap.add_argument("--json", help="also write every run's points and hypervolumes here")
+    ap.add_argument("--log", help="append each run's result here as it finishes (JSON lines)")
+    ap.add_argument("--report", help="only render the runs of this JSON-lines log")
     return ap.parse_args(argv)
 
 
@@ -273,7 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in range(seeds)
     ]
     t0 = time.perf_counter()
-    results = run_all(tasks, args.workers)
+    if args.report:
+        with open(args.report) as fh:
+            results = [json.loads(line) for line in fh if line.strip()]
+    else:
+        results = run_all(tasks, args.workers, args.log)
     command = "python -m bench.population_mo " + shlex.join(sys.argv[1:] if argv is None else argv)
     text = render(results, command.strip(), time.perf_counter() - t0)
     if args.json:

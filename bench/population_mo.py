@@ -186,12 +186,14 @@ def render(results: list[dict[str, Any]], command: str, seconds: float) -> str:
     problems = mo_problems()
     table = summarize(results)
     optimizers = [o for o in DEFAULT_OPTIMIZERS if any(o in by for by in table.values())]
+    seeds = max(len(v) for by in table.values() for v in by.values())
     lines = [
         "<!-- written by bench/population_mo.py -->",
-        f"Command: `{command}` ({seconds / 60:.0f} min on {platform.machine()}, "
+        f"Command: `{command}` ({seconds / 60:.0f} min; the runs took "
+        f"{sum(r['seconds'] for r in results) / 60:.0f} min in all on {platform.machine()}, "
         f"Python {platform.python_version()}, {_versions()}).",
         "",
-        "Final hypervolume, mean ± std over seeds (higher is better; **bold**: the best mean "
+        f"Final hypervolume, mean ± std over {seeds} seeds unless a cell says otherwise (higher is better; **bold**: the best mean "
         "of the row). Reference points: zdt1/zdt2 (1.1, 11), dtlz2 (2.2, 2.2, 2.2), "
         "rf-size-accuracy (error 0.2, log10 nodes 4.5). `max` is the true front's "
         "hypervolume where it is known.",
@@ -208,6 +210,8 @@ def render(results: list[dict[str, Any]], command: str, seconds: float) -> str:
                 cells.append("—")
                 continue
             text = f"{by[o].mean():.4g} ± {by[o].std():.2g}"
+            if len(by[o]) != seeds:
+                text += f" ({len(by[o])} seeds)"
             cells.append(f"**{text}**" if means[o] == top else text)
         best = problems[name].best_hypervolume
         budget = next(r["budget"] for r in results if r["problem"] == name)

@@ -159,14 +159,15 @@ def run_all(
 
 # ---- report ----------------------------------------------------------------------------------
 def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
-    """problem -> optimizer -> final hypervolume of each seed (seed order)."""
-    out: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    """problem -> optimizer -> final hypervolume of each seed (seed order; a run repeated in
+    the logs counts once: runs are deterministic)."""
+    out: dict[str, dict[str, dict[int, float]]] = {}
     for r in results:
-        out.setdefault(r["problem"], {}).setdefault(r["optimizer"], []).append(
-            (r["seed"], r["hypervolume"][-1])
-        )
+        out.setdefault(r["problem"], {}).setdefault(r["optimizer"], {})[r["seed"]] = r[
+            "hypervolume"
+        ][-1]
     return {
-        p: {o: np.array([v for _, v in sorted(runs)]) for o, runs in by.items()}
+        p: {o: np.array([runs[k] for k in sorted(runs)]) for o, runs in by.items()}
         for p, by in out.items()
     }
 
@@ -262,6 +263,7 @@ def _versions() -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    ap.add_argument("--first-seed", type=int, default=0, help="start at this seed (default 0)")
     ap.add_argument("--problems", nargs="+", choices=sorted(mo_problems()))
     ap.add_argument("--optimizers", nargs="+", default=list(DEFAULT_OPTIMIZERS))
     ap.add_argument("--budget", type=int, help="trials per run (default: each problem's)")
@@ -283,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (name, o, seed, (20 if args.quick else args.budget or problems[name].budget))
         for name in names
         for o in args.optimizers
-        for seed in range(seeds)
+        for seed in range(args.first_seed, seeds)
     ]
     t0 = time.perf_counter()
     if args.report:

@@ -69,6 +69,7 @@ ROUTE_ROLES: dict[tuple[str, str], Role] = {
     ("PUT", f"{_S}/evaluation"): A,
     ("GET", f"{_S}/best"): V,
     ("GET", f"{_S}/importance"): V,
+    ("GET", f"{_S}/hypervolume"): V,
     ("GET", f"{_S}/warm-start"): V,
     ("GET", f"{_S}/trials"): V,
     ("POST", f"{_S}/trials"): E,

@@ -20,8 +20,8 @@ from .problems import dataset, floats, vector
 
 Params = Mapping[str, Any]
 SYNTHETIC_DIM = 6
-SYNTHETIC_BUDGET = 60
-SKLEARN_BUDGET = 40
+SYNTHETIC_BUDGET = 40
+SKLEARN_BUDGET = 30
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import numpy as np
 from .mo_problems import MOProblem, mo_problems
 from .runners import limit_threads, quiet_optuna, tuneforge_api
 
-TUNEFORGE = ("tf-auto", "tf-nsga2", "tf-gp", "tf-tpe", "tf-genetic", "tf-random")
+TUNEFORGE = ("tf-auto", "tf-ehvi", "tf-nsga2", "tf-gp", "tf-tpe", "tf-genetic", "tf-random")
 OPTUNA = ("optuna-nsga2", "optuna-tpe", "optuna-gp")
 DEFAULT_OPTIMIZERS = (*TUNEFORGE, *OPTUNA)
 
@@ -131,16 +131,23 @@ def init_worker() -> None:
     limit_threads()
 
 
-def run_all(tasks: list[tuple[str, str, int, int]], workers: int) -> list[dict[str, Any]]:
+def run_all(
+    tasks: list[tuple[str, str, int, int]], workers: int, log: str | None = None
+) -> list[dict[str, Any]]:
+    """Run every task on ``workers`` processes; each result is also appended to ``log``
+    (JSON lines) as it arrives, so an interrupted run can still be reported (``--report``)."""
     out: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    cost = {"optuna-gp": 4.0, "tf-gp": 2.0, "tf-auto": 2.0}
+    cost = {"optuna-gp": 4.0, "tf-gp": 2.0, "tf-auto": 2.0, "tf-ehvi": 4.0}
     ordered = sorted(tasks, key=lambda t: -(cost.get(t[1], 1.0) * (10 if "rf" in t[0] else 1)))
     with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
         futures = {pool.submit(execute, t): t for t in ordered}
         for fut in as_completed(futures):
             res = fut.result()
             out.append(res)
+            if log:
+                with open(log, "a") as fh:
+                    fh.write(json.dumps(res) + "\n")
             print(
                 f"[{time.perf_counter() - t0:7.1f}s] {len(out)}/{len(tasks)} {res['problem']} "
                 f"{res['optimizer']} seed={res['seed']}: hv {res['hypervolume'][-1]:.4g} "
@@ -152,14 +159,15 @@ def run_all(tasks: list[tuple[str, str, int, int]], workers: int) -> list[dict[s
 
 # ---- report ----------------------------------------------------------------------------------
 def summarize(results: list[dict[str, Any]]) -> dict[str, dict[str, np.ndarray]]:
-    """problem -> optimizer -> final hypervolume of each seed (seed order)."""
-    out: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    """problem -> optimizer -> final hypervolume of each seed (seed order; a run repeated in
+    the logs counts once: runs are deterministic)."""
+    out: dict[str, dict[str, dict[int, float]]] = {}
     for r in results:
-        out.setdefault(r["problem"], {}).setdefault(r["optimizer"], []).append(
-            (r["seed"], r["hypervolume"][-1])
-        )
+        out.setdefault(r["problem"], {}).setdefault(r["optimizer"], {})[r["seed"]] = r[
+            "hypervolume"
+        ][-1]
     return {
-        p: {o: np.array([v for _, v in sorted(runs)]) for o, runs in by.items()}
+        p: {o: np.array([runs[k] for k in sorted(runs)]) for o, runs in by.items()}
         for p, by in out.items()
     }
 
@@ -179,12 +187,14 @@ def render(results: list[dict[str, Any]], command: str, seconds: float) -> str:
     problems = mo_problems()
     table = summarize(results)
     optimizers = [o for o in DEFAULT_OPTIMIZERS if any(o in by for by in table.values())]
+    seeds = max(len(v) for by in table.values() for v in by.values())
     lines = [
         "<!-- written by bench/population_mo.py -->",
-        f"Command: `{command}` ({seconds / 60:.0f} min on {platform.machine()}, "
+        f"Command: `{command}` ({seconds / 60:.0f} min; the runs took "
+        f"{sum(r['seconds'] for r in results) / 60:.0f} min in all on {platform.machine()}, "
         f"Python {platform.python_version()}, {_versions()}).",
         "",
-        "Final hypervolume, mean ± std over seeds (higher is better; **bold**: the best mean "
+        f"Final hypervolume, mean ± std over {seeds} seeds unless a cell says otherwise (higher is better; **bold**: the best mean "
         "of the row). Reference points: zdt1/zdt2 (1.1, 11), dtlz2 (2.2, 2.2, 2.2), "
         "rf-size-accuracy (error 0.2, log10 nodes 4.5). `max` is the true front's "
         "hypervolume where it is known.",
@@ -201,6 +211,8 @@ def render(results: list[dict[str, Any]], command: str, seconds: float) -> str:
                 cells.append("—")
                 continue
             text = f"{by[o].mean():.4g} ± {by[o].std():.2g}"
+            if len(by[o]) != seeds:
+                text += f" ({len(by[o])} seeds)"
             cells.append(f"**{text}**" if means[o] == top else text)
         best = problems[name].best_hypervolume
         budget = next(r["budget"] for r in results if r["problem"] == name)
@@ -251,6 +263,7 @@ def _versions() -> str:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
+    ap.add_argument("--first-seed", type=int, default=0, help="start at this seed (default 0)")
     ap.add_argument("--problems", nargs="+", choices=sorted(mo_problems()))
     ap.add_argument("--optimizers", nargs="+", default=list(DEFAULT_OPTIMIZERS))
     ap.add_argument("--budget", type=int, help="trials per run (default: each problem's)")
@@ -258,6 +271,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="zdt1 and dtlz2, 2 seeds, 20 trials")
     ap.add_argument("--out", help="write the markdown report here (default: print it)")
     ap.add_argument("--json", help="also write every run's points and hypervolumes here")
+    ap.add_argument("--log", help="append each run's result here as it finishes (JSON lines)")
+    ap.add_argument("--report", help="only render the runs of this JSON-lines log")
     return ap.parse_args(argv)
 
 
@@ -270,10 +285,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         (name, o, seed, (20 if args.quick else args.budget or problems[name].budget))
         for name in names
         for o in args.optimizers
-        for seed in range(seeds)
+        for seed in range(args.first_seed, seeds)
     ]
     t0 = time.perf_counter()
-    results = run_all(tasks, args.workers)
+    if args.report:
+        with open(args.report) as fh:
+            results = [json.loads(line) for line in fh if line.strip()]
+    else:
+        results = run_all(tasks, args.workers, args.log)
     command = "python -m bench.population_mo " + shlex.join(sys.argv[1:] if argv is None else argv)
     text = render(results, command.strip(), time.perf_counter() - t0)
     if args.json:

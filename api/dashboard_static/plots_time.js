@@ -1,5 +1,5 @@
 // Figures over time: intermediate values per trial (with stopped, paused and resumed
-// trials marked) and the timeline of trials per worker. One WebGL trace per group of
+// trials marked), the timeline of trials per worker, and the hypervolume's history. One WebGL trace per group of
 // trials, lines separated by gaps, so 10,000 trials are a handful of traces (WebGL ones
 // when there are many points).
 
@@ -142,4 +142,33 @@ export function timelineFigure(trials, now = Date.now()) {
     yaxis: { type: "category", categoryorder: "array", categoryarray: sorted, automargin: true },
   };
   return { data, layout, workers: sorted.length, empty: sorted.length ? "" : "no trial has started yet" };
+}
+
+/** Hypervolume after each completed trial, from GET .../hypervolume (x: completion order). */
+export function hypervolumeFigure(hv) {
+  const history = hv.history;
+  const data = [{
+    type: scatterType(history.length),
+    mode: "lines+markers",
+    name: "hypervolume",
+    x: history.map((_, i) => i + 1),
+    y: history.map((p) => p.hypervolume),
+    customdata: history.map((p) => p.number),
+    line: { color: "#f58518", shape: "hv" },
+    marker: { size: 4 },
+    hovertemplate: "trial %{customdata}<br>hypervolume %{y}<extra></extra>",
+  }];
+  const layout = {
+    ...BASE_LAYOUT,
+    xaxis: { title: { text: "completed trials" } },
+    yaxis: { title: { text: "hypervolume" } },
+  };
+  return { data, layout, empty: history.length ? "" : "no completed trials yet" };
+}
+
+/** The sentence under the hypervolume's title: its reference point and where it came from. */
+export function referenceText(hv) {
+  const point = hv.objectives.map((name) => `${name} ${hv.reference_point[name]}`).join(", ");
+  const source = hv.reference_source === "spec" ? "from the spec" : `inferred: ${hv.reference_rule}`;
+  return `reference point ${point} (${source}); ${hv.n_feasible} feasible of ${hv.n_trials} completed trials`;
 }

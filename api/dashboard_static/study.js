@@ -9,7 +9,7 @@ import { LazyPlots, loadPlotly } from "./lazy.js";
 import {
   bestTrial, contourFigure, countsOf, historyFigure, importanceFigure, objectives, paretoFigure, parcoordsFigure, sliceFigure,
 } from "./plots.js";
-import { intermediateFigure, timelineFigure } from "./plots_time.js";
+import { hypervolumeFigure, intermediateFigure, referenceText, timelineFigure } from "./plots_time.js";
 import { TrialTable } from "./table.js";
 
 const POLL_MS = 2000;
@@ -27,6 +27,7 @@ const CONFIG = { displaylogo: false, responsive: true };
 const SPEC_FIELDS = [
   "name", "description", "parameters", "metrics", "algorithm", "algorithm_options", "early_stopping",
   "fidelity", "max_trials", "max_active_trials", "max_failed_trials", "retries", "seed", "objective", "metadata",
+  "hypervolume_reference",
 ];
 
 /** Trials that count against ``max_trials`` (every state but failed). */
@@ -69,6 +70,11 @@ export class StudyPage {
     this.importanceNote = "importance not loaded yet";
     this.importanceAt = 0;
     this.importanceCompleted = -1;
+    this.hypervolume = null; // GET .../hypervolume of a multi-objective study
+    this.hypervolumeNote = "hypervolume not loaded yet";
+    this.hypervolumeCompleted = -1;
+    this.hypervolumeBusy = false;
+    this.hypervolumeAsked = false; // the first answer (or refusal) is in
     this.domQueued = false;
     this.lastInvalidate = 0;
     this.lazy = new LazyPlots((id) => this._draw(id));
@@ -93,7 +99,28 @@ export class StudyPage {
     this._refreshDom();
     this.lazy.invalidate();
     this._refreshImportance();
+    this._refreshHypervolume();
     this._schedule();
+  }
+
+  /** Fetch the hypervolume history (multi-objective studies) when completed trials changed. */
+  _refreshHypervolume() {
+    const completed = this._counts().completed || 0;
+    if (objectives(this.study).length < 2 || this.hypervolumeBusy) return;
+    if (completed === this.hypervolumeCompleted) return;
+    this.hypervolumeBusy = true;
+    api(`${API}/studies/${this.id}/hypervolume`)
+      .then((hv) => {
+        this.hypervolume = hv;
+        this.hypervolumeCompleted = completed;
+      }, (error) => {
+        this.hypervolumeNote = `hypervolume not available: ${error.message}`;
+      })
+      .then(() => {
+        this.hypervolumeAsked = true;
+        if (!this.stopped) this.lazy.invalidate();
+      })
+      .finally(() => (this.hypervolumeBusy = false));
   }
 
   _refreshImportance() {
@@ -140,6 +167,7 @@ export class StudyPage {
         this.study = study;
       }
       this._refreshImportance(); // in the background: a fit on a large study takes a while
+      this._refreshHypervolume();
       if (changed || studyChanged) this._refreshDom();
       if (changed || studyChanged) this.lazy.invalidate();
       this.setLive(true);
@@ -202,6 +230,7 @@ export class StudyPage {
     this.evaluation = h("div", { id: "evaluation" });
     this.importanceStatus = h("p", { id: "importance-status", class: "muted" });
     this.contourStatus = h("p", { id: "contour-status", class: "muted" });
+    this.hypervolumeStatus = h("p", { id: "hypervolume-status", class: "muted" });
     const tableRoot = h("div", { id: "trials" });
     const form = enqueueForm(s, (params, f) => act("trial queued: the next suggest hands it out",
       () => enqueueTrial(this.id, params), (trial) => {
@@ -221,6 +250,7 @@ export class StudyPage {
         card("Slices", "card-slice", plotBox("plot-slice")),
         card("Intermediate values", "card-intermediate", plotBox("plot-intermediate")),
         multi ? card("Pareto front", "card-pareto", plotBox("plot-pareto")) : null,
+        multi ? card("Hypervolume", "card-hypervolume", this.hypervolumeStatus, plotBox("plot-hypervolume")) : null,
         card("Trials per worker", "card-timeline", plotBox("plot-timeline")),
         card("Enqueue a trial", "card-enqueue", form),
         card("Spec", "card-spec", h("pre", { id: "spec" }, json(Object.fromEntries(SPEC_FIELDS.map((k) => [k, s[k]])))))));
@@ -236,7 +266,7 @@ export class StudyPage {
         : null),
     });
     for (const id of ["plot-history", "plot-importance", "plot-contour", "plot-parcoords", "plot-slice",
-      "plot-intermediate", "plot-pareto", "plot-timeline"]) this.lazy.watch(id);
+      "plot-intermediate", "plot-pareto", "plot-hypervolume", "plot-timeline"]) this.lazy.watch(id);
   }
 
   async _pollNow() {
@@ -289,10 +319,18 @@ export class StudyPage {
       "plot-timeline": () => timelineFigure(trials),
       "plot-pareto": () => paretoFigure(s, trials),
       "plot-importance": () => this._importanceFigure(),
+      "plot-hypervolume": () => this._hypervolumeFigure(),
       "plot-contour": () => this._contourFigure(trials),
     };
     this._plot(id, builders[id]);
+    if (id === "plot-hypervolume") return this.hypervolumeAsked;
     return !id.match(/importance|contour/) || this.importanceAsked;
+  }
+
+  _hypervolumeFigure() {
+    const hv = this.hypervolume;
+    fill(this.hypervolumeStatus, hv ? referenceText(hv) : this.hypervolumeNote);
+    return hv ? hypervolumeFigure(hv) : { empty: " " };
   }
 
   _importanceFigure() {

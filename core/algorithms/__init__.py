@@ -38,6 +38,7 @@ _MODULES: dict[str, str] = {
     "cmaes": "cmaes_search:CMAESSearch",
     "genetic": "genetic:GeneticSearch",
     "nsga2": "nsga2:NSGA2Search",
+    "ehvi": "ehvi:EHVISearch",
 }
 
 

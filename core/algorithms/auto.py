@@ -3,8 +3,10 @@ the objectives and how far the study has come.
 
 The rule (evidence in docs/algorithms.md, measured by bench/optimizers.py):
 
-- several objectives or a conditional space: ``tpe`` (it models conditional
-  groups natively and ranks trials by non-domination);
+- a conditional space: ``tpe`` (it models conditional groups natively);
+- several objectives: ``ehvi`` (one GP per objective, expected hypervolume
+  improvement) while the study has fewer than ``GP_MAX_TRIALS`` finished
+  trials, ``tpe`` past that;
 - otherwise ``gp`` (Gaussian-process BO with a mismatch kernel for categories,
   which starts from its own scrambled Sobol design) while the study has fewer
   than ``GP_MAX_TRIALS`` finished trials; past that, ``tpe``, whose cost stays
@@ -89,17 +91,17 @@ def on_plateau(values: np.ndarray) -> bool:
 def choose(request: SuggestRequest) -> str:
     """The algorithm ``auto`` uses for this request."""
     objectives = [m for m in request.metrics if m.role == MetricRole.OBJECTIVE]
-    if len(objectives) > 1 or request.space.is_conditional:
+    if request.space.is_conditional or len(request.completed) >= GP_MAX_TRIALS:
         return "tpe"
-    if len(request.completed) >= GP_MAX_TRIALS:
-        return "tpe"
+    if len(objectives) > 1:
+        return "ehvi"
     if len(request.completed) % 2 == 1 and on_plateau(objective_values(request)):
         return "tpe"  # every other trial on a plateau: see PLATEAU_*
     return "gp"
 
 
 class AutoSearch(Algorithm):
-    """Delegates to ``gp`` or ``tpe`` (see the module docstring); takes no options."""
+    """Delegates to ``gp``, ``ehvi`` or ``tpe`` (see the module docstring); takes no options."""
 
     name = "auto"
 

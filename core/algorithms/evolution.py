@@ -32,7 +32,7 @@ from ..trials import TrialState
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .history import encode_trials, objectives_of
 from .sampling import MAX_ATTEMPTS, DistinctPicker, seed_entropy, state_int
-from .sobol import sobol_points
+from .sobol import sobol_start
 from .variation import INFEASIBLE_REDRAWS, Breeder, near_infeasible, tournament
 
 
@@ -66,16 +66,7 @@ class EvolutionarySearch(Algorithm):
             if len(parents.rows) < 2:
                 parents = None
         if parents is None:
-            points = sobol_points(len(space), request.seed, sobol_index)
-            rng = np.random.default_rng([seed, sobol_index])
-
-            def sobol_draw() -> Params:
-                nonlocal sobol_index
-                sobol_index += 1
-                return space.decode(next(points))
-
-            out = tuple(picker.pick(sobol_draw, rng) for _ in range(request.count))
-            return Suggestion.of(out, {"draws": draws, "sobol_index": sobol_index})
+            return sobol_start(request, picker, sobol_index, draws)
 
         n = len(request.completed)
         breeder = Breeder.from_options(space, self.options)

@@ -44,6 +44,24 @@ def sobol_points(d: int, seed: int, start: int, *, scramble: bool = True) -> Ite
         index += 1
 
 
+def sobol_start(
+    request: SuggestRequest, picker: DistinctPicker, sobol_index: int, draws: int
+) -> Suggestion:
+    """A model-based algorithm's start-up: ``request.count`` distinct points of the seeded
+    Sobol' sequence from ``sobol_index`` on; the state keeps ``draws`` and the new index."""
+    points = sobol_points(len(request.space), request.seed, sobol_index)
+    rng = np.random.default_rng([seed_entropy(request.seed), sobol_index])
+    index = sobol_index
+
+    def sobol_draw() -> Params:
+        nonlocal index
+        index += 1
+        return request.space.decode(next(points))
+
+    out = tuple(picker.pick(sobol_draw, rng) for _ in range(request.count))
+    return Suggestion.of(out, {"draws": draws, "sobol_index": index})
+
+
 class SobolOptions(OptionsModel):
     """Options of ``sobol``."""
 

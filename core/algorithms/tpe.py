@@ -53,7 +53,7 @@ from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .history import Ranking, encode_trials, objectives_of, rank_trials
 from .parzen import Dim, ParzenEstimator, default_weights, dims_of
 from .sampling import DistinctPicker, seed_entropy, state_int
-from .sobol import sobol_points
+from .sobol import sobol_start
 
 MAX_CANDIDATES = 10_000
 
@@ -91,20 +91,11 @@ class TPESearch(Algorithm):
         sobol_index = state_int(request.state, "sobol_index")
         if request.count <= 0:
             return Suggestion.of((), {"draws": draws, "sobol_index": sobol_index})
-        space, seed = request.space, seed_entropy(request.seed)
+        seed = seed_entropy(request.seed)
         picker = DistinctPicker(request)
         startup = int(self.options["n_startup_trials"])
         if len(request.completed) < startup or not objectives_of(request.metrics):
-            points = sobol_points(len(space), request.seed, sobol_index)
-            rng = np.random.default_rng([seed, sobol_index])
-
-            def sobol_draw() -> Params:
-                nonlocal sobol_index
-                sobol_index += 1
-                return space.decode(next(points))
-
-            out = tuple(picker.pick(sobol_draw, rng) for _ in range(request.count))
-            return Suggestion.of(out, {"draws": draws, "sobol_index": sobol_index})
+            return sobol_start(request, picker, sobol_index, draws)
 
         n = len(request.completed)
         model = _Model(self._windowed(request), self.options)

@@ -22,7 +22,6 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,7 @@ from .runners import (
     parallel_mode,
     random_min_pairwise,
     run,
+    run_each,
 )
 from .wide_report import keep_section
 
@@ -106,15 +106,7 @@ def run_tasks(tasks: Sequence[Task], workers: int, log: Any) -> list[dict[str, A
             f"{task.mode} seed={task.seed}: {what}"
         )
 
-    if workers <= 1:
-        init_worker()
-        for task in ordered:
-            note(task, execute(task))
-        return out
-    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
-        futures = {pool.submit(execute, t): t for t in ordered}
-        for fut in as_completed(futures):
-            note(futures[fut], fut.result())
+    run_each(ordered, execute, note, workers, init_worker)
     return out
 
 

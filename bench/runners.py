@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -47,6 +48,26 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def run_each(
+    tasks: Sequence[Any],
+    execute: Callable[[Any], dict[str, Any]],
+    note: Callable[[Any, dict[str, Any]], None],
+    workers: int,
+    init_worker: Callable[[], None],
+) -> None:
+    """``execute`` every task (in this process, or in ``workers`` processes started with
+    ``init_worker``) and ``note`` each task with its result as it finishes."""
+    if workers <= 1:
+        init_worker()
+        for task in tasks:
+            note(task, execute(task))
+        return
+    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
+        futures = {pool.submit(execute, t): t for t in tasks}
+        for fut in as_completed(futures):
+            note(futures[fut], fut.result())
 
 
 def limit_threads() -> None:

@@ -25,13 +25,12 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from . import wide_report
 from .optimizers import environment
 from .problems import Problem
-from .runners import limit_threads, missing_requirement, run
+from .runners import limit_threads, missing_requirement, run, run_each
 from .wide_sklearn import wide_sklearn_problems
 from .wide_synthetic import wide_synthetic_problems
 
@@ -106,15 +105,7 @@ def run_tasks(
             f"seed={task[2]}: best {min(res['values']):.4g} ({res['seconds']:.1f}s)"
         )
 
-    if workers <= 1:
-        init_worker()
-        for task in ordered:
-            note(task, execute(task))
-        return out
-    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker) as pool:
-        futures = {pool.submit(execute, t): t for t in ordered}
-        for fut in as_completed(futures):
-            note(futures[fut], fut.result())
+    run_each(ordered, execute, note, workers, init_worker)
     return out
 
 

@@ -8,8 +8,8 @@ included), which
 2. looks the role the route needs up in :data:`ROUTE_ROLES`, keyed by method and
    route template (403 when the key's role is lower; a route missing from the
    table needs ``admin``, and a test fails for it);
-3. for routes with ``{study_id}``, checks with one primary-key read that the study
-   belongs to the key's project, and answers exactly like an unknown id (404)
+3. for routes with ``{study_id}``, checks that the study belongs to the key's project
+   (read in the same statement or transaction as the key: one short read per request), and answers exactly like an unknown id (404)
    when it does not, so names and existence never leak between projects.
 
 The principal lands on ``request.state.principal``; :data:`CurrentProject` gives
@@ -37,18 +37,16 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..core.errors import NotFound
 from .db.engine import Database
-from .db.models import StudyRow
 from .errors import error_response
 from .rate_limit import RateLimited, RateLimiter
 from .routes.deps import MAX_ID
-from .services.keys import Role, any_key_exists, authenticate
+from .services.keys import Role, any_key_exists, look_up
 from .settings import Settings
 
 API_PREFIX = "/api/v1"
@@ -153,15 +151,13 @@ def required_role(method: str, template: str) -> Role:
 def authorize(request: Request) -> Principal:
     """The router dependency: authenticate, check the role, keep studies in their project."""
     db: Database = request.app.state.db
-    principal = _authenticate_limited(request, db)
+    study_id = _study_id(request)
+    principal, owner = _authenticate_limited(request, db, study_id)
     request.state.principal = principal
     template = route_template(request.scope)
     if not principal.allows(request.method, template):
         raise AuthError(403, _denied(principal.role, request.method, template))
-    study_id = _study_id(request)
     if study_id is not None:
-        with db.read() as session:
-            owner = session.scalar(select(StudyRow.project_id).where(StudyRow.id == study_id))
         if owner is None or (principal.project_id is not None and owner != principal.project_id):
             raise NotFound(f"study {study_id} does not exist", field="study_id")
         request.state.study_project = owner
@@ -187,53 +183,57 @@ def _denied(role: Role, method: str, template: str) -> str:
     return f"a {role.value} key may not call {method} {template} (needs {needed})"
 
 
-def _authenticate(request: Request, db: Database) -> Principal:
-    if not _secured(request, db):
-        return OPEN
+def _authenticate(
+    request: Request, db: Database, study_id: int | None = None
+) -> tuple[Principal, int | None]:
+    """The caller, and the project of ``study_id`` (None: no such study), from one read."""
+    state = request.app.state
     header = request.headers.get("authorization")
+    scheme, _, key = (header or "").partition(" ")
+    presented = key.strip() if scheme.lower() == "bearer" and key.strip() else None
+    known_keyed = bool(getattr(state, "auth_secured", False))
+    caller = look_up(db, presented, study_id, check_keyed=not known_keyed)
+    if not (known_keyed or caller.keyed):
+        return OPEN, caller.study_project
+    state.auth_secured = True  # once keyed, always keyed: keys are never deleted
     if not header:
         raise AuthError(401, "an API key is required: send Authorization: Bearer <key>")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
+    if presented is None:
         raise AuthError(401, "the Authorization header must read: Bearer <key>")
-    info = authenticate(db, key.strip())
-    if info is None:
+    if caller.key is None:
         raise AuthError(401, "the API key is not valid (unknown, mistyped or revoked)")
-    return Principal(key_id=info.id, project_id=info.project_id, role=info.role)
+    info = caller.key
+    return Principal(
+        key_id=info.id, project_id=info.project_id, role=info.role
+    ), caller.study_project
 
 
-def _authenticate_limited(request: Request, db: Database) -> Principal:
+def _authenticate_limited(
+    request: Request, db: Database, study_id: int | None
+) -> tuple[Principal, int | None]:
     """:func:`_authenticate`, then a token from the caller's bucket: the key's (none for
     worker keys); the client address's when authentication fails (429 then comes before
     the 401, so guessing keys is limited too) and in open mode on a non-loopback address
     (``--insecure``; open mode on loopback serves its own machine and is not limited)."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     try:
-        principal = _authenticate(request, db)
+        principal, owner = _authenticate(request, db, study_id)
     except AuthError:
         if limiter is not None:
             limiter.take(f"address {client_address(request)}", "client address")
         raise
     if limiter is None or principal.role == Role.WORKER:
-        return principal
+        return principal, owner
     if principal.key_id is not None:
         limiter.take(f"key {principal.key_id}", "API key")
     elif not is_loopback(request.app.state.settings.host):  # open mode and --insecure
         limiter.take(f"address {client_address(request)}", "client address")
-    return principal
+    return principal, owner
 
 
 def client_address(request: Request) -> str:
     """The peer's address as the server sees it (a proxy's own when behind one)."""
     return request.client.host if request.client is not None else "unknown"
-
-
-def _secured(request: Request, db: Database) -> bool:
-    """Whether keys are required: once true it stays true (keys are never deleted)."""
-    state = request.app.state
-    if not getattr(state, "auth_secured", False) and any_key_exists(db):
-        state.auth_secured = True
-    return bool(getattr(state, "auth_secured", False))
 
 
 def _study_id(request: Request) -> int | None:

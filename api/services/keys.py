@@ -69,30 +69,70 @@ def _key_id(key: str) -> int | None:
     return int(parts[1])
 
 
+@dataclass(frozen=True)
+class Caller:
+    """What one request's authentication read found (see :func:`look_up`)."""
+
+    #: Whether any key exists (None when the caller already knew the server is keyed).
+    keyed: bool | None
+    #: The presented key's identity when it is valid; None otherwise.
+    key: KeyInfo | None
+    #: The project of the study the request names (None: no such study, or none named).
+    study_project: int | None
+
+
+def look_up(
+    db: Database, key: str | None, study_id: int | None, *, check_keyed: bool = True
+) -> Caller:
+    """Everything a request's authorization reads, in one read transaction: whether the
+    server has keys (``check_keyed``), the presented ``key`` (None: no header) and the
+    project of ``study_id``. Nothing is cached, so a new or revoked key counts on the
+    very next request. Records ``last_used_at`` at most once per :data:`LAST_USED_EVERY`."""
+    key_id = _key_id(key) if key is not None else None
+    if key_id is not None and key_id > 2**31 - 1:
+        key_id = None
+    columns = []
+    if check_keyed:
+        columns.append(select(ApiKeyRow.id).limit(1).scalar_subquery().label("any_key"))
+    if study_id is not None:
+        owner = select(StudyRow.project_id).where(StudyRow.id == study_id).scalar_subquery()
+        columns.append(owner.label("owner"))
+    info, last_used, keyed, project = None, None, None, None
+    with db.read() as session:
+        if columns:
+            row = session.execute(select(*columns)).one()._mapping
+            keyed = row["any_key"] is not None if check_keyed else None
+            project = row["owner"] if study_id is not None else None
+        if key_id is not None:
+            found = session.get(ApiKeyRow, key_id)
+            if (
+                found is not None
+                and found.revoked_at is None
+                and hmac.compare_digest(found.key_hash, hash_key(key or ""))
+            ):
+                info = KeyInfo(found.id, found.project_id, Role(found.role))
+                last_used = found.last_used_at
+    if info is not None:
+        _note_use(db, info.id, last_used)
+    return Caller(keyed=keyed, key=info, study_project=project)
+
+
 def authenticate(db: Database, key: str) -> KeyInfo | None:
     """The key's identity when ``key`` is a known, unrevoked key; None otherwise.
 
     Reads the database on every call (no cache), so a revoked key fails on the very
     next request. Records ``last_used_at`` at most once per :data:`LAST_USED_EVERY`.
     """
-    key_id = _key_id(key)
-    if key_id is None or key_id > 2**31 - 1:
-        return None
-    with db.read() as session:
-        row = session.get(ApiKeyRow, key_id)
-        if row is None or row.revoked_at is not None:
-            return None
-        if not hmac.compare_digest(row.key_hash, hash_key(key)):
-            return None
-        info = KeyInfo(row.id, row.project_id, Role(row.role))
-        last_used = row.last_used_at
+    return look_up(db, key, None, check_keyed=False).key
+
+
+def _note_use(db: Database, key_id: int, last_used: datetime | None) -> None:
     now = utcnow()
     if last_used is None or now - last_used >= LAST_USED_EVERY:
         with db.write() as session:
             session.execute(
                 update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=now)
             )
-    return info
 
 
 def any_key_exists(db: Database) -> bool:

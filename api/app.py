@@ -17,7 +17,7 @@ from .db.migrate import prepare_database
 from .errors import install_error_handlers
 from .limits import BodySizeLimit
 from .logs import RequestIdMiddleware, configure_logging
-from .metrics import Metrics
+from .metrics import Metrics, MetricsMiddleware
 from .openapi import install_openapi, operation_id
 from .queue import CeleryQueue
 from .routes import analysis, audit, checkpoints, datasets, keys, nested, ops, studies, trials
@@ -91,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     install_error_handlers(app)
     install_auth(app)
-    app.middleware("http")(app.state.metrics.middleware)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(TextGuard)  # inside the size limit: it reads the counted body
     app.add_middleware(
         BodySizeLimit,

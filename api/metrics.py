@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from contextvars import ContextVar
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Scope
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.trials import TrialState
 from .db.engine import Database
@@ -147,16 +145,35 @@ class Metrics:
         if db is not None:
             self.registry.register(DatabaseCollector(db))
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        token = current_metrics.set(self)
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: times each request and counts it by route template, method
+    and status (500 when the application raised), and makes :data:`current_metrics`
+    this app's :class:`Metrics` while the request runs."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def noting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        token = current_metrics.set(self.metrics)
         start = time.perf_counter()
         try:
-            response = await call_next(request)
+            await self.app(scope, receive, noting_send)
         finally:
             current_metrics.reset(token)
-        template = route_template(request.scope)
-        self.latency.labels(template, request.method).observe(time.perf_counter() - start)
-        self.requests.labels(template, request.method, str(response.status_code)).inc()
-        return response
+            template = route_template(scope)
+            method = str(scope["method"])
+            self.metrics.latency.labels(template, method).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(template, method, str(status)).inc()

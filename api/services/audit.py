@@ -25,10 +25,10 @@ class AuditEntry:
     status: int
 
 
-def record(db: Database, entry: AuditEntry) -> None:
-    """Insert one audit row (its own short transaction, after the response)."""
+def record_many(db: Database, entries: list[AuditEntry]) -> None:
+    """Insert audit rows in one transaction."""
     with db.write() as session:
-        session.add(
+        session.add_all(
             AuditRow(
                 at=utcnow(),
                 key_id=entry.key_id,
@@ -39,6 +39,7 @@ def record(db: Database, entry: AuditEntry) -> None:
                 study_id=entry.study_id,
                 status=entry.status,
             )
+            for entry in entries
         )
 
 

@@ -35,7 +35,7 @@ from .lifecycle import (
 )
 from .managed import claim_dispatch
 from .promotions import promotable, study_rule
-from .suggest_fit import history_of, new_points
+from .suggest_fit import Ask, fill_in_transaction, fits_in_claim, history_of, new_points
 
 __all__ = ["MAX_SUGGEST_COUNT", "check_count", "history_of", "suggest"]
 
@@ -54,18 +54,36 @@ def suggest(
 
     The bookkeeping (expired leases, the caller's own trials, promotions, queued trials)
     runs in one short locked transaction; new points come from the algorithm through
-    :func:`.suggest_fit.new_points`, whose fit holds no lock.
+    :func:`.suggest_fit.new_points`, whose fit holds no lock, except for algorithms that
+    read no history (:func:`.suggest_fit.fits_in_claim`): they run in the bookkeeping's
+    transaction, so such a suggest is one write transaction.
     """
     check_count(count)
     handed: list[Trial] = []
-    if _only_new_points(db, study_id, client_id):
+    if not _in_claim.get((db.url, study_id)) and _only_new_points(db, study_id, client_id):
         need = count
     else:
-        handed, need, state = _bookkeeping(db, study_id, count, client_id)
+        handed, need, state = _bookkeeping(db, study_id, count, client_id, fill=True)
         if need == 0:
             return handed, state
     ask = new_points(db, study_id, need, client_id)
     return [*handed, *ask.trials], ask.study_state
+
+
+#: Per database and study, a hint: whether its algorithm ran inside the bookkeeping
+#: transaction last time (:func:`.suggest_fit.fits_in_claim`). The transaction checks
+#: it again on the locked row, so a wrong hint (a database recreated under a running
+#: server) only costs the other path's extra read.
+_in_claim: dict[tuple[str, int], bool] = {}
+_IN_CLAIM_LIMIT = 10_000
+
+
+def _note_in_claim(db: Database, study_id: int, spec: StudySpec) -> bool:
+    fits = fits_in_claim(spec)
+    if len(_in_claim) >= _IN_CLAIM_LIMIT:
+        _in_claim.clear()
+    _in_claim[(db.url, study_id)] = fits
+    return fits
 
 
 def _only_new_points(db: Database, study_id: int, client_id: str | None) -> bool:
@@ -78,6 +96,8 @@ def _only_new_points(db: Database, study_id: int, client_id: str | None) -> bool
     with db.read() as session:
         study = get_study_row(session, study_id)
         spec = spec_of(study)
+        if _note_in_claim(db, study_id, spec):
+            return False  # the bookkeeping runs the algorithm too: one transaction
         counts = counts_of(study)
         if study.state != StudyState.ACTIVE.value or study.search_exhausted:
             return False
@@ -104,10 +124,11 @@ def _only_new_points(db: Database, study_id: int, client_id: str | None) -> bool
 
 
 def _bookkeeping(
-    db: Database, study_id: int, count: int, client_id: str | None
+    db: Database, study_id: int, count: int, client_id: str | None, *, fill: bool = False
 ) -> tuple[list[Trial], int, StudyState]:
     """Hand out what needs no algorithm; return it, how many points the algorithm should
-    add (0 when there is no room) and the study's state."""
+    add (0 when there is no room) and the study's state. With ``fill`` the algorithm adds
+    them here, in the same transaction (:func:`.suggest_fit.fits_in_claim`)."""
     with db.write() as session:
         study = get_study_row(session, study_id, lock=True)
         spec = spec_of(study)
@@ -123,10 +144,15 @@ def _bookkeeping(
         if len(rows) < count:
             more, need = _queued_work(session, study, spec, count - len(rows), client_id, now)
             rows += more
+        fresh = Ask(need, client_id)
+        fill = fill and _note_in_claim(db, study_id, spec)
+        if fill and need and study.state == StudyState.ACTIVE.value:
+            fill_in_transaction(session, study, spec, now, [fresh])
+            need = 0
         refresh_study_state(session, study, spec, now)
         session.flush()
         ms = measurements_of(session, [r.id for r in rows]) if rows else {}
-        trials = [to_trial(r, ms.get(r.id, ())) for r in rows]
+        trials = [*(to_trial(r, ms.get(r.id, ())) for r in rows), *fresh.trials]
         return (
             trials,
             need if study.state == StudyState.ACTIVE.value else 0,

@@ -105,6 +105,14 @@ class Algorithm(ABC):
         """Checks across options and the space (a grid needs a finite space); none by default."""
         del options, space
 
+    @classmethod
+    def reads_history(cls, space: SearchSpace) -> bool:
+        """Whether :meth:`suggest` looks at ``request.completed`` or ``request.in_flight`` on
+        ``space``. When it does not, the service hands it neither and runs it inside the
+        short transaction that writes its trials (it then costs microseconds)."""
+        del space
+        return True
+
     @abstractmethod
     def suggest(self, request: SuggestRequest) -> Suggestion:
         """Propose up to ``request.count`` decisions (fewer only when exhausted)."""

@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..space import SearchSpace
 from .base import Algorithm, Suggestion, SuggestRequest
-from .sampling import DistinctPicker, seed_entropy, state_int
+from .sampling import DistinctPicker, collisions_possible, seed_entropy, state_int
 
 
 class RandomSearch(Algorithm):
     """Uniform random sampling; state ``{"draws": n}`` keeps calls reproducible."""
 
     name = "random"
+
+    @classmethod
+    def reads_history(cls, space: SearchSpace) -> bool:
+        """Only to avoid repeating points, which continuous floats make impossible."""
+        return collisions_possible(space)
 
     def suggest(self, request: SuggestRequest) -> Suggestion:
         draws = state_int(request.state, "draws")

@@ -18,8 +18,9 @@ from pydantic import Field
 from scipy.stats import qmc
 
 from ..options import OptionsModel
+from ..space import SearchSpace
 from .base import Algorithm, Params, Suggestion, SuggestRequest
-from .sampling import DistinctPicker, seed_entropy, state_int
+from .sampling import DistinctPicker, collisions_possible, seed_entropy, state_int
 
 #: The engine's default 30 bits give 2^30 distinct points; later indices are drawn uniformly.
 MAX_SOBOL_INDEX = 2**30
@@ -73,6 +74,11 @@ class SobolSearch(Algorithm):
 
     name = "sobol"
     options_model = SobolOptions
+
+    @classmethod
+    def reads_history(cls, space: SearchSpace) -> bool:
+        """Only to avoid repeating points, which continuous floats make impossible."""
+        return collisions_possible(space)
 
     def suggest(self, request: SuggestRequest) -> Suggestion:
         space = request.space

@@ -74,7 +74,7 @@ def start_suggest(client: TestClient, sid: int, cid: str, out: dict[str, Any]) -
     return thread
 
 
-@pytest.mark.parametrize("algorithm", ["random", "tpe"])
+@pytest.mark.parametrize("algorithm", ["gp", "tpe"])
 def test_complete_measure_and_heartbeat_never_wait_for_a_fit(
     db_url: str, gate: Gate, algorithm: str
 ) -> None:
@@ -150,7 +150,7 @@ def test_a_claim_made_by_another_process_during_the_fit_forces_a_new_fit(
         make_client(db_url, reconcile_interval_seconds=0) as one,
         make_client(db_url, reconcile_interval_seconds=0) as two,
     ):
-        sid = one.post(API, json=small_spec("replicas", algorithm="random")).json()["id"]
+        sid = one.post(API, json=small_spec("replicas", algorithm="tpe")).json()["id"]
         out: dict[str, Any] = {}
         thread = start_suggest(one, sid, "one", out)
         assert gate.started.wait(WAIT)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ...core.decisions import WorkerAction
+from ...core.decisions import Continue, TrialDecision, WorkerAction
 from ...core.errors import Conflict, InvalidSpec
 from ...core.stopping import StoppingContext
 from ...core.study import StudySpec
@@ -200,44 +200,111 @@ def add_measurement(
         or not 0 <= elapsed_seconds < 1e12
     ):
         raise InvalidSpec("must be a finite number of seconds >= 0", field="elapsed_seconds")
+    try:
+        reply = _measure_under_trial_lock(db, study_id, number, step, values, elapsed_seconds)
+    except _NeedsStudyLock:
+        reply = None
+    if reply is not None:
+        return reply
     with _locked_trial(db, study_id, number) as ctx:
-        checked = check_metric_values(values, ctx.spec.metrics, require_all=False)
         row = ctx.trial
-        _require_running(row, "report measurements")
-        exists = ctx.session.get(MeasurementRow, (row.id, step))
-        if exists is None:
-            ctx.session.add(
-                MeasurementRow(
-                    trial_id=row.id,
-                    step=step,
-                    study_id=study_id,
-                    values=checked,
-                    elapsed_seconds=float(elapsed_seconds) if elapsed_seconds is not None else None,
-                    created_at=ctx.now,
-                )
-            )
-            row.lease_expires_at = lease_until(ctx.spec, ctx.now)
-            row.updated_at = ctx.now
+        if _store_measurement(ctx.session, ctx.spec, row, step, values, elapsed_seconds, ctx.now):
             touch(ctx.study, ctx.now)
             mark_touched(ctx.study, row)
             if row.state == TrialState.ACTIVE.value:
                 return _consult_rule(ctx)
-        action = recorded_action(row, step) if exists is not None else None
-        return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state), action)
+            return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))
+        return _repeated(row, step)
+
+
+class _NeedsStudyLock(Exception):
+    """The measurement changes the study (a lease to reap, a decision to apply): redo it
+    with the study row locked."""
+
+
+def _measure_under_trial_lock(
+    db: Database, study_id: int, number: int, step: int, values: Any, elapsed: Any
+) -> MeasureReply | None:
+    """A measurement that leaves the study row alone, under the trial's lock only, so a
+    study's trials report in parallel. Rules that read every trial's measurements (they
+    need each step stamped with the study's version: ``asha``, ``hyperband``, ``bohb``,
+    ``pbt``, ``wilcoxon``) return None; a run-out lease or a decision other than
+    ``continue`` raises :class:`_NeedsStudyLock`, rolling this transaction back."""
+    with db.write() as session:
+        study = get_study_row(session, study_id)
+        spec = spec_of(study)
+        rule = study_rule(spec)
+        if rule.promotes or rule.sees_trials or rule.exploits:
+            return None
+        row = get_trial_row(session, study_id, number, lock=True)
+        now = utcnow()
+        if _lease_expired(row, now):
+            raise _NeedsStudyLock
+        if not _store_measurement(session, spec, row, step, values, elapsed, now):
+            return _repeated(row, step)
+        if row.state == TrialState.ACTIVE.value and rule.decides:
+            decision = _rule_decision(session, study, spec, row)
+            if not isinstance(decision, Continue):
+                raise _NeedsStudyLock
+        return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))
+
+
+def _store_measurement(
+    session: Session,
+    spec: StudySpec,
+    row: TrialRow,
+    step: int,
+    values: Any,
+    elapsed: Any,
+    now: datetime,
+) -> bool:
+    """Add the step's measurement to the running trial and extend its lease; False when
+    the step was reported before (a retried report: nothing changes)."""
+    checked = check_metric_values(values, spec.metrics, require_all=False)
+    _require_running(row, "report measurements")
+    if session.get(MeasurementRow, (row.id, step)) is not None:
+        return False
+    session.add(
+        MeasurementRow(
+            trial_id=row.id,
+            step=step,
+            study_id=row.study_id,
+            values=checked,
+            elapsed_seconds=float(elapsed) if elapsed is not None else None,
+            created_at=now,
+        )
+    )
+    row.lease_expires_at = lease_until(spec, now)
+    row.updated_at = now
+    return True
+
+
+def _repeated(row: TrialRow, step: int) -> MeasureReply:
+    """The reply to a step reported again: the trial's state and the step's recorded action."""
+    return MeasureReply(
+        row.state == TrialState.STOPPING.value, TrialState(row.state), recorded_action(row, step)
+    )
+
+
+def _rule_decision(
+    session: Session, study: StudyRow, spec: StudySpec, row: TrialRow
+) -> TrialDecision:
+    """The early-stopping rule's decision on the trial's newest measurement."""
+    rule = study_rule(spec)
+    metric = rule.watched(spec.objectives)
+    trial = _trial_out(session, row)
+    peers = SqlPeerView(session, study.id, metric, row.id)
+    needs = rule.needs_others(trial, metric)
+    others = tuple(rule_trials(session, study.id, trial.number)) if needs else ()
+    return rule.decide(
+        StoppingContext(trial=trial, metric=metric, peers=peers, others=others, space=spec.space)
+    )
 
 
 def _consult_rule(ctx: _Locked) -> MeasureReply:
-    rule = study_rule(ctx.spec)
-    metric = rule.watched(ctx.spec.objectives)
-    trial = _trial_out(ctx.session, ctx.trial)
-    peers = SqlPeerView(ctx.session, ctx.study.id, metric, ctx.trial.id)
-    needs = rule.needs_others(trial, metric)
-    others = tuple(rule_trials(ctx.session, ctx.study.id, trial.number)) if needs else ()
-    decision = rule.decide(
-        StoppingContext(
-            trial=trial, metric=metric, peers=peers, others=others, space=ctx.spec.space
-        )
-    )
+    if not study_rule(ctx.spec).decides:
+        return MeasureReply(False, TrialState(ctx.trial.state))
+    decision = _rule_decision(ctx.session, ctx.study, ctx.spec, ctx.trial)
     apply_decision(Scope(ctx.session, ctx.study, ctx.spec, ctx.now), decision, ctx.trial)
     action = decision.to_wire() if isinstance(decision, WorkerAction) else None
     return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), action)

@@ -160,6 +160,9 @@ class StoppingRule(ABC):
     #: Whether the rule answers with actions that make a trial train on from another trial's
     #: checkpoint (PBT's exploit): workers then keep a checkpoint at every reported step.
     exploits: ClassVar[bool] = False
+    #: Whether :meth:`decide` can answer anything but ``continue`` (the ``none`` rule
+    #: cannot: the service then skips building its context on every measurement).
+    decides: ClassVar[bool] = True
 
     def __init__(
         self, options: Mapping[str, Any] | None = None, fidelity: Mapping[str, Any] | None = None

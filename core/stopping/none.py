@@ -10,6 +10,7 @@ class NoStopping(StoppingRule):
     """Never stops a trial (``{"rule": "none"}``, the default)."""
 
     name = "none"
+    decides = False
 
     def decide(self, ctx: StoppingContext) -> TrialDecision:
         """Always continue."""

@@ -5,6 +5,7 @@ failed audit write never failing the request."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -150,3 +151,30 @@ def test_a_mutating_request_adds_exactly_one_audit_insert(client: TestClient) ->
         assert not any("audit_log" in s for s in statements)
     finally:
         event.remove(db.engine, "before_cursor_execute", note)
+
+
+def test_concurrent_requests_each_get_their_row_by_group_commit(client: TestClient) -> None:
+    """Requests finishing together share audit transactions; each still has its own row,
+    committed before its request returns."""
+    db: Database = client.app.state.db  # type: ignore[attr-defined]
+    ids: list[int] = []
+    seen_before_return: list[bool] = []
+    lock = threading.Lock()
+
+    def create(k: int) -> None:
+        r = client.post(f"{API}/studies", json=small_spec(f"c{k}"))
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        paths = {row["path"] for row in audit_rows(db)}
+        with lock:
+            ids.append(sid)
+            seen_before_return.append("/api/v1/studies" in paths)
+
+    threads = [threading.Thread(target=create, args=(k,)) for k in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    rows = [r for r in audit_rows(db) if r["route"] == "/api/v1/studies"]
+    assert len(ids) == 12 and all(seen_before_return)
+    assert len(rows) == 12 and all(r["status"] == 201 and r["method"] == "POST" for r in rows)

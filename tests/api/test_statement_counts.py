@@ -211,3 +211,46 @@ def test_asha_steps_and_suggest_read_only_what_changed(db_url: str) -> None:
         assert len(a.statements) == len(b.statements), (call, a.statements, b.statements)
         assert a.rows == b.rows, (call, a.rows, b.rows)
         assert b.rows <= MAX_ROWS + 4, (call, b.rows)
+
+
+def _locks_study(statements: list[str]) -> bool:
+    return any(
+        s.lstrip().upper().startswith("UPDATE STUDIES")
+        or ("FROM studies" in s and "FOR UPDATE" in s.upper())
+        for s in statements
+    )
+
+
+@pytest.mark.parametrize("rule", ["none", "median"])
+def test_a_measurement_that_continues_leaves_the_study_row_alone(db_url: str, rule: str) -> None:
+    """Workers of one study report in parallel: a measurement the rule lets continue
+    locks only its trial, and writes nothing to the study row; ``random`` over continuous
+    floats suggests in one write transaction (the algorithm runs in the claim)."""
+    with make_client(db_url, reconcile_interval_seconds=0) as client:
+        spec = small_spec(f"m-{rule}", algorithm="random")
+        spec["early_stopping"] = {"rule": rule}
+        sid = int(client.post("/api/v1/studies", json=spec).json()["id"])
+        suggest_one(client, sid, "warm")
+        with counting(client) as measure:
+            holder: dict[str, int] = {}
+
+            def suggest() -> Any:
+                r = client.post(f"/api/v1/studies/{sid}/trials/suggest", json={"client_id": "m"})
+                holder["n"] = int(r.json()["trials"][0]["number"])
+                return r
+
+            suggested = measure(suggest)
+            base = f"/api/v1/studies/{sid}/trials/{holder['n']}"
+            step = {"step": 1, "values": {"accuracy": 0.25}}
+            measured = measure(lambda: client.post(f"{base}/measurements", json=step))
+            again = measure(lambda: client.post(f"{base}/measurements", json=step))
+        reads = [s for s in suggested.statements if "FROM studies" in s and "api_keys" not in s]
+        assert len(reads) == 1, suggested.statements  # no snapshot read before the claim
+        if db_url.startswith("postgresql"):
+            assert "FOR UPDATE" in reads[0].upper(), reads
+        assert not _locks_study(measured.statements), measured.statements
+        assert not _locks_study(again.statements), again.statements
+        assert any("INSERT INTO measurements" in s for s in measured.statements)
+        assert not any("INSERT INTO measurements" in s for s in again.statements)
+        trial = client.get(base).json()
+        assert trial["state"] == "active" and [m["step"] for m in trial["measurements"]] == [1]

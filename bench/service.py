@@ -136,8 +136,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def servers(url: str, n: int) -> Iterator[list[str]]:
-    """``n`` ``tuneforge serve`` processes on ``url`` (rate limit off: one trusted loadgen)."""
+def servers(url: str, n: int, workers: int = 1) -> Iterator[list[str]]:
+    """``n`` ``tuneforge serve`` processes on ``url``, each with ``workers`` uvicorn worker
+    processes sharing its port (rate limit off: one trusted loadgen)."""
     env = {**os.environ, "TUNEFORGE_RATE_LIMIT_PER_SECOND": "0"}
     env.setdefault("TUNEFORGE_ARTIFACT_URL", tempfile.mkdtemp(prefix="tf-bench-art-"))
     procs, urls = [], []
@@ -146,6 +147,8 @@ def servers(url: str, n: int) -> Iterator[list[str]]:
             port = _free_port()
             cmd = [sys.executable, "-m", "tuneforge.cli", "serve", "--db", url]
             cmd += ["--port", str(port), "--log-level", "warning"]
+            if workers > 1:
+                cmd += ["--workers", str(workers)]
             procs.append(subprocess.Popen(cmd, env=env))
             urls.append(f"http://127.0.0.1:{port}")
         for u in urls:
@@ -230,7 +233,7 @@ async def _tuneforge_load(
 
 
 def run_tuneforge(cell: Cell, url: str, seconds: float, warmup: float) -> Timings:
-    with servers(url, cell.servers) as urls:
+    with servers(url, cell.servers, cell.workers) as urls:
         n_studies = cell.clients if cell.layout == "many" else 1
         studies = []
         for k in range(n_studies):
@@ -334,12 +337,14 @@ class Cell:
     layout: str
     algorithm: str
     clients: int
+    workers: int = 1
 
 
 def row_of(cell: Cell, t: Timings, seconds: float) -> dict[str, Any]:
     row: dict[str, Any] = {
         "backend": cell.backend,
         "servers": cell.servers if not cell.algorithm.startswith("optuna") else "-",
+        "workers": cell.workers if not cell.algorithm.startswith("optuna") else "-",
         "layout": cell.layout,
         "algorithm": cell.algorithm,
         "clients": cell.clients,
@@ -358,13 +363,14 @@ def run_matrix(args: argparse.Namespace) -> list[dict[str, Any]]:
     for backend in args.backends:
         with database(backend) as url:
             for servers_n in args.servers:
-                for layout in args.layouts:
-                    for algorithm in args.algorithms:
-                        for clients in args.clients:
-                            cell = Cell(backend, servers_n, layout, algorithm, clients)
-                            t = run_tuneforge(cell, url, args.seconds, args.warmup)
-                            rows.append(row_of(cell, t, args.seconds))
-                            print(json.dumps(rows[-1]), flush=True)
+                for workers in args.server_workers:
+                    for layout in args.layouts:
+                        for algorithm in args.algorithms:
+                            for clients in args.clients:
+                                cell = Cell(backend, servers_n, layout, algorithm, clients, workers)
+                                t = run_tuneforge(cell, url, args.seconds, args.warmup)
+                                rows.append(row_of(cell, t, args.seconds))
+                                print(json.dumps(rows[-1]), flush=True)
         if backend == "postgresql" and args.optuna:
             with database(backend, migrate=False) as url:  # same server, its own tables
                 for layout in args.layouts:
@@ -485,7 +491,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 LOAD_COLUMNS = [
-    "backend", "servers", "layout", "algorithm", "clients", "trials_per_s", "errors",
+    "backend", "servers", "workers", "layout", "algorithm", "clients", "trials_per_s", "errors",
     "suggest_p50_ms", "suggest_p99_ms", "measure_p50_ms", "measure_p99_ms",
     "complete_p50_ms", "complete_p99_ms",
 ]  # fmt: skip
@@ -520,6 +526,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--algorithms", nargs="+", default=["random", "tpe", "auto"])
     p.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"])
     p.add_argument("--servers", type=int, nargs="+", default=[1, 2])
+    p.add_argument(
+        "--server-workers",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="uvicorn worker processes per server (tuneforge serve --workers)",
+    )
     p.add_argument("--layouts", nargs="+", default=["one", "many"])
     p.add_argument("--optuna", nargs="*", default=["random", "tpe"], help="samplers; none: skip")
     p.add_argument("--optuna-clients", type=int, nargs="*", default=None)

@@ -19,10 +19,11 @@ import weakref
 from dataclasses import dataclass, field
 
 import anyio.to_thread
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import route_template
 from .db.engine import Database
+from .metrics import StatusNote
 from .services.audit import AuditEntry, record_many
 
 log = logging.getLogger("tuneforge.api.audit")
@@ -45,18 +46,11 @@ class AuditLog:
         ):
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def noting_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        noted = StatusNote(send)
         try:
-            await self.app(scope, receive, noting_send)
+            await self.app(scope, receive, noted)
         finally:
-            entry = entry_of(scope, status)
+            entry = entry_of(scope, noted.status)
             try:
                 await self.writer.write(entry)
             except Exception:

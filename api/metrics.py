@@ -146,6 +146,20 @@ class Metrics:
             self.registry.register(DatabaseCollector(db))
 
 
+class StatusNote:
+    """An ASGI ``send`` that notes the response status as it passes (500 until a
+    response starts: the application raised before answering)."""
+
+    def __init__(self, send: Send) -> None:
+        self.status = 500
+        self._send = send
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+        await self._send(message)
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware: times each request and counts it by route template, method
     and status (500 when the application raised), and makes :data:`current_metrics`
@@ -159,21 +173,14 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def noting_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
+        noted = StatusNote(send)
         token = current_metrics.set(self.metrics)
         start = time.perf_counter()
         try:
-            await self.app(scope, receive, noting_send)
+            await self.app(scope, receive, noted)
         finally:
             current_metrics.reset(token)
             template = route_template(scope)
             method = str(scope["method"])
             self.metrics.latency.labels(template, method).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(template, method, str(status)).inc()
+            self.metrics.requests.labels(template, method, str(noted.status)).inc()

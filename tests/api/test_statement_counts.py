@@ -99,6 +99,19 @@ def suggest_one(client: TestClient, sid: int, client_id: str) -> int:
     return int(r.json()["trials"][0]["number"])
 
 
+def noting_suggest(
+    client: TestClient, sid: int, client_id: str, holder: dict[str, int]
+) -> Callable[[], Any]:
+    """A suggest call for :func:`counting`; it notes the new trial's number in ``holder``."""
+
+    def suggest() -> Any:
+        r = client.post(f"/api/v1/studies/{sid}/trials/suggest", json={"client_id": client_id})
+        holder["n"] = int(r.json()["trials"][0]["number"])
+        return r
+
+    return suggest
+
+
 def _values() -> dict[str, Any]:
     return {"values": {"accuracy": 0.5}}
 
@@ -114,13 +127,7 @@ def per_call(client: TestClient, n: int, algorithm: str) -> dict[str, Tally]:
     out: dict[str, Tally] = {}
     with counting(client) as measure:
         holder: dict[str, int] = {}
-
-        def suggest() -> Any:
-            r = client.post(f"/api/v1/studies/{sid}/trials/suggest", json={"client_id": "x"})
-            holder["n"] = int(r.json()["trials"][0]["number"])
-            return r
-
-        out["suggest"] = measure(suggest)
+        out["suggest"] = measure(noting_suggest(client, sid, "x", holder))
         base = f"/api/v1/studies/{sid}/trials/{holder['n']}"
         step = {"step": 1, "values": {"accuracy": 0.25}}
         out["measurement"] = measure(lambda: client.post(f"{base}/measurements", json=step))
@@ -183,13 +190,7 @@ def asha_calls(client: TestClient, n: int) -> dict[str, Tally]:
     out: dict[str, Tally] = {}
     with counting(client) as measure:
         holder: dict[str, int] = {}
-
-        def suggest() -> Any:
-            r = client.post(f"/api/v1/studies/{sid}/trials/suggest", json={"client_id": "x"})
-            holder["n"] = int(r.json()["trials"][0]["number"])
-            return r
-
-        out["suggest"] = measure(suggest)
+        out["suggest"] = measure(noting_suggest(client, sid, "x", holder))
         base = f"/api/v1/studies/{sid}/trials/{holder['n']}"
         low = {"step": 0, "values": {"accuracy": 0.01}}
         out["step"] = measure(lambda: client.post(f"{base}/measurements", json=low))
@@ -233,13 +234,7 @@ def test_a_measurement_that_continues_leaves_the_study_row_alone(db_url: str, ru
         suggest_one(client, sid, "warm")
         with counting(client) as measure:
             holder: dict[str, int] = {}
-
-            def suggest() -> Any:
-                r = client.post(f"/api/v1/studies/{sid}/trials/suggest", json={"client_id": "m"})
-                holder["n"] = int(r.json()["trials"][0]["number"])
-                return r
-
-            suggested = measure(suggest)
+            suggested = measure(noting_suggest(client, sid, "m", holder))
             base = f"/api/v1/studies/{sid}/trials/{holder['n']}"
             step = {"step": 1, "values": {"accuracy": 0.25}}
             measured = measure(lambda: client.post(f"{base}/measurements", json=step))

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ...core.decisions import Continue, TrialDecision, WorkerAction
 from ...core.errors import Conflict, InvalidSpec
-from ...core.stopping import StoppingContext
+from ...core.stopping import StoppingContext, StoppingRule
 from ...core.study import StudySpec
 from ...core.trials import StudyState, Trial, TrialState, check_metric_values
 from ..db.engine import Database
@@ -200,13 +200,15 @@ def add_measurement(
         or not 0 <= elapsed_seconds < 1e12
     ):
         raise InvalidSpec("must be a finite number of seconds >= 0", field="elapsed_seconds")
-    try:
-        reply = _measure_under_trial_lock(db, study_id, number, step, values, elapsed_seconds)
-    except _NeedsStudyLock:
-        reply = None
-    if reply is not None:
-        return reply
+    if _trial_lock_hint.get((db.url, study_id), True):
+        try:
+            reply = _measure_under_trial_lock(db, study_id, number, step, values, elapsed_seconds)
+        except _NeedsStudyLock:
+            reply = None
+        if reply is not None:
+            return reply
     with _locked_trial(db, study_id, number) as ctx:
+        _note_trial_lock(db, study_id, study_rule(ctx.spec))
         row = ctx.trial
         if _store_measurement(ctx.session, ctx.spec, row, step, values, elapsed_seconds, ctx.now):
             touch(ctx.study, ctx.now)
@@ -215,6 +217,22 @@ def add_measurement(
                 return _consult_rule(ctx)
             return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))
         return _repeated(row, step)
+
+
+#: Per database and study, a hint: False once a measurement found that its rule reads
+#: every trial's steps, so the next ones go straight to the study lock. A wrong hint
+#: (a database recreated under a running server) costs one transaction, never a result.
+_trial_lock_hint: dict[tuple[str, int], bool] = {}
+_HINT_LIMIT = 10_000
+
+
+def _note_trial_lock(db: Database, study_id: int, rule: StoppingRule) -> bool:
+    """Whether the study's measurements may run under the trial lock alone (noted)."""
+    alone = not (rule.promotes or rule.sees_trials or rule.exploits)
+    if len(_trial_lock_hint) >= _HINT_LIMIT:
+        _trial_lock_hint.clear()
+    _trial_lock_hint[(db.url, study_id)] = alone
+    return alone
 
 
 class _NeedsStudyLock(Exception):
@@ -234,7 +252,7 @@ def _measure_under_trial_lock(
         study = get_study_row(session, study_id)
         spec = spec_of(study)
         rule = study_rule(spec)
-        if rule.promotes or rule.sees_trials or rule.exploits:
+        if not _note_trial_lock(db, study_id, rule):
             return None
         row = get_trial_row(session, study_id, number, lock=True)
         now = utcnow()

@@ -231,7 +231,8 @@ def test_a_measurement_that_continues_leaves_the_study_row_alone(db_url: str, ru
         spec = small_spec(f"m-{rule}", algorithm="random")
         spec["early_stopping"] = {"rule": rule}
         sid = int(client.post("/api/v1/studies", json=spec).json()["id"])
-        suggest_one(client, sid, "warm")
+        warm = f"/api/v1/studies/{sid}/trials/{suggest_one(client, sid, 'warm')}/measurements"
+        client.post(warm, json={"step": 0, "values": {"accuracy": 0.1}})  # the server saw it
         with counting(client) as measure:
             holder: dict[str, int] = {}
             suggested = measure(noting_suggest(client, sid, "m", holder))

@@ -22,6 +22,7 @@ from .openapi import install_openapi, operation_id
 from .queue import CeleryQueue
 from .routes import analysis, audit, checkpoints, datasets, keys, nested, ops, studies, trials
 from .scheduler import Reconciler
+from .services import fit_pool
 from .settings import Settings
 from .text_guard import TextGuard
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_format, settings.log_level)
         prepare_database(settings.db_url, migrate=settings.migrate)
+        fit_pool.configure(settings.fit_processes)
         freeze_startup_objects()
         reconciler.start()
         try:

@@ -50,6 +50,10 @@ class Settings(PolicySettings, BaseSettings):
     #: Parallel trials of a managed study that does not set max_active_trials.
     default_parallelism: int = 4
     db_pool_size: int = 10
+    #: Child processes that run the Gaussian-process fits (``auto``, ``gp``, ``ehvi``) so
+    #: they never hold this process's interpreter lock (api/services/fit_pool.py); 0 fits
+    #: in the server's own process (the embedded server of ``tuneforge.local`` does).
+    fit_processes: int = Field(default=1, ge=0, le=64)
     log_level: str = "info"
     #: ``text`` (default) or ``json``: one JSON object per log line, with the request id.
     log_format: Literal["text", "json"] = "text"
@@ -77,7 +81,7 @@ class Settings(PolicySettings, BaseSettings):
         """These settings for a server only its own user reaches (the embedded one of
         ``tuneforge run`` and ``tuneforge.local``): python objectives from any module, the
         working directory as the first data root (before ``TUNEFORGE_DATA_ROOTS``) and no
-        rate limit (its one user's own loop is all it serves)."""
+        rate limit (its one user's own loop is all it serves), and fits in its own process."""
         cwd = os.path.abspath(working_directory or os.getcwd())
         roots = (cwd, *(r for r in self.data_roots if os.path.abspath(r) != cwd))
         return self.model_copy(
@@ -85,6 +89,8 @@ class Settings(PolicySettings, BaseSettings):
                 "python_objective_modules": (ANY_MODULE,),
                 "data_roots": roots,
                 "rate_limit_per_second": 0.0,
+                # a child process would import the user's script again (spawn)
+                "fit_processes": 0,
             }
         )
 

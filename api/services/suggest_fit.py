@@ -60,6 +60,7 @@ from ..db.repository import (
     to_trial,
     utcnow,
 )
+from . import fit_pool
 from .history import HistoryCache
 from .lifecycle import (
     RUNNING_STATES,
@@ -266,7 +267,14 @@ def _request(session: Session, study: StudyRow, spec: StudySpec, count: int) -> 
 
 
 def _fit(snapshot: _Snapshot) -> Suggestion:
+    """The algorithm's suggestion: from the fit process for the GP algorithms
+    (:mod:`.fit_pool`), in this thread otherwise."""
     spec = snapshot.spec
+    far = fit_pool.fit_in_child(
+        spec.algorithm, spec.algorithm_options, spec.space, snapshot.request
+    )
+    if far is not None:
+        return far
     algorithm = create_algorithm(spec.algorithm, spec.algorithm_options, spec.space)
     return algorithm.suggest(snapshot.request)
 

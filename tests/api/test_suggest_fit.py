@@ -2,7 +2,9 @@
 re-fits when another server process claimed points meanwhile (issue 17, deliverable 1).
 
 The study's real algorithm runs in every test; a wrapper only makes the fit wait for
-the test's signal, so the test can act while a fit is in progress.
+the test's signal, so the test can act while a fit is in progress. The fits run in the
+server's process here (``fit_processes=0``), where the wrapper can hold them;
+``tests/api/test_fit_pool.py`` covers the child process.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def start_suggest(client: TestClient, sid: int, cid: str, out: dict[str, Any]) -
 def test_complete_measure_and_heartbeat_never_wait_for_a_fit(
     db_url: str, gate: Gate, algorithm: str
 ) -> None:
-    with make_client(db_url, reconcile_interval_seconds=0) as client:
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
         sid = client.post(API, json=small_spec("held", algorithm=algorithm)).json()["id"]
         gate.release.set()
         first = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "a"}).json()
@@ -104,7 +106,7 @@ def test_complete_measure_and_heartbeat_never_wait_for_a_fit(
 
 def test_concurrent_suggests_of_a_study_share_one_fit(db_url: str, gate: Gate) -> None:
     waiting = 5
-    with make_client(db_url, reconcile_interval_seconds=0) as client:
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
         spec = small_spec("batch", algorithm="tpe", max_trials=40)
         sid = client.post(API, json=spec).json()["id"]
         gate.release.set()
@@ -147,8 +149,8 @@ def test_a_claim_made_by_another_process_during_the_fit_forces_a_new_fit(
     is held, the second claims a point; the first must fit again (its saved state is
     stale) instead of handing out the same draw."""
     with (
-        make_client(db_url, reconcile_interval_seconds=0) as one,
-        make_client(db_url, reconcile_interval_seconds=0) as two,
+        make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as one,
+        make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as two,
     ):
         sid = one.post(API, json=small_spec("replicas", algorithm="tpe")).json()["id"]
         out: dict[str, Any] = {}

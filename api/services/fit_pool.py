@@ -1,0 +1,162 @@
+"""Fits of the Gaussian-process algorithms in a child process.
+
+A GP fit (``auto``, ``gp``, ``ehvi``) runs for a tenth of a second to seconds,
+mostly in Python and small NumPy calls that hold the interpreter lock. In the
+server's own process every other request then waits for that lock between its
+statements: with 8 clients on an ``auto`` study, a ninth client's completes on
+another study took p50 96 ms and p99 1.0 s; with the fits in a child process,
+28 ms and 113 ms (``python -m bench.fit_probe``, docs/performance.md). So these
+fits run in a child process (``TUNEFORGE_FIT_PROCESSES``, default 1 per server
+process; 0 fits in the server's process): the request's thread waits for the
+child's answer without holding the lock, and the operating system shares the
+cores between the child and the server.
+
+:func:`fit_in_child` sends the algorithm's name, options, space and request
+(pickled: about 4 ms for 1,000 trials) and gets the :class:`Suggestion` back; the
+same inputs give the same suggestion as a fit in the server
+(``tests/api/test_fit_pool.py``). A study's first :data:`MIN_HISTORY` suggestions
+(the Sobol' start-up) and the cheap algorithms (random, Sobol', grid, TPE, CMA-ES,
+the evolutionary ones) stay in the server: pickling their history would cost
+about what their fit does. If the child dies, the fit runs in the server and the
+next one starts a new child; a child is never left behind by its server.
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import logging
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from ...core.algorithms import Suggestion, SuggestRequest, create_algorithm
+from ...core.space import SearchSpace
+
+log = logging.getLogger("tuneforge.api.fit_pool")
+
+#: Algorithms whose fits run in the child process.
+POOLED = frozenset({"auto", "gp", "ehvi"})
+#: Finished trials a study needs before its fits go to the child: below that, the GP
+#: algorithms draw their Sobol' start-up (microseconds), not worth a child process.
+MIN_HISTORY = 8
+#: How often a child checks that the server process that started it still runs.
+PARENT_CHECK_SECONDS = 0.5
+
+_lock = threading.Lock()
+_processes = 0
+_pool: ProcessPoolExecutor | None = None
+_exit_hook: list[bool] = []
+_broken = 0
+#: Child processes that may die before fits stay in the server's process for good.
+MAX_BROKEN = 3
+#: Fits answered by a child process since this process started (for tests and metrics).
+child_fits = 0
+
+
+def configure(processes: int) -> None:
+    """Use ``processes`` child processes for GP fits (0: fit in the caller's process). The
+    pool starts on the first fit and is shared by every app of this process."""
+    global _processes
+    with _lock:
+        _processes = max(0, int(processes))
+
+
+def shutdown(wait: bool = False) -> None:
+    """Stop the child processes (a later fit starts them again); run at exit with
+    ``wait`` so the children and their queues are gone before the server is."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+        del pool
+        gc.collect()  # finalizes the pool's queues now: their semaphores are released
+
+
+def fit_in_child(
+    name: str, options: Mapping[str, Any], space: SearchSpace, request: SuggestRequest
+) -> Suggestion | None:
+    """``create_algorithm(name, options, space).suggest(request)`` run by the child
+    process; None when this fit belongs in the caller's process (not a GP algorithm, no
+    child configured, or the child died: the next fit starts a new one)."""
+    if name not in POOLED or len(request.completed) < MIN_HISTORY:
+        return None
+    pool = _child_pool()
+    if pool is None:
+        return None
+    try:
+        suggestion = pool.submit(_fit_here, name, dict(options), space, request).result()
+    except BrokenProcessPool:
+        _discard(pool)
+        return None
+    _count_child_fit()
+    return suggestion
+
+
+def _fit_here(
+    name: str, options: Mapping[str, Any], space: SearchSpace, request: SuggestRequest
+) -> Suggestion:
+    return create_algorithm(name, options, space).suggest(request)
+
+
+def _child_pool() -> ProcessPoolExecutor | None:
+    global _pool
+    with _lock:
+        if _processes == 0:
+            return None
+        if _pool is None:
+            # spawn, not fork: the server has threads (and locks) that a fork would copy
+            context = multiprocessing.get_context("spawn")
+            if not _exit_hook:
+                atexit.register(shutdown, True)
+                _exit_hook.append(True)
+            _pool = ProcessPoolExecutor(
+                max_workers=_processes,
+                mp_context=context,
+                initializer=_watch_parent,
+                initargs=(os.getpid(),),
+            )
+        return _pool
+
+
+def _watch_parent(parent: int) -> None:
+    """In the child: exit as soon as the server process is gone (even SIGKILLed, which
+    leaves it no chance to stop its children), never outliving it."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="tuneforge-fit-parent-watch", daemon=True).start()
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    """Forget a pool whose child died; after :data:`MAX_BROKEN` such deaths (a child that
+    cannot start, e.g. a ``__main__`` script without its ``if __name__ == "__main__"``
+    guard, which spawn imports again), fit in the server's process from then on."""
+    global _pool, _processes, _broken
+    with _lock:
+        if _pool is pool:
+            _pool = None
+        _broken += 1
+        if _broken >= MAX_BROKEN:
+            _processes = 0
+        stop = _processes == 0
+    if stop:
+        log.warning("the fit process failed %d times; fitting in the server process", _broken)
+    else:
+        log.warning("the fit process stopped; fitting in the server process this time")
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _count_child_fit() -> None:
+    global child_fits
+    with _lock:
+        child_fits += 1

@@ -1,0 +1,44 @@
+"""The GP algorithms fit in a child process (api/services/fit_pool.py): through the real
+app on both backends, a study fitted there gets exactly the suggestions the same study
+gets when every fit runs in the server's process, and the fits did run in the child."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_client
+from tests.specs import score, small_spec
+from tuneforge.api.services import fit_pool
+
+API = "/api/v1/studies"
+
+
+def run_study(db_url: str, name: str, processes: int, trials: int) -> list[dict[str, Any]]:
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=processes) as client:
+        spec = small_spec(name, algorithm="gp", seed=7, max_trials=trials)
+        sid = client.post(API, json=spec).json()["id"]
+        out = []
+        for _ in range(trials):
+            r = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "w"})
+            assert r.status_code == 200, r.text
+            trial = r.json()["trials"][0]
+            body = {"values": {"accuracy": score(trial["params"])}}
+            done = client.post(f"{API}/{sid}/trials/{trial['number']}/complete", json=body)
+            assert done.status_code == 200, done.text
+            out.append(trial["params"])
+        return out
+
+
+@pytest.mark.parametrize("trials", [14])
+def test_a_child_fit_gives_the_suggestions_of_a_fit_in_the_server(
+    db_url: str, trials: int
+) -> None:
+    before = fit_pool.child_fits
+    far = run_study(db_url, "child", 1, trials)
+    fitted_far = fit_pool.child_fits - before
+    here = run_study(db_url, "server", 0, trials)
+    assert fit_pool.child_fits - before == fitted_far, "a fit went to the child with 0 processes"
+    assert fitted_far >= trials - 10, fitted_far  # every fit past the Sobol' start-up
+    assert far == here

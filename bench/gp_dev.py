@@ -145,7 +145,8 @@ def log_regret(r: float) -> float:
 
 def compare(jsonl: str, base: str, others: Sequence[str], seeds: Sequence[int]) -> None:
     """Per problem mean log10(regret) of each variant, and its mean difference from ``base``."""
-    rows = [json.loads(line) for line in open(jsonl)]
+    with open(jsonl) as fh:
+        rows = [json.loads(line) for line in fh]
     rows = [r for r in rows if r["seed"] in set(seeds)]
     by: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for r in rows:

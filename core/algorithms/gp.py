@@ -66,12 +66,12 @@ from .acquisition import (
     Constraint,
     Pool,
 )
+from .auto import on_plateau
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .gp_model import GPModel, Posterior, Prior, SpaceEncoder, clip_theta, fit_theta
-from .auto import on_plateau
+from .gp_targets import History, constraint_targets, objective_targets, select_training
 from .gp_trust import trust_box, trust_length
 from .gp_warp import Warp
-from .gp_targets import History, constraint_targets, objective_targets, select_training
 from .sampling import seed_entropy, state_int
 from .sobol import SobolSearch
 

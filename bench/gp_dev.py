@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .problems import Problem
+from .problems import Problem, all_problems
 from .runners import limit_threads
 from .wide import wide_problems
 
@@ -114,7 +114,7 @@ def execute(task: tuple[str, str, str, int, str, tuple[str, ...]]) -> dict[str, 
     warnings.filterwarnings("ignore")
     variant, optimizer, name, seed, options, constants = task
     patch_constants(constants)
-    problem = wide_problems()[name]
+    problem = {**all_problems(), **wide_problems()}[name]
     t0 = time.perf_counter()
     if optimizer.startswith("tf-"):
         out = run_inprocess(problem, optimizer[3:], seed, json.loads(options))

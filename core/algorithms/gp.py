@@ -28,7 +28,8 @@ the points come from scrambled Sobol', exactly as :class:`.SobolSearch`):
    columns and by trying neighbouring values of the discrete ones. In spaces
    of at most ``LOCAL_MAX_DIM`` parameters the polish also starts beside the
    best trials (local precision for ill-conditioned basins), and with the
-   ``trust_region`` option (default) candidates and polish stay inside a
+   ``trust_region`` option (default), and no categorical parameter,
+   candidates and polish stay inside a
    TuRBO-style box around the best trial (:mod:`.gp_trust`) unless the best
    values tie (a plateau). The best
    point not yet used (same parameter set, within ``DUPLICATE_RADIUS`` of a trial or
@@ -168,7 +169,8 @@ class GPOptions(OptionsModel):
     )
     trust_region: bool = Field(
         True,
-        description="In spaces of at most 5 parameters, maximize the acquisition inside a "
+        description="In spaces of at most 5 parameters, none categorical, and off plateaus, "
+        "maximize the acquisition inside a "
         "TuRBO-style box around the best trial (gp_trust; measured in docs/algorithms.md).",
     )
 
@@ -294,8 +296,8 @@ class GPSearch(Algorithm):
     def _trust_box(
         self, history: History, base: GPModel, encoder: SpaceEncoder
     ) -> tuple[np.ndarray, np.ndarray] | None:
-        """The trust region around the best feasible trial (gp_trust), in small spaces."""
-        if encoder.d > acq.LOCAL_MAX_DIM or not history.feasible.any():
+        """The trust region around the best feasible trial (gp_trust), in small numeric spaces."""
+        if encoder.d > acq.LOCAL_MAX_DIM or encoder.cat.any() or not history.feasible.any():
             return None
         values = np.where(history.feasible, history.Y[:, 0], np.inf)
         if on_plateau(values[np.isfinite(values)]):

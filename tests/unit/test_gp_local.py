@@ -173,3 +173,18 @@ def test_no_trust_region_on_a_plateau() -> None:
         history = History.collect(request(space, trials), encoder)
         model = GPModel(history.F, np.r_[np.log([0.5, 0.5]), 0.0, -6.0], encoder.cat)
         assert (gp._trust_box(history, model, encoder) is not None) == expect_box
+
+
+def test_no_trust_region_with_a_categorical_parameter() -> None:
+    space = SearchSpace.from_list(
+        [*SPACE, {"name": "c", "type": "categorical", "values": ["a", "b"]}]
+    )
+    encoder = SpaceEncoder(space)
+    rng = np.random.default_rng(0)
+    trials = [
+        done(i, {"x0": a, "x1": b, "c": "ab"[i % 2]}, 3 * a + b + i % 2)
+        for i, (a, b) in enumerate(rng.random((30, 2)))
+    ]
+    history = History.collect(request(space, trials), encoder)
+    model = GPModel(history.F, np.r_[np.log([0.5, 0.5, 1.0]), 0.0, -6.0], encoder.cat)
+    assert GPSearch({})._trust_box(history, model, encoder) is None

@@ -11,12 +11,12 @@ every call, so it is a pure function of the history: no state, same answer on an
 
 The box is used in spaces of at most ``acquisition.LOCAL_MAX_DIM`` parameters, none of them
 categorical (with categories it kept the continuous parameters next to the best trial's
-values while the right category needed others: mixed-nn and mixed-cat each stuck on one
-of 12 development seeds), and not when
-many of the best values tie (``auto.on_plateau``): on a plateau no trial improves, the box
-shrinks around the first good step found and stays there (quantized-ellipsoid-2 lost the
-exact optimum on 4 of 12 development seeds without this guard). Measured in
-docs/algorithms.md ("Plateaus and low-dimensional precision").
+values while the right category needed others: mixed-nn and mixed-cat each stuck on one of
+12 development seeds), and not when many of the best values tie (``auto.on_plateau``): on a
+plateau no trial improves, the box shrinks around the first good step found and stays there
+(quantized-ellipsoid-2 missed the exact optimum on 7 of 12 development seeds without this
+guard, on 4 with it or without the box). Measured in docs/algorithms.md ("Trust region and
+input warping").
 """
 
 from __future__ import annotations

@@ -27,11 +27,10 @@ the points come from scrambled Sobol', exactly as :class:`.SobolSearch`):
    small finite space), polished by multi-start L-BFGS-B on the numeric
    columns and by trying neighbouring values of the discrete ones. In spaces
    of at most ``LOCAL_MAX_DIM`` parameters the polish also starts beside the
-   best trials (local precision for ill-conditioned basins), and with the
-   ``trust_region`` option (default), and no categorical parameter,
-   candidates and polish stay inside a
-   TuRBO-style box around the best trial (:mod:`.gp_trust`) unless the best
-   values tie (a plateau). The best
+   best trials (local precision for ill-conditioned basins); with the
+   ``trust_region`` option (default) and no categorical parameter, candidates
+   and polish stay inside a TuRBO-style box around the best trial
+   (:mod:`.gp_trust`) unless the best values tie (a plateau). The best
    point not yet used (same parameter set, within ``DUPLICATE_RADIUS`` of a trial or
    ``PENDING_RADIUS`` of an in-flight trial or another point of the batch, in
    the unit cube) wins.
@@ -170,8 +169,8 @@ class GPOptions(OptionsModel):
     trust_region: bool = Field(
         True,
         description="In spaces of at most 5 parameters, none categorical, and off plateaus, "
-        "maximize the acquisition inside a "
-        "TuRBO-style box around the best trial (gp_trust; measured in docs/algorithms.md).",
+        "maximize the acquisition inside a TuRBO-style box around the best trial "
+        "(gp_trust; measured in docs/algorithms.md).",
     )
 
 

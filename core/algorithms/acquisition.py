@@ -145,9 +145,14 @@ class Acquisition:
 
 
 def maximize_local(
-    acquisition: Acquisition, starts: np.ndarray, free: np.ndarray, maxiter: int = 50
+    acquisition: Acquisition,
+    starts: np.ndarray,
+    free: np.ndarray,
+    maxiter: int = 50,
+    box: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Polish ``starts`` (feature rows) over their ``free`` columns within ``[0, 1]``.
+    """Polish ``starts`` (feature rows) over their ``free`` columns within ``[0, 1]`` (or
+    within ``box``, lower and upper corners, when given).
 
     Columns that are not free keep their value (their bounds are pinned). Returns
     the improved rows and their acquisition values; a start that got worse (or
@@ -156,8 +161,11 @@ def maximize_local(
     k, d = starts.shape
     if k == 0 or not free.any():
         return starts, acquisition(starts)
-    lower = np.where(free, 0.0, starts).ravel()
-    upper = np.where(free, 1.0, starts).ravel()
+    lo, hi = box if box is not None else (0.0, 1.0)
+    if box is not None:
+        starts = np.where(free, np.clip(starts, lo, hi), starts)
+    lower = np.where(free, lo, starts).ravel()
+    upper = np.where(free, hi, starts).ravel()
 
     def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
         values, grads = acquisition.value_and_grad(x.reshape(k, d))
@@ -193,6 +201,8 @@ class Pool:
     enumerated: bool
     #: Unit-cube rows of the best trials: extra starting points of the local polish.
     anchors: np.ndarray | None = None
+    #: Lower and upper unit-cube corners of a trust region (gp_trust), or None.
+    box: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def build(
@@ -203,6 +213,7 @@ class Pool:
         rng: np.random.Generator,
         perturbed_share: float = 0.25,
         anchors: np.ndarray | None = None,
+        box: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Pool:
         """Every point of a space of at most ``size`` points, else scrambled Sobol' points plus
         Gaussian perturbations (scale 0.02 or 0.1) of the rows of ``near`` (the best trials).
@@ -210,7 +221,7 @@ class Pool:
         ``anchors`` (unit-cube rows of the best trials, or None) are kept as extra starting
         points of the gradient polish: the precision an ill-conditioned basin needs next
         to the best trials, which the best pool candidates (a Sobol' grid, perturbations at
-        0.02 and 0.1) lack."""
+        0.02 and 0.1) lack. With ``box`` every candidate lies in that box."""
         points = enumerate_points(encoder.space, limit=size)
         if points is not None:
             U = np.array([encoder.from_params(p)[0] for p in points]).reshape(-1, encoder.d)
@@ -227,7 +238,13 @@ class Pool:
             redraw = (rng.random((n_near, d)) < 1.0 / max(d, 2)) & encoder.cat
             moved = np.where(redraw, rng.random((n_near, d)), moved)
             U = np.vstack([U, moved])
-        return cls(U, *encoder.features(U), enumerated=False, anchors=anchors)
+        if box is not None:
+            lo, hi = box
+            n_sobol = len(U) - n_near
+            U[:n_sobol] = lo + U[:n_sobol] * (hi - lo)
+            U = np.clip(U, lo, hi)
+            anchors = None if anchors is None else np.clip(anchors, lo, hi)
+        return cls(U, *encoder.features(U), enumerated=False, anchors=anchors, box=box)
 
 
 class CandidateSearch:
@@ -294,13 +311,14 @@ class CandidateSearch:
         U_top, F_top, A_top = pool.U[top], pool.F[top], pool.A[top]
         if pool.anchors is not None:  # polish from (just beside) the best trials too
             jitter = 1e-3 * rng.standard_normal(pool.anchors.shape)
-            U_a = np.clip(pool.anchors + jitter, 0.0, 1.0)
+            lo, hi = pool.box if pool.box is not None else (0.0, 1.0)
+            U_a = np.clip(pool.anchors + jitter, lo, hi)
             F_a, A_a = self.encoder.features(U_a)
             U_top, F_top = np.vstack([U_top, U_a]), np.vstack([F_top, F_a])
             A_top = np.vstack([A_top, A_a])
         free = A_top & self.encoder.relaxable
         if free.any():
-            F_opt, _ = maximize_local(acq, F_top, free, LOCAL_MAXITER)
+            F_opt, _ = maximize_local(acq, F_top, free, LOCAL_MAXITER, pool.box)
             U_new = np.where(free, F_opt, U_top)
             Us.append(U_new)
             Ss.append(acq(self.encoder.features(U_new)[0]))

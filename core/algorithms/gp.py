@@ -27,7 +27,10 @@ the points come from scrambled Sobol', exactly as :class:`.SobolSearch`):
    small finite space), polished by multi-start L-BFGS-B on the numeric
    columns and by trying neighbouring values of the discrete ones. In spaces
    of at most ``LOCAL_MAX_DIM`` parameters the polish also starts beside the
-   best trials (local precision for ill-conditioned basins). The best
+   best trials (local precision for ill-conditioned basins); with the
+   ``trust_region`` option (default) and no categorical parameter, candidates
+   and polish stay inside a TuRBO-style box around the best trial
+   (:mod:`.gp_trust`) unless the best values tie (a plateau). The best
    point not yet used (same parameter set, within ``DUPLICATE_RADIUS`` of a trial or
    ``PENDING_RADIUS`` of an in-flight trial or another point of the batch, in
    the unit cube) wins.
@@ -63,9 +66,12 @@ from .acquisition import (
     Constraint,
     Pool,
 )
+from .auto import on_plateau
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .gp_model import GPModel, Posterior, Prior, SpaceEncoder, clip_theta, fit_theta
 from .gp_targets import History, constraint_targets, objective_targets, select_training
+from .gp_trust import trust_box, trust_length
+from .gp_warp import Warp
 from .sampling import seed_entropy, state_int
 from .sobol import SobolSearch
 
@@ -155,6 +161,17 @@ class GPOptions(OptionsModel):
         300, ge=10, le=5_000, description="Most finished trials the GP is fitted on."
     )
     xi: float = Field(0.0, ge=0, le=10, description="Exploration margin of expected improvement.")
+    input_warping: bool = Field(
+        False,
+        description="Warp each numeric parameter by a Kumaraswamy CDF fitted with the GP "
+        "(gp_warp; measured in docs/algorithms.md).",
+    )
+    trust_region: bool = Field(
+        True,
+        description="In spaces of at most 5 parameters, none categorical, and off plateaus, "
+        "maximize the acquisition inside a TuRBO-style box around the best trial "
+        "(gp_trust; measured in docs/algorithms.md).",
+    )
 
 
 class GPSearch(Algorithm):
@@ -200,6 +217,7 @@ class GPSearch(Algorithm):
             return self._sobol(request, out_state, "startup")
         rng = np.random.default_rng([seed_entropy(request.seed), len(request.completed), calls])
         try:
+            warp_cols = np.flatnonzero(~encoder.cat) if self.options["input_warping"] else None
             fits = _Fits(
                 encoder.cat,
                 out_state["theta"],
@@ -207,6 +225,7 @@ class GPSearch(Algorithm):
                 rng,
                 restart=calls % RESTART_EVERY == 0,
                 n_seen=history.n_used,
+                warp_cols=warp_cols if warp_cols is not None and len(warp_cols) else None,
             )
             params = self._model_suggest(request, encoder, history, fits, rng)
         except linalg.LinAlgError:  # even the largest jitter failed: keep the study moving
@@ -252,8 +271,9 @@ class GPSearch(Algorithm):
         )
         local = encoder.d <= acq.LOCAL_MAX_DIM and history.n_used >= acq.LOCAL_FROM_TRIALS
         anchors = near[: acq.LOCAL_ANCHORS] if local else None
+        box = self._trust_box(history, base, encoder) if self.options["trust_region"] else None
         pool = Pool.build(
-            encoder, near, int(self.options["n_candidates"]), rng, PERTURBED_SHARE, anchors
+            encoder, near, int(self.options["n_candidates"]), rng, PERTURBED_SHARE, anchors, box
         )
         search = CandidateSearch(encoder, history.taken_F, history.pending_F)
         fantasy_noise = min(base.noise_var, 1e-4 * base.signal)
@@ -271,6 +291,20 @@ class GPSearch(Algorithm):
             out.append(params)
             model = model.extend(f, fantasy_noise)
         return tuple(out)
+
+    def _trust_box(
+        self, history: History, base: GPModel, encoder: SpaceEncoder
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The trust region around the best feasible trial (gp_trust), in small numeric spaces."""
+        if encoder.d > acq.LOCAL_MAX_DIM or encoder.cat.any() or not history.feasible.any():
+            return None
+        values = np.where(history.feasible, history.Y[:, 0], np.inf)
+        if on_plateau(values[np.isfinite(values)]):
+            return None  # no trial improves on a plateau: the box would shrink onto one step
+        n_startup = self.options.get("n_startup") or default_startup(encoder.space)
+        length = trust_length(values, n_startup, encoder.d)
+        centre = history.U[int(np.argmin(values))]
+        return trust_box(centre, length, base.theta[: encoder.d], encoder.relaxable)
 
     def _constraints(self, history: History, chosen: np.ndarray, fits: _Fits) -> list[Constraint]:
         out = []
@@ -324,19 +358,23 @@ class _Fits:
     restart: bool
     #: Usable trials in the history: what "grown" counts (the training set stops at its cap).
     n_seen: int
+    #: Numeric columns the objective's model warps (gp_warp), or None.
+    warp_cols: np.ndarray | None = None
 
     def model(self, key: str, X: np.ndarray, y: np.ndarray) -> GPModel:
-        prior = Prior.default(X.shape[1])
+        d = X.shape[1]
+        warp_cols = self.warp_cols if key == "objective" else None
+        prior = Prior.default(d, Warp.n_params(warp_cols))
         saved = self.thetas.get(key)
         warm = np.array(saved) if saved is not None and len(saved) == len(prior.mean) else None
         n, since = self.n_seen, self.fitted_on.get(key, 0)
         if warm is not None and len(X) >= REUSE_FROM and since <= n < since * (1.0 + REFIT_GROWTH):
-            return GPModel(X, clip_theta(warm), self.cat)
+            return GPModel(X, clip_theta(warm, d), self.cat, warp_cols=warp_cols)
         starts: list[np.ndarray] = []
         if warm is None or self.restart or len(X) <= RESTART_BELOW:
             draws = prior.mean + prior.std * self.rng.standard_normal((2, len(prior.mean)))
             starts = [prior.mean, *draws]
-        theta = fit_theta(X, y, self.cat, starts, warm=warm, prior=prior)
+        theta = fit_theta(X, y, self.cat, starts, warm=warm, prior=prior, warp_cols=warp_cols)
         self.thetas[key] = [float(v) for v in theta]
         self.fitted_on[key] = n
-        return GPModel(X, theta, self.cat)
+        return GPModel(X, theta, self.cat, warp_cols=warp_cols)

@@ -34,6 +34,7 @@ from scipy import linalg, optimize
 from scipy.linalg import lapack
 
 from ..space import ParamType, Scale, SearchSpace
+from .gp_warp import CONCENTRATION_PRIOR, LOG_CONCENTRATION_BOUNDS, Warp
 
 SQRT5 = math.sqrt(5.0)
 #: Box of ``theta`` in log space: lengthscales, signal variance, noise variance.
@@ -75,9 +76,11 @@ class Prior:
     #: Adds ``-noise_rate * noise`` to the log density of the noise variance: a noise above a
     #: few hundredths of the (standardized) signal must be earned by the data.
     noise_rate: float = 0.0
+    #: Input-warping parameters at the end of ``theta`` (see :mod:`.gp_warp`).
+    n_warp: int = 0
 
     @classmethod
-    def default(cls, d: int) -> Prior:
+    def default(cls, d: int, n_warp: int = 0) -> Prior:
         """Lengthscales log-normal around 1 (the whole unit range; 2-sigma 0.05 to 20) times
         ``exp(-0.1 l^2)``, a signal variance near 1 for standardized targets, and a noise
         variance that is free to be tiny (log-normal around e^-8, wide) but pays ``30 * noise``
@@ -109,31 +112,38 @@ class Prior:
             SIGNAL_PRIOR,
             NOISE_PRIOR,
         )
-        mean = np.r_[np.full(d, ls_mean), s_mean, n_mean]
-        std = np.r_[np.full(d, ls_std), s_std, n_std]
-        return cls(mean, std, LENGTHSCALE_BARRIER, NOISE_RATE)
+        w_mean, w_std = CONCENTRATION_PRIOR
+        mean = np.r_[np.full(d, ls_mean), s_mean, n_mean, np.full(n_warp, w_mean)]
+        std = np.r_[np.full(d, ls_std), s_std, n_std, np.full(n_warp, w_std)]
+        return cls(mean, std, LENGTHSCALE_BARRIER, NOISE_RATE, n_warp)
 
     def log_density(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         z = (theta - self.mean) / self.std
         value, grad = -0.5 * z * z, -z / self.std
+        d = len(theta) - 2 - self.n_warp
         if self.barrier > 0:
-            d = len(theta) - 2
             l2 = np.exp(2.0 * theta[:d])
             value[:d] -= self.barrier * l2
             grad[:d] -= 2.0 * self.barrier * l2
         if self.noise_rate > 0:
-            noise = math.exp(theta[-1])
-            value[-1] -= self.noise_rate * noise
-            grad[-1] -= self.noise_rate * noise
+            noise = math.exp(theta[d + 1])
+            value[d + 1] -= self.noise_rate * noise
+            grad[d + 1] -= self.noise_rate * noise
         return float(value.sum()), grad
 
 
-def theta_bounds(d: int) -> list[tuple[float, float]]:
-    return [LOG_LENGTHSCALE_BOUNDS] * d + [LOG_SIGNAL_BOUNDS, LOG_NOISE_BOUNDS]
+def theta_bounds(d: int, n_warp: int = 0) -> list[tuple[float, float]]:
+    return (
+        [LOG_LENGTHSCALE_BOUNDS] * d
+        + [LOG_SIGNAL_BOUNDS, LOG_NOISE_BOUNDS]
+        + [LOG_CONCENTRATION_BOUNDS] * n_warp
+    )
 
 
-def clip_theta(theta: np.ndarray) -> np.ndarray:
-    lo, hi = np.array(theta_bounds(len(theta) - 2)).T
+def clip_theta(theta: np.ndarray, d: int | None = None) -> np.ndarray:
+    """``theta`` within its box; ``d`` lengthscales (default: all but signal and noise)."""
+    d = len(theta) - 2 if d is None else d
+    lo, hi = np.array(theta_bounds(d, len(theta) - d - 2)).T
     return np.clip(theta, lo, hi)
 
 
@@ -207,7 +217,11 @@ def scaled_sq_dist(
 
 
 class GPModel:
-    """A GP prior conditioned on inputs ``X`` with per-point noise (targets come separately)."""
+    """A GP prior conditioned on inputs ``X`` with per-point noise (targets come separately).
+
+    With ``warp_cols`` (numeric columns), ``theta`` ends with their warping parameters
+    (:class:`.gp_warp.Warp`) and the kernel compares warped inputs ``Xw``.
+    """
 
     def __init__(
         self,
@@ -216,20 +230,33 @@ class GPModel:
         cat: np.ndarray,
         noise: np.ndarray | None = None,
         L: np.ndarray | None = None,
+        warp_cols: np.ndarray | None = None,
+        Xw: np.ndarray | None = None,
     ) -> None:
         d = X.shape[1]
         self.X, self.theta, self.cat = X, theta, cat
+        self.warp_cols = warp_cols
+        self.warp = Warp(warp_cols, theta[d + 2 :]) if warp_cols is not None else None
+        self.Xw = self.inputs(X) if Xw is None else Xw
         self.inv_ls2 = np.exp(-2.0 * theta[:d])
         self.signal = float(np.exp(theta[d]))
         self.noise_var = float(np.exp(theta[d + 1]))
         self.noise = np.full(len(X), self.noise_var) if noise is None else noise
         if L is None:
-            K = self.kernel(X, X)
+            K = self.kernel_w(self.Xw, self.Xw)
             K[np.diag_indices_from(K)] += self.noise
             L = cholesky(K)
         self.L = L
 
+    def inputs(self, F: np.ndarray) -> np.ndarray:
+        """Feature rows as the kernel sees them (warped, if the model warps)."""
+        return F if self.warp is None else self.warp(F)
+
     def kernel(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        return self.kernel_w(self.inputs(A), self.inputs(B))
+
+    def kernel_w(self, A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        """The kernel between rows that are already :meth:`inputs`."""
         return matern52_value(scaled_sq_dist(A, B, self.inv_ls2, self.cat), self.signal)
 
     def solve(self, Kc: np.ndarray) -> np.ndarray:
@@ -238,7 +265,8 @@ class GPModel:
 
     def extend(self, x: np.ndarray, noise: float) -> GPModel:
         """The model with one more input ``x`` (noise variance ``noise``), in ``O(n^2)``."""
-        k = self.kernel(x[None, :], self.X)[0]
+        xw = self.inputs(x[None, :])
+        k = self.kernel_w(xw, self.Xw)[0]
         v = self.solve(k[None, :])[:, 0]
         diag = max(self.signal + noise - float(v @ v), noise, JITTER * self.signal)
         n = len(self.X)
@@ -246,8 +274,9 @@ class GPModel:
         L[:n, :n] = self.L
         L[n, :n] = v
         L[n, n] = math.sqrt(diag)
-        X = np.vstack([self.X, x[None, :]])
-        return GPModel(X, self.theta, self.cat, np.r_[self.noise, noise], L)
+        X, Xw = np.vstack([self.X, x[None, :]]), np.vstack([self.Xw, xw])
+        noises = np.r_[self.noise, noise]
+        return GPModel(X, self.theta, self.cat, noises, L, self.warp_cols, Xw)
 
 
 class Posterior:
@@ -268,12 +297,12 @@ class Posterior:
         """Posterior mean of the latent function at the observed inputs."""
         m = self.model
         n = len(self.alpha)
-        return m.kernel(m.X[:n], m.X[:n]) @ self.alpha
+        return m.kernel_w(m.Xw[:n], m.Xw[:n]) @ self.alpha
 
     def predict(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latent mean and variance at feature rows ``F``."""
         m = self.model
-        Kc = m.kernel(F, m.X)
+        Kc = m.kernel_w(m.inputs(F), m.Xw)
         mean = Kc[:, : len(self.alpha)] @ self.alpha
         V = m.solve(Kc)
         var = np.maximum(m.signal - np.einsum("ij,ij->j", V, V), VAR_FLOOR * m.signal)
@@ -283,7 +312,8 @@ class Posterior:
         """Mean, variance and their gradients ``(m, d)`` (zero in categorical columns)."""
         m = self.model
         n = len(self.alpha)
-        r2 = scaled_sq_dist(F, m.X, m.inv_ls2, m.cat)
+        Fw = m.inputs(F)
+        r2 = scaled_sq_dist(Fw, m.Xw, m.inv_ls2, m.cat)
         Kc, slope = matern52(r2, m.signal)
         mean = Kc[:, :n] @ self.alpha
         V = m.solve(Kc)
@@ -293,25 +323,43 @@ class Posterior:
         dmean = np.zeros_like(F)
         dvar = np.zeros_like(F)
         for j in np.flatnonzero(~m.cat):
-            dK = -slope * (F[:, j, None] - m.X[None, :, j]) * m.inv_ls2[j]
+            dK = -slope * (Fw[:, j, None] - m.Xw[None, :, j]) * m.inv_ls2[j]
             dmean[:, j] = dK[:, :n] @ self.alpha
             dvar[:, j] = -2.0 * np.einsum("ij,ij->i", dK, B)
         dvar[raw_var < VAR_FLOOR * m.signal] = 0.0
+        if m.warp is not None:  # chain rule through the warp
+            slope_w = m.warp.slope(F)
+            dmean *= slope_w
+            dvar *= slope_w
         return mean, var, dmean, dvar
 
 
 class _Objective:
     """Negative log posterior of ``theta`` and its gradient for fixed data."""
 
-    def __init__(self, X: np.ndarray, y: np.ndarray, cat: np.ndarray, prior: Prior) -> None:
+    def __init__(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        cat: np.ndarray,
+        prior: Prior,
+        warp_cols: np.ndarray | None = None,
+    ) -> None:
         self.n, self.d = X.shape
-        self.D_flat = distance_terms(X, X, cat).reshape(self.d, -1)
+        self.X, self.cat, self.warp_cols = X, cat, warp_cols
+        if warp_cols is None:
+            self.D_flat = distance_terms(X, X, cat).reshape(self.d, -1)
         self.y, self.prior = y, prior
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         d, n = self.d, self.n
         inv_ls2 = np.exp(-2.0 * theta[:d])
         signal, noise = math.exp(theta[d]), math.exp(theta[d + 1])
+        warp = None
+        if self.warp_cols is not None:
+            warp = Warp(self.warp_cols, theta[d + 2 :])
+            Xw = warp(self.X)
+            self.D_flat = distance_terms(Xw, Xw, self.cat).reshape(d, -1)
         r2 = (inv_ls2 @ self.D_flat).reshape(n, n)
         sr = np.sqrt(r2)
         sr *= SQRT5
@@ -332,13 +380,33 @@ class _Objective:
         W = np.outer(alpha, alpha)
         W -= Kinv
         W_tri = np.tril(W, -1)  # d nll / d theta = -0.5 tr(W dK/dtheta), W symmetric
-        grad = np.empty(d + 2)
-        grad[:d] = -inv_ls2 * (self.D_flat @ (W_tri * slope).ravel())
+        grad = np.empty(len(theta))
+        G_tri = W_tri * slope
+        grad[:d] = -inv_ls2 * (self.D_flat @ G_tri.ravel())
         w_diag = alpha * alpha - np.diag(Kinv)
         grad[d] = -float(np.sum(W_tri * Kf)) - 0.5 * signal * float(w_diag.sum())
         grad[d + 1] = -0.5 * noise * float(w_diag.sum())
+        if warp is not None:
+            grad[d + 2 :] = self._warp_grad(warp, Xw, G_tri, inv_ls2)
         lp, dlp = self.prior.log_density(theta)
         return nll - lp, grad - dlp
+
+    def _warp_grad(
+        self, warp: Warp, Xw: np.ndarray, G_tri: np.ndarray, inv_ls2: np.ndarray
+    ) -> np.ndarray:
+        """``d nll / d (log a, log b)``: with ``G = W * slope`` (symmetric), a warped column's
+        values ``w`` and their derivative ``g`` by a shape parameter,
+        ``d nll / d p = inv_ls2 * g . (w * G 1 - G w)``."""
+        G = G_tri + G_tri.T
+        row = G.sum(axis=1)
+        by_a, by_b = warp.param_slopes(self.X)
+        k = len(warp.cols)
+        out = np.empty(2 * k)
+        for i, j in enumerate(warp.cols):
+            w = Xw[:, j]
+            h = inv_ls2[j] * (w * row - G @ w)
+            out[i], out[k + i] = by_a[:, i] @ h, by_b[:, i] @ h
+        return out
 
 
 def fit_theta(
@@ -350,19 +418,22 @@ def fit_theta(
     warm: np.ndarray | None = None,
     prior: Prior | None = None,
     maxiter: int = 50,
+    warp_cols: np.ndarray | None = None,
 ) -> np.ndarray:
     """MAP hyperparameters by L-BFGS-B from ``warm`` (the previous fit, if any) and from
-    the best of ``starts`` by initial value; the better end point wins."""
+    the best of ``starts`` by initial value; the better end point wins. With ``warp_cols``
+    the warping parameters of those columns are fitted too (end of ``theta``)."""
     d = X.shape[1]
-    objective = _Objective(X, y, cat, prior or Prior.default(d))
+    n_warp = Warp.n_params(warp_cols)
+    objective = _Objective(X, y, cat, prior or Prior.default(d, n_warp), warp_cols)
     scored = []
     for start in starts:
-        theta = clip_theta(np.asarray(start, dtype=float))
+        theta = clip_theta(np.asarray(start, dtype=float), d)
         try:
             scored.append((objective(theta)[0], theta))
         except linalg.LinAlgError:
             continue
-    runs = [clip_theta(warm)] if warm is not None else []
+    runs = [clip_theta(warm, d)] if warm is not None else []
     runs += [theta for _, theta in sorted(scored, key=lambda item: item[0])[:1]]
     best_value, best = scored[0] if scored else (math.inf, None)
     for theta in runs:
@@ -372,13 +443,13 @@ def fit_theta(
                 theta,
                 jac=True,
                 method="L-BFGS-B",
-                bounds=theta_bounds(d),
+                bounds=theta_bounds(d, n_warp),
                 options={"maxiter": maxiter},
             )
         except linalg.LinAlgError:
             continue
         if np.all(np.isfinite(res.x)) and math.isfinite(res.fun) and res.fun < best_value:
-            best_value, best = float(res.fun), clip_theta(res.x)
+            best_value, best = float(res.fun), clip_theta(res.x, d)
     if best is None:
         raise linalg.LinAlgError("no start of the hyperparameter fit is numerically usable")
     return best

@@ -116,6 +116,8 @@ def test_defaults_and_valid_options() -> None:
         "n_candidates": 1024,
         "max_training_points": 300,
         "xi": 0.0,
+        "input_warping": False,
+        "trust_region": True,
     }
     opts = validate_algorithm("gp", {"n_startup": 3, "xi": 1, "n_candidates": 64}, space)
     assert opts["n_startup"] == 3 and opts["xi"] == 1.0 and opts["n_candidates"] == 64
@@ -137,6 +139,8 @@ def test_defaults_and_valid_options() -> None:
         ({"xi": -0.1}, "algorithm_options.xi"),
         ({"xi": float("nan")}, "algorithm_options.xi"),
         ({"xi": False}, "algorithm_options.xi"),
+        ({"input_warping": 1}, "algorithm_options.input_warping"),
+        ({"trust_region": "yes"}, "algorithm_options.trust_region"),
     ],
 )
 def test_bad_options_are_rejected_naming_the_field(options: dict[str, Any], field: str) -> None:

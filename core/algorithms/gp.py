@@ -28,7 +28,7 @@ the points come from scrambled Sobol', exactly as :class:`.SobolSearch`):
    columns and by trying neighbouring values of the discrete ones. In spaces
    of at most ``LOCAL_MAX_DIM`` parameters the polish also starts beside the
    best trials (local precision for ill-conditioned basins); with the
-   ``trust_region`` option (default) and no categorical parameter, candidates
+   ``trust_region`` option (off by default) and no categorical parameter, candidates
    and polish stay inside a TuRBO-style box around the best trial
    (:mod:`.gp_trust`) unless the best values tie (a plateau). The best
    point not yet used (same parameter set, within ``DUPLICATE_RADIUS`` of a trial or
@@ -167,7 +167,7 @@ class GPOptions(OptionsModel):
         "(gp_warp; measured in docs/algorithms.md).",
     )
     trust_region: bool = Field(
-        True,
+        False,
         description="In spaces of at most 5 parameters, none categorical, and off plateaus, "
         "maximize the acquisition inside a TuRBO-style box around the best trial "
         "(gp_trust; measured in docs/algorithms.md).",

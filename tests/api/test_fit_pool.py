@@ -32,9 +32,7 @@ def run_study(db_url: str, name: str, processes: int, trials: int) -> list[dict[
 
 
 @pytest.mark.parametrize("trials", [14])
-def test_a_child_fit_gives_the_suggestions_of_a_fit_in_the_server(
-    db_url: str, trials: int
-) -> None:
+def test_a_child_fit_gives_the_suggestions_of_a_fit_in_the_server(db_url: str, trials: int) -> None:
     before = fit_pool.child_fits
     far = run_study(db_url, "child", 1, trials)
     fitted_far = fit_pool.child_fits - before

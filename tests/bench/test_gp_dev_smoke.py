@@ -14,13 +14,13 @@ def test_overrides_reach_autos_gp_and_runs_repeat(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     jsonl = tmp_path / "dev.jsonl"
-    for variant, options in (("off", '{"trust_region": false}'), ("on", "{}")):
+    for variant, options in (("off", "{}"), ("on", '{"trust_region": true}')):
         row = gp_dev.execute((variant, "tf-auto", "sharp-ridge-2", 100, options, ()))
         with jsonl.open("a") as fh:
             fh.write(json.dumps(row) + "\n")
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert rows[0]["regret"] != rows[1]["regret"]  # the override changed auto's delegate
-    again = gp_dev.execute(("on", "tf-auto", "sharp-ridge-2", 100, "{}", ()))
+    again = gp_dev.execute(("on", "tf-auto", "sharp-ridge-2", 100, '{"trust_region": true}', ()))
     assert again["regret"] == rows[1]["regret"]
     from tuneforge.core.algorithms import get_algorithm
 

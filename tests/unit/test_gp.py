@@ -117,7 +117,7 @@ def test_defaults_and_valid_options() -> None:
         "max_training_points": 300,
         "xi": 0.0,
         "input_warping": False,
-        "trust_region": True,
+        "trust_region": False,
     }
     opts = validate_algorithm("gp", {"n_startup": 3, "xi": 1, "n_candidates": 64}, space)
     assert opts["n_startup"] == 3 and opts["xi"] == 1.0 and opts["n_candidates"] == 64

@@ -144,7 +144,8 @@ def stalled_history(space: SearchSpace) -> list[Trial]:
 def test_the_suggestion_lies_in_the_trust_region() -> None:
     space = SearchSpace.from_list(SPACE)
     trials = stalled_history(space)
-    algo = create_algorithm("gp", validate_algorithm("gp", {}, space), space)
+    boxed = validate_algorithm("gp", {"trust_region": True}, space)
+    algo = create_algorithm("gp", boxed, space)
     got = algo.suggest(request(space, trials))
     theta = np.array(got.state["theta"]["objective"])  # type: ignore[index]
     values = np.array([t.values["loss"] for t in trials if t.values is not None])
@@ -168,7 +169,7 @@ def test_no_trust_region_on_a_plateau() -> None:
     smooth = [
         done(i, {"x0": a, "x1": b}, 3 * a + b) for i, (a, b) in enumerate(rng.random((30, 2)))
     ]
-    gp = GPSearch({})
+    gp = GPSearch({"trust_region": True})
     for trials, expect_box in ((steps, False), (smooth, True)):
         history = History.collect(request(space, trials), encoder)
         model = GPModel(history.F, np.r_[np.log([0.5, 0.5]), 0.0, -6.0], encoder.cat)
@@ -187,4 +188,4 @@ def test_no_trust_region_with_a_categorical_parameter() -> None:
     ]
     history = History.collect(request(space, trials), encoder)
     model = GPModel(history.F, np.r_[np.log([0.5, 0.5, 1.0]), 0.0, -6.0], encoder.cat)
-    assert GPSearch({})._trust_box(history, model, encoder) is None
+    assert GPSearch({"trust_region": True})._trust_box(history, model, encoder) is None

@@ -12,6 +12,7 @@ package-scoped fixtures (a live server, a seeded study) are set up once. Two cha
 from __future__ import annotations
 
 import pytest
+from xdist.remote import Producer
 from xdist.scheduler import LoadScopeScheduling
 
 #: Paths (a folder ending in ``/`` or a module) whose tests are scheduled one by one.
@@ -39,8 +40,8 @@ class SuiteScheduling(LoadScopeScheduling):
         return super()._split_scope(nodeid)
 
 
-def make_scheduler(config: pytest.Config, log: object) -> LoadScopeScheduling | None:
+def make_scheduler(config: pytest.Config, log: Producer) -> LoadScopeScheduling | None:
     """``pytest_xdist_make_scheduler``: ours for ``--dist loadscope``, xdist's otherwise."""
     if config.getvalue("dist") != "loadscope":
         return None
-    return SuiteScheduling(config, log)  # type: ignore[arg-type]
+    return SuiteScheduling(config, log)

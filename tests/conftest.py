@@ -8,6 +8,7 @@ database and drops it at the end. When the server is down the tests fail in CI
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -28,6 +29,11 @@ from tuneforge.api.app import create_app
 from tuneforge.api.db.engine import normalize_url
 from tuneforge.api.db.migrate import upgrade
 from tuneforge.api.settings import Settings
+
+# pytest-xdist (the dev extra): how the suite is split over its workers; without xdist
+# pytest must not see the hook (it would be an unknown one)
+with contextlib.suppress(ImportError):
+    from tests.scheduling import make_scheduler as pytest_xdist_make_scheduler  # noqa: F401
 
 PG_ADMIN_URL = os.environ.get("TUNEFORGE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -111,7 +117,13 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
+#: How many times this session emptied its PostgreSQL database: an app kept across tests
+#: (tests/sdk's in-process apps) is built again after one, not left with stale caches.
+TRUNCATIONS = [0]
+
+
 def _truncate(url: str) -> None:
+    TRUNCATIONS[0] += 1
     engine = create_engine(normalize_url(url))
     with engine.begin() as conn:
         conn.execute(

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,20 +27,47 @@ def redis_ping(url: str) -> None:
     redis.Redis.from_url(url, socket_connect_timeout=2).ping()
 
 
+#: Redis database numbers the test sessions may use (0 is left to whoever else uses the server).
+BROKER_DBS = range(1, 16)
+#: How long a claim on one of them lives when its session dies without releasing it.
+CLAIM_SECONDS = 3 * 3600
+
+
 @pytest.fixture(scope="session")
 def broker_url() -> Iterator[str]:
-    """A Redis database number of the shared server for this session, flushed before and after."""
-    db = 1 + os.getpid() % 15
-    url = f"{SHARED_REDIS}/{db}"
-    try:
-        redis_ping(url)
-    except Exception as exc:
-        service_missing("Redis", exc)
+    """A Redis database number of the shared server for this session, flushed before and after.
+
+    Sessions running at once (pytest-xdist's workers, other checkouts on the same server)
+    each claim a number of their own: ``SET NX`` of a claim key in database 0, which no
+    test flushes; the claim is released at the end and expires if the session dies."""
     import redis
 
+    try:
+        redis_ping(f"{SHARED_REDIS}/0")
+    except Exception as exc:
+        service_missing("Redis", exc)
+    registry = redis.Redis.from_url(f"{SHARED_REDIS}/0")
+    token = f"{os.getpid()}-{uuid.uuid4().hex}"
+    db = next(
+        (
+            n
+            for n in BROKER_DBS
+            if registry.set(f"tuneforge-test:broker-db:{n}", token, nx=True, ex=CLAIM_SECONDS)
+        ),
+        None,
+    )
+    if db is None:
+        raise RuntimeError(f"every Redis database {BROKER_DBS} is claimed by another test session")
+    url = f"{SHARED_REDIS}/{db}"
     redis.Redis.from_url(url).flushdb()
-    yield url
-    redis.Redis.from_url(url).flushdb()
+    try:
+        yield url
+    finally:
+        redis.Redis.from_url(url).flushdb()
+        key = f"tuneforge-test:broker-db:{db}"
+        if registry.get(key) == token.encode():
+            registry.delete(key)
+        registry.close()
 
 
 class PrivateRedis:

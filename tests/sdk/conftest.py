@@ -21,7 +21,7 @@ import pytest
 from anyio.from_thread import BlockingPortal
 
 import tuneforge
-from tests.conftest import LiveServer, _truncate
+from tests.conftest import TRUNCATIONS, LiveServer, _truncate
 from tuneforge.api.app import create_app
 from tuneforge.api.db.migrate import upgrade
 from tuneforge.api.settings import Settings
@@ -124,10 +124,16 @@ def asgi_apps() -> dict[str, Any]:
 
 
 def _app(request: pytest.FixtureRequest, backend: str, cache: dict[str, Any]) -> Any:
+    """The in-process app on ``backend``, built when first needed. On PostgreSQL it is built
+    again, on an emptied database, whenever another test emptied the session's database
+    since (ids restart then, and with pytest-xdist any module may run in between)."""
+    if backend == "postgresql" and cache.get("postgresql-truncations") != TRUNCATIONS[0]:
+        cache.pop(backend, None)
     if backend not in cache:
         url = request.getfixturevalue("sdk_sqlite" if backend == "sqlite" else "pg_url")
         if backend == "postgresql":
             _truncate(url)  # open mode: no keys left by earlier tests on the session database
+            cache["postgresql-truncations"] = TRUNCATIONS[0]
         cache[backend] = create_app(Settings(db_url=url))
     return cache[backend]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from ...core.analysis import ImportanceResult
 from ...core.analysis.hypervolume import INFERRED_RULE, HypervolumeResult
+from ...core.analysis.importance import ImportanceResult
 from ..services.warm_start import SourceCount
 
 

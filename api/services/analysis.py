@@ -14,8 +14,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from ...core.analysis import ImportanceResult, pick_metric, study_importance
 from ...core.analysis.hypervolume import HypervolumeResult, study_hypervolume
+from ...core.analysis.importance import ImportanceResult, pick_metric, study_importance
 from ...core.errors import InvalidSpec
 from ...core.trials import Trial, TrialState
 from ..db.engine import Database

@@ -478,12 +478,19 @@ def test_log_h_matches_the_direct_formula_and_stays_finite() -> None:
     assert np.all(np.diff(far[0]) < 0)
 
 
-def test_gradients_of_the_marginal_likelihood_and_the_acquisition() -> None:
+def mixed_design() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """25 seeded points of three numeric columns and a three-level categorical one (the
+    third), their targets and the categorical mask: the gradient checks' data."""
     rng = np.random.default_rng(0)
     cat = np.array([False, False, True, False])
     X = rng.random((25, 4))
     X[:, 2] = (rng.integers(0, 3, 25) + 0.5) / 3
-    y = rng.standard_normal(25)
+    return X, rng.standard_normal(25), cat
+
+
+def test_gradients_of_the_marginal_likelihood_and_the_acquisition() -> None:
+    X, y, cat = mixed_design()
+    rng = np.random.default_rng(1)
     objective = _Objective(X, y, cat, Prior.default(4))
     theta = np.r_[np.log([0.3, 0.5, 1.0, 2.0]), 0.1, math.log(0.01)]
     numeric = optimize.approx_fprime(theta, lambda t: objective(t)[0], 1e-6)

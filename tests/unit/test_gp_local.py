@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from tests.unit.test_gp import mixed_design
 from tuneforge.core.algorithms import create_algorithm, validate_algorithm
 from tuneforge.core.algorithms.acquisition import Acquisition
 from tuneforge.core.algorithms.base import SuggestRequest
@@ -54,11 +55,8 @@ def test_the_warp_is_a_monotone_map_of_the_unit_interval_and_the_identity_at_one
 
 
 def test_gradients_with_input_warping() -> None:
-    rng = np.random.default_rng(0)
-    cat = np.array([False, False, True, False])
-    X = rng.random((25, 4))
-    X[:, 2] = (rng.integers(0, 3, 25) + 0.5) / 3
-    y = rng.standard_normal(25)
+    X, y, cat = mixed_design()
+    rng = np.random.default_rng(1)
     cols = np.flatnonzero(~cat)
     objective = _Objective(X, y, cat, Prior.default(4, 6), cols)
     theta = np.r_[np.log([0.4, 0.7, 1.0, 0.5]), 0.1, -3.0, 0.3, -0.2, 0.1, 0.4, -0.5, 0.2]

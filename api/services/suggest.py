@@ -23,6 +23,7 @@ from ..db.repository import (
     to_trial,
     utcnow,
 )
+from .hints import StudyHints
 from .lifecycle import (
     RUNNING_STATES,
     Scope,
@@ -60,7 +61,7 @@ def suggest(
     """
     check_count(count)
     handed: list[Trial] = []
-    if not _in_claim.get((db.url, study_id)) and _only_new_points(db, study_id, client_id):
+    if not _in_claim.get(db, study_id) and _only_new_points(db, study_id, client_id):
         need = count
     else:
         handed, need, state = _bookkeeping(db, study_id, count, client_id, fill=True)
@@ -70,20 +71,14 @@ def suggest(
     return [*handed, *ask.trials], ask.study_state
 
 
-#: Per database and study, a hint: whether its algorithm ran inside the bookkeeping
-#: transaction last time (:func:`.suggest_fit.fits_in_claim`). The transaction checks
-#: it again on the locked row, so a wrong hint (a database recreated under a running
-#: server) only costs the other path's extra read.
-_in_claim: dict[tuple[str, int], bool] = {}
-_IN_CLAIM_LIMIT = 10_000
+#: Per study, a hint: whether its algorithm ran inside the bookkeeping transaction
+#: last time (:func:`.suggest_fit.fits_in_claim`). The transaction checks it again on
+#: the locked row, so a wrong hint only costs the other path's extra read.
+_in_claim = StudyHints()
 
 
 def _note_in_claim(db: Database, study_id: int, spec: StudySpec) -> bool:
-    fits = fits_in_claim(spec)
-    if len(_in_claim) >= _IN_CLAIM_LIMIT:
-        _in_claim.clear()
-    _in_claim[(db.url, study_id)] = fits
-    return fits
+    return _in_claim.note(db, study_id, fits_in_claim(spec))
 
 
 def _only_new_points(db: Database, study_id: int, client_id: str | None) -> bool:

@@ -33,6 +33,7 @@ from ..db.repository import (
     to_trial,
     utcnow,
 )
+from .hints import StudyHints
 from .lifecycle import (
     Scope,
     apply_decision,
@@ -200,7 +201,7 @@ def add_measurement(
         or not 0 <= elapsed_seconds < 1e12
     ):
         raise InvalidSpec("must be a finite number of seconds >= 0", field="elapsed_seconds")
-    if _trial_lock_hint.get((db.url, study_id), True):
+    if _trial_lock_hint.get(db, study_id) is not False:
         try:
             reply = _measure_under_trial_lock(db, study_id, number, step, values, elapsed_seconds)
         except _NeedsStudyLock:
@@ -219,20 +220,16 @@ def add_measurement(
         return _repeated(row, step)
 
 
-#: Per database and study, a hint: False once a measurement found that its rule reads
-#: every trial's steps, so the next ones go straight to the study lock. A wrong hint
-#: (a database recreated under a running server) costs one transaction, never a result.
-_trial_lock_hint: dict[tuple[str, int], bool] = {}
-_HINT_LIMIT = 10_000
+#: Per study, a hint: False once a measurement found that its rule reads every
+#: trial's steps, so the next ones go straight to the study lock. A wrong hint costs
+#: one transaction, never a result.
+_trial_lock_hint = StudyHints()
 
 
 def _note_trial_lock(db: Database, study_id: int, rule: StoppingRule) -> bool:
     """Whether the study's measurements may run under the trial lock alone (noted)."""
     alone = not (rule.promotes or rule.sees_trials or rule.exploits)
-    if len(_trial_lock_hint) >= _HINT_LIMIT:
-        _trial_lock_hint.clear()
-    _trial_lock_hint[(db.url, study_id)] = alone
-    return alone
+    return _trial_lock_hint.note(db, study_id, alone)
 
 
 class _NeedsStudyLock(Exception):

@@ -110,3 +110,30 @@ def test_ctrl_c_prints_the_command_that_resumes(tmp_path: Path) -> None:
     err = ok(rerun)
     assert f"resuming study 'resume': {done} of {done + 1} trials done" in err
     assert re.search(rf"\b{done + 1}/{done + 1}\b", err)
+
+
+def test_a_rerun_fails_a_trial_an_interrupted_run_left_running(tmp_path: Path) -> None:
+    """A suggest that Ctrl-C cut off can be answered after the workers released their
+    trials, leaving one ``active`` (its lease holds a ``max_trials`` slot for 10
+    minutes). The next local run fails it as interrupted and finishes at once."""
+    import tuneforge
+
+    write_spec(tmp_path, max_trials=2)
+    ok(cli("run", "study.yaml", "-w", "1", "--no-progress", cwd=tmp_path))
+    with tuneforge.local(path=str(tmp_path / "tuneforge.db")) as client:
+        study = client.get_study(1)
+        study.update(max_trials=3)
+        (orphan,) = study.suggest()  # handed out, never run: as if its reply was lost
+    write_spec(tmp_path, max_trials=3)
+    rerun = subprocess.run(
+        [*CLI, "run", "study.yaml", "-w", "1", "--no-progress"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    with sqlite3.connect(tmp_path / "tuneforge.db") as conn:
+        rows = dict(conn.execute("SELECT number, state || ':' || coalesce(reason, '') FROM trials"))
+    assert rows[orphan.number] == "failed:interrupted"
+    assert sorted(rows.values()).count("completed:") == 3

@@ -112,6 +112,23 @@ def local_server(db_path: str, status: bool) -> Iterator[Any]:
         yield client
 
 
+def fail_leftovers(study: Any) -> None:
+    """Fail (``interrupted``, no retry) the trials an interrupted local run left running.
+
+    On Ctrl-C each worker fails the trials it holds, but a suggest the interrupt cut off
+    can still be answered after that, leaving a trial ``active`` with nobody to run it;
+    its lease (10 minutes by default) would hold a slot of ``max_trials`` that long.
+    The embedded server lives in this command, so on a local run nothing else can be
+    running the study's trials when it starts.
+    """
+    for state in ("active", "stopping"):
+        for trial in list(study.trials(state=state, page_size=1000)):
+            try:
+                trial.fail("interrupted", retry=False)
+            except Conflict:  # it finished meanwhile
+                continue
+
+
 def run_locally(study: Any, workers: int, progress: bool) -> None:
     """Run a managed study's trials in local processes, then its held-out evaluation.
 
@@ -344,6 +361,7 @@ def run(
         remember("db", db_path)
         with local_server(db_path, not no_progress) as client:
             study = open_study_for(client, spec)
+            fail_leftovers(study)
             try:
                 run_locally(study, workers, not no_progress)
             except KeyboardInterrupt:

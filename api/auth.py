@@ -9,7 +9,8 @@ included), which
    route template (403 when the key's role is lower; a route missing from the
    table needs ``admin``, and a test fails for it);
 3. for routes with ``{study_id}``, checks that the study belongs to the key's project
-   (read in the same statement or transaction as the key: one short read per request), and answers exactly like an unknown id (404)
+   (read with the key, in one short read per request), and answers exactly like an
+   unknown id (404)
    when it does not, so names and existence never leak between projects.
 
 The principal lands on ``request.state.principal``; :data:`CurrentProject` gives

@@ -10,8 +10,8 @@ included), which
    table needs ``admin``, and a test fails for it);
 3. for routes with ``{study_id}``, checks that the study belongs to the key's project
    (read with the key, in one short read per request), and answers exactly like an
-   unknown id (404)
-   when it does not, so names and existence never leak between projects.
+   unknown id (404) when it does not, so names and existence never leak between
+   projects.
 
 The principal lands on ``request.state.principal``; :data:`CurrentProject` gives
 routes the project that new studies belong to and lists are filtered by.

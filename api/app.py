@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             reconciler.stop()
+            fit_pool.shutdown()
             db.dispose()
 
     # Swagger UI at /docs and ReDoc at /redoc load their scripts from this server, not a CDN.

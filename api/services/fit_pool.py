@@ -23,8 +23,6 @@ next one starts a new child; a child is never left behind by its server.
 
 from __future__ import annotations
 
-import atexit
-import gc
 import logging
 import multiprocessing
 import os
@@ -51,7 +49,6 @@ PARENT_CHECK_SECONDS = 0.5
 _lock = threading.Lock()
 _processes = 0
 _pool: ProcessPoolExecutor | None = None
-_exit_hook: list[bool] = []
 _broken = 0
 #: Child processes that may die before fits stay in the server's process for good.
 MAX_BROKEN = 3
@@ -61,22 +58,20 @@ child_fits = 0
 
 def configure(processes: int) -> None:
     """Use ``processes`` child processes for GP fits (0: fit in the caller's process). The
-    pool starts on the first fit and is shared by every app of this process."""
+    pool starts on the first fit and is shared by the apps of this process."""
     global _processes
     with _lock:
         _processes = max(0, int(processes))
 
 
-def shutdown(wait: bool = False) -> None:
-    """Stop the child processes (a later fit starts them again); run at exit with
-    ``wait`` so the children and their queues are gone before the server is."""
+def shutdown() -> None:
+    """Stop the child processes and wait for them (a later fit starts them again); the
+    app's lifespan calls it when the server stops."""
     global _pool
     with _lock:
         pool, _pool = _pool, None
     if pool is not None:
-        pool.shutdown(wait=wait, cancel_futures=True)
-        del pool
-        gc.collect()  # finalizes the pool's queues now: their semaphores are released
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def fit_in_child(
@@ -113,9 +108,6 @@ def _child_pool() -> ProcessPoolExecutor | None:
         if _pool is None:
             # spawn, not fork: the server has threads (and locks) that a fork would copy
             context = multiprocessing.get_context("spawn")
-            if not _exit_hook:
-                atexit.register(shutdown, True)
-                _exit_hook.append(True)
             _pool = ProcessPoolExecutor(
                 max_workers=_processes,
                 mp_context=context,

@@ -245,7 +245,7 @@ def _study_id(request: Request) -> int | None:
     return value if value <= MAX_ID else None
 
 
-def current_project(principal: Annotated[Principal, Depends(authorize)]) -> int | None:
+async def current_project(principal: Annotated[Principal, Depends(authorize)]) -> int | None:
     """The caller's project (None in open mode: the default project, lists unfiltered)."""
     return principal.project_id
 

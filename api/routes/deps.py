@@ -13,7 +13,9 @@ from ..db.engine import Database
 MAX_PAGE = 1000
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
+    """The app's database. ``async`` so FastAPI calls it on the event loop: a sync
+    dependency would cost every request a hop through the thread pool."""
     db: Database = request.app.state.db
     return db
 

@@ -8,7 +8,7 @@ so two writers never deadlock) and checks the trial's state before changing it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -211,13 +211,17 @@ def add_measurement(
     with _locked_trial(db, study_id, number) as ctx:
         _note_trial_lock(db, study_id, study_rule(ctx.spec))
         row = ctx.trial
-        if _store_measurement(ctx.session, ctx.spec, row, step, values, elapsed_seconds, ctx.now):
-            touch(ctx.study, ctx.now)
-            mark_touched(ctx.study, row)
-            if row.state == TrialState.ACTIVE.value:
-                return _consult_rule(ctx)
-            return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))
-        return _repeated(row, step)
+        decides = study_rule(ctx.spec).decides and row.state == TrialState.ACTIVE.value
+        curve = _store_measurement(
+            ctx.session, ctx.spec, row, step, values, elapsed_seconds, ctx.now, curve=decides
+        )
+        if curve is None:
+            return _repeated(row, step)
+        touch(ctx.study, ctx.now)
+        mark_touched(ctx.study, row)
+        if decides:
+            return _consult_rule(ctx, curve)
+        return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))
 
 
 #: Per study, a hint: False once a measurement found that its rule reads every
@@ -255,10 +259,12 @@ def _measure_under_trial_lock(
         now = utcnow()
         if _lease_expired(row, now):
             raise _NeedsStudyLock
-        if not _store_measurement(session, spec, row, step, values, elapsed, now):
+        decides = rule.decides and row.state == TrialState.ACTIVE.value
+        curve = _store_measurement(session, spec, row, step, values, elapsed, now, curve=decides)
+        if curve is None:
             return _repeated(row, step)
-        if row.state == TrialState.ACTIVE.value and rule.decides:
-            decision = _rule_decision(session, study, spec, row)
+        if decides:
+            decision = _rule_decision(session, study, spec, row, curve)
             if not isinstance(decision, Continue):
                 raise _NeedsStudyLock
         return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))
@@ -272,26 +278,37 @@ def _store_measurement(
     values: Any,
     elapsed: Any,
     now: datetime,
-) -> bool:
-    """Add the step's measurement to the running trial and extend its lease; False when
-    the step was reported before (a retried report: nothing changes)."""
+    *,
+    curve: bool,
+) -> list[MeasurementRow] | None:
+    """Add the step's measurement to the running trial and extend its lease; None when
+    the step was reported before (a retried report: nothing changes).
+
+    With ``curve`` (a rule will decide on the trial's curve) the trial's measurements,
+    this one included, come back in step order: one read both finds a repeated step and
+    gives the rule its curve. Without it the repeat check is a primary-key read, whatever
+    the trial's length, and the list is empty."""
     checked = check_metric_values(values, spec.metrics, require_all=False)
     _require_running(row, "report measurements")
-    if session.get(MeasurementRow, (row.id, step)) is not None:
-        return False
-    session.add(
-        MeasurementRow(
-            trial_id=row.id,
-            step=step,
-            study_id=row.study_id,
-            values=checked,
-            elapsed_seconds=float(elapsed) if elapsed is not None else None,
-            created_at=now,
-        )
+    stored: list[MeasurementRow] = []
+    if curve:
+        stored = measurements_of(session, [row.id]).get(row.id, [])
+        if any(m.step == step for m in stored):
+            return None
+    elif session.get(MeasurementRow, (row.id, step)) is not None:
+        return None
+    added = MeasurementRow(
+        trial_id=row.id,
+        step=step,
+        study_id=row.study_id,
+        values=checked,
+        elapsed_seconds=float(elapsed) if elapsed is not None else None,
+        created_at=now,
     )
+    session.add(added)
     row.lease_expires_at = lease_until(spec, now)
     row.updated_at = now
-    return True
+    return sorted([*stored, added], key=lambda m: m.step) if curve else stored
 
 
 def _repeated(row: TrialRow, step: int) -> MeasureReply:
@@ -302,12 +319,17 @@ def _repeated(row: TrialRow, step: int) -> MeasureReply:
 
 
 def _rule_decision(
-    session: Session, study: StudyRow, spec: StudySpec, row: TrialRow
+    session: Session,
+    study: StudyRow,
+    spec: StudySpec,
+    row: TrialRow,
+    curve: Sequence[MeasurementRow],
 ) -> TrialDecision:
-    """The early-stopping rule's decision on the trial's newest measurement."""
+    """The early-stopping rule's decision on the trial's newest measurement (``curve``:
+    the trial's measurements in step order, the newest included)."""
     rule = study_rule(spec)
     metric = rule.watched(spec.objectives)
-    trial = _trial_out(session, row)
+    trial = to_trial(row, curve)
     peers = SqlPeerView(session, study.id, metric, row.id)
     needs = rule.needs_others(trial, metric)
     others = tuple(rule_trials(session, study.id, trial.number)) if needs else ()
@@ -316,10 +338,9 @@ def _rule_decision(
     )
 
 
-def _consult_rule(ctx: _Locked) -> MeasureReply:
-    if not study_rule(ctx.spec).decides:
-        return MeasureReply(False, TrialState(ctx.trial.state))
-    decision = _rule_decision(ctx.session, ctx.study, ctx.spec, ctx.trial)
+def _consult_rule(ctx: _Locked, curve: Sequence[MeasurementRow]) -> MeasureReply:
+    """Apply the rule's decision on the active trial's newest measurement."""
+    decision = _rule_decision(ctx.session, ctx.study, ctx.spec, ctx.trial, curve)
     apply_decision(Scope(ctx.session, ctx.study, ctx.spec, ctx.now), decision, ctx.trial)
     action = decision.to_wire() if isinstance(decision, WorkerAction) else None
     return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), action)

@@ -7,14 +7,17 @@ import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from ...core.errors import NotFound
 from ...core.study import Study, StudySpec, parse_study_spec
 from ...core.trials import Measurement, StudyState, Trial, TrialState
 from .models import MeasurementRow, ProjectRow, StudyRow, TrialRow
+
+_T = TypeVar("_T", bound=tuple[Any, ...])
 
 DEFAULT_PROJECT = "default"
 
@@ -34,11 +37,23 @@ def default_project_id(session: Session) -> int:
     return pid
 
 
+def for_update(stmt: Select[_T]) -> Select[_T]:
+    """``stmt`` locking the rows it reads: ``FOR NO KEY UPDATE`` on PostgreSQL (a no-op on
+    SQLite, whose write transactions are IMMEDIATE).
+
+    Not ``FOR UPDATE``: that lock also conflicts with the key-share lock a foreign-key
+    check takes, so while one transaction held a study row, every insert of a
+    measurement, trial or dispatch of that study, by any request, waited for it. Two
+    lockers of a row still exclude each other, and deleting a row still waits for them.
+    """
+    return stmt.with_for_update(key_share=True)
+
+
 def get_study_row(session: Session, study_id: int, *, lock: bool = False) -> StudyRow:
-    """The study row, locked ``FOR UPDATE`` when ``lock`` (a no-op on SQLite's IMMEDIATE)."""
+    """The study row, locked (:func:`for_update`) when ``lock``."""
     stmt = select(StudyRow).where(StudyRow.id == study_id)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = for_update(stmt)
     row = session.scalar(stmt)
     if row is None:
         raise NotFound(f"study {study_id} does not exist", field="study_id")
@@ -48,7 +63,7 @@ def get_study_row(session: Session, study_id: int, *, lock: bool = False) -> Stu
 def get_trial_row(session: Session, study_id: int, number: int, *, lock: bool = False) -> TrialRow:
     stmt = select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number)
     if lock:
-        stmt = stmt.with_for_update()
+        stmt = for_update(stmt)
     row = session.scalar(stmt)
     if row is None:
         raise NotFound(f"trial {number} does not exist in study {study_id}", field="number")
@@ -107,6 +122,19 @@ def measurements_of(session: Session, trial_ids: Sequence[int]) -> dict[int, lis
         for m in rows:
             out.setdefault(m.trial_id, []).append(m)
     return out
+
+
+def measurements_by_number(session: Session, study_id: int, number: int) -> list[MeasurementRow]:
+    """The measurements of the study's trial ``number``, ordered by step (none when there is
+    no such trial)."""
+    return list(
+        session.scalars(
+            select(MeasurementRow)
+            .join(TrialRow, TrialRow.id == MeasurementRow.trial_id)
+            .where(TrialRow.study_id == study_id, TrialRow.number == number)
+            .order_by(MeasurementRow.step)
+        )
+    )
 
 
 def to_trial(row: TrialRow, measurements: Sequence[MeasurementRow] = ()) -> Trial:

@@ -41,7 +41,7 @@ from ...core.trials import (
     check_transition,
 )
 from ..db.models import StudyRow, TrialRow
-from ..db.repository import counts_of, get_trial_row
+from ..db.repository import counts_of, for_update, get_trial_row
 from .promotions import promotable, study_rule
 from .summary import count_move, record_best
 
@@ -306,14 +306,15 @@ def fail_trial(
 def reap_expired(session: Session, study: StudyRow, spec: StudySpec, now: datetime) -> int:
     """Fail (and retry) every running trial of the study whose lease has run out."""
     rows = session.scalars(
-        select(TrialRow)
-        .where(
-            TrialRow.study_id == study.id,
-            TrialRow.state.in_([s.value for s in RUNNING_STATES]),
-            TrialRow.lease_expires_at < now,
+        for_update(
+            select(TrialRow)
+            .where(
+                TrialRow.study_id == study.id,
+                TrialRow.state.in_([s.value for s in RUNNING_STATES]),
+                TrialRow.lease_expires_at < now,
+            )
+            .order_by(TrialRow.number)
         )
-        .order_by(TrialRow.number)
-        .with_for_update()
     ).all()
     for row in rows:
         expired = row.lease_expires_at
@@ -434,10 +435,11 @@ def _complete_study(session: Session, study: StudyRow, reason: str, now: datetim
 
 def _prune_paused(session: Session, study: StudyRow, now: datetime, reason: str) -> None:
     rows = session.scalars(
-        select(TrialRow)
-        .where(TrialRow.study_id == study.id, TrialRow.state == TrialState.PAUSED.value)
-        .order_by(TrialRow.number)
-        .with_for_update()
+        for_update(
+            select(TrialRow)
+            .where(TrialRow.study_id == study.id, TrialRow.state == TrialState.PAUSED.value)
+            .order_by(TrialRow.number)
+        )
     ).all()
     for row in rows:
         finish(study, row, TrialState.PRUNED, now, reason)

@@ -17,6 +17,7 @@ from ..db.engine import Database
 from ..db.models import StudyRow, TrialRow
 from ..db.repository import (
     counts_of,
+    for_update,
     get_study_row,
     measurements_of,
     spec_of,
@@ -103,19 +104,25 @@ def _only_new_points(db: Database, study_id: int, client_id: str | None) -> bool
         left = budget_left(spec, counts)
         if left is not None and left <= 0:
             return False
-        due = [TrialRow.lease_expires_at < utcnow()]
-        if client_id:
-            due.append(TrialRow.client_id == client_id)
-        hit = session.scalar(
-            select(TrialRow.id)
-            .where(
-                TrialRow.study_id == study_id,
-                TrialRow.state.in_([s.value for s in RUNNING_STATES]),
-                or_(*due),
-            )
-            .limit(1)
+        return not _anything_due(session, study_id, client_id, utcnow())
+
+
+def _anything_due(session: Session, study_id: int, client_id: str | None, now: datetime) -> bool:
+    """Whether a running trial of the study has an expired lease or belongs to
+    ``client_id`` (one indexed read, no lock)."""
+    due = [TrialRow.lease_expires_at < now]
+    if client_id:
+        due.append(TrialRow.client_id == client_id)
+    hit = session.scalar(
+        select(TrialRow.id)
+        .where(
+            TrialRow.study_id == study_id,
+            TrialRow.state.in_([s.value for s in RUNNING_STATES]),
+            or_(*due),
         )
-        return hit is None
+        .limit(1)
+    )
+    return hit is not None
 
 
 def _bookkeeping(
@@ -123,18 +130,24 @@ def _bookkeeping(
 ) -> tuple[list[Trial], int, StudyState]:
     """Hand out what needs no algorithm; return it, how many points the algorithm should
     add (0 when there is no room) and the study's state. With ``fill`` the algorithm adds
-    them here, in the same transaction (:func:`.suggest_fit.fits_in_claim`)."""
+    them here, in the same transaction (:func:`.suggest_fit.fits_in_claim`).
+
+    Whether any lease ran out or the client holds running trials is read before the
+    study lock, so that the lock is held for writing alone when neither is the case (a
+    lease running out meanwhile is reaped by the next call)."""
     with db.write() as session:
+        due = _anything_due(session, study_id, client_id, utcnow())
         study = get_study_row(session, study_id, lock=True)
         spec = spec_of(study)
         now = utcnow()
-        reap_expired(session, study, spec, now)
+        if due:
+            reap_expired(session, study, spec, now)
         refresh_study_state(session, study, spec, now)
         claim_dispatch(session, study.id, client_id, now)
         if study.state != StudyState.ACTIVE.value:
             # docs/api.md: no work; "paused" (may resume) or "completed" (never again)
             return [], 0, StudyState(study.state)
-        rows = _own_unfinished(session, study, spec, client_id, count, now)
+        rows = _own_unfinished(session, study, spec, client_id, count, now) if due else []
         need = 0
         if len(rows) < count:
             more, need = _queued_work(session, study, spec, count - len(rows), client_id, now)
@@ -222,11 +235,12 @@ def _pop_requested(
     now: datetime,
 ) -> list[TrialRow]:
     rows = session.scalars(
-        select(TrialRow)
-        .where(TrialRow.study_id == study.id, TrialRow.state == TrialState.REQUESTED.value)
-        .order_by(TrialRow.number)
-        .limit(limit)
-        .with_for_update()
+        for_update(
+            select(TrialRow)
+            .where(TrialRow.study_id == study.id, TrialRow.state == TrialState.REQUESTED.value)
+            .order_by(TrialRow.number)
+            .limit(limit)
+        )
     ).all()
     for row in rows:
         activate(study, row, spec, client_id, now)

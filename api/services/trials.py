@@ -27,6 +27,7 @@ from ..db.models import MeasurementRow, StudyRow, TrialRow
 from ..db.repository import (
     get_study_row,
     get_trial_row,
+    measurements_by_number,
     measurements_of,
     spec_of,
     state_counts,
@@ -71,12 +72,22 @@ class _Locked:
     spec: StudySpec
     trial: TrialRow
     now: datetime
+    #: The trial's measurements read before the lock (``_locked_trial(curve=True)``).
+    curve: list[MeasurementRow] | None = None
 
 
 @contextmanager
-def _locked_trial(db: Database, study_id: int, number: int) -> Iterator[_Locked]:
-    """Lock study then trial; fail the trial first if its lease already ran out."""
+def _locked_trial(
+    db: Database, study_id: int, number: int, *, curve: bool = False
+) -> Iterator[_Locked]:
+    """Lock study then trial; fail the trial first if its lease already ran out.
+
+    With ``curve`` the trial's measurements are read first, before the study lock, so
+    that the reply's copy of them costs the study's other callers no wait: the lock is
+    held for the bookkeeping alone (a step reported at the same moment as the call may
+    be missing from that reply; it is stored all the same)."""
     with db.write() as session:
+        before = measurements_by_number(session, study_id, number) if curve else None
         study = get_study_row(session, study_id, lock=True)
         spec = spec_of(study)
         trial = get_trial_row(session, study_id, number, lock=True)
@@ -89,7 +100,7 @@ def _locked_trial(db: Database, study_id: int, number: int) -> Iterator[_Locked]
                 f"trial {number} lost its lease and was failed ({trial.reason})",
                 details={"trial_state": trial.state},
             )
-        yield _Locked(session, study, spec, trial, now)
+        yield _Locked(session, study, spec, trial, now, before)
 
 
 def _lease_expired(row: TrialRow, now: datetime) -> bool:
@@ -100,6 +111,14 @@ def _lease_expired(row: TrialRow, now: datetime) -> bool:
 def _trial_out(session: Session, row: TrialRow) -> Trial:
     session.flush()
     return to_trial(row, measurements_of(session, [row.id]).get(row.id, ()))
+
+
+def _reply(ctx: _Locked) -> Trial:
+    """The locked trial as the reply shows it, its measurements as read before the lock
+    when they were (:func:`_locked_trial`), else read now."""
+    if ctx.curve is None:
+        return _trial_out(ctx.session, ctx.trial)
+    return to_trial(ctx.trial, ctx.curve)
 
 
 def _require_running(row: TrialRow, action: str) -> None:
@@ -370,7 +389,7 @@ def complete_trial(
     ``metadata`` is merged into the trial's metadata."""
     reason = _check_reason(reason)
     extra = _check_metadata(metadata)
-    with _locked_trial(db, study_id, number) as ctx:
+    with _locked_trial(db, study_id, number, curve=True) as ctx:
         row = ctx.trial
         if extra and not TrialState(row.state).is_finished:
             row.metadata_ = {**dict(row.metadata_ or {}), **extra}
@@ -386,16 +405,16 @@ def complete_trial(
             checked = check_metric_values(values, ctx.spec.metrics, require_all=True)
             complete(ctx.study, row, checked, ctx.now, reason)
         refresh_study_state(ctx.session, ctx.study, ctx.spec, ctx.now)
-        return _trial_out(ctx.session, row)
+        return _reply(ctx)
 
 
 def fail_trial_request(db: Database, study_id: int, number: int, reason: Any, retry: bool) -> Trial:
     """An infrastructure failure reported by the worker; retried while the budget lasts."""
     reason = _check_reason(reason) or "failed"
-    with _locked_trial(db, study_id, number) as ctx:
+    with _locked_trial(db, study_id, number, curve=True) as ctx:
         fail_trial(ctx.session, ctx.study, ctx.spec, ctx.trial, reason, retry=retry, now=ctx.now)
         refresh_study_state(ctx.session, ctx.study, ctx.spec, ctx.now)
-        return _trial_out(ctx.session, ctx.trial)
+        return _reply(ctx)
 
 
 def stop_trial(db: Database, study_id: int, number: int) -> Trial:

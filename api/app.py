@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from .. import __version__
+from . import threads
 from .auth import authorize, install_auth
 from .dashboard import router as dashboard_router
 from .db.engine import Database
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         prepare_database(settings.db_url, migrate=settings.migrate)
         fit_pool.configure(settings.fit_processes)
         freeze_startup_objects()
+        threads.configure(app, settings.threads)
         reconciler.start()
         try:
             yield

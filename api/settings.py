@@ -54,6 +54,11 @@ class Settings(PolicySettings, BaseSettings):
     #: they never hold this process's interpreter lock (api/services/fit_pool.py); 0 fits
     #: in the server's own process (the embedded server of ``tuneforge.local`` does).
     fit_processes: int = Field(default=1, ge=0, le=64)
+    #: Threads that run the blocking work of requests (database calls, the algorithm), per
+    #: pool: one for most routes, one for complete and fail, one for suggest (api/threads.py).
+    #: Few threads: one runs Python at a time, and a thread that holds a study's row lock
+    #: waits for the interpreter lock behind every other running thread.
+    threads: int = Field(default=8, ge=1, le=256)
     log_level: str = "info"
     #: ``text`` (default) or ``json``: one JSON object per log line, with the request id.
     log_format: Literal["text", "json"] = "text"

@@ -17,7 +17,7 @@ from ...core.study import Study, StudySpec, parse_study_spec
 from ...core.trials import Measurement, StudyState, Trial, TrialState
 from .models import MeasurementRow, ProjectRow, StudyRow, TrialRow
 
-_T = TypeVar("_T", bound=tuple[Any, ...])
+_T = TypeVar("_T")
 
 DEFAULT_PROJECT = "default"
 

@@ -32,6 +32,7 @@ from ..services import exports
 from ..services import suggest as suggest_service
 from ..services import trials as service
 from ..suggest_guard import suggest_guard
+from ..threads import in_suggest_pool, in_writer_pool
 from .deps import PageSize, StudyId, TrialNumber, get_db, page_size_of
 
 router = APIRouter(prefix="/studies/{study_id}/trials", tags=["trials"])
@@ -55,19 +56,24 @@ def dispatch_successor(request: Request, background: BackgroundTasks, study_id: 
     summary="Get trials to run",
     responses=errors(*BODY, 404, 503),
 )
-def suggest(
+async def suggest(
     study_id: StudyId,
     body: Annotated[SuggestIn, Body(openapi_examples=SUGGEST_EXAMPLES)],
     db: DB,
+    request: Request,
 ) -> SuggestOut:
     """Up to ``count`` trials for this client: its own unfinished ones first, then queued
     ones, then new points from the study's algorithm. An empty list with ``study_state``
     ``completed`` means no more work. A batch whose model cost is over the study's cap
     (``count`` times the parameters; tighter for model-based algorithms) is cut to the cap:
     the reply then holds fewer trials than ``count``."""
-    with suggest_guard(db, study_id, body.count) as count:  # cost cap and latency metric
-        trials, state = suggest_service.suggest(db, study_id, count, body.client_id)
-    return SuggestOut(trials=[trial_public(t) for t in trials], study_state=state)
+
+    def run() -> SuggestOut:
+        with suggest_guard(db, study_id, body.count) as count:  # cost cap and latency metric
+            trials, state = suggest_service.suggest(db, study_id, count, body.client_id)
+        return SuggestOut(trials=[trial_public(t) for t in trials], study_state=state)
+
+    return await in_suggest_pool(request, run)  # api/threads.py
 
 
 @router.post(
@@ -221,7 +227,7 @@ def heartbeat(study_id: StudyId, number: TrialNumber, db: DB, body: Ignored = No
     summary="Finish a trial with its values",
     responses=TRIAL_VERB,
 )
-def complete(
+async def complete(
     study_id: StudyId,
     number: TrialNumber,
     body: Annotated[CompleteIn, Body(openapi_examples=COMPLETE_EXAMPLES)],
@@ -231,8 +237,11 @@ def complete(
 ) -> TrialPublic:
     """Record the final values (``pruned`` if the stopping rule stopped the trial) or mark
     the configuration ``infeasible``."""
-    trial = service.complete_trial(
-        db, study_id, number, body.values, body.infeasible, body.reason, body.metadata
+    trial = await in_writer_pool(
+        request,
+        lambda: service.complete_trial(
+            db, study_id, number, body.values, body.infeasible, body.reason, body.metadata
+        ),
     )
     dispatch_successor(request, background, study_id)
     return trial_public(trial)
@@ -245,7 +254,7 @@ def complete(
     summary="Report an infrastructure failure",
     responses=TRIAL_VERB,
 )
-def fail(
+async def fail(
     study_id: StudyId,
     number: TrialNumber,
     body: FailIn,
@@ -255,7 +264,10 @@ def fail(
 ) -> TrialPublic:
     """The trial could not run (not a bad configuration: use infeasible for that); a copy
     is queued while the study's retry budget lasts and ``retry`` is true."""
-    trial = service.fail_trial_request(db, study_id, number, body.reason, body.retry)
+    trial = await in_writer_pool(
+        request,
+        lambda: service.fail_trial_request(db, study_id, number, body.reason, body.retry),
+    )
     dispatch_successor(request, background, study_id)
     return trial_public(trial)
 

@@ -1,4 +1,5 @@
-"""The study row lock leaves other trials' measurements alone (PostgreSQL).
+"""The study row lock leaves other trials' measurements and other studies' completions
+alone (PostgreSQL).
 
 Suggest and complete serialize on the study's row. The lock they take must not
 also stop inserts that merely reference the study: a measurement row's foreign
@@ -10,10 +11,12 @@ busy study queued behind every suggest and complete.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from tests.conftest import _truncate, make_client
 from tests.specs import small_spec
@@ -60,3 +63,59 @@ def test_a_measurement_is_stored_while_another_call_holds_the_study_lock(
     assert answers == [200]
     steps = [m["step"] for m in client.get(base.rsplit("/", 1)[0]).json()["measurements"]]
     assert steps == [0, 1]
+
+
+def _waiting_on_a_lock(db: Database) -> bool:
+    """Whether some session of this database waits for a row lock."""
+    with db.read() as session:
+        n = session.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(n)
+
+
+def test_a_completion_does_not_wait_for_a_suggest_stuck_on_another_study(pg_url: str) -> None:
+    """With one thread per pool, a suggest stuck on its study's lock holds suggest's only
+    thread; a completion on another study still runs (api/threads.py: its own pool)."""
+    _truncate(pg_url)
+    with make_client(pg_url, reconcile_interval_seconds=0, threads=1) as client:
+        stuck, free = (
+            int(client.post("/api/v1/studies", json=small_spec(n, algorithm="random")).json()["id"])
+            for n in ("stuck", "free")
+        )
+        got = client.post(f"/api/v1/studies/{free}/trials/suggest", json={"client_id": "w"})
+        number = got.json()["trials"][0]["number"]
+        db: Database = client.app.state.db  # type: ignore[attr-defined]
+        answers: dict[str, int] = {}
+        completed = threading.Event()
+
+        def suggest_stuck() -> None:
+            r = client.post(f"/api/v1/studies/{stuck}/trials/suggest", json={"client_id": "s"})
+            answers["suggest"] = r.status_code
+
+        def complete_free() -> None:
+            r = client.post(
+                f"/api/v1/studies/{free}/trials/{number}/complete",
+                json={"values": {"accuracy": 0.5}},
+            )
+            answers["complete"] = r.status_code
+            completed.set()
+
+        with db.write() as session:
+            get_study_row(session, stuck, lock=True)
+            blocked = threading.Thread(target=suggest_stuck)
+            blocked.start()
+            deadline = time.monotonic() + PATIENCE
+            while not _waiting_on_a_lock(db) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _waiting_on_a_lock(db), "the suggest never reached the study's lock"
+            finisher = threading.Thread(target=complete_free)
+            finisher.start()
+            done_while_stuck = completed.wait(PATIENCE)
+        blocked.join(timeout=60)
+        finisher.join(timeout=60)
+        assert done_while_stuck, "the completion waited for a suggest of another study"
+        assert answers == {"suggest": 200, "complete": 200}

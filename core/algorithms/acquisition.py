@@ -286,20 +286,6 @@ class CandidateSearch:
             return self._take(params, f)
         return self._take(*self._fallback(acq, U[int(np.argmax(scores))], rng))
 
-    def take_if_new(self, u: np.ndarray) -> tuple[Params, np.ndarray] | None:
-        """The parameter set at unit-cube point ``u``, taken, unless it is used (see pick)."""
-        params = self.space.decode(u)
-        _, f, active = self.encoder.from_params(params)
-        used_F, pending_F = np.vstack(self.taken_F), np.vstack(self.pending_F)
-        if _identity(f) in self.taken or (
-            (active & self.encoder.continuous).any()
-            and (
-                self._near(used_F, f, DUPLICATE_RADIUS) or self._near(pending_F, f, PENDING_RADIUS)
-            )
-        ):
-            return None
-        return self._take(params, f)
-
     def _near(self, used_F: np.ndarray, f: np.ndarray, radius: float) -> bool:
         """Whether ``f`` is within ``radius`` of a row of ``used_F`` (a category apart is far)."""
         if not len(used_F):

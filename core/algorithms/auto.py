@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from ..space import ParamType
 from ..trials import MetricRole, TrialState
 from .base import Algorithm, Suggestion, SuggestRequest
 
@@ -58,11 +57,6 @@ PLATEAU_TOP = 0.25
 PLATEAU_MIN_TOP = 6
 PLATEAU_TIED = 0.5
 PLATEAU_TOLERANCE = 1e-9
-#: Development switch: on a plateau in a numeric space of at most this many parameters,
-#: stay with ``gp`` for every trial.
-PLATEAU_GP_MAX_DIM = 0
-#: Development switch: on a plateau, one trial in this many goes to ``tpe``.
-PLATEAU_PERIOD = 2
 
 
 def objective_values(request: SuggestRequest) -> np.ndarray:
@@ -101,14 +95,7 @@ def choose(request: SuggestRequest) -> str:
         return "tpe"
     if len(objectives) > 1:
         return "ehvi"
-    small = len(request.space) <= PLATEAU_GP_MAX_DIM and not any(
-        p.type == ParamType.CATEGORICAL for p in request.space.parameters
-    )
-    if (
-        not small
-        and len(request.completed) % PLATEAU_PERIOD == PLATEAU_PERIOD - 1
-        and on_plateau(objective_values(request))
-    ):
+    if len(request.completed) % 2 == 1 and on_plateau(objective_values(request)):
         return "tpe"  # every other trial on a plateau: see PLATEAU_*
     return "gp"
 

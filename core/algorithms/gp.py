@@ -50,7 +50,7 @@ import dataclasses
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -66,16 +66,10 @@ from .acquisition import (
     Constraint,
     Pool,
 )
-from .auto import PLATEAU_TOLERANCE, on_plateau
+from .auto import on_plateau
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .gp_model import GPModel, Posterior, Prior, SpaceEncoder, clip_theta, fit_theta
-from .gp_targets import (
-    History,
-    constraint_targets,
-    objective_targets,
-    rank_scores,
-    select_training,
-)
+from .gp_targets import History, constraint_targets, objective_targets, select_training
 from .gp_trust import trust_box, trust_length
 from .gp_warp import Warp
 from .sampling import seed_entropy, state_int
@@ -107,9 +101,6 @@ CENTRE_QUANTILE = 0.9
 #: stuck in a wrong category pair more often), with 4 no better (1.14 -> 1.16), and
 #: sequential runs lose with it (mixed-cat stuck on 9 of 16 seeds): hence the threshold.
 WARP_FROM_IN_FLIGHT = 4
-#: Development switch: the tied best trials' centroid is used only when none of them lies
-#: further from it than this (root mean square over the unit cube's coordinates).
-PLATEAU_CENTROID_SPREAD = float("inf")
 
 
 _blas_lock = threading.Lock()
@@ -174,20 +165,6 @@ class GPOptions(OptionsModel):
         False,
         description="Warp each numeric parameter by a Kumaraswamy CDF fitted with the GP "
         "(gp_warp; measured in docs/algorithms.md).",
-    )
-    plateau_targets: Literal["values", "ranks"] = Field(
-        "values",
-        description="On a plateau (many of the best values tie) in a space of at most 5 "
-        "parameters, model the objective's values or their normal scores by rank.",
-    )
-    plateau_centroid: Literal["off", "anchor", "probe"] = Field(
-        "off",
-        description="On such a plateau in a numeric space: start perturbations and polish "
-        "at the centroid of the tied best trials (anchor), and also suggest that centroid "
-        "itself when it is new (probe).",
-    )
-    plateau_noise: float = Field(
-        0.0, ge=0, le=0.5, description="On such a plateau, floor of the noise variance."
     )
     trust_region: bool = Field(
         False,
@@ -276,13 +253,6 @@ class GPSearch(Algorithm):
         cap = int(self.options["max_training_points"])
         warp = len(history.pending_F) + count - 1 >= WARP_FROM_IN_FLIGHT
         y_all = objective_targets(history.Y, weights[0], warp)
-        plateau = (
-            n_obj == 1
-            and encoder.d <= acq.LOCAL_MAX_DIM
-            and on_plateau(history.Y[history.valid, 0])
-        )
-        if plateau and self.options["plateau_targets"] == "ranks":
-            y_all = rank_scores(y_all)
         chosen = select_training(history, y_all, cap, rng)
         rows = chosen[history.valid[chosen]]
         X = history.F[rows]
@@ -293,22 +263,12 @@ class GPSearch(Algorithm):
 
         y0 = targets(0)
         base = fits.model("objective", X, y0)
-        floor = float(self.options["plateau_noise"])
-        if plateau and floor > 0 and base.noise_var < floor * base.signal:
-            theta = base.theta.copy()
-            theta[encoder.d + 1] = np.log(floor * base.signal)
-            base = GPModel(X, theta, encoder.cat, warp_cols=base.warp_cols)
         constraints = self._constraints(history, chosen, fits)
         feasible = history.feasible[rows]
         best_rows = rows[np.lexsort((y0, ~feasible))[:N_LOCAL_STARTS]]
         near = np.where(
             history.A[best_rows], history.U[best_rows], rng.random((len(best_rows), encoder.d))
         )
-        centroid = None
-        if plateau and self.options["plateau_centroid"] != "off" and not encoder.cat.any():
-            centroid = _tied_centroid(history, rows, feasible)
-            if centroid is not None:
-                near = np.vstack([centroid[None, :], near])
         local = encoder.d <= acq.LOCAL_MAX_DIM and history.n_used >= acq.LOCAL_FROM_TRIALS
         anchors = near[: acq.LOCAL_ANCHORS] if local else None
         box = self._trust_box(history, base, encoder) if self.options["trust_region"] else None
@@ -321,12 +281,7 @@ class GPSearch(Algorithm):
         for x in history.pending_F[-cap:]:
             model = model.extend(x, fantasy_noise)
         out: list[Params] = []
-        if centroid is not None and self.options["plateau_centroid"] == "probe":
-            got = search.take_if_new(centroid)
-            if got is not None:
-                out.append(got[0])
-                model = model.extend(got[1], fantasy_noise)
-        for e in range(len(out), count):
+        for e in range(count):
             alpha = Posterior.fit(base, y0 if e == 0 else targets(e)).alpha
             posterior = Posterior(model, alpha)
             best = self._incumbent(posterior, feasible, constraints)
@@ -373,23 +328,6 @@ class GPSearch(Algorithm):
                 likely &= c_mean <= c.threshold
             means = np.r_[means, mean[likely]]
         return float(means.min()) if len(means) else None
-
-
-def _tied_centroid(history: History, rows: np.ndarray, feasible: np.ndarray) -> np.ndarray | None:
-    """Unit-cube centroid of the feasible training rows that tie for the best value (None
-    when fewer than two tie): on a step of a smooth function, the lower steps lie inside
-    the best one, nearer its middle than its edges."""
-    y = history.Y[rows[feasible], 0]
-    if len(y) < 2:
-        return None
-    tol = PLATEAU_TOLERANCE * max(float(y.max() - y.min()), 1e-300)
-    tied = rows[feasible][y <= y.min() + tol]
-    if len(tied) < 2:
-        return None
-    U = history.U[tied]
-    centre = U.mean(axis=0)
-    spread = float(np.sqrt(((U - centre) ** 2).mean(axis=1)).max())
-    return np.asarray(centre) if spread <= PLATEAU_CENTROID_SPREAD else None
 
 
 def _finite_list(value: Any) -> bool:

@@ -164,19 +164,6 @@ def power_warp(y: np.ndarray) -> np.ndarray:
     return out
 
 
-def rank_scores(y: np.ndarray) -> np.ndarray:
-    """Normal scores of the ranks of the finite values (``nan`` elsewhere): tied values share
-    their average rank, so a step stays a step, but the gaps between steps become even."""
-    out = np.full(len(y), np.nan)
-    ok = np.isfinite(y)
-    n = int(ok.sum())
-    if n < 2:
-        return y.copy()
-    ranks = stats.rankdata(y[ok], method="average")
-    out[ok] = stats.norm.ppf((ranks - 0.5) / n)
-    return out
-
-
 def objective_targets(Y: np.ndarray, weights: np.ndarray, warp: bool = False) -> np.ndarray:
     """Scalar minimization targets of the valid rows (``nan`` elsewhere), not yet standardized.
 

@@ -15,6 +15,8 @@ from .cli_connect import add_api_key, check_url
 from .cli_errors import CliGroup
 
 DEFAULT_DB_URL = "sqlite:///./tuneforge.db"
+#: Seconds a ``serve --workers N`` worker may take to answer uvicorn's health ping.
+WORKER_HEALTHCHECK_SECONDS = 30
 
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,6 +108,11 @@ def serve(
             port=port,
             log_level=log_level,
             workers=workers,
+            # uvicorn kills a worker that does not answer its health ping in time; the
+            # ping's thread competes for the interpreter lock with the requests, so a
+            # worker busy with a team's load can miss uvicorn's default 5 s. A hung
+            # worker still goes after this long.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         )
         return
     uvicorn.run(

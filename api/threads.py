@@ -13,7 +13,7 @@ busy study most of them are waiting for it, and a suggest may also wait for a
 model fit in the fit child (api/services/fit_pool.py). In the default pool
 they would hold the threads that measurements, heartbeats and reads need, and
 a completion must never wait behind suggests that wait for a fit. Measured on
-two cores: docs/performance.md ("Thread pools").
+two cores: docs/performance.md ("Row locks and thread pools").
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ Series:
   template, method (and status).
 - ``tuneforge_suggest_seconds{algorithm}``: time spent in the suggest service,
   labelled by the study's configured algorithm (see :mod:`tuneforge.api.suggest_guard`).
+- ``tuneforge_study_lock_wait_seconds`` / ``tuneforge_study_lock_hold_seconds``
+  (PostgreSQL): how long a transaction waited for a study's row lock and held it, to
+  its commit or rollback. Writes to one study (suggest's claim, complete, fail) take
+  that lock one at a time, so a busy study's writes per second cannot exceed one over
+  the mean hold.
 - ``tuneforge_trials{state}``, ``tuneforge_active_leases``,
   ``tuneforge_dispatch_queue_depth{kind}``: read from the database at scrape time
   by :class:`DatabaseCollector` with three aggregate queries (a ``GROUP BY state``
@@ -142,8 +147,27 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        lock_buckets = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+        self.lock_wait = Histogram(
+            "tuneforge_study_lock_wait_seconds",
+            "Time a transaction waited for a study row lock (PostgreSQL).",
+            registry=self.registry,
+            buckets=lock_buckets,
+        )
+        self.lock_hold = Histogram(
+            "tuneforge_study_lock_hold_seconds",
+            "Time a transaction held a study row lock, to its commit or rollback (PostgreSQL).",
+            registry=self.registry,
+            buckets=lock_buckets,
+        )
         if db is not None:
             self.registry.register(DatabaseCollector(db))
+            db.lock_observer = self.observe_study_lock
+
+    def observe_study_lock(self, waited: float, held: float) -> None:
+        """Record one study row lock: seconds waited for it and held."""
+        self.lock_wait.observe(waited)
+        self.lock_hold.observe(held)
 
 
 class StatusNote:

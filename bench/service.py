@@ -72,6 +72,10 @@ class Timings:
     calls: dict[str, list[float]] = field(default_factory=dict)
     trials: int = 0
     errors: int = 0
+    #: Over the timed window, from the servers' ``/metrics``: study row locks taken and
+    #: their summed wait and hold seconds (None: not read, e.g. several uvicorn workers,
+    #: whose registries are per process).
+    locks: dict[str, float] | None = None
 
     def add(self, kind: str, seconds: float) -> None:
         self.calls.setdefault(kind, []).append(seconds)
@@ -217,8 +221,41 @@ async def _client_loop(
     return out
 
 
+LOCK_SERIES = {
+    "tuneforge_study_lock_hold_seconds_count": "count",
+    "tuneforge_study_lock_wait_seconds_sum": "wait",
+    "tuneforge_study_lock_hold_seconds_sum": "hold",
+}
+
+
+async def _lock_totals(http: httpx.AsyncClient, urls: list[str]) -> dict[str, float]:
+    """The study-lock histograms' count and sums, added over the servers' ``/metrics``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = dict.fromkeys(LOCK_SERIES.values(), 0.0)
+    for url in urls:
+        r = await http.get(f"{url}/metrics")
+        r.raise_for_status()
+        for family in text_string_to_metric_families(r.text):
+            for sample in family.samples:
+                if sample.name in LOCK_SERIES:
+                    totals[LOCK_SERIES[sample.name]] += sample.value
+    return totals
+
+
+async def _lock_window(
+    http: httpx.AsyncClient, urls: list[str], window: Window
+) -> dict[str, float]:
+    """The study locks of the timed window: the totals at its end less those at its start."""
+    await asyncio.sleep(max(0.0, window.timed_from - time.time()))
+    start = await _lock_totals(http, urls)
+    await asyncio.sleep(max(0.0, window.end - time.time()))
+    end = await _lock_totals(http, urls)
+    return {k: end[k] - start[k] for k in start}
+
+
 async def _tuneforge_load(
-    urls: list[str], studies: list[int], clients: int, window: Window
+    urls: list[str], studies: list[int], clients: int, window: Window, *, locks: bool = False
 ) -> Timings:
     limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
@@ -226,9 +263,12 @@ async def _tuneforge_load(
             _client_loop(http, urls[i % len(urls)], studies[i % len(studies)], f"c{i}", window, i)
             for i in range(clients)
         ]
+        watch = asyncio.ensure_future(_lock_window(http, urls, window)) if locks else None
         total = Timings()
         for t in await asyncio.gather(*loops):
             total.merge(t)
+        if watch is not None:
+            total.locks = await watch
         return total
 
 
@@ -243,7 +283,8 @@ def run_tuneforge(cell: Cell, url: str, seconds: float, warmup: float) -> Timing
             studies.append(int(r.json()["id"]))
         now = time.time() + 1.0
         window = Window(now, now + warmup, now + warmup + seconds)
-        return asyncio.run(_tuneforge_load(urls, studies, cell.clients, window))
+        load = _tuneforge_load(urls, studies, cell.clients, window, locks=cell.workers == 1)
+        return asyncio.run(load)
 
 
 # ---- the Optuna loop --------------------------------------------------------------------
@@ -355,6 +396,14 @@ def row_of(cell: Cell, t: Timings, seconds: float) -> dict[str, Any]:
         values = t.calls.get(kind, [])
         row[f"{kind}_p50_ms"] = pct(values, 50)
         row[f"{kind}_p99_ms"] = pct(values, 99)
+    counted = t.locks is not None and t.locks["count"] > 0
+    if t.locks is not None and counted:
+        row["locks_per_s"] = t.locks["count"] / seconds
+        row["lock_wait_ms"] = t.locks["wait"] / t.locks["count"] * 1000
+        row["lock_hold_ms"] = t.locks["hold"] / t.locks["count"] * 1000
+        row["lock_busy_pct"] = t.locks["hold"] / seconds * 100  # summed over the studies
+    else:  # Optuna, SQLite (no row lock) and several uvicorn workers (per-process registries)
+        row.update(locks_per_s="-", lock_wait_ms="-", lock_hold_ms="-", lock_busy_pct="-")
     return row
 
 
@@ -493,7 +542,8 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 LOAD_COLUMNS = [
     "backend", "servers", "workers", "layout", "algorithm", "clients", "trials_per_s", "errors",
     "suggest_p50_ms", "suggest_p99_ms", "measure_p50_ms", "measure_p99_ms",
-    "complete_p50_ms", "complete_p99_ms",
+    "complete_p50_ms", "complete_p99_ms", "locks_per_s", "lock_wait_ms", "lock_hold_ms",
+    "lock_busy_pct",
 ]  # fmt: skip
 LARGE_COLUMNS = [
     "backend", "layout", "algorithm", "clients", "trials_per_s", "cold_suggest_ms",

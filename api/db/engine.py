@@ -2,12 +2,14 @@
 
 SQLite runs in WAL mode with a busy timeout; write transactions start with
 ``BEGIN IMMEDIATE`` so two writers queue instead of failing half-way. On
-PostgreSQL the service serializes writes per study with ``SELECT ... FOR UPDATE``.
+PostgreSQL the service serializes writes per study with a row lock on the study
+(``SELECT ... FOR NO KEY UPDATE``, :func:`~tuneforge.api.db.repository.for_update`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,6 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from ...core.errors import Temporary
 
 _WRITE = "tuneforge_write"
+#: ``session.info`` key: (seconds waited, ``perf_counter`` when granted) of the study row
+#: lock the session's transaction holds (:func:`note_study_lock`).
+_STUDY_LOCK = "tuneforge_study_lock"
+#: Called with (seconds waited for a study row lock, seconds it was held) when the
+#: transaction that took it ends.
+LockObserver = Callable[[float, float], None]
 
 
 def normalize_url(url: str) -> str:
@@ -69,17 +77,37 @@ def is_write_session(session: Session) -> bool:
     return bool(bind.get_execution_options().get(_WRITE, False))
 
 
+def note_study_lock(session: Session, waited: float) -> None:
+    """Record that ``session``'s transaction was granted a study row lock after waiting
+    ``waited`` seconds; its hold time is measured when the transaction ends (the first
+    lock of a transaction counts: it is held from then to the commit or rollback)."""
+    session.info.setdefault(_STUDY_LOCK, (waited, time.perf_counter()))
+
+
 class Database:
-    """One engine plus read and write session scopes; one transaction per scope."""
+    """One engine plus read and write session scopes; one transaction per scope.
+
+    ``lock_observer``, when set, hears how long each transaction waited for and held
+    its study row lock (PostgreSQL; see :func:`note_study_lock`)."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalize_url(url)
         self.engine = build_engine(self.url, pool_size=pool_size)
         self.backend = self.engine.dialect.name
+        self.lock_observer: LockObserver | None = None
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._writer = sessionmaker(
             self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
         )
+        for maker in (self._reader, self._writer):
+            event.listen(maker, "after_commit", self._transaction_ended)
+            event.listen(maker, "after_rollback", self._transaction_ended)
+
+    def _transaction_ended(self, session: Session) -> None:
+        lock = session.info.pop(_STUDY_LOCK, None)
+        if lock is not None and self.lock_observer is not None:
+            waited, granted = lock
+            self.lock_observer(waited, time.perf_counter() - granted)
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -4,6 +4,7 @@ or core value objects for everything that leaves it."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from ...core.errors import NotFound
 from ...core.study import Study, StudySpec, parse_study_spec
 from ...core.trials import Measurement, StudyState, Trial, TrialState
+from .engine import note_study_lock
 from .models import MeasurementRow, ProjectRow, StudyRow, TrialRow
 
 _T = TypeVar("_T")
@@ -50,11 +52,16 @@ def for_update(stmt: Select[_T]) -> Select[_T]:
 
 
 def get_study_row(session: Session, study_id: int, *, lock: bool = False) -> StudyRow:
-    """The study row, locked (:func:`for_update`) when ``lock``."""
+    """The study row, locked (:func:`for_update`) when ``lock``; on PostgreSQL the lock's
+    wait and hold are noted for the metrics (:func:`note_study_lock`)."""
     stmt = select(StudyRow).where(StudyRow.id == study_id)
-    if lock:
-        stmt = for_update(stmt)
-    row = session.scalar(stmt)
+    if not lock:
+        row = session.scalar(stmt)
+    else:
+        started = time.perf_counter()
+        row = session.scalar(for_update(stmt))
+        if row is not None and session.get_bind().dialect.name == "postgresql":
+            note_study_lock(session, time.perf_counter() - started)
     if row is None:
         raise NotFound(f"study {study_id} does not exist", field="study_id")
     return row

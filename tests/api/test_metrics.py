@@ -74,6 +74,11 @@ def test_trial_gauges_and_suggest_latency_move_with_the_trials(client: TestClien
     assert suggest_count(after, "tpe") == 1 and suggest_count(after, "random") == 1
     route = (("method", "POST"), ("route", f"{API}/studies/{{study_id}}/trials/suggest"))
     assert after[("tuneforge_http_request_seconds_count", route)] == 2
+    # PostgreSQL: suggest's claims, the complete, the fail and the POST each took the
+    # study's row lock once (tests/api/test_study_lock.py times them); SQLite's write
+    # transactions hold the whole database, and no study row lock is timed
+    locks = after[("tuneforge_study_lock_hold_seconds_count", ())]
+    assert locks == (5 if client.app.state.db.backend == "postgresql" else 0)  # type: ignore[attr-defined]
 
 
 def test_dispatch_queue_depth_counts_unclaimed_tasks(client: TestClient) -> None:

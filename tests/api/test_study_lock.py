@@ -119,3 +119,48 @@ def test_a_completion_does_not_wait_for_a_suggest_stuck_on_another_study(pg_url:
         finisher.join(timeout=60)
         assert done_while_stuck, "the completion waited for a suggest of another study"
         assert answers == {"suggest": 200, "complete": 200}
+
+
+def _lock_series(client: TestClient) -> dict[str, float]:
+    """The study-lock histograms' counts and sums from ``/metrics``."""
+    from tests.api.test_metrics import scrape
+
+    samples = scrape(client)
+    return {
+        f"{kind}_{part}": samples[(f"tuneforge_study_lock_{kind}_seconds_{part}", ())]
+        for kind in ("wait", "hold")
+        for part in ("count", "sum")
+    }
+
+
+def test_the_metrics_show_how_long_the_study_lock_was_waited_for_and_held(
+    pg_client: TestClient,
+) -> None:
+    client = pg_client
+    sid = int(client.post("/api/v1/studies", json=small_spec("m", algorithm="random")).json()["id"])
+    before = _lock_series(client)
+    db: Database = client.app.state.db  # type: ignore[attr-defined]
+    answers: list[int] = []
+
+    def suggest() -> None:
+        r = client.post(f"/api/v1/studies/{sid}/trials/suggest", json={"client_id": "w"})
+        answers.append(r.status_code)
+
+    held_for = 0.3
+    with db.write() as session:
+        get_study_row(session, sid, lock=True)
+        waiter = threading.Thread(target=suggest)
+        waiter.start()
+        deadline = time.monotonic() + PATIENCE
+        while not _waiting_on_a_lock(db) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _waiting_on_a_lock(db), "the suggest never reached the study's lock"
+        time.sleep(held_for)
+    waiter.join(timeout=60)
+    assert answers == [200]
+    after = _lock_series(client)
+    # this test's transaction and the suggest's claim: two locks, each held once
+    assert after["hold_count"] - before["hold_count"] == 2
+    assert after["wait_count"] - before["wait_count"] == 2
+    assert after["hold_sum"] - before["hold_sum"] >= held_for
+    assert after["wait_sum"] - before["wait_sum"] >= held_for  # the suggest waited it out

@@ -27,3 +27,21 @@ def test_quick_run_writes_both_tables(tmp_path: Path) -> None:
     rows = json.loads(raw.read_text())
     assert rows["load"][0]["trials_per_s"] > 0 and rows["load"][0]["errors"] == 0
     assert rows["large"][0]["get_study_ms"] > 0
+
+
+def test_a_postgresql_cell_reports_the_study_lock(pg_url: str, tmp_path: Path) -> None:
+    """The study row lock's rate, wait and hold, read from the server's ``/metrics`` over
+    the timed window (``pg_url``: PostgreSQL is up; the benchmark makes its own database)."""
+    import json
+
+    raw = tmp_path / "service.json"
+    argv = [
+        "--quick", "--backends", "postgresql", "--clients", "2", "--seconds", "2",
+        "--warmup", "0.5", "--large", "--json", str(raw), "--out", str(tmp_path / "s.md"),
+    ]  # fmt: skip
+    main(argv)
+    (row,) = json.loads(raw.read_text())["load"]
+    assert row["backend"] == "postgresql" and row["errors"] == 0
+    # two locks per trial (suggest's claim, the complete), less the window's edges
+    assert row["locks_per_s"] >= row["trials_per_s"] > 0
+    assert 0 < row["lock_hold_ms"] < 1000 and 0 < row["lock_busy_pct"] <= 100

@@ -45,13 +45,13 @@ import numpy as np
 from pydantic import Field
 from scipy import linalg
 
-from ..options import OptionsModel
 from .acquisition import DUPLICATE_RADIUS, PENDING_RADIUS, Pool, log_pof
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .gp import (
     CENTRE_QUANTILE,
     PERTURBED_SHARE,
     RESTART_EVERY,
+    GPModelOptions,
     GPSearch,
     _Fits,
     default_startup,
@@ -77,23 +77,14 @@ REFINE_MOVES = 24
 REFINE_SCALE = 0.03
 
 
-class EHVIOptions(OptionsModel):
+class EHVIOptions(GPModelOptions):
     """Options of ``ehvi``."""
 
-    n_startup: int | None = Field(
-        None,
-        ge=1,
-        le=100_000,
-        description="Sobol' points before the first model (null: 2d, 5..10).",
-    )
     n_candidates: int = Field(
         512, ge=16, le=20_000, description="Candidates scored by the acquisition per point."
     )
     n_samples: int = Field(
         32, ge=4, le=512, description="Posterior draws per candidate in the Monte Carlo EHVI."
-    )
-    max_training_points: int = Field(
-        300, ge=10, le=5_000, description="Most finished trials the GPs are fitted on."
     )
 
 

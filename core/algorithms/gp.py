@@ -145,8 +145,8 @@ def default_startup(space: SearchSpace) -> int:
     return min(max(2 * len(space), 5), 10)
 
 
-class GPOptions(OptionsModel):
-    """Options of ``gp``."""
+class GPModelOptions(OptionsModel):
+    """The options every Gaussian-process algorithm (``gp``, ``ehvi``) takes."""
 
     n_startup: int | None = Field(
         None,
@@ -154,11 +154,16 @@ class GPOptions(OptionsModel):
         le=100_000,
         description="Sobol' points before the first model (null: 2d, 5..10).",
     )
+    max_training_points: int = Field(
+        300, ge=10, le=5_000, description="Most finished trials a GP is fitted on."
+    )
+
+
+class GPOptions(GPModelOptions):
+    """Options of ``gp``."""
+
     n_candidates: int = Field(
         1024, ge=16, le=100_000, description="Candidates scored by the acquisition per point."
-    )
-    max_training_points: int = Field(
-        300, ge=10, le=5_000, description="Most finished trials the GP is fitted on."
     )
     xi: float = Field(0.0, ge=0, le=10, description="Exploration margin of expected improvement.")
     input_warping: bool = Field(

@@ -30,6 +30,7 @@ from .models import (
     CheckpointInfo,
     HeartbeatReply,
     ImportanceReply,
+    MeasureReply,
     StudyData,
     TrialData,
 )
@@ -78,7 +79,7 @@ class AsyncTrial(TrialBase):
         owned: bool = False,
         fidelity: Fidelity | None = None,
     ) -> None:
-        super().__init__(study_id, data, lease_seconds, fidelity)
+        super().__init__(study_id, data, lease_seconds, fidelity, client.report_delay)
         self._client = client
         self._heartbeat: AsyncHeartbeat | None = None
         if owned and data.is_running:
@@ -96,12 +97,34 @@ class AsyncTrial(TrialBase):
         **metrics: float,
     ) -> bool:
         """Record metric values at ``step``; returns True when the trial should stop. An
-        instruction in the reply (PBT's exploit) is applied: see :attr:`action`."""
+        instruction in the reply (PBT's exploit) is applied: see :attr:`action`.
+
+        Reports at steps where the study's rule cannot decide are held back and sent
+        with a later one, as ``Trial.report`` describes."""
         merged = metric_values(values, metrics)
-        call = calls.measure(self.study_id, self.number, step, merged, elapsed_seconds)
+        should_stop = self._should_stop
+        for call in self._report_calls(step, merged, elapsed_seconds):
+            should_stop = (await self._send_report(call)).should_stop
+        return should_stop
+
+    async def _send_report(self, call: calls.Call[MeasureReply]) -> MeasureReply:
         reply = await self._client._request(call)
-        self._note_report(merged, reply, step)
-        return reply.should_stop
+        self._note_report(call.json["values"], reply, call.json["step"])
+        return reply
+
+    async def _send_held(self, *, finishing: bool) -> None:
+        """Send the reports held back; ``finishing`` (the trial ends next): a trial that
+        stopped running can store no more, so a refusal drops them and the ending call
+        reports the trial's state."""
+        call = self._flush_call()
+        if call is None:
+            return
+        try:
+            await self._send_report(call)
+        except Conflict:
+            if not finishing:
+                raise
+            self._held.clear()
 
     async def heartbeat(self) -> bool:
         """Extend the lease now; returns True when the trial should stop."""
@@ -142,6 +165,7 @@ class AsyncTrial(TrialBase):
 
     async def stop(self) -> AsyncTrial:
         """Ask whoever runs this trial to stop."""
+        await self._send_held(finishing=False)
         self._data = await self._client._request(calls.stop(self.study_id, self.number))
         return self
 
@@ -170,6 +194,7 @@ class AsyncTrial(TrialBase):
         return self
 
     async def _finish(self, call: calls.Call[TrialData], body: Mapping[str, Any]) -> AsyncTrial:
+        await self._send_held(finishing=True)
         try:
             self._data = await self._client._request(call)
         except Conflict as exc:

@@ -231,6 +231,12 @@ class TrialBase:
             and len(self._held) < MAX_HELD
         )
 
+    def _stop_call(self) -> calls.Call[TrialData]:
+        """The request that asks the trial to stop; the next report is sent, not held, so
+        its reply says so."""
+        self._hold_below = -math.inf
+        return calls.stop(self.study_id, self.number)
+
     def _flush_call(self) -> calls.Call[MeasureReply] | None:
         """The request that sends the held reports (before the trial ends), if any."""
         return self._held_call(self._held) if self._held else None

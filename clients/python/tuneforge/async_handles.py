@@ -166,7 +166,7 @@ class AsyncTrial(TrialBase):
     async def stop(self) -> AsyncTrial:
         """Ask whoever runs this trial to stop."""
         await self._send_held(finishing=False)
-        self._data = await self._client._request(calls.stop(self.study_id, self.number))
+        self._data = await self._client._request(self._stop_call())
         return self
 
     async def save_checkpoint(self, state: Any, *, step: int | None = None) -> CheckpointInfo:

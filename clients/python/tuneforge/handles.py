@@ -106,8 +106,8 @@ class Trial(TrialBase):
 
         When the last reply said the study's rule cannot decide anything before a later
         step (``next_decision_step``: ASHA's next rung, say), a report at a step below it
-        is held back and returns False (True if a heartbeat brought a stop) without a
-        request; the report at or past that step sends the held ones with it. Reports are
+        is held back and returns False without a request (unless a heartbeat brought a
+        stop); the report at or past that step sends the held ones with it. Reports are
         held for at most the client's ``report_delay`` (2 s by default; 0 turns this off)
         and a third of the lease; ``complete``, ``infeasible``, ``fail``, ``stop`` and the
         end of a ``with`` block send them first. A server that does not send
@@ -118,7 +118,7 @@ class Trial(TrialBase):
         merged = metric_values(values, metrics)
         should_stop = self._should_stop
         for call in self._report_calls(step, merged, elapsed_seconds):
-            should_stop = (self._send_report(call)).should_stop
+            should_stop = self._send_report(call).should_stop
         return should_stop
 
     def _send_report(self, call: calls.Call[MeasureReply]) -> MeasureReply:
@@ -180,7 +180,7 @@ class Trial(TrialBase):
     def stop(self) -> Trial:
         """Ask whoever runs this trial to stop (its next report or heartbeat says so)."""
         self._send_held(finishing=False)
-        self._data = self._client._request(calls.stop(self.study_id, self.number))
+        self._data = self._client._request(self._stop_call())
         return self
 
     def save_checkpoint(self, state: Any, *, step: int | None = None) -> CheckpointInfo:

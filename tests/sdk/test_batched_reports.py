@@ -157,6 +157,16 @@ def test_held_reports_wait_at_most_report_delay(make: Make, name: str) -> None:
     trial.complete(loss=0.8)
 
 
+def test_refresh_sends_the_held_reports_first(make: Make, name: str) -> None:
+    client, noted = make()
+    trial = client.create_study(float_study(name)).suggest_one()
+    trial.report(1, loss=1.0)
+    trial.report(2, loss=0.5)
+    assert noted.steps == [1] and trial.held_reports == 1
+    assert stored_steps(trial) == [1, 2] and noted.steps == [1, 2]
+    trial.complete(loss=0.5)
+
+
 def test_a_step_that_does_not_follow_the_held_ones_sends_them_first(make: Make, name: str) -> None:
     client, noted = make()
     trial = client.create_study(float_study(name)).suggest_one()

@@ -112,17 +112,17 @@ class AsyncTrial(TrialBase):
         self._note_report(call.json["values"], reply, call.json["step"])
         return reply
 
-    async def _send_held(self, *, finishing: bool) -> None:
-        """Send the reports held back; ``finishing`` (the trial ends next): a trial that
-        stopped running can store no more, so a refusal drops them and the ending call
-        reports the trial's state."""
+    async def _send_held(self, *, drop_if_refused: bool) -> None:
+        """Send the reports held back. With ``drop_if_refused`` (the trial ends or is read
+        next) a 409 drops them: a trial that stopped running can store no more, and the
+        next call reports its state."""
         call = self._flush_call()
         if call is None:
             return
         try:
             await self._send_report(call)
         except Conflict:
-            if not finishing:
+            if not drop_if_refused:
                 raise
             self._held.clear()
 
@@ -165,7 +165,7 @@ class AsyncTrial(TrialBase):
 
     async def stop(self) -> AsyncTrial:
         """Ask whoever runs this trial to stop."""
-        await self._send_held(finishing=False)
+        await self._send_held(drop_if_refused=False)
         self._data = await self._client._request(self._stop_call())
         return self
 
@@ -189,12 +189,14 @@ class AsyncTrial(TrialBase):
         return unpickled(checkpoint)
 
     async def refresh(self) -> AsyncTrial:
-        """Read the trial (with its measurements) again."""
+        """Read the trial (with its measurements) again, after sending the reports it holds
+        back."""
+        await self._send_held(drop_if_refused=True)
         self._data = await self._client._request(calls.get_trial(self.study_id, self.number))
         return self
 
     async def _finish(self, call: calls.Call[TrialData], body: Mapping[str, Any]) -> AsyncTrial:
-        await self._send_held(finishing=True)
+        await self._send_held(drop_if_refused=True)
         try:
             self._data = await self._client._request(call)
         except Conflict as exc:

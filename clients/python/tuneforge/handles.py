@@ -109,9 +109,9 @@ class Trial(TrialBase):
         is held back and returns False without a request (unless a heartbeat brought a
         stop); the report at or past that step sends the held ones with it. Reports are
         held for at most the client's ``report_delay`` (2 s by default; 0 turns this off)
-        and a third of the lease; ``complete``, ``infeasible``, ``fail``, ``stop`` and the
-        end of a ``with`` block send them first. A server that does not send
-        ``next_decision_step`` gets every report at once.
+        and a third of the lease; ``complete``, ``infeasible``, ``fail``, ``stop``,
+        ``refresh`` and the end of a ``with`` block send them first. A server that does
+        not send ``next_decision_step`` gets every report at once.
 
         Re-sending a step is a no-op on the server, so the call is retried freely.
         """
@@ -126,17 +126,17 @@ class Trial(TrialBase):
         self._note_report(call.json["values"], reply, call.json["step"])
         return reply
 
-    def _send_held(self, *, finishing: bool) -> None:
-        """Send the reports held back; ``finishing`` (the trial ends next): a trial that
-        stopped running can store no more, so a refusal drops them and the ending call
-        reports the trial's state."""
+    def _send_held(self, *, drop_if_refused: bool) -> None:
+        """Send the reports held back. With ``drop_if_refused`` (the trial ends or is read
+        next) a 409 drops them: a trial that stopped running can store no more, and the
+        next call reports its state."""
         call = self._flush_call()
         if call is None:
             return
         try:
             self._send_report(call)
         except Conflict:
-            if not finishing:
+            if not drop_if_refused:
                 raise
             self._held.clear()
 
@@ -179,7 +179,7 @@ class Trial(TrialBase):
 
     def stop(self) -> Trial:
         """Ask whoever runs this trial to stop (its next report or heartbeat says so)."""
-        self._send_held(finishing=False)
+        self._send_held(drop_if_refused=False)
         self._data = self._client._request(self._stop_call())
         return self
 
@@ -203,12 +203,14 @@ class Trial(TrialBase):
         return unpickled(checkpoint)
 
     def refresh(self) -> Trial:
-        """Read the trial (with its measurements) again."""
+        """Read the trial (with its measurements) again, after sending the reports it holds
+        back."""
+        self._send_held(drop_if_refused=True)
         self._data = self._client._request(calls.get_trial(self.study_id, self.number))
         return self
 
     def _finish(self, call: calls.Call[TrialData], body: Mapping[str, Any]) -> Trial:
-        self._send_held(finishing=True)
+        self._send_held(drop_if_refused=True)
         try:
             self._data = self._client._request(call)
         except Conflict as exc:

@@ -262,6 +262,17 @@ MEASUREMENT_EXAMPLES = {
     "epoch": example(
         "Accuracy after epoch 3", {"step": 3, "values": {"accuracy": 0.71}, "elapsed_seconds": 42.5}
     ),
+    "batch": example(
+        "Epoch 9 with epochs 4 to 8 held back (the last reply's next_decision_step was 9)",
+        {
+            "step": 9,
+            "values": {"accuracy": 0.84},
+            "earlier": [
+                {"step": s, "values": {"accuracy": a}}
+                for s, a in ((4, 0.74), (5, 0.77), (6, 0.79), (7, 0.81), (8, 0.83))
+            ],
+        },
+    ),
 }
 COMPLETE_EXAMPLES = {
     "values": example("Final values", {"values": {"accuracy": 0.93}}),

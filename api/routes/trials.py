@@ -196,15 +196,22 @@ def add_measurement(
     request: Request,
     background: BackgroundTasks,
 ) -> MeasureOut:
-    """Store the values at ``step`` and consult the early-stopping rule: stop when
-    ``should_stop`` is true, then complete the trial. Extends the trial's lease."""
+    """Store the values at ``step`` (and the ``earlier`` ones held back) and consult the
+    early-stopping rule: stop when ``should_stop`` is true, then complete the trial.
+    ``next_decision_step`` says which steps' reports may wait. Extends the trial's lease."""
+    earlier = [service.Reported(m.step, m.values, m.elapsed_seconds) for m in body.earlier or ()]
     reply = service.add_measurement(
-        db, study_id, number, body.step, body.values, body.elapsed_seconds
+        db, study_id, number, body.step, body.values, body.elapsed_seconds, earlier
     )
     if reply.trial_state == TrialState.PAUSED:  # a paused trial frees its slot
         dispatch_successor(request, background, study_id)
     action = dict(reply.action) if reply.action is not None else None
-    return MeasureOut(should_stop=reply.should_stop, trial_state=reply.trial_state, action=action)
+    return MeasureOut(
+        should_stop=reply.should_stop,
+        trial_state=reply.trial_state,
+        action=action,
+        next_decision_step=reply.next_decision_step,
+    )
 
 
 @router.post(

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ...core.trials import Trial
 from ..services.suggest import MAX_SUGGEST_COUNT
-from ..services.trials import MAX_STEP
+from ..services.trials import MAX_EARLIER, MAX_STEP
 from .common import JsonInt, WireModel, declared
 from .enums import StudyStateField, TrialStateField
 
@@ -104,12 +104,29 @@ class TrialPage(BaseModel):
     next_page_token: str | None
 
 
+class EarlierMeasurementIn(WireModel):
+    """A measurement a worker held back, sent with a later report's ``earlier``."""
+
+    step: JsonInt = declared(minimum=0, maximum=MAX_STEP)
+    values: dict[str, Any] = Field(description="metric name -> finite number")
+    elapsed_seconds: float | None = declared(None, minimum=0, exclusiveMaximum=1e12)
+
+
 class MeasurementIn(WireModel):
     """An intermediate result at ``step``; repeating a step is a no-op."""
 
     step: JsonInt = declared(minimum=0, maximum=MAX_STEP)
     values: dict[str, Any] = Field(description="metric name -> finite number")
     elapsed_seconds: float | None = declared(None, minimum=0, exclusiveMaximum=1e12)
+    earlier: list[EarlierMeasurementIn] | None = declared(
+        None,
+        maxItems=MAX_EARLIER,
+        description="Measurements held back since the last report (steps strictly "
+        "increasing, all below step), stored in the same transaction; steps stored before "
+        "are skipped. The stopping rule is consulted once, on step: send here only steps "
+        "below the last reply's next_decision_step. A report whose step was stored before "
+        "is a repeat: nothing of it is stored.",
+    )
 
 
 class MeasureOut(BaseModel):
@@ -124,6 +141,18 @@ class MeasureOut(BaseModel):
         description="An instruction for the worker, already recorded on the trial: under the "
         'pbt rule {"type": "exploit", "from_trial": 7, "params": {...}, "step": 8} (load '
         "trial 7's checkpoint, train on with params); null otherwise.",
+    )
+    next_decision_step: int | None = Field(
+        None,
+        description="The smallest step greater than the reported one at which the study's "
+        "stopping rule could decide anything but continue for this trial (asha, hyperband, "
+        "bohb: its next rung; pbt: the next interval boundary; median, percentile, "
+        "threshold: the next step past the warm-up on the interval; patience, wilcoxon: the "
+        "next step). A worker may hold back its reports of steps below it and send them as "
+        "earlier with the first report at or past it. null: the rule decides nothing for "
+        "this trial at any later step (rule none, past the last rung) or the trial is no "
+        "longer active. The trial's state can still change meanwhile (a stop request, a "
+        "lease): a worker that holds reports back should still send one every few seconds.",
     )
 
 

@@ -64,6 +64,9 @@ class MeasureReply:
     should_stop: bool
     trial_state: TrialState
     action: Mapping[str, Any] | None = None
+    #: The smallest step above the reported one at which the study's rule could decide
+    #: anything for the trial; None: at no later step (or the trial is no longer active).
+    next_decision_step: int | None = None
 
 
 @dataclass
@@ -203,6 +206,19 @@ def _check_room_for_request(session: Session, study: StudyRow, spec: StudySpec) 
         raise Conflict(f"study {study.id} has its whole population ({members} trials) already")
 
 
+@dataclass(frozen=True)
+class Reported:
+    """One measurement of a report's ``earlier`` batch (validated by :func:`add_measurement`)."""
+
+    step: Any
+    values: Any
+    elapsed_seconds: Any = None
+
+
+#: How many ``earlier`` measurements one report may carry.
+MAX_EARLIER = 1000
+
+
 def add_measurement(
     db: Database,
     study_id: int,
@@ -210,37 +226,77 @@ def add_measurement(
     step: Any,
     values: Any,
     elapsed_seconds: Any = None,
+    earlier: Sequence[Reported] | None = None,
 ) -> MeasureReply:
-    """Store a measurement (a repeated step is a no-op) and consult the stopping rule."""
-    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
-        raise InvalidSpec(f"must be an integer in [0, {MAX_STEP}]", field="step")
-    if elapsed_seconds is not None and (
-        isinstance(elapsed_seconds, bool)
-        or not isinstance(elapsed_seconds, int | float)
-        or not 0 <= elapsed_seconds < 1e12
-    ):
-        raise InvalidSpec("must be a finite number of seconds >= 0", field="elapsed_seconds")
+    """Store a measurement (a repeated step is a no-op) and consult the stopping rule.
+
+    ``earlier``: measurements the worker held back (steps strictly increasing, all below
+    ``step``), stored in the same transaction; the rule is consulted once, on ``step``. A
+    report whose ``step`` was stored before is a repeat: nothing of it is stored."""
+    _check_step(step, "step")
+    _check_elapsed(elapsed_seconds, "elapsed_seconds")
+    batch = _check_earlier(earlier, step)
     if _trial_lock_hint.get(db, study_id) is not False:
         try:
-            reply = _measure_under_trial_lock(db, study_id, number, step, values, elapsed_seconds)
+            reply = _measure_under_trial_lock(
+                db, study_id, number, step, values, elapsed_seconds, batch
+            )
         except _NeedsStudyLock:
             reply = None
         if reply is not None:
             return reply
     with _locked_trial(db, study_id, number) as ctx:
-        _note_trial_lock(db, study_id, study_rule(ctx.spec))
+        rule = study_rule(ctx.spec)
+        _note_trial_lock(db, study_id, rule)
         row = ctx.trial
-        decides = study_rule(ctx.spec).decides and row.state == TrialState.ACTIVE.value
+        decides = rule.decides and row.state == TrialState.ACTIVE.value
         curve = _store_measurement(
-            ctx.session, ctx.spec, row, step, values, elapsed_seconds, ctx.now, curve=decides
+            ctx.session, ctx.spec, row, step, values, elapsed_seconds, ctx.now, batch, curve=decides
         )
         if curve is None:
-            return _repeated(row, step)
+            return _repeated(rule, row, step)
         touch(ctx.study, ctx.now)
         mark_touched(ctx.study, row)
         if decides:
-            return _consult_rule(ctx, curve)
-        return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))
+            return _consult_rule(ctx, curve, step)
+        return _continued(rule, row, step)
+
+
+def _check_step(step: Any, field: str) -> None:
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise InvalidSpec(f"must be an integer in [0, {MAX_STEP}]", field=field)
+
+
+def _check_elapsed(elapsed: Any, field: str) -> None:
+    if elapsed is not None and (
+        isinstance(elapsed, bool) or not isinstance(elapsed, int | float) or not 0 <= elapsed < 1e12
+    ):
+        raise InvalidSpec("must be a finite number of seconds >= 0", field=field)
+
+
+def _check_earlier(earlier: Sequence[Reported] | None, step: int) -> tuple[Reported, ...]:
+    """The ``earlier`` batch checked: at most :data:`MAX_EARLIER`, each step an integer below
+    the next one's (the last one's below ``step``), each elapsed time valid. Values are checked
+    against the study's metrics once the study is read."""
+    if not earlier:
+        return ()
+    if len(earlier) > MAX_EARLIER:
+        raise InvalidSpec(f"must hold at most {MAX_EARLIER} measurements", field="earlier")
+    batch = tuple(earlier)
+    before = -1
+    for i, item in enumerate(batch):
+        field = f"earlier[{i}].step"
+        _check_step(item.step, field)
+        if item.step <= before:
+            raise InvalidSpec(
+                f"must be greater than earlier[{i - 1}].step ({before}): steps increase",
+                field=field,
+            )
+        if item.step >= step:
+            raise InvalidSpec(f"must be below the report's step ({step})", field=field)
+        _check_elapsed(item.elapsed_seconds, f"earlier[{i}].elapsed_seconds")
+        before = item.step
+    return batch
 
 
 #: Per study, a hint: False once a measurement found that its rule reads every
@@ -261,7 +317,13 @@ class _NeedsStudyLock(Exception):
 
 
 def _measure_under_trial_lock(
-    db: Database, study_id: int, number: int, step: int, values: Any, elapsed: Any
+    db: Database,
+    study_id: int,
+    number: int,
+    step: int,
+    values: Any,
+    elapsed: Any,
+    batch: Sequence[Reported],
 ) -> MeasureReply | None:
     """A measurement that leaves the study row alone, under the trial's lock only, so a
     study's trials report in parallel. Rules that read every trial's measurements (they
@@ -279,14 +341,16 @@ def _measure_under_trial_lock(
         if _lease_expired(row, now):
             raise _NeedsStudyLock
         decides = rule.decides and row.state == TrialState.ACTIVE.value
-        curve = _store_measurement(session, spec, row, step, values, elapsed, now, curve=decides)
+        curve = _store_measurement(
+            session, spec, row, step, values, elapsed, now, batch, curve=decides
+        )
         if curve is None:
-            return _repeated(row, step)
+            return _repeated(rule, row, step)
         if decides:
             decision = _rule_decision(session, study, spec, row, curve)
             if not isinstance(decision, Continue):
                 raise _NeedsStudyLock
-        return MeasureReply(row.state == TrialState.STOPPING.value, TrialState(row.state))
+        return _continued(rule, row, step)
 
 
 def _store_measurement(
@@ -297,43 +361,83 @@ def _store_measurement(
     values: Any,
     elapsed: Any,
     now: datetime,
+    batch: Sequence[Reported] = (),
     *,
     curve: bool,
 ) -> list[MeasurementRow] | None:
-    """Add the step's measurement to the running trial and extend its lease; None when
-    the step was reported before (a retried report: nothing changes).
+    """Add the step's measurement (and the ``batch`` of earlier ones not stored yet) to the
+    running trial and extend its lease; None when the step was reported before (a retried
+    report: nothing changes).
 
     With ``curve`` (a rule will decide on the trial's curve) the trial's measurements,
-    this one included, come back in step order: one read both finds a repeated step and
-    gives the rule its curve. Without it the repeat check is a primary-key read, whatever
-    the trial's length, and the list is empty."""
+    these included, come back in step order: one read both finds a repeated step and
+    gives the rule its curve. Without it the repeat check is one read of the reported
+    steps, whatever the trial's length, and the list is empty."""
     checked = check_metric_values(values, spec.metrics, require_all=False)
+    early = [
+        check_metric_values(m.values, spec.metrics, f"earlier[{i}].values", require_all=False)
+        for i, m in enumerate(batch)
+    ]
     _require_running(row, "report measurements")
     stored: list[MeasurementRow] = []
     if curve:
         stored = measurements_of(session, [row.id]).get(row.id, [])
-        if any(m.step == step for m in stored):
-            return None
-    elif session.get(MeasurementRow, (row.id, step)) is not None:
+        seen = {m.step for m in stored}
+    elif not batch:
+        seen = {step} if session.get(MeasurementRow, (row.id, step)) is not None else set()
+    else:
+        steps = [step, *(m.step for m in batch)]
+        seen = set(
+            session.scalars(
+                select(MeasurementRow.step).where(
+                    MeasurementRow.trial_id == row.id, MeasurementRow.step.in_(steps)
+                )
+            )
+        )
+    if step in seen:
         return None
-    added = MeasurementRow(
-        trial_id=row.id,
-        step=step,
-        study_id=row.study_id,
-        values=checked,
-        elapsed_seconds=float(elapsed) if elapsed is not None else None,
-        created_at=now,
-    )
-    session.add(added)
+    points = [*zip(batch, early, strict=True), (Reported(step, values, elapsed), checked)]
+    added = [
+        MeasurementRow(
+            trial_id=row.id,
+            step=m.step,
+            study_id=row.study_id,
+            values=clean,
+            elapsed_seconds=float(m.elapsed_seconds) if m.elapsed_seconds is not None else None,
+            created_at=now,
+        )
+        for m, clean in points
+        if m.step not in seen
+    ]
+    session.add_all(added)
     row.lease_expires_at = lease_until(spec, now)
     row.updated_at = now
-    return sorted([*stored, added], key=lambda m: m.step) if curve else stored
+    return sorted([*stored, *added], key=lambda m: m.step) if curve else stored
 
 
-def _repeated(row: TrialRow, step: int) -> MeasureReply:
+def _next_step(rule: StoppingRule, row: TrialRow, step: int) -> int | None:
+    """The reply's ``next_decision_step``: the rule's, for a trial that is still active."""
+    if row.state != TrialState.ACTIVE.value:
+        return None
+    return rule.next_decision_step(to_trial(row), step)
+
+
+def _continued(rule: StoppingRule, row: TrialRow, step: int) -> MeasureReply:
+    """The reply to a stored measurement that changed nothing but the trial's curve."""
+    return MeasureReply(
+        row.state == TrialState.STOPPING.value,
+        TrialState(row.state),
+        next_decision_step=_next_step(rule, row, step),
+    )
+
+
+def _repeated(rule: StoppingRule, row: TrialRow, step: int) -> MeasureReply:
     """The reply to a step reported again: the trial's state and the step's recorded action."""
     return MeasureReply(
-        row.state == TrialState.STOPPING.value, TrialState(row.state), recorded_action(row, step)
+        row.state == TrialState.STOPPING.value,
+        TrialState(row.state),
+        recorded_action(row, step),
+        _next_step(rule, row, step),
     )
 
 
@@ -357,12 +461,13 @@ def _rule_decision(
     )
 
 
-def _consult_rule(ctx: _Locked, curve: Sequence[MeasurementRow]) -> MeasureReply:
+def _consult_rule(ctx: _Locked, curve: Sequence[MeasurementRow], step: int) -> MeasureReply:
     """Apply the rule's decision on the active trial's newest measurement."""
     decision = _rule_decision(ctx.session, ctx.study, ctx.spec, ctx.trial, curve)
     apply_decision(Scope(ctx.session, ctx.study, ctx.spec, ctx.now), decision, ctx.trial)
     action = decision.to_wire() if isinstance(decision, WorkerAction) else None
-    return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), action)
+    after = _next_step(study_rule(ctx.spec), ctx.trial, step)
+    return MeasureReply(decision.should_stop, TrialState(ctx.trial.state), action, after)
 
 
 def heartbeat(db: Database, study_id: int, number: int) -> MeasureReply:

@@ -33,6 +33,8 @@ const API_PREFIX = "/api/v1";
 const RETRY_STATUSES = new Set([429, 502, 503, 504]);
 /** Trial states after which the trial never changes again. */
 const FINISHED = new Set(["completed", "pruned", "infeasible", "failed"]);
+/** Most reports a trial holds back before it sends them (a report carries up to 1000). */
+const MAX_HELD = 500;
 
 // ---------------------------------------------------------------- types
 
@@ -53,6 +55,9 @@ const FINISHED = new Set(["completed", "pruned", "infeasible", "failed"]);
  * @property {number} [retryMaxMs] Upper bound of one backoff delay, also of a
  *   server's `Retry-After` (default 5000).
  * @property {typeof fetch} [fetch] The fetch implementation (default: global `fetch`).
+ * @property {number} [reportDelayMs] The longest a trial holds back reports at steps where
+ *   the study's rule cannot decide (the reply's `next_decision_step`; see
+ *   {@link Trial.report}), in milliseconds (default 2000; 0 sends every report at once).
  */
 
 /**
@@ -304,6 +309,7 @@ export class Client {
     this.maxRetries = options.maxRetries ?? 3;
     this.retryBaseMs = options.retryBaseMs ?? 200;
     this.retryMaxMs = options.retryMaxMs ?? 5_000;
+    this.reportDelayMs = options.reportDelayMs ?? 2_000;
     /** @private */
     this.fetchImpl = options.fetch ?? globalThis.fetch;
     if (typeof this.fetchImpl !== "function") {
@@ -314,6 +320,7 @@ export class Client {
       maxRetries: this.maxRetries,
       retryBaseMs: this.retryBaseMs,
       retryMaxMs: this.retryMaxMs,
+      reportDelayMs: this.reportDelayMs,
     })) {
       if (!Number.isFinite(value) || value < 0) {
         throw new TypeError(`tuneforge: ${key} must be a finite number >= 0, got ${value}`);
@@ -705,6 +712,21 @@ export class Trial {
     this.action = null;
     /** @private @type {number | null} the donor whose checkpoint loadCheckpoint reads */
     this.checkpointFrom = null;
+    /** @private @type {Array<Record<string, unknown>>} reports held back, oldest first */
+    this.held = [];
+    /** @private when the first held report was held (ms since the epoch) */
+    this.heldSince = 0;
+    /**
+     * @private Reports at steps below this may be held back: the last reply's
+     * `next_decision_step` (Infinity: nothing more is decided; -Infinity: not known yet,
+     * or a server that does not say).
+     */
+    this.holdBelow = -Infinity;
+  }
+
+  /** How many reports this trial holds back, not sent yet (see {@link Trial.report}). */
+  get heldReports() {
+    return this.held.length;
   }
 
   /** @returns {number} */
@@ -748,6 +770,15 @@ export class Trial {
 
   /**
    * Report intermediate values at `step` (re-sending a step is a no-op).
+   *
+   * When the last reply said the study's rule cannot decide anything before a later
+   * step (`next_decision_step`: ASHA's next rung, say), a report at a step below it is
+   * held back and resolves to false without a request; the report at or past that step
+   * sends the held ones with it (as `earlier`). Reports are held for at most the
+   * client's `reportDelayMs` and a third of the lease; {@link Trial.complete},
+   * {@link Trial.infeasible}, {@link Trial.fail}, {@link Trial.stop} and
+   * {@link Trial.refresh} send them first.
+   * A server that does not send `next_decision_step` gets every report at once.
    * @param {number} step
    * @param {Record<string, number>} values
    * @param {{elapsedSeconds?: number}} [options]
@@ -756,9 +787,56 @@ export class Trial {
    */
   async report(step, values, options = {}) {
     /** @type {Record<string, unknown>} */
-    const body = { step, values };
-    if (options.elapsedSeconds !== undefined) body.elapsed_seconds = options.elapsedSeconds;
+    const point = { step, values };
+    if (options.elapsedSeconds !== undefined) point.elapsed_seconds = options.elapsedSeconds;
+    const now = Date.now();
+    if (this.mayHold(step, now)) {
+      if (this.held.length === 0) this.heldSince = now;
+      this.held.push(point);
+      this.lastStep = step;
+      this.action = null; // a held report brings no instruction back
+      return false;
+    }
+    const last = this.held.at(-1);
+    if (last !== undefined && step <= /** @type {number} */ (last.step)) {
+      await this.send(this.held); // they cannot be the earlier ones of a lower step
+    }
+    await this.send([...this.held, point]);
+    return this.shouldStop;
+  }
+
+  /**
+   * Whether a report at `step` may wait: the rule cannot decide there, nothing asked the
+   * trial to stop, and the held ones are few, recent and at lower steps.
+   * @private
+   * @param {number} step
+   * @param {number} now
+   */
+  mayHold(step, now) {
+    const lease = this.study.data?.retries?.lease_seconds;
+    const limit = Math.min(this.client.reportDelayMs, lease === undefined ? Infinity : (lease * 1000) / 3);
+    if (!(limit > 0) || this.shouldStop || !(step < this.holdBelow)) return false;
+    const last = this.held.at(-1);
+    if (last === undefined) return true;
+    return step > /** @type {number} */ (last.step) && now - this.heldSince < limit && this.held.length < MAX_HELD;
+  }
+
+  /**
+   * Send one measurement request: the last of `points`, the others as its `earlier`.
+   * @private
+   * @param {Array<Record<string, unknown>>} points
+   */
+  async send(points) {
+    const body = { ...points[points.length - 1] };
+    if (points.length > 1) body.earlier = points.slice(0, -1);
     const reply = await this.client.request("POST", `${this.path}/measurements`, { body, retry: true });
+    const step = /** @type {number} */ (body.step);
+    this.held = this.held.filter((m) => /** @type {number} */ (m.step) > step);
+    this.holdBelow = !("next_decision_step" in reply)
+      ? -Infinity // an older server: send every report
+      : reply.next_decision_step === null
+        ? Infinity
+        : reply.next_decision_step;
     this.data = { ...this.data, state: reply.trial_state };
     this.shouldStop = Boolean(reply.should_stop);
     this.lastStep = step;
@@ -767,7 +845,24 @@ export class Trial {
       this.data = { ...this.data, params: this.action.params };
       this.checkpointFrom = this.action.from_trial;
     }
-    return this.shouldStop;
+    return reply;
+  }
+
+  /**
+   * Send the reports held back. With `dropIfRefused` (the trial ends or is read next) a
+   * 409 drops them: a trial that stopped running can store no more, and the next call
+   * reports its state.
+   * @private
+   * @param {boolean} dropIfRefused
+   */
+  async sendHeld(dropIfRefused) {
+    if (this.held.length === 0) return;
+    try {
+      await this.send(this.held);
+    } catch (error) {
+      if (!(dropIfRefused && error instanceof Conflict)) throw error;
+      this.held = [];
+    }
   }
 
   /**
@@ -857,15 +952,18 @@ export class Trial {
    * @returns {Promise<Trial>} this trial, updated
    */
   async stop() {
+    await this.sendHeld(false);
+    this.holdBelow = -Infinity; // the next report goes out at once: its reply says stop
     this.data = await this.client.request("POST", `${this.path}/stop`, { body: {} });
     return this;
   }
 
   /**
-   * Re-read the trial, with its measurements.
+   * Re-read the trial, with its measurements, after sending the reports it holds back.
    * @returns {Promise<Trial>} this trial
    */
   async refresh() {
+    await this.sendHeld(true);
     this.data = await this.client.request("GET", this.path, { retry: true });
     return this;
   }
@@ -879,6 +977,7 @@ export class Trial {
    * @param {string[]} expected states that mean the lost attempt took effect
    */
   async finish(verb, body, expected) {
+    await this.sendHeld(true);
     this.data = await this.client.request("POST", `${this.path}/${verb}`, {
       body,
       retry: true,

@@ -126,6 +126,12 @@ class ASHARule(StoppingRule):
         """Only a measurement that crosses one of the trial's rungs is ranked."""
         return self._crossed(trial, metric) is not None
 
+    def next_decision_step(self, trial: Trial, step: int) -> int | None:
+        """The first step at or past the trial's next rung above ``step`` (in its bracket,
+        for Hyperband and BOHB); ``None`` past its last rung (it then trains to the end)."""
+        rungs = self.rungs()[self._first_rung(trial) :]
+        return next((math.ceil(r) for r in rungs if r > step), None)
+
     def _crossed(self, trial: Trial, metric: Metric) -> float | None:
         """The highest of the trial's rungs its newest measurement crossed, if any."""
         series = metric_series(trial, metric.name)

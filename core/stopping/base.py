@@ -181,6 +181,18 @@ class StoppingRule(ABC):
         del trial, metric
         return self.promotes or self.sees_trials
 
+    def next_decision_step(self, trial: Trial, step: int) -> int | None:
+        """The smallest step greater than ``step`` at which this rule could decide anything
+        but ``continue`` for ``trial``; ``None``: at no later step.
+
+        A worker may hold back its reports of the steps below it and send them with the
+        first report at or past it (the measurement reply's ``next_decision_step``): the
+        rule's decision on any of them would be ``continue``. The default: the next step
+        for rules that decide (they may decide at every step), ``None`` for those that
+        never do (``none``)."""
+        del trial
+        return step + 1 if self.decides else None
+
     def member_limit(self) -> int | None:
         """How many trials (failed ones not counted) the study may ever start under this rule;
         ``None`` (the default): no limit besides ``max_trials``. PBT's population."""
@@ -278,6 +290,14 @@ class StoppingRule(ABC):
 RUNNING = frozenset({TrialState.REQUESTED, TrialState.ACTIVE, TrialState.STOPPING})
 #: Finished states whose trials carry a result an algorithm learns from.
 WITH_RESULT = frozenset({TrialState.COMPLETED, TrialState.PRUNED, TrialState.INFEASIBLE})
+
+
+def due_after(step: int, warmup: int, interval: int) -> int:
+    """The smallest step greater than ``step`` that is at least ``warmup`` and a whole number
+    of ``interval`` steps past it (where rules with a warm-up and an interval decide)."""
+    if step + 1 <= warmup:
+        return warmup
+    return warmup + -(-(step + 1 - warmup) // interval) * interval
 
 
 def fidelity_max(fidelity: Mapping[str, Any] | None) -> float | None:

@@ -27,12 +27,13 @@ from pydantic import Field
 from ..decisions import CONTINUE, Prune, TrialDecision
 from ..errors import InvalidSpec
 from ..options import OptionsModel
-from ..trials import Measurement
+from ..trials import Measurement, Trial
 from .base import (
     RuleOptions,
     StoppingContext,
     StoppingRule,
     best_of,
+    due_after,
     fidelity_max,
     metric_series,
 )
@@ -97,6 +98,12 @@ class MedianRule(StoppingRule):
         """The value a trial must not be worse than, and its name in the reason."""
         del ctx
         return float(np.median(values)), "the median"
+
+    def next_decision_step(self, trial: Trial, step: int) -> int | None:
+        """The next step past the warm-up on the interval (where :meth:`decide` compares)."""
+        del trial
+        warmup, interval = self.options["n_warmup_steps"], self.options["interval_steps"]
+        return due_after(step, int(warmup), int(interval))
 
     def _due(self, step: int) -> bool:
         """Whether the rule decides at ``step`` (past warm-up, on the interval)."""

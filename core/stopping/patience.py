@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..decisions import CONTINUE, Prune, TrialDecision
-from ..trials import Goal
+from ..trials import Goal, Trial
 from .base import RuleOptions, StoppingContext, StoppingRule, best_of, metric_series
 
 
@@ -32,6 +32,11 @@ class PatienceRule(StoppingRule):
 
     name = "patience"
     options_model = PatienceOptions
+
+    def next_decision_step(self, trial: Trial, step: int) -> int | None:
+        """The next step, once past the warm-up."""
+        del trial
+        return max(step + 1, int(self.options["n_warmup_steps"]))
 
     def decide(self, ctx: StoppingContext) -> TrialDecision:
         """Stop when the recent window is no better than the best before it (by ``min_delta``)."""

@@ -92,6 +92,14 @@ class PBTRule(StoppingRule):
         """Only a measurement that crosses an interval boundary is ranked."""
         return self._boundary(trial, metric) is not None
 
+    def next_decision_step(self, trial: Trial, step: int) -> int | None:
+        """The next multiple of ``interval`` above ``step``; ``None`` when it is at or past
+        the fidelity's last step (no exploit is left)."""
+        del trial
+        boundary = (step // self.interval + 1) * self.interval
+        top = fidelity_max(self.fidelity)
+        return None if top is not None and boundary >= top else boundary
+
     def decide(self, ctx: StoppingContext) -> TrialDecision:
         """Exploit and explore when the trial crossed a boundary in the bottom quantile."""
         boundary = self._boundary(ctx.trial, ctx.metric)

@@ -23,7 +23,8 @@ from pydantic import Field
 
 from ..decisions import CONTINUE, Prune, TrialDecision
 from ..errors import InvalidSpec
-from .base import RuleOptions, StoppingContext, StoppingRule, metric_series
+from ..trials import Trial
+from .base import RuleOptions, StoppingContext, StoppingRule, due_after, metric_series
 
 
 class ThresholdOptions(RuleOptions):
@@ -57,6 +58,12 @@ class ThresholdRule(StoppingRule):
             raise InvalidSpec(
                 f"must be greater than lower ({lower:g})", field="early_stopping.upper"
             )
+
+    def next_decision_step(self, trial: Trial, step: int) -> int | None:
+        """The next step past the warm-up on the interval (where :meth:`decide` checks)."""
+        del trial
+        warmup, interval = self.options["n_warmup_steps"], self.options["interval_steps"]
+        return due_after(step, int(warmup), int(interval))
 
     def decide(self, ctx: StoppingContext) -> TrialDecision:
         """Stop when the value at the newest step is out of bounds or not finite."""

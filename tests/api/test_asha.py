@@ -218,7 +218,12 @@ def test_completing_the_study_by_hand_prunes_its_paused_trials(client: TestClien
     (trial,) = post(client, f"/studies/{sid}/trials/suggest", {"count": 1})["trials"]
     base = f"/studies/{sid}/trials/{trial['number']}"
     reply = post(client, f"{base}/measurements", {"step": 1, "values": {"accuracy": 0.5}})
-    assert reply == {"should_stop": True, "trial_state": "stopping", "action": None}
+    assert reply == {
+        "should_stop": True,
+        "trial_state": "stopping",
+        "action": None,
+        "next_decision_step": None,
+    }
     assert post(client, f"{base}/complete", {"values": {"accuracy": 0.5}})["state"] == "paused"
     r = client.patch(f"{API}/studies/{sid}", json={"state": "completed"})
     assert r.status_code == 200 and r.json()["trial_counts"]["pruned"] == 1

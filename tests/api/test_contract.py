@@ -162,7 +162,12 @@ def test_repeated_measurement_step_is_a_no_op(client: TestClient) -> None:
     first = client.post(url, json={"step": 3, "values": {"accuracy": 0.5}, "elapsed_seconds": 1.5})
     again = client.post(url, json={"step": 3, "values": {"accuracy": 0.9}})
     assert first.status_code == again.status_code == 200
-    assert first.json() == {"should_stop": False, "trial_state": "active", "action": None}
+    assert first.json() == {
+        "should_stop": False,
+        "trial_state": "active",
+        "action": None,
+        "next_decision_step": None,
+    }
     stored = client.get(f"{API}/studies/{sid}/trials/{trial['number']}").json()
     assert stored["measurements"] == [
         {"step": 3, "values": {"accuracy": 0.5}, "elapsed_seconds": 1.5}

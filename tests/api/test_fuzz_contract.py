@@ -98,6 +98,9 @@ SEMANTIC_RULES: tuple[tuple[str, str, str], ...] = (
     ("createTrial", r"params\..*", r"unknown parameter|missing value|must be"),
     ("createTrial", r"values(\..*)?", r""),
     ("reportMeasurement", r"values\..*", r"unknown metric"),
+    # held-back measurements: their steps increase and stay below the report's
+    ("reportMeasurement", r"earlier\[\d+\]\.values\..*", r"unknown metric"),
+    ("reportMeasurement", r"earlier\[\d+\]\.step", r"must be (?:below|greater than)"),
     ("completeTrial", r"values\..*", r"unknown metric|missing|objective"),
     ("runStudy", r"objective", r"no managed objective"),
     ("getImportance", r"objective", r"unknown metric"),

@@ -52,7 +52,12 @@ def test_readme_curl_session_runs_and_runs_again(sqlite_url: str) -> None:
         server.stop()
     for number, (suggest, measure, complete, best) in enumerate((first, second)):
         assert suggest["trials"][0]["number"] == number and suggest["study_state"] == "active"
-        assert measure == {"should_stop": False, "trial_state": "active", "action": None}
+        assert measure == {
+            "should_stop": False,
+            "trial_state": "active",
+            "action": None,
+            "next_decision_step": None,
+        }
         assert complete["state"] == "completed" and complete["values"] == {"accuracy": 0.87}
         assert complete["number"] == number
         assert best["trials"][0]["values"] == {"accuracy": 0.87}

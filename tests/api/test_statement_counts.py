@@ -250,3 +250,41 @@ def test_a_measurement_that_continues_leaves_the_study_row_alone(db_url: str, ru
         assert not any("INSERT INTO measurements" in s for s in again.statements)
         trial = client.get(base).json()
         assert trial["state"] == "active" and [m["step"] for m in trial["measurements"]] == [1]
+
+
+@pytest.mark.parametrize("rule", ["none", "asha"])
+def test_a_report_with_earlier_measurements_costs_the_same_whatever_their_number(
+    db_url: str, rule: str
+) -> None:
+    """A report carrying 2 or 200 held-back measurements: the same statements (one read of
+    the reported steps, or of the curve when a rule decides, and one insert), and no more
+    than a plain report."""
+    with make_client(db_url, reconcile_interval_seconds=0) as client:
+        spec = small_spec(f"batch-{rule}", algorithm="random")
+        spec["fidelity"] = {"name": "epochs", "min": 1, "max": 1000}
+        spec["early_stopping"] = {"rule": rule, **({"keep_leader": True} if rule == "asha" else {})}
+        sid = int(client.post("/api/v1/studies", json=spec).json()["id"])
+        sizes = (0, 2, 200)
+        urls = []
+        for k in range(len(sizes)):
+            url = f"/api/v1/studies/{sid}/trials/{suggest_one(client, sid, f'b{k}')}"
+            client.post(f"{url}/measurements", json={"step": 1, "values": {"accuracy": 0.1}})
+            urls.append(url)
+        with counting(client) as measure:
+            tallies = []
+            for url, size in zip(urls, sizes, strict=True):
+                earlier = [{"step": 2 + s, "values": {"accuracy": 0.2}} for s in range(size)]
+                body = {"step": 2 + size, "values": {"accuracy": 0.3}, "earlier": earlier}
+                post = f"{url}/measurements"
+                tallies.append(measure(lambda p=post, b=body: client.post(p, json=b)))
+        for url, size in zip(urls, sizes, strict=True):
+            steps = [m["step"] for m in client.get(url).json()["measurements"]]
+            assert steps == list(range(1, 3 + size)), steps
+        plain, small, large = tallies
+        assert len(small.statements) == len(large.statements), (small.statements, large.statements)
+        assert len(small.statements) <= len(plain.statements) + 1, (
+            plain.statements,
+            small.statements,
+        )
+        inserts = [s for s in large.statements if "INSERT INTO measurements" in s]
+        assert len(inserts) == 1, large.statements

@@ -386,6 +386,107 @@ describe("early stopping", () => {
   });
 });
 
+/** A client whose measurement requests are noted: `[client, bodies]`; `older` drops
+ * next_decision_step from the replies (what a server from before it answers). */
+function notingClient(options = {}, older = false) {
+  const bodies = [];
+  const noting = async (url, init) => {
+    const measure = String(url).endsWith("/measurements");
+    if (measure) bodies.push(JSON.parse(init.body));
+    const answer = await fetch(url, init);
+    if (!measure || !older || !answer.ok) return answer;
+    const body = await answer.json();
+    delete body.next_decision_step;
+    return reply(answer.status, body);
+  };
+  return [new Client({ fetch: noting, ...options }), bodies];
+}
+
+const rungSpec = (what) =>
+  spec(what, {
+    fidelity: { name: "epochs", min: 1, max: 27 },
+    early_stopping: { rule: "asha", reduction_factor: 3, keep_leader: true },
+  });
+
+describe("held-back reports", () => {
+  test("an asha trial sends one report per rung, the rest with complete", async () => {
+    const [client, bodies] = notingClient({ reportDelayMs: 60_000 });
+    const study = await client.createStudy(rungSpec("held"));
+    const [trial] = await study.suggest();
+    for (let step = 1; step < 27; step++) {
+      assert.equal(await trial.report(step, { accuracy: step / 100 }), false);
+    }
+    assert.deepEqual(
+      bodies.map((b) => b.step),
+      [1, 3, 9],
+    );
+    assert.deepEqual(
+      bodies.map((b) => (b.earlier ?? []).map((m) => m.step)),
+      [[], [2], [4, 5, 6, 7, 8]],
+    );
+    assert.equal(trial.heldReports, 26 - 9);
+    await trial.complete({ accuracy: 0.3 });
+    assert.deepEqual(
+      bodies.map((b) => b.step),
+      [1, 3, 9, 26],
+    );
+    assert.equal(trial.heldReports, 0);
+    await trial.refresh();
+    assert.deepEqual(
+      trial.data.measurements.map((m) => m.step),
+      Array.from({ length: 26 }, (_, i) => i + 1),
+    );
+    assert.equal(trial.state, "completed");
+  });
+
+  test("reportDelayMs 0, and a server without next_decision_step, get every report", async () => {
+    for (const [options, older] of [
+      [{ reportDelayMs: 0 }, false],
+      [{}, true],
+    ]) {
+      const [client, bodies] = notingClient(options, older);
+      const study = await client.createStudy(rungSpec("every"));
+      const [trial] = await study.suggest();
+      for (let step = 1; step <= 5; step++) await trial.report(step, { accuracy: 0.5 });
+      assert.deepEqual(
+        bodies.map((b) => [b.step, b.earlier]),
+        [1, 2, 3, 4, 5].map((s) => [s, undefined]),
+      );
+      await trial.complete({ accuracy: 0.5 });
+    }
+  });
+
+  test("held reports wait at most reportDelayMs; fail and stop send them first", async () => {
+    const [client, bodies] = notingClient({ reportDelayMs: 200 });
+    const study = await client.createStudy(spec("delay"));
+    const [trial] = await study.suggest(); // rule none: nothing is ever decided
+    await trial.report(1, { accuracy: 0.1 });
+    await trial.report(2, { accuracy: 0.2 });
+    assert.deepEqual(
+      bodies.map((b) => b.step),
+      [1],
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await trial.report(3, { accuracy: 0.3 });
+    assert.deepEqual(
+      bodies.map((b) => [b.step, (b.earlier ?? []).map((m) => m.step)]),
+      [
+        [1, []],
+        [3, [2]],
+      ],
+    );
+    await trial.report(4, { accuracy: 0.4 });
+    await trial.stop();
+    assert.equal(await trial.report(5, { accuracy: 0.5 }), true); // sent at once: says stop
+    await trial.fail("done", { retry: false });
+    await trial.refresh();
+    assert.deepEqual(
+      trial.data.measurements.map((m) => m.step),
+      [1, 2, 3, 4, 5],
+    );
+  });
+});
+
 describe("checkpoints", () => {
   const client = new Client();
   /** An asha study: epochs 1 to 9, rungs at 1 and 3. */

@@ -3,7 +3,7 @@ whether sending it twice is safe. The sync and async clients send these unchange
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -177,10 +177,14 @@ def measure(
     step: int,
     values: Mapping[str, float],
     elapsed_seconds: float | None,
+    earlier: Sequence[Mapping[str, Any]] = (),
 ) -> Call[MeasureReply]:
+    # Re-sending a step is a no-op, with or without the earlier ones held back before it.
     body: dict[str, Any] = {"step": step, "values": dict(values)}
     if elapsed_seconds is not None:
         body["elapsed_seconds"] = elapsed_seconds
+    if earlier:
+        body["earlier"] = [dict(m) for m in earlier]
     return Call(
         "POST", _trial(study_id, number, "measurements"), MeasureReply.model_validate, json=body
     )

@@ -137,8 +137,13 @@ class BaseClient:
         timeout: float | httpx.Timeout | None,
         retry: RetryPolicy,
         in_process: bool,
+        report_delay: float = 2.0,
     ) -> None:
+        if isinstance(report_delay, bool) or not report_delay >= 0:
+            raise ValueError(f"report_delay must be a number of seconds >= 0, got {report_delay!r}")
         self._server: EmbeddedServer | None = None
+        #: Longest a trial holds a report back (see ``Trial.report``); 0: never.
+        self.report_delay = float(report_delay)
         #: Requests go to a transport in this process (tests), not over the network.
         self.in_process = in_process
         self.url = self._resolve_url(url, in_process)

@@ -3,6 +3,8 @@ decisions that need no network, and the table ``to_pandas`` builds."""
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +15,8 @@ from .errors import NotFound, TrialPruned
 from .models import Checkpoint, MeasureReply, StudyData, TrialData
 
 MAX_REASON = 2000
+#: Most reports a trial holds back before it sends them (a report carries up to 1000).
+MAX_HELD = 500
 
 
 class StudyBase:
@@ -79,6 +83,7 @@ class TrialBase:
         data: TrialData,
         lease_seconds: float,
         fidelity: Fidelity | None = None,
+        report_delay: float = 0.0,
     ) -> None:
         self.study_id = study_id
         self._data = data
@@ -91,6 +96,15 @@ class TrialBase:
         #: The trial whose checkpoint ``load_checkpoint()`` reads until this one saves again
         #: (the donor of PBT's last exploit).
         self._checkpoint_from: int | None = None
+        #: Reports held back (``earlier`` entries), oldest first, and when the first was held.
+        self._held: list[dict[str, Any]] = []
+        self._held_since = 0.0
+        #: Reports at steps below this may be held back: the last reply's
+        #: ``next_decision_step`` (inf: the rule decides nothing more; -inf: not known yet,
+        #: or a server that does not say).
+        self._hold_below = -math.inf
+        #: How long a report may be held back: ``report_delay``, at most a heartbeat interval.
+        self._hold_seconds = min(max(report_delay, 0.0), self.heartbeat_interval)
 
     @property
     def data(self) -> TrialData:
@@ -172,12 +186,80 @@ class TrialBase:
         """
         return None if self._action is None else dict(self._action)
 
+    @property
+    def held_reports(self) -> int:
+        """How many reports this handle holds back, not sent yet (see ``report``)."""
+        return len(self._held)
+
+    def _report_calls(
+        self, step: int, values: Mapping[str, float], elapsed_seconds: float | None
+    ) -> list[calls.Call[MeasureReply]]:
+        """The requests a ``report`` sends: none when it is held back; else the report with
+        the held ones as its ``earlier`` (or, when its step does not follow theirs, the held
+        ones first, on their own)."""
+        point: dict[str, Any] = {"step": step, "values": dict(values)}
+        if elapsed_seconds is not None:
+            point["elapsed_seconds"] = elapsed_seconds
+        now = time.monotonic()
+        if self._may_hold(step, now):
+            if not self._held:
+                self._held_since = now
+            self._held.append(point)
+            self._reported.update(values)
+            self._last_step = step
+            self._action = None  # a held report brings no instruction back
+            return []
+        out = []
+        if self._held and step <= self._held[-1]["step"]:
+            out.append(self._held_call(self._held))
+            held: list[dict[str, Any]] = []
+        else:
+            held = self._held
+        out.append(self._held_call([*held, point]))
+        return out
+
+    def _may_hold(self, step: int, now: float) -> bool:
+        """Whether a report at ``step`` may wait: the rule cannot decide there, nothing asked
+        the trial to stop, and the held ones are few, recent and at lower steps."""
+        if self._hold_seconds <= 0 or self._should_stop or not step < self._hold_below:
+            return False
+        if not self._held:
+            return True
+        return (
+            step > self._held[-1]["step"]
+            and now - self._held_since < self._hold_seconds
+            and len(self._held) < MAX_HELD
+        )
+
+    def _stop_call(self) -> calls.Call[TrialData]:
+        """The request that asks the trial to stop; the next report is sent, not held, so
+        its reply says so."""
+        self._hold_below = -math.inf
+        return calls.stop(self.study_id, self.number)
+
+    def _flush_call(self) -> calls.Call[MeasureReply] | None:
+        """The request that sends the held reports (before the trial ends), if any."""
+        return self._held_call(self._held) if self._held else None
+
+    def _held_call(self, points: list[dict[str, Any]]) -> calls.Call[MeasureReply]:
+        """One measurement request: the last of ``points``, the others as its ``earlier``."""
+        *earlier, last = points
+        step, values = last["step"], last["values"]
+        elapsed = last.get("elapsed_seconds")
+        return calls.measure(self.study_id, self.number, step, values, elapsed, earlier)
+
     def _note_report(
         self, values: Mapping[str, float], reply: MeasureReply, step: int | None = None
     ) -> None:
         self._reported.update(values)
         if step is not None:
             self._last_step = step
+            self._held = [m for m in self._held if m["step"] > step]
+        if "next_decision_step" in reply.model_fields_set:
+            upcoming = reply.next_decision_step
+            self._hold_below = math.inf if upcoming is None else float(upcoming)
+        else:  # an older server: send every report
+            self._hold_below = -math.inf
         self._should_stop = self._should_stop or reply.should_stop
         self._action = dict(reply.action) if reply.action is not None else None
         if self._action is not None and self._action.get("type") == "exploit":

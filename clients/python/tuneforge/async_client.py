@@ -43,6 +43,7 @@ class AsyncClient(BaseClient):
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        report_delay: float = 2.0,
     ) -> None:
         super().__init__(
             url,
@@ -51,6 +52,7 @@ class AsyncClient(BaseClient):
             timeout=timeout,
             retry=retry or RetryPolicy(),
             in_process=transport is not None,
+            report_delay=report_delay,
         )
         self._http = httpx.AsyncClient(transport=transport, **self._http_options())
         self._heartbeats: set[AsyncHeartbeat] = set()

@@ -30,6 +30,7 @@ from .models import (
     CheckpointInfo,
     HeartbeatReply,
     ImportanceReply,
+    MeasureReply,
     StudyData,
     TrialData,
 )
@@ -78,7 +79,7 @@ class AsyncTrial(TrialBase):
         owned: bool = False,
         fidelity: Fidelity | None = None,
     ) -> None:
-        super().__init__(study_id, data, lease_seconds, fidelity)
+        super().__init__(study_id, data, lease_seconds, fidelity, client.report_delay)
         self._client = client
         self._heartbeat: AsyncHeartbeat | None = None
         if owned and data.is_running:
@@ -96,12 +97,34 @@ class AsyncTrial(TrialBase):
         **metrics: float,
     ) -> bool:
         """Record metric values at ``step``; returns True when the trial should stop. An
-        instruction in the reply (PBT's exploit) is applied: see :attr:`action`."""
+        instruction in the reply (PBT's exploit) is applied: see :attr:`action`.
+
+        Reports at steps where the study's rule cannot decide are held back and sent
+        with a later one, as ``Trial.report`` describes."""
         merged = metric_values(values, metrics)
-        call = calls.measure(self.study_id, self.number, step, merged, elapsed_seconds)
+        should_stop = self._should_stop
+        for call in self._report_calls(step, merged, elapsed_seconds):
+            should_stop = (await self._send_report(call)).should_stop
+        return should_stop
+
+    async def _send_report(self, call: calls.Call[MeasureReply]) -> MeasureReply:
         reply = await self._client._request(call)
-        self._note_report(merged, reply, step)
-        return reply.should_stop
+        self._note_report(call.json["values"], reply, call.json["step"])
+        return reply
+
+    async def _send_held(self, *, drop_if_refused: bool) -> None:
+        """Send the reports held back. With ``drop_if_refused`` (the trial ends or is read
+        next) a 409 drops them: a trial that stopped running can store no more, and the
+        next call reports its state."""
+        call = self._flush_call()
+        if call is None:
+            return
+        try:
+            await self._send_report(call)
+        except Conflict:
+            if not drop_if_refused:
+                raise
+            self._held.clear()
 
     async def heartbeat(self) -> bool:
         """Extend the lease now; returns True when the trial should stop."""
@@ -142,7 +165,8 @@ class AsyncTrial(TrialBase):
 
     async def stop(self) -> AsyncTrial:
         """Ask whoever runs this trial to stop."""
-        self._data = await self._client._request(calls.stop(self.study_id, self.number))
+        await self._send_held(drop_if_refused=False)
+        self._data = await self._client._request(self._stop_call())
         return self
 
     async def save_checkpoint(self, state: Any, *, step: int | None = None) -> CheckpointInfo:
@@ -165,11 +189,14 @@ class AsyncTrial(TrialBase):
         return unpickled(checkpoint)
 
     async def refresh(self) -> AsyncTrial:
-        """Read the trial (with its measurements) again."""
+        """Read the trial (with its measurements) again, after sending the reports it holds
+        back."""
+        await self._send_held(drop_if_refused=True)
         self._data = await self._client._request(calls.get_trial(self.study_id, self.number))
         return self
 
     async def _finish(self, call: calls.Call[TrialData], body: Mapping[str, Any]) -> AsyncTrial:
+        await self._send_held(drop_if_refused=True)
         try:
             self._data = await self._client._request(call)
         except Conflict as exc:

@@ -38,6 +38,10 @@ class Client(BaseClient):
     heartbeats, complete, fail) are retried with exponential backoff for up
     to ``retry.total_seconds``. ``transport`` replaces the network, e.g. to
     drive an app in-process in tests.
+
+    ``report_delay``: the longest, in seconds, a trial holds back reports at steps where
+    the study's early-stopping rule cannot decide anything (the measurement reply's
+    ``next_decision_step``; see ``Trial.report``); ``0`` sends every report at once.
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class Client(BaseClient):
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        report_delay: float = 2.0,
     ) -> None:
         super().__init__(
             url,
@@ -57,6 +62,7 @@ class Client(BaseClient):
             timeout=timeout,
             retry=retry or RetryPolicy(),
             in_process=transport is not None,
+            report_delay=report_delay,
         )
         self._http = httpx.Client(transport=transport, **self._http_options())
         self._heartbeats: set[Heartbeat] = set()

@@ -28,6 +28,7 @@ from .models import (
     CheckpointInfo,
     HeartbeatReply,
     ImportanceReply,
+    MeasureReply,
     StudyData,
     TrialData,
 )
@@ -78,7 +79,7 @@ class Trial(TrialBase):
         owned: bool = False,
         fidelity: Fidelity | None = None,
     ) -> None:
-        super().__init__(study_id, data, lease_seconds, fidelity)
+        super().__init__(study_id, data, lease_seconds, fidelity, client.report_delay)
         self._client = client
         self._heartbeat: Heartbeat | None = None
         if owned and data.is_running:
@@ -103,13 +104,41 @@ class Trial(TrialBase):
         """Record metric values at ``step``; returns True when the trial should stop. An
         instruction in the reply (PBT's exploit) is applied: see :attr:`action`.
 
+        When the last reply said the study's rule cannot decide anything before a later
+        step (``next_decision_step``: ASHA's next rung, say), a report at a step below it
+        is held back and returns False without a request (unless a heartbeat brought a
+        stop); the report at or past that step sends the held ones with it. Reports are
+        held for at most the client's ``report_delay`` (2 s by default; 0 turns this off)
+        and a third of the lease; ``complete``, ``infeasible``, ``fail``, ``stop``,
+        ``refresh`` and the end of a ``with`` block send them first. A server that does
+        not send ``next_decision_step`` gets every report at once.
+
         Re-sending a step is a no-op on the server, so the call is retried freely.
         """
         merged = metric_values(values, metrics)
-        call = calls.measure(self.study_id, self.number, step, merged, elapsed_seconds)
+        should_stop = self._should_stop
+        for call in self._report_calls(step, merged, elapsed_seconds):
+            should_stop = self._send_report(call).should_stop
+        return should_stop
+
+    def _send_report(self, call: calls.Call[MeasureReply]) -> MeasureReply:
         reply = self._client._request(call)
-        self._note_report(merged, reply, step)
-        return reply.should_stop
+        self._note_report(call.json["values"], reply, call.json["step"])
+        return reply
+
+    def _send_held(self, *, drop_if_refused: bool) -> None:
+        """Send the reports held back. With ``drop_if_refused`` (the trial ends or is read
+        next) a 409 drops them: a trial that stopped running can store no more, and the
+        next call reports its state."""
+        call = self._flush_call()
+        if call is None:
+            return
+        try:
+            self._send_report(call)
+        except Conflict:
+            if not drop_if_refused:
+                raise
+            self._held.clear()
 
     def heartbeat(self) -> bool:
         """Extend the lease now; returns True when the trial should stop."""
@@ -150,7 +179,8 @@ class Trial(TrialBase):
 
     def stop(self) -> Trial:
         """Ask whoever runs this trial to stop (its next report or heartbeat says so)."""
-        self._data = self._client._request(calls.stop(self.study_id, self.number))
+        self._send_held(drop_if_refused=False)
+        self._data = self._client._request(self._stop_call())
         return self
 
     def save_checkpoint(self, state: Any, *, step: int | None = None) -> CheckpointInfo:
@@ -173,11 +203,14 @@ class Trial(TrialBase):
         return unpickled(checkpoint)
 
     def refresh(self) -> Trial:
-        """Read the trial (with its measurements) again."""
+        """Read the trial (with its measurements) again, after sending the reports it holds
+        back."""
+        self._send_held(drop_if_refused=True)
         self._data = self._client._request(calls.get_trial(self.study_id, self.number))
         return self
 
     def _finish(self, call: calls.Call[TrialData], body: Mapping[str, Any]) -> Trial:
+        self._send_held(drop_if_refused=True)
         try:
             self._data = self._client._request(call)
         except Conflict as exc:

@@ -111,6 +111,10 @@ class MeasureReply(_Wire):
     should_stop: bool
     trial_state: str
     action: dict[str, Any] | None = None
+    #: The smallest step above the reported one where the study's rule could decide
+    #: anything; ``None``: at no later step. Servers before it was added send none (then
+    #: it is missing from ``model_fields_set`` and every report is sent).
+    next_decision_step: int | None = None
 
 
 class HeartbeatReply(_Wire):

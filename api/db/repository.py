@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from ...core.trials import Measurement, StudyState, Trial, TrialState
 from .engine import note_study_lock
 from .models import MeasurementRow, ProjectRow, StudyRow, TrialRow
 
-_S = TypeVar("_S", bound="Select[*tuple[Any, ...]]")
+_T = TypeVar("_T")
 
 DEFAULT_PROJECT = "default"
 
@@ -39,7 +39,7 @@ def default_project_id(session: Session) -> int:
     return pid
 
 
-def for_update(stmt: _S) -> _S:
+def for_update(stmt: Select[_T]) -> Select[_T]:
     """``stmt`` locking the rows it reads: ``FOR NO KEY UPDATE`` on PostgreSQL (a no-op on
     SQLite, whose write transactions are IMMEDIATE).
 

@@ -67,26 +67,6 @@ def get_study_row(session: Session, study_id: int, *, lock: bool = False) -> Stu
     return row
 
 
-def lock_study_and_trial(session: Session, study_id: int, number: int) -> tuple[StudyRow, TrialRow]:
-    """The study row and its trial ``number``, both locked by one statement (one round trip
-    less while the study's lock is held than :func:`get_study_row` then
-    :func:`get_trial_row`). PostgreSQL locks the rows of a join in the order of its
-    ``FROM`` list: the study's, then the trial's, the order every locker keeps."""
-    stmt = (
-        select(StudyRow, TrialRow)
-        .join(TrialRow, TrialRow.study_id == StudyRow.id)
-        .where(StudyRow.id == study_id, TrialRow.number == number)
-    )
-    started = time.perf_counter()
-    found = session.execute(for_update(stmt)).one_or_none()
-    if found is None:
-        get_study_row(session, study_id)  # NotFound for the study, if that is what is missing
-        raise NotFound(f"trial {number} does not exist in study {study_id}", field="number")
-    if session.get_bind().dialect.name == "postgresql":
-        note_study_lock(session, time.perf_counter() - started)
-    return found[0], found[1]
-
-
 def get_trial_row(session: Session, study_id: int, number: int, *, lock: bool = False) -> TrialRow:
     stmt = select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number)
     if lock:

@@ -27,7 +27,6 @@ from ..db.models import MeasurementRow, StudyRow, TrialRow
 from ..db.repository import (
     get_study_row,
     get_trial_row,
-    lock_study_and_trial,
     measurements_by_number,
     measurements_of,
     spec_of,
@@ -92,8 +91,9 @@ def _locked_trial(
     be missing from that reply; it is stored all the same)."""
     with db.write() as session:
         before = measurements_by_number(session, study_id, number) if curve else None
-        study, trial = lock_study_and_trial(session, study_id, number)
+        study = get_study_row(session, study_id, lock=True)
         spec = spec_of(study)
+        trial = get_trial_row(session, study_id, number, lock=True)
         now = utcnow()
         if _lease_expired(trial, now):
             reap_expired(session, study, spec, now)

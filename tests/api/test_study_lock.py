@@ -77,6 +77,15 @@ def _waiting_on_a_lock(db: Database) -> bool:
     return bool(n)
 
 
+def _until_blocked(db: Database, call: str) -> None:
+    """Wait (at most :data:`PATIENCE`) until some session waits for a row lock: ``call``,
+    started in another thread, reached the study's lock."""
+    deadline = time.monotonic() + PATIENCE
+    while not _waiting_on_a_lock(db) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _waiting_on_a_lock(db), f"the {call} never reached the study's lock"
+
+
 def test_a_completion_does_not_wait_for_a_suggest_stuck_on_another_study(pg_url: str) -> None:
     """With one thread per pool, a suggest stuck on its study's lock holds suggest's only
     thread; a completion on another study still runs (api/threads.py: its own pool)."""
@@ -108,10 +117,7 @@ def test_a_completion_does_not_wait_for_a_suggest_stuck_on_another_study(pg_url:
             get_study_row(session, stuck, lock=True)
             blocked = threading.Thread(target=suggest_stuck)
             blocked.start()
-            deadline = time.monotonic() + PATIENCE
-            while not _waiting_on_a_lock(db) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert _waiting_on_a_lock(db), "the suggest never reached the study's lock"
+            _until_blocked(db, "suggest")
             finisher = threading.Thread(target=complete_free)
             finisher.start()
             done_while_stuck = completed.wait(PATIENCE)
@@ -151,10 +157,7 @@ def test_the_metrics_show_how_long_the_study_lock_was_waited_for_and_held(
         get_study_row(session, sid, lock=True)
         waiter = threading.Thread(target=suggest)
         waiter.start()
-        deadline = time.monotonic() + PATIENCE
-        while not _waiting_on_a_lock(db) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert _waiting_on_a_lock(db), "the suggest never reached the study's lock"
+        _until_blocked(db, "suggest")
         time.sleep(held_for)
     waiter.join(timeout=60)
     assert answers == [200]

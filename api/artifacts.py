@@ -7,7 +7,11 @@ write streams into a temporary file beside its key and renames it into place
 once complete, so a reader sees the old file or the new one, never half of one,
 and an upload cut off mid-way (a 413, a dropped connection) leaves nothing
 behind. Each artifact has a small JSON sidecar (``<key>.json``) with its size,
-SHA-256 and whatever the caller records (a checkpoint's step).
+SHA-256 and whatever the caller records (a checkpoint's step), renamed into place
+the same way after the bytes. A reader of a key that is being saved again
+(:meth:`ArtifactStore.open_current`) gets one whole version of the bytes; before
+the sidecar was renamed too, such a reader could find it half written
+(``tests/unit/test_artifact_store.py``).
 
 The default root is a directory beside the SQLite file in embedded mode
 (``./tuneforge.db`` keeps its artifacts in ``./tuneforge-artifacts``) and
@@ -18,6 +22,7 @@ directory, ``s3://bucket/prefix`` with s3fs installed, ...).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -124,9 +129,13 @@ class ArtifactStore:
         return stored
 
     def _commit(self, temporary: str, path: str, stored: StoredArtifact) -> None:
+        """Rename the bytes into place, then the sidecar (written beside it first): a reader
+        never sees a sidecar half written."""
         self.fs.mv(temporary, path)
-        with self.fs.open(f"{path}.json", "w") as sidecar:
+        record = f"{path}.json.part-{uuid.uuid4().hex}"
+        with self.fs.open(record, "w") as sidecar:
             sidecar.write(json.dumps(stored.to_dict()))
+        self.fs.mv(record, f"{path}.json")
 
     def _discard(self, handle: Any, temporary: str) -> None:
         try:
@@ -148,8 +157,28 @@ class ArtifactStore:
     def read_chunks(self, key: str) -> Iterator[bytes]:
         """The artifact's bytes, a chunk at a time (for a streamed reply)."""
         with self.fs.open(self._path(key), "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
+            yield from chunks_of(handle)
+
+    def open_current(self, key: str) -> tuple[StoredArtifact, Any] | None:
+        """The artifact's record and an open file of its bytes (close it), or ``None``.
+
+        For an artifact that is replaced while it is read (a checkpoint saved again): the
+        open file holds one whole version whatever is renamed over it later, and the
+        record's ``size_bytes`` is that file's size. The other fields come from the
+        sidecar read just before; in the instant between a save's two renames they may
+        still describe the version before."""
+        stored = self.describe(key)
+        if stored is None:
+            return None
+        try:
+            handle = self.fs.open(self._path(key), "rb")
+        except FileNotFoundError:  # deleted meanwhile (its study was)
+            return None
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(0)
+        if size != stored.size_bytes:
+            stored = dataclasses.replace(stored, size_bytes=size)
+        return stored, handle
 
     def read_bytes(self, key: str) -> bytes:
         """The whole artifact (small ones only)."""
@@ -173,6 +202,13 @@ class ArtifactStore:
         path = self._path(prefix)
         if self.fs.exists(path):
             self.fs.rm(path, recursive=True)
+
+
+def chunks_of(handle: Any) -> Iterator[bytes]:
+    """An open file's bytes, a chunk at a time; closes it at the end."""
+    with handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
 
 
 def checkpoint_key(study: StudyIdentity, number: int) -> str:

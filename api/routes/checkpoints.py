@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ...core.errors import NotFound
-from ..artifacts import ArtifactTooLarge, StoredArtifact, checkpoint_key
+from ..artifacts import ArtifactTooLarge, StoredArtifact, checkpoint_key, chunks_of
 from ..db.engine import Database
 from ..limits import BodyTooLarge
 from ..openapi import BODY, errors
@@ -107,7 +107,7 @@ def load_checkpoint(
     study_id: StudyId, number: TrialNumber, db: DB, store: Store
 ) -> StreamingResponse:
     """The bytes last saved for the trial (404 when it has none)."""
-    stored = service.find_checkpoint(db, store, study_id, number)
+    stored, handle = service.open_checkpoint(db, store, study_id, number)
     headers = {
         "X-Checkpoint-Sha256": stored.sha256,
         "X-Checkpoint-Saved-At": stored.saved_at,
@@ -117,5 +117,5 @@ def load_checkpoint(
     if stored.info.get("step") is not None:
         headers["X-Checkpoint-Step"] = str(stored.info["step"])
     return StreamingResponse(
-        store.read_chunks(stored.key), media_type="application/octet-stream", headers=headers
+        chunks_of(handle), media_type="application/octet-stream", headers=headers
     )

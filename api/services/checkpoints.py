@@ -8,6 +8,8 @@ The bytes are opaque to the server and live in the artifact store
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 
 from ...core.errors import Conflict, NotFound
@@ -57,21 +59,23 @@ def study_gone(db: Database, study_id: int) -> bool:
         return session.scalar(select(StudyRow.id).where(StudyRow.id == study_id)) is None
 
 
-def find_checkpoint(
+def open_checkpoint(
     db: Database, store: ArtifactStore, study_id: int, number: int
-) -> StoredArtifact:
-    """The stored checkpoint of an existing trial (404 when the trial or checkpoint is missing)."""
+) -> tuple[StoredArtifact, Any]:
+    """The stored checkpoint of an existing trial and an open file of its bytes, one whole
+    version even while the trial saves a new one (404 when the trial or checkpoint is
+    missing)."""
     with db.read() as session:
         study = get_study_row(session, study_id)
         get_trial_row(session, study_id, number)
         key = checkpoint_key((study.id, study.created_at), number)
-    stored = store.describe(key)
-    if stored is None:
+    found = store.open_current(key)
+    if found is None:
         raise NotFound(
             f"trial {number} of study {study_id} has no checkpoint",
             field="checkpoint",
         )
-    return stored
+    return found
 
 
 def delete_study_artifacts(store: ArtifactStore, study: StudyIdentity) -> None:

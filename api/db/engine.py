@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -96,8 +96,12 @@ class Database:
         self.backend = self.engine.dialect.name
         self.lock_observer: LockObserver | None = None
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
-        self._writer = sessionmaker(
-            self.engine.execution_options(**{_WRITE: True}), expire_on_commit=False
+        self._write_engine = self.engine.execution_options(**{_WRITE: True})
+        self._writer = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._autocommit = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.backend == "postgresql"
+            else None
         )
         for maker in (self._reader, self._writer):
             event.listen(maker, "after_commit", self._transaction_ended)
@@ -120,6 +124,25 @@ class Database:
         """A read-only transaction (never blocks writers on SQLite's WAL)."""
         with self._scope(self._reader) as session:
             yield session
+
+    @contextmanager
+    def single(self, *, write: bool = False) -> Iterator[Connection]:
+        """A connection for one statement that is its own transaction: on PostgreSQL in
+        autocommit mode, which spares the ``BEGIN`` and ``COMMIT`` round trips and the ORM
+        session of :meth:`read` and :meth:`write` (the authorization read and the audit
+        insert of every request use it); on SQLite a transaction of the same kind as
+        :meth:`read` or :meth:`write`. Several statements in one block each see their own
+        snapshot on PostgreSQL: use :meth:`read` when they must agree."""
+        try:
+            if self._autocommit is not None:
+                with self._autocommit.connect() as conn:
+                    yield conn
+            else:
+                engine = self._write_engine if write else self.engine
+                with engine.begin() as conn:
+                    yield conn
+        except OperationalError as exc:
+            raise Temporary(f"database temporarily unavailable: {exc.orig}") from exc
 
     @contextmanager
     def _scope(self, factory: sessionmaker[Session]) -> Iterator[Session]:

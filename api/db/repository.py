@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import TypeVar
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from ...core.errors import NotFound
 from ...core.study import Study, StudySpec, parse_study_spec
@@ -75,6 +75,24 @@ def get_trial_row(session: Session, study_id: int, number: int, *, lock: bool = 
     if row is None:
         raise NotFound(f"trial {number} does not exist in study {study_id}", field="number")
     return row
+
+
+def trial_and_study_rows(session: Session, study_id: int, number: int) -> tuple[TrialRow, StudyRow]:
+    """The trial row, locked (:func:`for_update`, the trial's row alone), with its study
+    row, unlocked and without its algorithm state, in one statement: a measurement's
+    reads. A missing study or trial is a :class:`NotFound` naming which."""
+    stmt = (
+        select(TrialRow, StudyRow)
+        .join(StudyRow, StudyRow.id == TrialRow.study_id)
+        .where(TrialRow.study_id == study_id, TrialRow.number == number)
+        .options(defer(StudyRow.algorithm_state))
+        .with_for_update(of=TrialRow, key_share=True)
+    )
+    found = session.execute(stmt).first()
+    if found is None:
+        get_study_row(session, study_id)  # which one is missing
+        raise NotFound(f"trial {number} does not exist in study {study_id}", field="number")
+    return found[0], found[1]
 
 
 def trial_rows(

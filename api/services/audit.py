@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from ..db.engine import Database
 from ..db.models import AuditRow, ProjectRow
@@ -26,21 +26,23 @@ class AuditEntry:
 
 
 def record_many(db: Database, entries: list[AuditEntry]) -> None:
-    """Insert audit rows in one transaction."""
-    with db.write() as session:
-        session.add_all(
-            AuditRow(
-                at=utcnow(),
-                key_id=entry.key_id,
-                project_id=entry.project_id,
-                method=entry.method,
-                route=entry.route[:200],
-                path=entry.path[:500],
-                study_id=entry.study_id,
-                status=entry.status,
-            )
-            for entry in entries
-        )
+    """Insert audit rows with one statement (all of them or none)."""
+    now = utcnow()
+    rows = [
+        {
+            "at": now,
+            "key_id": entry.key_id,
+            "project_id": entry.project_id,
+            "method": entry.method,
+            "route": entry.route[:200],
+            "path": entry.path[:500],
+            "study_id": entry.study_id,
+            "status": entry.status,
+        }
+        for entry in entries
+    ]
+    with db.single(write=True) as conn:
+        conn.execute(insert(AuditRow).values(rows))
 
 
 def list_entries(

@@ -81,12 +81,23 @@ class Caller:
     study_project: int | None
 
 
+#: What authentication reads of a presented key.
+KEY_COLUMNS = (
+    ApiKeyRow.id,
+    ApiKeyRow.project_id,
+    ApiKeyRow.role,
+    ApiKeyRow.key_hash,
+    ApiKeyRow.revoked_at,
+    ApiKeyRow.last_used_at,
+)
+
+
 def look_up(
     db: Database, key: str | None, study_id: int | None, *, check_keyed: bool = True
 ) -> Caller:
-    """Everything a request's authorization reads, in one read transaction: whether the
-    server has keys (``check_keyed``), the presented ``key`` (None: no header) and the
-    project of ``study_id``. Nothing is cached, so a new or revoked key counts on the
+    """Everything a request's authorization reads, in one or two statements
+    (:meth:`Database.single`): whether the server has keys (``check_keyed``) and the
+    project of ``study_id`` in one, the presented ``key`` (None: no header) in the other. Nothing is cached, so a new or revoked key counts on the
     very next request. Records ``last_used_at`` at most once per :data:`LAST_USED_EVERY`."""
     key_id = _key_id(key) if key is not None else None
     if key_id is not None and key_id > 2**31 - 1:
@@ -98,13 +109,13 @@ def look_up(
         owner = select(StudyRow.project_id).where(StudyRow.id == study_id).scalar_subquery()
         columns.append(owner.label("owner"))
     info, last_used, keyed, project = None, None, None, None
-    with db.read() as session:
+    with db.single() as conn:
         if columns:
-            row = session.execute(select(*columns)).one()._mapping
+            row = conn.execute(select(*columns)).one()._mapping
             keyed = row["any_key"] is not None if check_keyed else None
             project = row["owner"] if study_id is not None else None
         if key_id is not None:
-            found = session.get(ApiKeyRow, key_id)
+            found = conn.execute(select(*KEY_COLUMNS).where(ApiKeyRow.id == key_id)).first()
             if (
                 found is not None
                 and found.revoked_at is None

@@ -37,7 +37,16 @@ from .lifecycle import (
 )
 from .managed import claim_dispatch
 from .promotions import promotable, study_rule
-from .suggest_fit import Ask, fill_in_transaction, fits_in_claim, history_of, new_points
+from .suggest_fit import (
+    Ask,
+    Snapshot,
+    batch_idle,
+    fill_in_transaction,
+    fits_in_claim,
+    history_of,
+    new_points,
+    read_snapshot,
+)
 
 __all__ = ["MAX_SUGGEST_COUNT", "check_count", "history_of", "suggest"]
 
@@ -62,13 +71,17 @@ def suggest(
     """
     check_count(count)
     handed: list[Trial] = []
-    if not _in_claim.get(db, study_id) and _only_new_points(db, study_id, client_id):
+    snapshot = None
+    only_new = not _in_claim.get(db, study_id)
+    if only_new:
+        only_new, snapshot = _only_new_points(db, study_id, client_id, count)
+    if only_new:
         need = count
     else:
         handed, need, state = _bookkeeping(db, study_id, count, client_id, fill=True)
         if need == 0:
             return handed, state
-    ask = new_points(db, study_id, need, client_id)
+    ask = new_points(db, study_id, need, client_id, snapshot)
     return [*handed, *ask.trials], ask.study_state
 
 
@@ -82,29 +95,39 @@ def _note_in_claim(db: Database, study_id: int, spec: StudySpec) -> bool:
     return _in_claim.note(db, study_id, fits_in_claim(spec))
 
 
-def _only_new_points(db: Database, study_id: int, client_id: str | None) -> bool:
+def _only_new_points(
+    db: Database, study_id: int, client_id: str | None, count: int
+) -> tuple[bool, Snapshot | None]:
     """Whether the bookkeeping would find nothing to do (read without a lock): the study
     is active with budget left, no lease ran out, the client holds no running trial, no
     trial is queued and no paused trial waits for a promoting rule. Then the suggest
-    goes straight to the algorithm's batch and takes the study lock once, to claim."""
+    goes straight to the algorithm's batch and takes the study lock once, to claim.
+
+    When it does and no fit of the study runs in this process (this caller will lead
+    its batch), the same read transaction also takes the batch's snapshot for ``count``
+    points (:func:`.suggest_fit.read_snapshot`): one transaction fewer per suggest."""
     if client_id and client_id.startswith(TASK_CLIENT_PREFIX):
-        return False  # the bookkeeping claims the task's dispatch
+        return False, None  # the bookkeeping claims the task's dispatch
     with db.read() as session:
         study = get_study_row(session, study_id)
         spec = spec_of(study)
         if _note_in_claim(db, study_id, spec):
-            return False  # the bookkeeping runs the algorithm too: one transaction
+            return False, None  # the bookkeeping runs the algorithm too: one transaction
         counts = counts_of(study)
         if study.state != StudyState.ACTIVE.value or study.search_exhausted:
-            return False
+            return False, None
         if counts[TrialState.REQUESTED.value]:
-            return False
+            return False, None
         if counts[TrialState.PAUSED.value] and study_rule(spec).promotes:
-            return False
+            return False, None
         left = budget_left(spec, counts)
         if left is not None and left <= 0:
-            return False
-        return not _anything_due(session, study_id, client_id, utcnow())
+            return False, None
+        if _anything_due(session, study_id, client_id, utcnow()):
+            return False, None
+        if not batch_idle(db, study_id):
+            return True, None
+        return True, read_snapshot(session, study, spec, count)
 
 
 def _anything_due(session: Session, study_id: int, client_id: str | None, now: datetime) -> bool:

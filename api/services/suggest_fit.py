@@ -92,12 +92,26 @@ def history_of(session: Session) -> HistoryCache:
         return _histories.setdefault(pool, HistoryCache())
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What the algorithm's fit starts from (see :func:`read_snapshot`)."""
+
+    spec: StudySpec
+    trial_counter: int
+    algorithm_state: Any
+    exhausted: bool
+    request: SuggestRequest
+
+
 @dataclass
 class Ask:
-    """One caller's share of a batch: how many new points, for which client."""
+    """One caller's share of a batch: how many new points, for which client (and the
+    snapshot it read on its way in, :func:`read_snapshot`, which a batch of this ask
+    alone uses for its first fit)."""
 
     count: int
     client_id: str | None
+    snapshot: Snapshot | None = None
     trials: list[Trial] = field(default_factory=list)
     study_state: StudyState = StudyState.ACTIVE
     error: BaseException | None = None
@@ -107,15 +121,6 @@ class Ask:
 
 class _Stale(Exception):
     """The snapshot no longer matches the study: fit again on a fresh one."""
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    spec: StudySpec
-    trial_counter: int
-    algorithm_state: Any
-    exhausted: bool
-    request: SuggestRequest
 
 
 # ---- the per-study batch ------------------------------------------------------------------
@@ -130,6 +135,11 @@ class FitBatcher:
         self._queues: dict[int, deque[Ask]] = {}
         self._busy: set[int] = set()
 
+    def idle(self, study_id: int) -> bool:
+        """Whether no fit of the study runs in this process now (a caller would lead)."""
+        with self._lock:
+            return study_id not in self._busy
+
     def submit(self, study_id: int, ask: Ask, work: Callable[[list[Ask]], None]) -> None:
         """Return once ``ask`` holds its trials (or its error)."""
         with self._lock:
@@ -143,6 +153,7 @@ class FitBatcher:
             ask.wake.wait()
             if not ask.lead:
                 return
+            ask.snapshot = None  # read before another fit claimed: stale by now
         batch = self._take(study_id, ask)
         try:
             work(batch)
@@ -181,13 +192,30 @@ _batchers: WeakKeyDictionary[Database, FitBatcher] = WeakKeyDictionary()
 _batchers_lock = threading.Lock()
 
 
-def new_points(db: Database, study_id: int, count: int, client_id: str | None) -> Ask:
-    """``count`` new trials from the algorithm for ``client_id`` (fewer when the budget or
-    the space runs out), through this process's batch of the study."""
+def _batcher(db: Database) -> FitBatcher:
     with _batchers_lock:
-        batcher = _batchers.setdefault(db, FitBatcher())
-    ask = Ask(count, client_id)
-    batcher.submit(study_id, ask, lambda batch: fit_batch(db, study_id, batch))
+        return _batchers.setdefault(db, FitBatcher())
+
+
+def batch_idle(db: Database, study_id: int) -> bool:
+    """Whether a suggest of the study arriving now would lead its own batch in this
+    process (then a snapshot read on its way in saves the batch a transaction)."""
+    return _batcher(db).idle(study_id)
+
+
+def new_points(
+    db: Database,
+    study_id: int,
+    count: int,
+    client_id: str | None,
+    snapshot: Snapshot | None = None,
+) -> Ask:
+    """``count`` new trials from the algorithm for ``client_id`` (fewer when the budget or
+    the space runs out), through this process's batch of the study. ``snapshot``: read
+    by the caller (:func:`read_snapshot`) for ``count`` points; the batch's first fit
+    uses it when the batch is this caller's alone, else reads its own."""
+    ask = Ask(count, client_id, snapshot)
+    _batcher(db).submit(study_id, ask, lambda batch: fit_batch(db, study_id, batch))
     if ask.error is not None:
         raise ask.error
     return ask
@@ -199,9 +227,15 @@ def new_points(db: Database, study_id: int, count: int, client_id: str | None) -
 def fit_batch(db: Database, study_id: int, batch: list[Ask]) -> None:
     """Fill every ask of ``batch`` from one fit (retried on a stale snapshot)."""
     want = sum(a.count for a in batch)
+    early = batch[0].snapshot if len(batch) == 1 else None
     for attempt in range(LOCK_FREE_ATTEMPTS + 1):
         inside = attempt == LOCK_FREE_ATTEMPTS
-        snapshot = None if inside else _snapshot(db, study_id, want)
+        if inside:
+            snapshot = None
+        elif attempt == 0 and early is not None:
+            snapshot = early
+        else:
+            snapshot = _snapshot(db, study_id, want)
         suggestion = _fit(snapshot) if snapshot is not None else None
         try:
             _claim(db, study_id, batch, snapshot, suggestion, inside=inside)
@@ -226,19 +260,24 @@ def _room(study: StudyRow, spec: StudySpec, want: int) -> int:
     return max(0, room)
 
 
-def _snapshot(db: Database, study_id: int, want: int) -> _Snapshot | None:
+def _snapshot(db: Database, study_id: int, want: int) -> Snapshot | None:
     """What the algorithm sees, read in one short read transaction; ``None`` when the
     study has no room for new trials (the claim then hands out nothing)."""
     with db.read() as session:
         study = get_study_row(session, study_id)
-        spec = spec_of(study)
-        count = _room(study, spec, want)
-        if count == 0:
-            return None
-        request = _request(session, study, spec, count)
-        return _Snapshot(
-            spec, study.trial_counter or 0, study.algorithm_state, study.search_exhausted, request
-        )
+        return read_snapshot(session, study, spec_of(study), want)
+
+
+def read_snapshot(session: Session, study: StudyRow, spec: StudySpec, want: int) -> Snapshot | None:
+    """The snapshot of ``study`` (read in ``session``) for ``want`` points; ``None`` when
+    the study has no room for new trials."""
+    count = _room(study, spec, want)
+    if count == 0:
+        return None
+    request = _request(session, study, spec, count)
+    return Snapshot(
+        spec, study.trial_counter or 0, study.algorithm_state, study.search_exhausted, request
+    )
 
 
 def _request(session: Session, study: StudyRow, spec: StudySpec, count: int) -> SuggestRequest:
@@ -266,7 +305,7 @@ def _request(session: Session, study: StudyRow, spec: StudySpec, count: int) -> 
     )
 
 
-def _fit(snapshot: _Snapshot) -> Suggestion:
+def _fit(snapshot: Snapshot) -> Suggestion:
     """The algorithm's suggestion: from the fit process for the GP algorithms
     (:mod:`.fit_pool`), in this thread otherwise."""
     spec = snapshot.spec
@@ -283,7 +322,7 @@ def _claim(
     db: Database,
     study_id: int,
     batch: list[Ask],
-    snapshot: _Snapshot | None,
+    snapshot: Snapshot | None,
     suggestion: Suggestion | None,
     *,
     inside: bool,
@@ -330,7 +369,7 @@ def fill_in_transaction(
     room = _room(study, spec, sum(a.count for a in batch))
     suggestion = None
     if room > 0:
-        snapshot = _Snapshot(
+        snapshot = Snapshot(
             spec,
             study.trial_counter or 0,
             study.algorithm_state,
@@ -358,7 +397,7 @@ def _write(
     _hand_out(session, study, spec, now, batch, decisions)
 
 
-def _moved(study: StudyRow, snapshot: _Snapshot, suggestion: Suggestion) -> bool:
+def _moved(study: StudyRow, snapshot: Snapshot, suggestion: Suggestion) -> bool:
     """Whether the claim must not use this fit (see the module docstring)."""
     if (study.trial_counter or 0) != snapshot.trial_counter:
         return True

@@ -32,6 +32,7 @@ from ..db.repository import (
     spec_of,
     state_counts,
     to_trial,
+    trial_and_study_rows,
     utcnow,
 )
 from .hints import StudyHints
@@ -331,12 +332,11 @@ def _measure_under_trial_lock(
     ``pbt``, ``wilcoxon``) return None; a run-out lease or a decision other than
     ``continue`` raises :class:`_NeedsStudyLock`, rolling this transaction back."""
     with db.write() as session:
-        study = get_study_row(session, study_id)
+        row, study = trial_and_study_rows(session, study_id, number)
         spec = spec_of(study)
         rule = study_rule(spec)
         if not _note_trial_lock(db, study_id, rule):
             return None
-        row = get_trial_row(session, study_id, number, lock=True)
         now = utcnow()
         if _lease_expired(row, now):
             raise _NeedsStudyLock

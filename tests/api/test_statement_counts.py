@@ -288,3 +288,30 @@ def test_a_report_with_earlier_measurements_costs_the_same_whatever_their_number
         )
         inserts = [s for s in large.statements if "INSERT INTO measurements" in s]
         assert len(inserts) == 1, large.statements
+
+
+def study_row_reads(tally: Tally) -> list[str]:
+    """The statements that read the whole study row (authorization's scalar read of the
+    study's project is not one of them)."""
+    return [s for s in tally.statements if s.lstrip().startswith("SELECT studies.id")]
+
+
+def test_a_model_suggest_reads_the_study_twice_and_a_measurement_with_its_trial(
+    db_url: str,
+) -> None:
+    """A model suggest whose caller leads its batch takes the snapshot in the lock-free
+    check's read transaction, so the study row is read there and locked by the claim,
+    twice in all (it was three times, with the snapshot in a read of its own); a
+    measurement reads its study in the statement that locks its trial."""
+    with make_client(db_url, reconcile_interval_seconds=0) as client:
+        sid = filled_study(client, "reads", SIZES[0], "tpe")
+        with counting(client) as measure:
+            holder: dict[str, int] = {}
+            suggest = measure(noting_suggest(client, sid, "x", holder))
+            step = {"step": 1, "values": {"accuracy": 0.25}}
+            base = f"/api/v1/studies/{sid}/trials/{holder['n']}"
+            measurement = measure(lambda: client.post(f"{base}/measurements", json=step))
+    assert len(study_row_reads(suggest)) == 2, suggest.statements
+    assert study_row_reads(measurement) == [], measurement.statements
+    joined = [s for s in measurement.statements if "FROM trials JOIN studies" in s]
+    assert len(joined) == 1, measurement.statements

@@ -33,6 +33,7 @@ import numpy as np
 from scipy import linalg, optimize
 from scipy.linalg import lapack
 
+from ..errors import InvalidSpec
 from ..space import ParamType, Scale, SearchSpace
 from .gp_warp import CONCENTRATION_PRIOR, LOG_CONCENTRATION_BOUNDS, Warp
 
@@ -523,6 +524,28 @@ class SpaceEncoder:
         u = self.space.encode(params)
         active = ~np.isnan(u)
         return np.where(active, u, 0.5), np.where(active, u, self.fill), active
+
+    def from_params_many(
+        self, param_sets: Sequence[Mapping[str, Any]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`from_params` of many parameter sets at once: their unit-cube points,
+        feature rows and activity as ``(n, d)`` arrays, and which sets the space could
+        read (a set with a value it cannot encode is ``False``, its rows meaningless).
+        Each value goes through the same :meth:`Parameter.encode` as in
+        :meth:`from_params`, column by column, so the rows are the same numbers."""
+        n = len(param_sets)
+        raw = np.full((n, self.d), np.nan)
+        ok = np.ones(n, dtype=bool)
+        for j, p in enumerate(self.space.parameters):
+            name, encode = p.name, p.encode
+            for i, params in enumerate(param_sets):
+                if name in params and ok[i]:
+                    try:
+                        raw[i, j] = encode(params[name])
+                    except (InvalidSpec, KeyError, TypeError, ValueError):
+                        ok[i] = False
+        active = ~np.isnan(raw)
+        return np.where(active, raw, 0.5), np.where(active, raw, self.fill), active, ok
 
     def neighbours(self, u: np.ndarray, rng: np.random.Generator, limit: int = 64) -> np.ndarray:
         """Points that change one active finite parameter of ``u`` to another value: every

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ..errors import InvalidSpec
 from ..trials import Metric, MetricRole, TrialState
 from .base import SuggestRequest
 from .gp_model import SpaceEncoder
@@ -63,29 +62,30 @@ class History:
             for m in request.metrics
             if m.role == MetricRole.CONSTRAINT and m.threshold is not None
         )
-        rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, list[float], list[float]]] = []
-        taken, pending = [], []
-        for trial in (*request.completed, *request.in_flight):
-            try:
-                u, f, a = encoder.from_params(trial.params)
-            except (InvalidSpec, KeyError, TypeError, ValueError):
+        trials = (*request.completed, *request.in_flight)
+        U_all, F_all, A_all, readable = encoder.from_params_many([t.params for t in trials])
+        taken, pending, rows = [], [], []
+        ys: list[list[float]] = []
+        gs: list[list[float]] = []
+        for i, trial in enumerate(trials):
+            if not readable[i]:
                 continue  # a parameter set this space cannot read says nothing about it
-            taken.append(f)
+            taken.append(i)
             if trial.state.is_in_flight:
-                pending.append(f)
+                pending.append(i)
             elif trial.state == TrialState.INFEASIBLE:
-                rows.append((u, f, a, [np.nan] * len(objectives), [np.nan] * len(constraints)))
+                rows.append(i)
+                ys.append([np.nan] * len(objectives))
+                gs.append([np.nan] * len(constraints))
             elif trial.state in _WITH_VALUES and trial.values is not None:
                 y = [_minimized(m, trial.values.get(m.name)) for m in objectives]
                 if objectives and np.all(np.isfinite(y)):
-                    g = [_slack(m, trial.values.get(m.name)) for m in constraints]
-                    rows.append((u, f, a, y, g))
-        d = encoder.d
-        widths = (d, d, d, len(objectives), len(constraints))
-        U, F, A, Y, G = (
-            np.array([r[i] for r in rows], dtype=bool if i == 2 else float).reshape(len(rows), w)
-            for i, w in enumerate(widths)
-        )
+                    rows.append(i)
+                    ys.append(y)
+                    gs.append([_slack(m, trial.values.get(m.name)) for m in constraints])
+        U, F, A = U_all[rows], F_all[rows], A_all[rows]
+        Y = np.array(ys, dtype=float).reshape(len(rows), len(objectives))
+        G = np.array(gs, dtype=float).reshape(len(rows), len(constraints))
         valid = np.isfinite(Y).all(axis=1) if len(objectives) else np.zeros(len(rows), bool)
         feasible = valid & (G <= 0).all(axis=1)
         return cls(
@@ -99,8 +99,8 @@ class History:
             valid,
             ~valid,
             feasible,
-            np.array(taken, dtype=float).reshape(-1, d),
-            np.array(pending, dtype=float).reshape(-1, d),
+            F_all[taken],
+            F_all[pending],
         )
 
 

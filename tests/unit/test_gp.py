@@ -537,3 +537,34 @@ def test_latency_is_printed() -> None:
             ask(algo, space, history, state=state)
             times.append(time.perf_counter() - start)
         print(f"gp suggest with {n} completed trials on 5 params: median {np.median(times):.3f} s")
+
+
+def test_from_params_many_gives_the_rows_of_from_params_one_by_one() -> None:
+    """The column-wise encoding of a history (History.collect) is the same numbers as
+    encoding each parameter set alone, conditional and unreadable sets included."""
+    space = SearchSpace.from_list(
+        [
+            {"name": "a", "type": "float", "low": 1e-4, "high": 1.0, "scale": "log"},
+            {"name": "c", "type": "int", "low": 1, "high": 20},
+            {"name": "k", "type": "categorical", "values": ["x", "y"]},
+            {"name": "q", "type": "float", "low": 0, "high": 1, "step": 0.1,
+             "condition": {"parent": "k", "values": ["y"]}},
+        ]
+    )  # fmt: skip
+    encoder = SpaceEncoder(space)
+    sets: list[dict[str, Any]] = [
+        {"a": 0.01, "c": 3, "k": "x"},
+        {"a": 0.5, "c": 20, "k": "y", "q": 0.3},
+        {"a": 0.01, "c": 3, "k": "w"},  # not a category of k: unreadable
+        {"a": -1.0, "c": 3, "k": "x"},  # outside the log range: unreadable
+        {"a": 1e-4, "c": 1, "k": "y", "q": 1.0},
+    ]
+    U, F, A, readable = encoder.from_params_many(sets)
+    assert readable.tolist() == [True, True, False, False, True]
+    for i, params in enumerate(sets):
+        if not readable[i]:
+            with pytest.raises((InvalidSpec, ValueError)):
+                encoder.from_params(params)
+            continue
+        u, f, a = encoder.from_params(params)
+        assert np.array_equal(U[i], u) and np.array_equal(F[i], f) and np.array_equal(A[i], a)

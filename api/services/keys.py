@@ -97,8 +97,9 @@ def look_up(
 ) -> Caller:
     """Everything a request's authorization reads, in one or two statements
     (:meth:`Database.single`): whether the server has keys (``check_keyed``) and the
-    project of ``study_id`` in one, the presented ``key`` (None: no header) in the other. Nothing is cached, so a new or revoked key counts on the
-    very next request. Records ``last_used_at`` at most once per :data:`LAST_USED_EVERY`."""
+    project of ``study_id`` in one, the presented ``key`` (None: no header) in the
+    other. Nothing is cached, so a new or revoked key counts on the very next request.
+    Records ``last_used_at`` at most once per :data:`LAST_USED_EVERY`."""
     key_id = _key_id(key) if key is not None else None
     if key_id is not None and key_id > 2**31 - 1:
         key_id = None

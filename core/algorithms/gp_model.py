@@ -539,11 +539,13 @@ class SpaceEncoder:
         for j, p in enumerate(self.space.parameters):
             name, encode = p.name, p.encode
             for i, params in enumerate(param_sets):
-                if name in params and ok[i]:
-                    try:
+                if not ok[i]:
+                    continue
+                try:
+                    if name in params:
                         raw[i, j] = encode(params[name])
-                    except (InvalidSpec, KeyError, TypeError, ValueError):
-                        ok[i] = False
+                except (InvalidSpec, KeyError, TypeError, ValueError):
+                    ok[i] = False
         active = ~np.isnan(raw)
         return np.where(active, raw, 0.5), np.where(active, raw, self.fill), active, ok
 

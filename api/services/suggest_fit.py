@@ -366,17 +366,8 @@ def fill_in_transaction(
     session: Session, study: StudyRow, spec: StudySpec, now: datetime, batch: list[Ask]
 ) -> None:
     """Run the algorithm on the locked ``study`` and hand ``batch`` its new trials."""
-    room = _room(study, spec, sum(a.count for a in batch))
-    suggestion = None
-    if room > 0:
-        snapshot = Snapshot(
-            spec,
-            study.trial_counter or 0,
-            study.algorithm_state,
-            study.search_exhausted,
-            _request(session, study, spec, room),
-        )
-        suggestion = _fit(snapshot)
+    snapshot = read_snapshot(session, study, spec, sum(a.count for a in batch))
+    suggestion = _fit(snapshot) if snapshot is not None else None
     _write(session, study, spec, now, batch, suggestion)
 
 

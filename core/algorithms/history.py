@@ -52,6 +52,8 @@ def encode_trials(space: SearchSpace, trials: Sequence[Trial]) -> tuple[np.ndarr
         values = [trials[i].params[p.name] for i in rows]
         column = _encode_floats(p, values)
         if column is None:
+            column = _encode_strings(p, values)
+        if column is None:
             column = np.full(len(rows), np.nan)
             for k, (i, v) in enumerate(zip(rows, values, strict=True)):
                 try:
@@ -82,6 +84,22 @@ def _encode_floats(p: Parameter, values: Sequence[object]) -> np.ndarray | None:
     return np.clip(out, 0.0, 1.0)
 
 
+def _encode_strings(p: Parameter, values: Sequence[object]) -> np.ndarray | None:
+    """:meth:`Parameter.encode` of many values of a categorical or discrete parameter at
+    once when every value is a plain ``str`` among its choices (the first equal choice, as
+    in :meth:`Parameter.encode`); ``None`` otherwise (the careful path decides)."""
+    if p.type not in (ParamType.DISCRETE, ParamType.CATEGORICAL) or not p.values:
+        return None
+    index: dict[str, int] = {}
+    for i, choice in enumerate(p.values):
+        if type(choice) is str:
+            index.setdefault(choice, i)
+    if not all(type(v) is str and v in index for v in values):
+        return None
+    n = len(p.values)
+    return np.array([(index[v] + 0.5) / n for v in values], dtype=float)  # type: ignore[index]
+
+
 def objectives_of(metrics: Sequence[Metric]) -> tuple[Metric, ...]:
     return tuple(m for m in metrics if m.role == MetricRole.OBJECTIVE)
 
@@ -92,10 +110,18 @@ def rank_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> Ranking:
     constraints = tuple(m for m in metrics if m.role == MetricRole.CONSTRAINT)
     keys: list[tuple[int, float, float, int]] = []
     feasible: list[int] = []
+    single = objectives[0] if len(objectives) == 1 and not constraints else None
     for i, trial in enumerate(trials):
-        tier, a, b = _tier(trial, objectives, constraints)
-        keys.append((tier, a, b, trial.number))
-        if tier == FEASIBLE:
+        if single is not None and trial.state == TrialState.COMPLETED:
+            loss = _signed(single, trial.values or {})  # _tier's answer, without its loops
+            key = (FEASIBLE, loss, 0.0, trial.number) if loss != math.inf else None
+        else:
+            key = None
+        if key is None:
+            tier, a, b = _tier(trial, objectives, constraints)
+            key = (tier, a, b, trial.number)
+        keys.append(key)
+        if key[0] == FEASIBLE:
             feasible.append(i)
     if len(objectives) > 1 and feasible:
         ys = np.array([[_signed(m, trials[i].values or {}) for m in objectives] for i in feasible])

@@ -145,14 +145,9 @@ def window(
     if len(objectives) != 1 or keep <= 0:
         return recent
     name, sign = objectives[0].name, (1.0 if objectives[0].goal == Goal.MINIMIZE else -1.0)
-    losses = np.array(
-        [
-            sign * float(v)
-            if t.state == TrialState.COMPLETED and (v := (t.values or {}).get(name)) is not None
-            else math.inf
-            for t in older
-        ]
-    )
+    completed = TrialState.COMPLETED
+    values = [t.values.get(name) if t.state == completed and t.values else None for t in older]
+    losses = sign * np.array(values, dtype=float)  # None -> nan
     losses[~np.isfinite(losses)] = math.inf
     picked = [i for i in np.argsort(losses, kind="stable")[: 4 * keep] if losses[i] < math.inf]
     candidates = [older[i] for i in sorted(picked)]

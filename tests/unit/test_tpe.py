@@ -302,6 +302,51 @@ def test_encode_trials_matches_space_encode_and_skips_foreign_values() -> None:
     assert np.array_equal(x, np.array([space.encode(t.params) for t in trials[:50]]))
 
 
+def test_encode_trials_keeps_the_exact_choice_of_mixed_type_categories() -> None:
+    # strings take the vectorized path; 1, True and 1.0 must still find their own choice
+    space = SearchSpace.from_list(
+        [
+            {"name": "c", "type": "categorical", "values": [1, "1", True, "a", "b"]},
+            {"name": "d", "type": "categorical", "values": ["x", "y"]},
+        ]
+    )
+    trials = [
+        Trial(0, TrialState.COMPLETED, {"c": "1", "d": "y"}),
+        Trial(1, TrialState.COMPLETED, {"c": 1, "d": "x"}),
+        Trial(2, TrialState.COMPLETED, {"c": True, "d": "y"}),
+        Trial(3, TrialState.COMPLETED, {"c": "b", "d": "x"}),
+        Trial(4, TrialState.COMPLETED, {"c": 1.0, "d": "y"}),
+    ]
+    x, kept = encode_trials(space, trials)
+    assert kept == [0, 1, 2, 3, 4]
+    assert np.array_equal(x, np.array([space.encode(t.params) for t in trials]))
+    assert x[0, 0] == 1.5 / 5 and x[1, 0] == 0.5 / 5 and x[2, 0] == 2.5 / 5
+
+
+@pytest.mark.parametrize("goal", [Goal.MINIMIZE, Goal.MAXIMIZE])
+def test_one_objective_ranks_as_with_a_constraint_that_always_holds(goal: Goal) -> None:
+    # the single-objective shortcut in rank_trials against the general path: a
+    # constraint with no threshold never counts as violated, so the order is the same
+    p = {"x0": 0.5}
+    nan, inf = float("nan"), float("inf")
+    values = [0.3, None, nan, -inf, 0.3, 0.1, inf, 2.0, -1.0]
+    trials = [
+        Trial(i, TrialState.COMPLETED, p, {"loss": v, "c": 0.0} if v is not None else {"c": 0.0})
+        for i, v in enumerate(values)
+    ]
+    trials += [
+        Trial(9, TrialState.PRUNED, p, measurements=(Measurement(2, {"loss": 0.5}),)),
+        Trial(10, TrialState.INFEASIBLE, p),
+        Trial(11, TrialState.PRUNED, p, {"loss": 0.2}),
+    ]
+    alone = rank_trials(trials, (Metric("loss", goal=goal),))
+    constraint = Metric("c", goal=Goal.MINIMIZE, role=MetricRole.CONSTRAINT)
+    general = rank_trials(trials, (Metric("loss", goal=goal), constraint))
+    assert alone == general
+    best = 8 if goal == Goal.MINIMIZE else 7
+    assert alone.order[0] == best and not alone.eligible[1] and not alone.eligible[3]
+
+
 # ---- options and speed -----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("key", "value"),

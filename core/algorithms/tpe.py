@@ -145,8 +145,8 @@ def window(
     if len(objectives) != 1 or keep <= 0:
         return recent
     name, sign = objectives[0].name, (1.0 if objectives[0].goal == Goal.MINIMIZE else -1.0)
-    completed = TrialState.COMPLETED
-    values = [t.values.get(name) if t.state == completed and t.values else None for t in older]
+    done = TrialState.COMPLETED
+    values = [t.values.get(name) if t.state == done and t.values else None for t in older]
     losses = sign * np.array(values, dtype=float)  # None -> nan
     losses[~np.isfinite(losses)] = math.inf
     picked = [i for i in np.argsort(losses, kind="stable")[: 4 * keep] if losses[i] < math.inf]

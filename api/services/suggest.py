@@ -41,6 +41,7 @@ from .suggest_fit import (
     Ask,
     Snapshot,
     batch_idle,
+    claim_batcher,
     fill_in_transaction,
     fits_in_claim,
     history_of,
@@ -78,7 +79,7 @@ def suggest(
     if only_new:
         need = count
     else:
-        handed, need, state = _bookkeeping(db, study_id, count, client_id, fill=True)
+        handed, need, state = _bookkeeping_together(db, study_id, count, client_id)
         if need == 0:
             return handed, state
     ask = new_points(db, study_id, need, client_id, snapshot)
@@ -148,47 +149,81 @@ def _anything_due(session: Session, study_id: int, client_id: str | None, now: d
     return hit is not None
 
 
-def _bookkeeping(
-    db: Database, study_id: int, count: int, client_id: str | None, *, fill: bool = False
+def _bookkeeping_together(
+    db: Database, study_id: int, count: int, client_id: str | None
 ) -> tuple[list[Trial], int, StudyState]:
-    """Hand out what needs no algorithm; return it, how many points the algorithm should
-    add (0 when there is no room) and the study's state. With ``fill`` the algorithm adds
-    them here, in the same transaction (:func:`.suggest_fit.fits_in_claim`).
+    """:func:`_bookkeeping` for this suggest, shared with the suggests of the same study
+    that wait for it in this process (:func:`.suggest_fit.claim_batcher`): under load a
+    study's row lock is its throughput, and one transaction for every waiting caller takes
+    it once instead of once per caller. Each caller is served as if it came alone, in the
+    order they arrived. Returns the caller's trials, how many points the algorithm still
+    owes it (outside the claim) and the study's state."""
+    ask = Ask(count, client_id)
+    claim_batcher(db).submit(study_id, ask, lambda batch: _bookkeeping(db, study_id, batch))
+    if ask.error is not None:
+        raise ask.error
+    return ask.trials, ask.remaining, ask.study_state
 
-    Whether any lease ran out or the client holds running trials is read before the
+
+def _bookkeeping(db: Database, study_id: int, batch: list[Ask]) -> None:
+    """Hand each ask of ``batch`` what needs no algorithm, in one locked transaction; the
+    algorithm adds their new points here too when it runs in the claim
+    (:func:`.suggest_fit.fits_in_claim`), else each ask's ``remaining`` says how many it owes.
+
+    Whether any lease ran out or a client holds running trials is read before the
     study lock, so that the lock is held for writing alone when neither is the case (a
     lease running out meanwhile is reaped by the next call)."""
     with db.write() as session:
-        due = _anything_due(session, study_id, client_id, utcnow())
+        dues = [_anything_due(session, study_id, a.client_id, utcnow()) for a in batch]
         study = get_study_row(session, study_id, lock=True)
         spec = spec_of(study)
         now = utcnow()
-        if due:
+        if any(dues):
             reap_expired(session, study, spec, now)
         refresh_study_state(session, study, spec, now)
-        claim_dispatch(session, study.id, client_id, now)
-        if study.state != StudyState.ACTIVE.value:
-            # docs/api.md: no work; "paused" (may resume) or "completed" (never again)
-            return [], 0, StudyState(study.state)
-        rows = _own_unfinished(session, study, spec, client_id, count, now) if due else []
-        need = 0
-        if len(rows) < count:
-            more, need = _queued_work(session, study, spec, count - len(rows), client_id, now)
-            rows += more
-        fresh = Ask(need, client_id)
-        fill = fill and _note_in_claim(db, study_id, spec)
-        if fill and need and study.state == StudyState.ACTIVE.value:
-            fill_in_transaction(session, study, spec, now, [fresh])
-            need = 0
-        refresh_study_state(session, study, spec, now)
+        fill = _note_in_claim(db, study_id, spec)
+        handed = [
+            _serve(session, study, spec, a, due, fill, now)
+            for a, due in zip(batch, dues, strict=True)
+        ]
         session.flush()
-        ms = measurements_of(session, [r.id for r in rows]) if rows else {}
-        trials = [*(to_trial(r, ms.get(r.id, ())) for r in rows), *fresh.trials]
-        return (
-            trials,
-            need if study.state == StudyState.ACTIVE.value else 0,
-            StudyState(study.state),
-        )
+        ids = [r.id for rows in handed for r in rows]
+        ms = measurements_of(session, ids) if ids else {}
+        for ask, rows in zip(batch, handed, strict=True):
+            ask.trials[:0] = [to_trial(r, ms.get(r.id, ())) for r in rows]
+
+
+def _serve(
+    session: Session,
+    study: StudyRow,
+    spec: StudySpec,
+    ask: Ask,
+    due: bool,
+    fill: bool,
+    now: datetime,
+) -> list[TrialRow]:
+    """One ask of :func:`_bookkeeping`: its own unfinished trials (when ``due``), promoted
+    and queued trials, then new points when the algorithm runs in the claim (``fill``);
+    the rows handed out (new points' trials go to ``ask.trials``)."""
+    claim_dispatch(session, study.id, ask.client_id, now)
+    if study.state != StudyState.ACTIVE.value:
+        # docs/api.md: no work; "paused" (may resume) or "completed" (never again)
+        ask.study_state = StudyState(study.state)
+        return []
+    rows = _own_unfinished(session, study, spec, ask.client_id, ask.count, now) if due else []
+    need = 0
+    if len(rows) < ask.count:
+        more, need = _queued_work(session, study, spec, ask.count - len(rows), ask.client_id, now)
+        rows += more
+    if fill and need and study.state == StudyState.ACTIVE.value:
+        fresh = Ask(need, ask.client_id)
+        fill_in_transaction(session, study, spec, now, [fresh])
+        ask.trials.extend(fresh.trials)
+        need = 0
+    refresh_study_state(session, study, spec, now)
+    ask.study_state = StudyState(study.state)
+    ask.remaining = need if study.state == StudyState.ACTIVE.value else 0
+    return rows
 
 
 def _own_unfinished(

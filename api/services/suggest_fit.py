@@ -114,6 +114,9 @@ class Ask:
     snapshot: Snapshot | None = None
     trials: list[Trial] = field(default_factory=list)
     study_state: StudyState = StudyState.ACTIVE
+    #: Points the study's algorithm still owes this ask after a shared bookkeeping
+    #: transaction (``api/services/suggest.py``) that could not run it in the claim.
+    remaining: int = 0
     error: BaseException | None = None
     lead: bool = False
     wake: threading.Event = field(default_factory=threading.Event)
@@ -189,12 +192,20 @@ class FitBatcher:
 
 
 _batchers: WeakKeyDictionary[Database, FitBatcher] = WeakKeyDictionary()
+_claim_batchers: WeakKeyDictionary[Database, FitBatcher] = WeakKeyDictionary()
 _batchers_lock = threading.Lock()
 
 
 def _batcher(db: Database) -> FitBatcher:
     with _batchers_lock:
         return _batchers.setdefault(db, FitBatcher())
+
+
+def claim_batcher(db: Database) -> FitBatcher:
+    """The batches of the suggest bookkeeping transaction (``api/services/suggest.py``):
+    the suggests of one study that arrive while its transaction runs share the next."""
+    with _batchers_lock:
+        return _claim_batchers.setdefault(db, FitBatcher())
 
 
 def batch_idle(db: Database, study_id: int) -> bool:

@@ -167,3 +167,56 @@ def test_a_claim_made_by_another_process_during_the_fit_forces_a_new_fit(
         assert {a["number"], b["number"]} == {0, 1}
         assert a["params"] != b["params"], "a stale fit handed out the same draw twice"
         assert len(gate.counts) == 3, "exactly one of the two fits was redone"
+
+
+def test_suggests_waiting_for_the_bookkeeping_share_its_transaction(
+    db_url: str, gate: Gate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``random`` runs inside the claim: while one suggest holds the study's transaction,
+    the suggests of the study that arrive queue and are then served together, each as if
+    it came alone (a client's own running trial back, the budget respected)."""
+    from tuneforge.api.services import suggest as suggest_module
+
+    locks: list[int] = []
+    real_get = suggest_module.get_study_row
+
+    def counted(session: Any, study_id: int, lock: bool = False) -> Any:
+        if lock:
+            locks.append(study_id)
+        return real_get(session, study_id, lock=lock)
+
+    monkeypatch.setattr(suggest_module, "get_study_row", counted)
+    waiting = 5
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
+        spec = small_spec("claims", algorithm="random", max_trials=5)
+        sid = client.post(API, json=spec).json()["id"]
+        gate.release.set()
+        held = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "w0"}).json()
+        gate.release.clear()
+        gate.started.clear()
+        gate.counts.clear()
+        locks.clear()
+        out: dict[str, Any] = {}
+        threads = [start_suggest(client, sid, "leader", out)]
+        assert gate.started.wait(WAIT)  # the leader's transaction holds the study lock
+        batcher = suggest_fit.claim_batcher(client.app.state.db)  # type: ignore[attr-defined]
+        for i in range(waiting):  # queued one by one, so they are served in this order
+            threads.append(start_suggest(client, sid, f"w{i}", out))
+            for _ in range(300):
+                with batcher._lock:
+                    if len(batcher._queues.get(sid, ())) == i + 1:
+                        break
+                threading.Event().wait(0.01)
+        gate.release.set()
+        for t in threads:
+            t.join(WAIT)
+        assert all(r.status_code == 200 for r in out.values())
+        trials = {cid: r.json()["trials"] for cid, r in out.items()}
+        assert locks == [sid, sid], "the five waiting suggests took the study lock once"
+        own = held["trials"][0]["number"]
+        assert [t["number"] for t in trials["w0"]] == [own], "its own running trial, back"
+        new = [t["number"] for cid in ["leader", "w1", "w2", "w3"] for t in trials[cid]]
+        assert new == [1, 2, 3, 4], "in arrival order"
+        assert trials["w4"] == [], "max_trials (5) reached: nothing left for the last one"
+        assert trials["w3"][0]["client_id"] == "w3"
+        assert gate.counts == [1, 1, 1, 1], "the algorithm ran once per ask with new points"

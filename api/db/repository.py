@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session, defer
 
 from ...core.errors import NotFound
@@ -51,15 +51,44 @@ def for_update(stmt: Select[_T]) -> Select[_T]:
     return stmt.with_for_update(key_share=True)
 
 
+# The statements of the per-request reads, built once with bound parameters: a statement
+# built per call costs SQLAlchemy its construction and cache key every time (the compiled
+# form is reused either way).
+_STUDY = select(StudyRow).where(StudyRow.id == bindparam("study_id"))
+_STUDY_LOCKED = for_update(_STUDY)
+_TRIAL = select(TrialRow).where(
+    TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number")
+)
+_TRIAL_LOCKED = for_update(_TRIAL)
+_TRIAL_AND_STUDY = (
+    select(TrialRow, StudyRow)
+    .join(StudyRow, StudyRow.id == TrialRow.study_id)
+    .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
+    .options(defer(StudyRow.algorithm_state))
+    .with_for_update(of=TrialRow, key_share=True)
+)
+_MEASUREMENTS_OF = (
+    select(MeasurementRow)
+    .where(MeasurementRow.trial_id.in_(bindparam("ids", expanding=True)))
+    .order_by(MeasurementRow.trial_id, MeasurementRow.step)
+)
+_MEASUREMENTS_BY_NUMBER = (
+    select(MeasurementRow)
+    .join(TrialRow, TrialRow.id == MeasurementRow.trial_id)
+    .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
+    .order_by(MeasurementRow.step)
+)
+
+
 def get_study_row(session: Session, study_id: int, *, lock: bool = False) -> StudyRow:
     """The study row, locked (:func:`for_update`) when ``lock``; on PostgreSQL the lock's
     wait and hold are noted for the metrics (:func:`note_study_lock`)."""
-    stmt = select(StudyRow).where(StudyRow.id == study_id)
+    params = {"study_id": study_id}
     if not lock:
-        row = session.scalar(stmt)
+        row = session.scalar(_STUDY, params)
     else:
         started = time.perf_counter()
-        row = session.scalar(for_update(stmt))
+        row = session.scalar(_STUDY_LOCKED, params)
         if row is not None and session.get_bind().dialect.name == "postgresql":
             note_study_lock(session, time.perf_counter() - started)
     if row is None:
@@ -68,10 +97,8 @@ def get_study_row(session: Session, study_id: int, *, lock: bool = False) -> Stu
 
 
 def get_trial_row(session: Session, study_id: int, number: int, *, lock: bool = False) -> TrialRow:
-    stmt = select(TrialRow).where(TrialRow.study_id == study_id, TrialRow.number == number)
-    if lock:
-        stmt = for_update(stmt)
-    row = session.scalar(stmt)
+    params = {"study_id": study_id, "number": number}
+    row = session.scalar(_TRIAL_LOCKED if lock else _TRIAL, params)
     if row is None:
         raise NotFound(f"trial {number} does not exist in study {study_id}", field="number")
     return row
@@ -81,14 +108,7 @@ def trial_and_study_rows(session: Session, study_id: int, number: int) -> tuple[
     """The trial row, locked (:func:`for_update`, the trial's row alone), with its study
     row, unlocked and without its algorithm state, in one statement: a measurement's
     reads. A missing study or trial is a :class:`NotFound` naming which."""
-    stmt = (
-        select(TrialRow, StudyRow)
-        .join(StudyRow, StudyRow.id == TrialRow.study_id)
-        .where(TrialRow.study_id == study_id, TrialRow.number == number)
-        .options(defer(StudyRow.algorithm_state))
-        .with_for_update(of=TrialRow, key_share=True)
-    )
-    found = session.execute(stmt).first()
+    found = session.execute(_TRIAL_AND_STUDY, {"study_id": study_id, "number": number}).first()
     if found is None:
         get_study_row(session, study_id)  # which one is missing
         raise NotFound(f"trial {number} does not exist in study {study_id}", field="number")
@@ -139,12 +159,8 @@ def measurements_of(session: Session, trial_ids: Sequence[int]) -> dict[int, lis
     """The measurements of each trial id, ordered by step (read in chunks of ids)."""
     out: dict[int, list[MeasurementRow]] = {}
     for start in range(0, len(trial_ids), ID_CHUNK):
-        rows = session.scalars(
-            select(MeasurementRow)
-            .where(MeasurementRow.trial_id.in_(trial_ids[start : start + ID_CHUNK]))
-            .order_by(MeasurementRow.trial_id, MeasurementRow.step)
-        ).all()
-        for m in rows:
+        chunk = list(trial_ids[start : start + ID_CHUNK])
+        for m in session.scalars(_MEASUREMENTS_OF, {"ids": chunk}).all():
             out.setdefault(m.trial_id, []).append(m)
     return out
 
@@ -152,14 +168,7 @@ def measurements_of(session: Session, trial_ids: Sequence[int]) -> dict[int, lis
 def measurements_by_number(session: Session, study_id: int, number: int) -> list[MeasurementRow]:
     """The measurements of the study's trial ``number``, ordered by step (none when there is
     no such trial)."""
-    return list(
-        session.scalars(
-            select(MeasurementRow)
-            .join(TrialRow, TrialRow.id == MeasurementRow.trial_id)
-            .where(TrialRow.study_id == study_id, TrialRow.number == number)
-            .order_by(MeasurementRow.step)
-        )
-    )
+    return list(session.scalars(_MEASUREMENTS_BY_NUMBER, {"study_id": study_id, "number": number}))
 
 
 def to_trial(row: TrialRow, measurements: Sequence[MeasurementRow] = ()) -> Trial:

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 
 from ...core.errors import Conflict, InvalidSpec, NotFound
 from ..db.engine import Database
@@ -92,6 +92,28 @@ KEY_COLUMNS = (
 )
 
 
+def _first_read(keyed: bool, owner: bool) -> Select[Any]:
+    """Whether any key exists and the project of the study ``:study_id``, in one row."""
+    columns = []
+    if keyed:
+        columns.append(select(ApiKeyRow.id).limit(1).scalar_subquery().label("any_key"))
+    if owner:
+        study = StudyRow.id == bindparam("study_id")
+        columns.append(select(StudyRow.project_id).where(study).scalar_subquery().label("owner"))
+    return select(*columns)
+
+
+#: The statements of :func:`look_up`, built once: a statement built per request costs
+#: SQLAlchemy its construction and cache key on every call (the compiled form is reused).
+_FIRST_READ = {
+    (keyed, owner): _first_read(keyed, owner)
+    for keyed in (True, False)
+    for owner in (True, False)
+    if keyed or owner
+}
+_KEY_READ = select(*KEY_COLUMNS).where(ApiKeyRow.id == bindparam("key_id"))
+
+
 def look_up(
     db: Database, key: str | None, study_id: int | None, *, check_keyed: bool = True
 ) -> Caller:
@@ -103,20 +125,16 @@ def look_up(
     key_id = _key_id(key) if key is not None else None
     if key_id is not None and key_id > 2**31 - 1:
         key_id = None
-    columns = []
-    if check_keyed:
-        columns.append(select(ApiKeyRow.id).limit(1).scalar_subquery().label("any_key"))
-    if study_id is not None:
-        owner = select(StudyRow.project_id).where(StudyRow.id == study_id).scalar_subquery()
-        columns.append(owner.label("owner"))
     info, last_used, keyed, project = None, None, None, None
     with db.single() as conn:
-        if columns:
-            row = conn.execute(select(*columns)).one()._mapping
+        first = _FIRST_READ.get((check_keyed, study_id is not None))
+        if first is not None:
+            params = {"study_id": study_id} if study_id is not None else {}
+            row = conn.execute(first, params).one()._mapping
             keyed = row["any_key"] is not None if check_keyed else None
             project = row["owner"] if study_id is not None else None
         if key_id is not None:
-            found = conn.execute(select(*KEY_COLUMNS).where(ApiKeyRow.id == key_id)).first()
+            found = conn.execute(_KEY_READ, {"key_id": key_id}).first()
             if (
                 found is not None
                 and found.revoked_at is None

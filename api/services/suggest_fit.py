@@ -130,8 +130,9 @@ class _Stale(Exception):
 
 
 class FitBatcher:
-    """Serializes the fits of each study within this process and shares them among the
-    callers that wait (see the module docstring)."""
+    """Serializes a piece of work per study within this process and shares each run among
+    the callers that wait: the fits (see the module docstring) and, in a batcher of its
+    own (:func:`claim_batcher`), suggest's bookkeeping transaction."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -139,7 +140,7 @@ class FitBatcher:
         self._busy: set[int] = set()
 
     def idle(self, study_id: int) -> bool:
-        """Whether no fit of the study runs in this process now (a caller would lead)."""
+        """Whether no batch of the study runs in this process now (a caller would lead)."""
         with self._lock:
             return study_id not in self._busy
 
@@ -196,16 +197,19 @@ _claim_batchers: WeakKeyDictionary[Database, FitBatcher] = WeakKeyDictionary()
 _batchers_lock = threading.Lock()
 
 
-def _batcher(db: Database) -> FitBatcher:
+def _registered(registry: WeakKeyDictionary[Database, FitBatcher], db: Database) -> FitBatcher:
     with _batchers_lock:
-        return _batchers.setdefault(db, FitBatcher())
+        return registry.setdefault(db, FitBatcher())
+
+
+def _batcher(db: Database) -> FitBatcher:
+    return _registered(_batchers, db)
 
 
 def claim_batcher(db: Database) -> FitBatcher:
     """The batches of the suggest bookkeeping transaction (``api/services/suggest.py``):
     the suggests of one study that arrive while its transaction runs share the next."""
-    with _batchers_lock:
-        return _claim_batchers.setdefault(db, FitBatcher())
+    return _registered(_claim_batchers, db)
 
 
 def batch_idle(db: Database, study_id: int) -> bool:

@@ -33,9 +33,9 @@ import numpy as np
 from scipy import linalg, optimize
 from scipy.linalg import lapack
 
-from ..errors import InvalidSpec
 from ..space import ParamType, Scale, SearchSpace
 from .gp_warp import CONCENTRATION_PRIOR, LOG_CONCENTRATION_BOUNDS, Warp
+from .history import encode_param_sets
 
 SQRT5 = math.sqrt(5.0)
 #: Box of ``theta`` in log space: lengthscales, signal variance, noise variance.
@@ -532,20 +532,9 @@ class SpaceEncoder:
         feature rows and activity as ``(n, d)`` arrays, and which sets the space could
         read (a set with a value it cannot encode is ``False``, its rows meaningless).
         Each value goes through the same :meth:`Parameter.encode` as in
-        :meth:`from_params`, column by column, so the rows are the same numbers."""
-        n = len(param_sets)
-        raw = np.full((n, self.d), np.nan)
-        ok = np.ones(n, dtype=bool)
-        for j, p in enumerate(self.space.parameters):
-            name, encode = p.name, p.encode
-            for i, params in enumerate(param_sets):
-                if not ok[i]:
-                    continue
-                try:
-                    if name in params:
-                        raw[i, j] = encode(params[name])
-                except (InvalidSpec, KeyError, TypeError, ValueError):
-                    ok[i] = False
+        :meth:`from_params` (:func:`.history.encode_param_sets` with ``exact``), so the
+        rows are the same numbers."""
+        raw, ok = encode_param_sets(self.space, param_sets, exact=True)
         active = ~np.isnan(raw)
         return np.where(active, raw, 0.5), np.where(active, raw, self.fill), active, ok
 

@@ -45,24 +45,36 @@ class Ranking:
 def encode_trials(space: SearchSpace, trials: Sequence[Trial]) -> tuple[np.ndarray, list[int]]:
     """Unit-cube rows (``nan`` where inactive) of the trials whose parameters fit the space,
     and the indices of those trials; a trial with a value the space cannot encode is left out."""
-    x = np.full((len(trials), len(space)), np.nan)
-    ok = np.ones(len(trials), dtype=bool)
+    x, ok = encode_param_sets(space, [t.params for t in trials])
+    kept = [i for i in range(len(trials)) if ok[i]]
+    return x[kept], kept
+
+
+def encode_param_sets(
+    space: SearchSpace, param_sets: Sequence[Mapping[str, object]], *, exact: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-cube rows (``nan`` where inactive) of parameter sets, column by column, and
+    which sets the space could read (a set with a value it cannot encode is ``False``, its
+    row meaningless). Continuous floats and plain-string choices take a vectorized path;
+    ``exact`` sends every value through :meth:`Parameter.encode` instead (the GP's
+    encoding, whose rows must equal those of :meth:`SearchSpace.encode` bit for bit)."""
+    x = np.full((len(param_sets), len(space)), np.nan)
+    ok = np.ones(len(param_sets), dtype=bool)
     for j, p in enumerate(space.parameters):
-        rows = [i for i, t in enumerate(trials) if p.name in t.params]
-        values = [trials[i].params[p.name] for i in rows]
-        column = _encode_floats(p, values)
-        if column is None:
+        rows = [i for i, params in enumerate(param_sets) if p.name in params]
+        values = [param_sets[i][p.name] for i in rows]
+        column = None if exact else _encode_floats(p, values)
+        if column is None and not exact:
             column = _encode_strings(p, values)
         if column is None:
             column = np.full(len(rows), np.nan)
             for k, (i, v) in enumerate(zip(rows, values, strict=True)):
                 try:
-                    column[k] = p.encode(v)
-                except (InvalidSpec, TypeError, ValueError, OverflowError):
+                    column[k] = p.encode(v)  # type: ignore[arg-type]
+                except (InvalidSpec, KeyError, TypeError, ValueError, OverflowError):
                     ok[i] = False
         x[rows, j] = column
-    kept = [i for i in range(len(trials)) if ok[i]]
-    return x[kept], kept
+    return x, ok
 
 
 def _encode_floats(p: Parameter, values: Sequence[object]) -> np.ndarray | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -183,28 +184,78 @@ def _wait_up(url: str, timeout: float = 60) -> None:
 # ---- the tuneforge loop -----------------------------------------------------------------
 
 
+class Poster:
+    """POSTs a JSON body and returns ``(status, decoded body)``: over aiohttp (the default,
+    light on CPU) or httpx (what the Python SDK uses). The load generator shares the
+    machine's cores with the server, so its own CPU per call is part of what a cell
+    measures (docs/performance.md, "The load generator")."""
+
+    def __init__(self, kind: str, connections: int) -> None:
+        self.kind = kind
+        self._aio: Any = None
+        self._httpx: httpx.AsyncClient | None = None
+        self._connections = connections
+
+    async def __aenter__(self) -> Poster:
+        if self.kind == "aiohttp":
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(limit=self._connections)
+            timeout = aiohttp.ClientTimeout(total=120)
+            self._aio = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        else:
+            limits = httpx.Limits(
+                max_connections=self._connections, max_keepalive_connections=self._connections
+            )
+            self._httpx = httpx.AsyncClient(timeout=120, limits=limits)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._aio is not None:
+            await self._aio.close()
+        if self._httpx is not None:
+            await self._httpx.aclose()
+
+    async def post(self, url: str, body: dict[str, Any]) -> tuple[int, Any]:
+        if self._aio is not None:
+            data = json.dumps(body)
+            headers = {"Content-Type": "application/json"}
+            async with self._aio.post(url, data=data, headers=headers) as r:
+                return r.status, _decoded(await r.read())
+        assert self._httpx is not None
+        r = await self._httpx.post(url, json=body)
+        return r.status_code, _decoded(r.content)
+
+
+def _decoded(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
 async def _client_loop(
-    http: httpx.AsyncClient, base: str, sid: int, cid: str, window: Window, seed: int
+    http: Poster, base: str, sid: int, cid: str, window: Window, seed: int
 ) -> Timings:
     out = Timings()
     rng = np.random.default_rng(seed)
     api = f"{base}/api/v1/studies/{sid}/trials"
 
-    async def call(kind: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    async def call(kind: str, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         t0 = time.time()
-        r = await http.post(path, json=body)
+        status, reply = await http.post(path, body)
         if t0 >= window.timed_from and time.time() <= window.end:
             out.add(kind, time.time() - t0)
-        if r.status_code >= 400:
+        if status >= 400:
             out.errors += 1
             if out.errors <= 3:  # what went wrong, once or twice per client
-                print(f"{kind} {r.status_code}: {r.text[:300]}", file=sys.stderr, flush=True)
-        return r
+                print(f"{kind} {status}: {str(reply)[:300]}", file=sys.stderr, flush=True)
+        return status, reply
 
     await asyncio.sleep(max(0.0, window.start - time.time()))
     while time.time() < window.end:
-        r = await call("suggest", f"{api}/suggest", {"count": 1, "client_id": cid})
-        trials = r.json().get("trials") if r.status_code == 200 else None
+        status, reply = await call("suggest", f"{api}/suggest", {"count": 1, "client_id": cid})
+        trials = reply.get("trials") if status == 200 else None
         if not trials:
             await asyncio.sleep(0.01)
             continue
@@ -213,10 +264,10 @@ async def _client_loop(
         for step in range(int(rng.integers(1, 4))):
             body = {"step": step, "values": {"loss": value + 1.0 / (step + 1)}}
             await call("measure", f"{api}/{trial['number']}/measurements", body)
-        done = await call(
+        done, _ = await call(
             "complete", f"{api}/{trial['number']}/complete", {"values": {"loss": value}}
         )
-        if done.status_code == 200 and window.timed_from <= time.time() <= window.end:
+        if done == 200 and window.timed_from <= time.time() <= window.end:
             out.trials += 1
     return out
 
@@ -255,12 +306,17 @@ async def _lock_window(
 
 
 async def _tuneforge_load(
-    urls: list[str], studies: list[int], clients: int, window: Window, *, locks: bool = False
+    urls: list[str],
+    studies: list[int],
+    clients: int,
+    window: Window,
+    *,
+    locks: bool = False,
+    client: str = "aiohttp",
 ) -> Timings:
-    limits = httpx.Limits(max_connections=clients + 8, max_keepalive_connections=clients + 8)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+    async with Poster(client, clients + 8) as poster, httpx.AsyncClient(timeout=60) as http:
         loops = [
-            _client_loop(http, urls[i % len(urls)], studies[i % len(studies)], f"c{i}", window, i)
+            _client_loop(poster, urls[i % len(urls)], studies[i % len(studies)], f"c{i}", window, i)
             for i in range(clients)
         ]
         watch = asyncio.ensure_future(_lock_window(http, urls, window)) if locks else None
@@ -283,7 +339,8 @@ def run_tuneforge(cell: Cell, url: str, seconds: float, warmup: float) -> Timing
             studies.append(int(r.json()["id"]))
         now = time.time() + 1.0
         window = Window(now, now + warmup, now + warmup + seconds)
-        load = _tuneforge_load(urls, studies, cell.clients, window, locks=cell.workers == 1)
+        locks = cell.workers == 1
+        load = _tuneforge_load(urls, studies, cell.clients, window, locks=locks, client=cell.client)
         return asyncio.run(load)
 
 
@@ -379,6 +436,8 @@ class Cell:
     algorithm: str
     clients: int
     workers: int = 1
+    #: The load generator's HTTP library (class Poster); "-" for the Optuna cells.
+    client: str = "aiohttp"
 
 
 def row_of(cell: Cell, t: Timings, seconds: float) -> dict[str, Any]:
@@ -389,6 +448,7 @@ def row_of(cell: Cell, t: Timings, seconds: float) -> dict[str, Any]:
         "layout": cell.layout,
         "algorithm": cell.algorithm,
         "clients": cell.clients,
+        "client": cell.client,
         "trials_per_s": t.trials / seconds,
         "errors": t.errors,
     }
@@ -411,21 +471,21 @@ def run_matrix(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for backend in args.backends:
         with database(backend) as url:
-            for servers_n in args.servers:
-                for workers in args.server_workers:
-                    for layout in args.layouts:
-                        for algorithm in args.algorithms:
-                            for clients in args.clients:
-                                cell = Cell(backend, servers_n, layout, algorithm, clients, workers)
-                                t = run_tuneforge(cell, url, args.seconds, args.warmup)
-                                rows.append(row_of(cell, t, args.seconds))
-                                print(json.dumps(rows[-1]), flush=True)
+            grid = itertools.product(
+                args.servers, args.server_workers, args.layouts, args.algorithms, args.clients,
+                args.http_client,
+            )  # fmt: skip
+            for servers_n, workers, layout, algorithm, clients, client in grid:
+                cell = Cell(backend, servers_n, layout, algorithm, clients, workers, client)
+                t = run_tuneforge(cell, url, args.seconds, args.warmup)
+                rows.append(row_of(cell, t, args.seconds))
+                print(json.dumps(rows[-1]), flush=True)
         if backend == "postgresql" and args.optuna:
             with database(backend, migrate=False) as url:  # same server, its own tables
                 for layout in args.layouts:
                     for sampler in args.optuna:
                         for clients in args.optuna_clients or args.clients:
-                            cell = Cell(backend, 0, layout, f"optuna-{sampler}", clients)
+                            cell = Cell(backend, 0, layout, f"optuna-{sampler}", clients, 1, "-")
                             t = run_optuna(cell, url, args.seconds, args.warmup)
                             rows.append(row_of(cell, t, args.seconds))
                             print(json.dumps(rows[-1]), flush=True)
@@ -448,7 +508,8 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 LOAD_COLUMNS = [
-    "backend", "servers", "workers", "layout", "algorithm", "clients", "trials_per_s", "errors",
+    "backend", "servers", "workers", "layout", "algorithm", "clients", "client", "trials_per_s",
+    "errors",
     "suggest_p50_ms", "suggest_p99_ms", "measure_p50_ms", "measure_p99_ms",
     "complete_p50_ms", "complete_p99_ms", "locks_per_s", "lock_wait_ms", "lock_hold_ms",
     "lock_busy_pct",
@@ -492,6 +553,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="uvicorn worker processes per server (tuneforge serve --workers)",
     )
     p.add_argument("--layouts", nargs="+", default=["one", "many"])
+    p.add_argument(
+        "--http-client",
+        nargs="+",
+        choices=["aiohttp", "httpx"],
+        default=["aiohttp"],
+        help="the load generator's HTTP library (it shares the cores with the server)",
+    )
     p.add_argument("--optuna", nargs="*", default=["random", "tpe"], help="samplers; none: skip")
     p.add_argument("--optuna-clients", type=int, nargs="*", default=None)
     p.add_argument("--seconds", type=float, default=20.0)

@@ -89,7 +89,7 @@ def seed_study(url: str, trials: int, measurements: int) -> int:
     """Write the study through the services (as the API would), in batches of suggestions."""
     from tuneforge.api.db.engine import Database
     from tuneforge.api.db.migrate import upgrade
-    from tuneforge.api.services import studies, suggest
+    from tuneforge.api.services import completions, studies, suggest
     from tuneforge.api.services import trials as trial_service
 
     upgrade(url)
@@ -108,9 +108,7 @@ def seed_study(url: str, trials: int, measurements: int) -> int:
                 trial_service.add_measurement(
                     db, study.id, trial.number, step, {"accuracy": value}, 0.5 * (step + 1)
                 )
-            trial_service.complete_trial(
-                db, study.id, trial.number, {"accuracy": value}, False, None
-            )
+            completions.complete_trial(db, study.id, trial.number, {"accuracy": value}, False, None)
         made += len(batch)
     db.dispose()
     return study.id

@@ -78,6 +78,23 @@ _MEASUREMENTS_BY_NUMBER = (
     .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
     .order_by(MeasurementRow.step)
 )
+_TRIALS_LOCKED = for_update(
+    select(TrialRow)
+    .where(
+        TrialRow.study_id == bindparam("study_id"),
+        TrialRow.number.in_(bindparam("numbers", expanding=True)),
+    )
+    .order_by(TrialRow.number)  # one locking order, whichever batch comes first
+)
+_MEASUREMENTS_BY_NUMBERS = (
+    select(TrialRow.number, MeasurementRow)
+    .join(TrialRow, TrialRow.id == MeasurementRow.trial_id)
+    .where(
+        TrialRow.study_id == bindparam("study_id"),
+        TrialRow.number.in_(bindparam("numbers", expanding=True)),
+    )
+    .order_by(TrialRow.number, MeasurementRow.step)
+)
 
 
 def get_study_row(session: Session, study_id: int, *, lock: bool = False) -> StudyRow:
@@ -169,6 +186,27 @@ def measurements_by_number(session: Session, study_id: int, number: int) -> list
     """The measurements of the study's trial ``number``, ordered by step (none when there is
     no such trial)."""
     return list(session.scalars(_MEASUREMENTS_BY_NUMBER, {"study_id": study_id, "number": number}))
+
+
+def locked_trial_rows(
+    session: Session, study_id: int, numbers: Sequence[int]
+) -> dict[int, TrialRow]:
+    """The study's trials ``numbers`` that exist, by number, locked (:func:`for_update`) in
+    one statement, in the order of their numbers."""
+    params = {"study_id": study_id, "numbers": list(numbers)}
+    return {row.number: row for row in session.scalars(_TRIALS_LOCKED, params)}
+
+
+def measurements_by_numbers(
+    session: Session, study_id: int, numbers: Sequence[int]
+) -> dict[int, list[MeasurementRow]]:
+    """The measurements of the study's trials ``numbers``, by number, each ordered by step
+    (a trial without any is missing from the answer)."""
+    found: dict[int, list[MeasurementRow]] = {}
+    params = {"study_id": study_id, "numbers": list(numbers)}
+    for number, row in session.execute(_MEASUREMENTS_BY_NUMBERS, params):
+        found.setdefault(number, []).append(row)
+    return found
 
 
 def to_trial(row: TrialRow, measurements: Sequence[MeasurementRow] = ()) -> Trial:

@@ -28,7 +28,7 @@ from ..schemas.trials import (
     TrialPublic,
     trial_public,
 )
-from ..services import exports
+from ..services import completions, exports
 from ..services import suggest as suggest_service
 from ..services import trials as service
 from ..suggest_guard import suggest_guard
@@ -246,7 +246,7 @@ async def complete(
     the configuration ``infeasible``."""
     trial = await in_writer_pool(
         request,
-        lambda: service.complete_trial(
+        lambda: completions.complete_trial(
             db, study_id, number, body.values, body.infeasible, body.reason, body.metadata
         ),
     )

@@ -40,7 +40,6 @@ from .lifecycle import (
     Scope,
     apply_decision,
     budget_used,
-    complete,
     fail_trial,
     finish,
     lease_until,
@@ -479,38 +478,6 @@ def heartbeat(db: Database, study_id: int, number: int) -> MeasureReply:
         return MeasureReply(
             ctx.trial.state == TrialState.STOPPING.value, TrialState(ctx.trial.state)
         )
-
-
-def complete_trial(
-    db: Database,
-    study_id: int,
-    number: int,
-    values: Any = None,
-    infeasible: bool = False,
-    reason: Any = None,
-    metadata: Mapping[str, Any] | None = None,
-) -> Trial:
-    """Finish a trial with its values (pruned if the rule stopped it) or as infeasible;
-    ``metadata`` is merged into the trial's metadata."""
-    reason = _check_reason(reason)
-    extra = _check_metadata(metadata)
-    with _locked_trial(db, study_id, number, curve=True) as ctx:
-        row = ctx.trial
-        if extra and not TrialState(row.state).is_finished:
-            row.metadata_ = {**dict(row.metadata_ or {}), **extra}
-        if infeasible:
-            if values is not None:
-                check_metric_values(values, ctx.spec.metrics, require_all=False)
-            finish(ctx.study, row, TrialState.INFEASIBLE, ctx.now, reason or "infeasible")
-            if values:
-                row.values = dict(values)
-        else:
-            if values is None:
-                raise InvalidSpec("is required unless infeasible is true", field="values")
-            checked = check_metric_values(values, ctx.spec.metrics, require_all=True)
-            complete(ctx.study, row, checked, ctx.now, reason)
-        refresh_study_state(ctx.session, ctx.study, ctx.spec, ctx.now)
-        return _reply(ctx)
 
 
 def fail_trial_request(db: Database, study_id: int, number: int, reason: Any, retry: bool) -> Trial:

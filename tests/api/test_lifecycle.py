@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from tests.specs import small_spec
 from tuneforge.api.db.engine import Database
 from tuneforge.api.db.repository import get_study_row, get_trial_row, spec_of, utcnow
+from tuneforge.api.services import completions
 from tuneforge.api.services import trials as trial_service
 from tuneforge.api.services.lifecycle import Scope, apply_decision
 from tuneforge.api.services.studies import create_study
@@ -84,7 +85,7 @@ def test_prune_stops_then_completing_prunes(db: Database) -> None:
     sid = new_study(db)
     apply(db, sid, NewParams(PARAMS))
     assert apply(db, sid, Prune("worse than the median"), 0) == ("stopping", 0)
-    done = trial_service.complete_trial(db, sid, 0, values={"accuracy": 0.4})
+    done = completions.complete_trial(db, sid, 0, values={"accuracy": 0.4})
     assert done.state.value == "pruned" and done.reason == "worse than the median"
 
 
@@ -92,14 +93,14 @@ def test_pause_then_resume_keeps_number_and_params(db: Database) -> None:
     sid = new_study(db)
     apply(db, sid, NewParams(PARAMS))
     assert apply(db, sid, Pause("rung 0: not in the top third"), 0) == ("stopping", 0)
-    paused = trial_service.complete_trial(db, sid, 0, values={"accuracy": 0.4})
+    paused = completions.complete_trial(db, sid, 0, values={"accuracy": 0.4})
     assert paused.state.value == "paused" and paused.values == {"accuracy": 0.4}
     assert paused.lease_expires_at is None and paused.completed_at is None
     assert apply(db, sid, ResumeTrial(0, 3, "promoted to rung 1")) == ("active", 0)
     resumed = trial_service.get_trial(db, sid, 0)
     assert resumed.resume_from_step == 3 and resumed.params == PARAMS
     assert resumed.reason == "promoted to rung 1" and resumed.lease_expires_at is not None
-    done = trial_service.complete_trial(db, sid, 0, values={"accuracy": 0.9})
+    done = completions.complete_trial(db, sid, 0, values={"accuracy": 0.9})
     assert done.state.value == "completed"  # not pruned: the pause is over
 
 
@@ -108,7 +109,7 @@ def test_only_a_paused_trial_can_be_resumed(db: Database) -> None:
     apply(db, sid, NewParams(PARAMS))
     with pytest.raises(Conflict, match="only a paused trial"):
         apply(db, sid, ResumeTrial(0, 1))
-    trial_service.complete_trial(db, sid, 0, values={"accuracy": 0.5})
+    completions.complete_trial(db, sid, 0, values={"accuracy": 0.5})
     with pytest.raises(Conflict):
         apply(db, sid, Prune("too late"), 0)  # completed is final
 

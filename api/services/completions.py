@@ -1,0 +1,139 @@
+"""Completing trials: the completions of one study that arrive together share one
+transaction (:mod:`.group_commit`).
+
+On a busy study every completion takes the study's row lock, and a transaction holds
+it for several round trips. The completions that queue in this process while one
+transaction runs are applied by the next in one go: one study lock, one statement
+that locks their trial rows, one read of their measurements, one flush. When
+anything in that shared transaction refuses (a trial that is not running, a lease
+that ran out, values that do not fit the study's metrics), it is rolled back and
+each completion runs in a transaction of its own, so every caller gets exactly the
+answer it would have had alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from ...core.errors import InvalidSpec
+from ...core.study import StudySpec
+from ...core.trials import Trial, TrialState, check_metric_values
+from ..db.engine import Database
+from ..db.models import StudyRow, TrialRow
+from ..db.repository import (
+    get_study_row,
+    locked_trial_rows,
+    measurements_by_numbers,
+    spec_of,
+    to_trial,
+    utcnow,
+)
+from .group_commit import GroupCommit
+from .lifecycle import complete, finish, refresh_study_state
+from .trials import _check_metadata, _check_reason, _lease_expired, _locked_trial, _reply
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One ``complete`` call, its arguments checked as far as they can be without the
+    study."""
+
+    number: int
+    values: Any
+    infeasible: bool
+    reason: str | None
+    metadata: Mapping[str, Any]
+
+
+def complete_trial(
+    db: Database,
+    study_id: int,
+    number: int,
+    values: Any = None,
+    infeasible: bool = False,
+    reason: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Trial:
+    """Finish a trial with its values (pruned if the rule stopped it) or as infeasible;
+    ``metadata`` is merged into the trial's metadata."""
+    call = Completion(number, values, infeasible, _check_reason(reason), _check_metadata(metadata))
+    return _batcher(db).submit(study_id, call, lambda batch: complete_many(db, study_id, batch))
+
+
+def complete_many(
+    db: Database, study_id: int, calls: Sequence[Completion]
+) -> list[Trial | BaseException]:
+    """Each call's answer: its trial, or the error it raises. Several calls share one
+    transaction when none of them is refused; otherwise each runs alone."""
+    if len(calls) > 1 and len({c.number for c in calls}) == len(calls):
+        try:
+            return list(_complete_together(db, study_id, calls))
+        except Exception:  # rolled back; each call alone gives its own answer
+            pass
+    answers: list[Trial | BaseException] = []
+    for call in calls:
+        try:
+            answers.append(_complete_alone(db, study_id, call))
+        except Exception as exc:  # the answer of this call alone
+            answers.append(exc)
+    return answers
+
+
+class _Refused(Exception):
+    """Something in the shared transaction needs the one-call path (which says what)."""
+
+
+def _complete_together(db: Database, study_id: int, calls: Sequence[Completion]) -> list[Trial]:
+    numbers = [c.number for c in calls]
+    with db.write() as session:
+        curves = measurements_by_numbers(session, study_id, numbers)  # before the lock
+        study = get_study_row(session, study_id, lock=True)
+        spec = spec_of(study)
+        rows = locked_trial_rows(session, study_id, numbers)
+        now = utcnow()
+        if len(rows) != len(numbers) or any(_lease_expired(r, now) for r in rows.values()):
+            raise _Refused
+        for call in calls:
+            _apply(study, spec, rows[call.number], call, now)
+        refresh_study_state(session, study, spec, now)
+        return [to_trial(rows[n], curves.get(n, ())) for n in numbers]
+
+
+def _complete_alone(db: Database, study_id: int, call: Completion) -> Trial:
+    with _locked_trial(db, study_id, call.number, curve=True) as ctx:
+        _apply(ctx.study, ctx.spec, ctx.trial, call, ctx.now)
+        refresh_study_state(ctx.session, ctx.study, ctx.spec, ctx.now)
+        return _reply(ctx)
+
+
+def _apply(
+    study: StudyRow, spec: StudySpec, row: TrialRow, call: Completion, now: datetime
+) -> None:
+    """The completion's changes to its trial and study rows (refused: an exception)."""
+    if call.metadata and not TrialState(row.state).is_finished:
+        row.metadata_ = {**dict(row.metadata_ or {}), **call.metadata}
+    if call.infeasible:
+        if call.values is not None:
+            check_metric_values(call.values, spec.metrics, require_all=False)
+        finish(study, row, TrialState.INFEASIBLE, now, call.reason or "infeasible")
+        if call.values:
+            row.values = dict(call.values)
+        return
+    if call.values is None:
+        raise InvalidSpec("is required unless infeasible is true", field="values")
+    checked = check_metric_values(call.values, spec.metrics, require_all=True)
+    complete(study, row, checked, now, call.reason)
+
+
+_batchers: WeakKeyDictionary[Database, GroupCommit[Completion, Trial]] = WeakKeyDictionary()
+_batchers_lock = threading.Lock()
+
+
+def _batcher(db: Database) -> GroupCommit[Completion, Trial]:
+    with _batchers_lock:
+        return _batchers.setdefault(db, GroupCommit())

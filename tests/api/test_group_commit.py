@@ -1,0 +1,229 @@
+"""Completions of one study that queue while its write transaction runs share the next
+one (api/services/group_commit.py, api/services/completions.py), and each caller still
+gets the answer it would have had alone."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import make_client
+from tests.specs import small_spec
+from tuneforge.api.services import completions
+from tuneforge.api.services.group_commit import GroupCommit
+
+API = "/api/v1/studies"
+WAIT = 30.0
+
+
+def _until(condition: Any) -> None:
+    for _ in range(3000):
+        if condition():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("timed out")
+
+
+def _queued(batcher: GroupCommit[Any, Any], key: int) -> int:
+    with batcher._lock:
+        return len(batcher._queues.get(key, ()))
+
+
+# ---- the batcher alone ----------------------------------------------------------------------
+
+
+def test_callers_that_queue_behind_a_batch_share_the_next_and_keep_their_own_answers() -> None:
+    batcher: GroupCommit[int, int] = GroupCommit()
+    release = threading.Event()
+    batches: list[list[int]] = []
+
+    def work(items: Sequence[int]) -> list[int | BaseException]:
+        batches.append(list(items))
+        if items[0] == 0:
+            assert release.wait(WAIT)
+        return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
+
+    answers: dict[int, Any] = {}
+
+    def call(i: int) -> None:
+        try:
+            answers[i] = batcher.submit(7, i, work)
+        except ValueError as exc:
+            answers[i] = str(exc)
+
+    threads = [threading.Thread(target=call, args=(0,))]
+    threads[0].start()
+    _until(lambda: batches)
+    threads += [threading.Thread(target=call, args=(i,)) for i in range(1, 6)]
+    for t in threads[1:]:
+        t.start()
+    _until(lambda: _queued(batcher, 7) == 5)
+    release.set()
+    for t in threads:
+        t.join(WAIT)
+    assert batches == [[0], [1, 2, 3, 4, 5]]
+    assert answers == {0: 0, 1: "odd 1", 2: 20, 3: "odd 3", 4: 40, 5: "odd 5"}
+    assert _queued(batcher, 7) == 0 and not batcher._queues, "the key is idle again"
+
+
+def test_a_failing_batch_answers_each_of_its_callers_with_the_error() -> None:
+    batcher: GroupCommit[int, int] = GroupCommit()
+
+    def work(items: Sequence[int]) -> list[int | BaseException]:
+        raise RuntimeError("database gone")
+
+    with pytest.raises(RuntimeError, match="database gone"):
+        batcher.submit(1, 1, work)
+    assert batcher.submit(1, 2, lambda items: [i + 1 for i in items]) == 3, "not stuck"
+
+
+def test_the_batch_size_is_capped() -> None:
+    batcher: GroupCommit[int, int] = GroupCommit(limit=2)
+    release = threading.Event()
+    batches: list[list[int]] = []
+
+    def work(items: Sequence[int]) -> list[int | BaseException]:
+        batches.append(list(items))
+        if items[0] == 0:
+            assert release.wait(WAIT)
+        return list(items)
+
+    threads = [threading.Thread(target=batcher.submit, args=(3, 0, work))]
+    threads[0].start()
+    _until(lambda: batches)
+    for i in range(1, 4):
+        threads.append(threading.Thread(target=batcher.submit, args=(3, i, work)))
+        threads[-1].start()
+        _until(lambda n=i: _queued(batcher, 3) == n)
+    release.set()
+    for t in threads:
+        t.join(WAIT)
+    assert batches == [[0], [1, 2], [3]]
+
+
+# ---- completions through the app ---------------------------------------------------------------
+
+
+def test_completions_waiting_for_a_study_share_one_transaction(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first completion is held inside its transaction; five more of the study arrive
+    meanwhile, one of them with a metric the study does not have. The four good ones are
+    stored by one shared transaction (tried first, then rolled back because of the bad
+    one, then each alone) or by the shared one alone when the bad one is left out; the
+    bad one gets its own 422 and the others 200."""
+    release = threading.Event()
+    entered = threading.Event()
+    together: list[list[int]] = []
+    real_alone = completions._complete_alone
+    real_together = completions._complete_together
+
+    def held_alone(db: Any, study_id: int, call: completions.Completion) -> Any:
+        if call.number == 0:
+            entered.set()
+            assert release.wait(WAIT)
+        return real_alone(db, study_id, call)
+
+    def counted_together(db: Any, study_id: int, calls: Any) -> Any:
+        together.append([c.number for c in calls])
+        return real_together(db, study_id, calls)
+
+    monkeypatch.setattr(completions, "_complete_alone", held_alone)
+    monkeypatch.setattr(completions, "_complete_together", counted_together)
+    with make_client(db_url, reconcile_interval_seconds=0) as client:
+        sid = client.post(API, json=small_spec("group", algorithm="random")).json()["id"]
+        reply = client.post(f"{API}/{sid}/trials/suggest", json={"count": 6, "client_id": "w"})
+        numbers = [t["number"] for t in reply.json()["trials"]]
+        assert numbers == list(range(6))
+        out: dict[int, Any] = {}
+
+        def complete(number: int, client: TestClient = client) -> None:
+            metric = "nope" if number == 3 else "accuracy"
+            body = {"values": {metric: 0.1 * number}}
+            out[number] = client.post(f"{API}/{sid}/trials/{number}/complete", json=body)
+
+        threads = [threading.Thread(target=complete, args=(0,))]
+        threads[0].start()
+        assert entered.wait(WAIT)
+        threads += [threading.Thread(target=complete, args=(n,)) for n in range(1, 6)]
+        for t in threads[1:]:
+            t.start()
+        batcher = completions._batcher(client.app.state.db)  # type: ignore[attr-defined]
+        _until(lambda: _queued(batcher, sid) == 5)
+        release.set()
+        for t in threads:
+            t.join(WAIT)
+        assert [sorted(b) for b in together] == [[1, 2, 3, 4, 5]], "the five shared one try"
+        assert {n: r.status_code for n, r in out.items()} == {
+            0: 200,
+            1: 200,
+            2: 200,
+            3: 422,
+            4: 200,
+            5: 200,
+        }
+        assert "nope" in out[3].text
+        for n in (0, 1, 2, 4, 5):
+            assert out[n].json()["state"] == "completed"
+            assert out[n].json()["values"] == {"accuracy": pytest.approx(0.1 * n)}
+        study = client.get(f"{API}/{sid}").json()
+        assert study["trial_counts"]["completed"] == 5 and study["trial_counts"]["active"] == 1
+        best = client.get(f"{API}/{sid}/best").json()
+        assert best["trials"][0]["number"] == 5
+
+
+def test_a_shared_transaction_stores_every_completion_of_the_batch(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a refusal the waiting completions are stored by the shared transaction
+    itself (not by the one-call fallback), with their measurements in the replies."""
+    release = threading.Event()
+    entered = threading.Event()
+    alone: list[int] = []
+    real_alone = completions._complete_alone
+
+    def held_alone(db: Any, study_id: int, call: completions.Completion) -> Any:
+        alone.append(call.number)
+        if call.number == 0:
+            entered.set()
+            assert release.wait(WAIT)
+        return real_alone(db, study_id, call)
+
+    monkeypatch.setattr(completions, "_complete_alone", held_alone)
+    with make_client(db_url, reconcile_interval_seconds=0) as client:
+        spec = small_spec("shared", algorithm="random", max_trials=4)
+        sid = client.post(API, json=spec).json()["id"]
+        reply = client.post(f"{API}/{sid}/trials/suggest", json={"count": 4, "client_id": "w"})
+        assert [t["number"] for t in reply.json()["trials"]] == [0, 1, 2, 3]
+        for n in range(4):
+            body = {"step": 1, "values": {"accuracy": 0.01 * n}}
+            assert client.post(f"{API}/{sid}/trials/{n}/measurements", json=body).status_code == 200
+        out: dict[int, Any] = {}
+
+        def complete(number: int, client: TestClient = client) -> None:
+            body = {"values": {"accuracy": 0.1 * number}}
+            out[number] = client.post(f"{API}/{sid}/trials/{number}/complete", json=body)
+
+        threads = [threading.Thread(target=complete, args=(0,))]
+        threads[0].start()
+        assert entered.wait(WAIT)
+        threads += [threading.Thread(target=complete, args=(n,)) for n in range(1, 4)]
+        for t in threads[1:]:
+            t.start()
+        batcher = completions._batcher(client.app.state.db)  # type: ignore[attr-defined]
+        _until(lambda: _queued(batcher, sid) == 3)
+        release.set()
+        for t in threads:
+            t.join(WAIT)
+        assert alone == [0], "the three that waited were stored together"
+        for n in range(4):
+            trial = out[n].json()
+            assert out[n].status_code == 200 and trial["state"] == "completed"
+            assert [m["step"] for m in trial["measurements"]] == [1]
+        study = client.get(f"{API}/{sid}").json()
+        assert study["state"] == "completed", "the budget of 4 is spent"
+        assert study["trial_counts"]["completed"] == 4

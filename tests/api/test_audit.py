@@ -178,3 +178,27 @@ def test_concurrent_requests_each_get_their_row_by_group_commit(client: TestClie
     rows = [r for r in audit_rows(db) if r["route"] == "/api/v1/studies"]
     assert len(ids) == 12 and all(seen_before_return)
     assert len(rows) == 12 and all(r["status"] == 201 and r["method"] == "POST" for r in rows)
+
+
+def test_a_batch_of_audit_rows_is_stored_whole_or_not_at_all(db_url: str) -> None:
+    """The group writer falls back to one row at a time when a batch fails: a batch must
+    never leave some of its rows behind, or the fallback would store them twice."""
+    from sqlalchemy import func, select
+
+    from tuneforge.api.db.migrate import upgrade
+    from tuneforge.api.db.models import AuditRow
+    from tuneforge.api.services.audit import AuditEntry, record_many
+
+    upgrade(db_url)
+    db = Database(db_url)
+    good = AuditEntry(None, None, "POST", "/r", "/whole-or-none", None, 200)
+    bad = AuditEntry(None, None, None, "/r", "/whole-or-none", None, 200)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(Exception, match=r"(?i)null"):
+            record_many(db, [good, bad, good])
+        record_many(db, [good, good])
+        with db.read() as session:
+            stored = session.scalar(select(func.count()).where(AuditRow.path == "/whole-or-none"))
+        assert stored == 2
+    finally:
+        db.dispose()

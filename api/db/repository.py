@@ -8,9 +8,11 @@ import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer
 
 from ...core.errors import NotFound
@@ -186,6 +188,32 @@ def measurements_by_number(session: Session, study_id: int, number: int) -> list
     """The measurements of the study's trial ``number``, ordered by step (none when there is
     no such trial)."""
     return list(session.scalars(_MEASUREMENTS_BY_NUMBER, {"study_id": study_id, "number": number}))
+
+
+def _new_measurement(dialect: str) -> Any:
+    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    stmt = make(MeasurementRow).on_conflict_do_nothing(index_elements=["trial_id", "step"])
+    return stmt.returning(MeasurementRow.step)
+
+
+#: Per dialect, built once: insert a measurement unless its step is stored already.
+_NEW_MEASUREMENT = {name: _new_measurement(name) for name in ("postgresql", "sqlite")}
+
+
+def add_measurement_if_new(session: Session, row: MeasurementRow) -> bool:
+    """Insert ``row`` (not added to the session) in one statement unless the trial has
+    that step already: the repeat check and the insert in one round trip. False: a
+    repeat, nothing stored."""
+    stmt = _NEW_MEASUREMENT[session.get_bind().dialect.name]
+    values = {
+        "trial_id": row.trial_id,
+        "step": row.step,
+        "study_id": row.study_id,
+        "values": row.values,
+        "elapsed_seconds": row.elapsed_seconds,
+        "created_at": row.created_at,
+    }
+    return session.execute(stmt, values).first() is not None
 
 
 def locked_trial_rows(

@@ -25,6 +25,7 @@ from ...core.trials import StudyState, Trial, TrialState, check_metric_values
 from ..db.engine import Database
 from ..db.models import MeasurementRow, StudyRow, TrialRow
 from ..db.repository import (
+    add_measurement_if_new,
     get_study_row,
     get_trial_row,
     measurements_by_number,
@@ -370,20 +371,24 @@ def _store_measurement(
 
     With ``curve`` (a rule will decide on the trial's curve) the trial's measurements,
     these included, come back in step order: one read both finds a repeated step and
-    gives the rule its curve. Without it the repeat check is one read of the reported
-    steps, whatever the trial's length, and the list is empty."""
+    gives the rule its curve. Without it the list is empty and the repeat check costs no
+    read of its own: a single report is inserted unless its step exists (one statement),
+    a report with ``batch`` reads which of its steps exist."""
     checked = check_metric_values(values, spec.metrics, require_all=False)
     early = [
         check_metric_values(m.values, spec.metrics, f"earlier[{i}].values", require_all=False)
         for i, m in enumerate(batch)
     ]
     _require_running(row, "report measurements")
+    if not curve and not batch:  # the common report: the repeat check is the insert's
+        if not add_measurement_if_new(session, _measurement_row(row, step, elapsed, checked, now)):
+            return None
+        _extend_lease(spec, row, now)
+        return []
     stored: list[MeasurementRow] = []
     if curve:
         stored = measurements_of(session, [row.id]).get(row.id, [])
         seen = {m.step for m in stored}
-    elif not batch:
-        seen = {step} if session.get(MeasurementRow, (row.id, step)) is not None else set()
     else:
         steps = [step, *(m.step for m in batch)]
         seen = set(
@@ -397,21 +402,31 @@ def _store_measurement(
         return None
     points = [*zip(batch, early, strict=True), (Reported(step, values, elapsed), checked)]
     added = [
-        MeasurementRow(
-            trial_id=row.id,
-            step=m.step,
-            study_id=row.study_id,
-            values=clean,
-            elapsed_seconds=float(m.elapsed_seconds) if m.elapsed_seconds is not None else None,
-            created_at=now,
-        )
+        _measurement_row(row, m.step, m.elapsed_seconds, clean, now)
         for m, clean in points
         if m.step not in seen
     ]
     session.add_all(added)
+    _extend_lease(spec, row, now)
+    return sorted([*stored, *added], key=lambda m: m.step) if curve else stored
+
+
+def _measurement_row(
+    row: TrialRow, step: int, elapsed: Any, values: dict[str, float], now: datetime
+) -> MeasurementRow:
+    return MeasurementRow(
+        trial_id=row.id,
+        step=step,
+        study_id=row.study_id,
+        values=values,
+        elapsed_seconds=float(elapsed) if elapsed is not None else None,
+        created_at=now,
+    )
+
+
+def _extend_lease(spec: StudySpec, row: TrialRow, now: datetime) -> None:
     row.lease_expires_at = lease_until(spec, now)
     row.updated_at = now
-    return sorted([*stored, *added], key=lambda m: m.step) if curve else stored
 
 
 def _next_step(rule: StoppingRule, row: TrialRow, step: int) -> int | None:

@@ -377,16 +377,23 @@ def set_study_state(session: Session, study: StudyRow, target: StudyState, now: 
     touch(study, now)
 
 
-def refresh_study_state(session: Session, study: StudyRow, spec: StudySpec, now: datetime) -> None:
+def refresh_study_state(
+    session: Session, study: StudyRow, spec: StudySpec, now: datetime, *, flush: bool = True
+) -> None:
     """Complete an active study whose budget is spent, grid exhausted, failures too many or
     first trials all failed alike (managed studies); reopen one completed by its budget when
     the budget was raised.
+
+    ``flush=False`` leaves the session's pending rows to its autoflush (the reads here
+    flush them first; the counts are the study row's own): a caller that changes several
+    trials in one transaction then writes them together at its end.
 
     Paused trials hold a study open only while the rule may still promote them:
     once nothing runs, the budget is spent and the rule promotes none, they are
     pruned and the study completes.
     """
-    session.flush()
+    if flush:
+        session.flush()
     counts = counts_of(study)
     if study.state == StudyState.ACTIVE.value and _settle_paused(session, study, spec, counts, now):
         session.flush()

@@ -220,7 +220,7 @@ def _serve(
         fill_in_transaction(session, study, spec, now, [fresh])
         ask.trials.extend(fresh.trials)
         need = 0
-    refresh_study_state(session, study, spec, now)
+    refresh_study_state(session, study, spec, now, flush=False)  # the batch flushes once
     ask.study_state = StudyState(study.state)
     ask.remaining = need if study.state == StudyState.ACTIVE.value else 0
     return rows

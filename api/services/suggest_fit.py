@@ -50,7 +50,7 @@ from ...core.errors import Conflict, Temporary
 from ...core.study import StudySpec
 from ...core.trials import IN_FLIGHT_STATES, StudyState, Trial
 from ..db.engine import Database
-from ..db.models import StudyRow
+from ..db.models import MeasurementRow, StudyRow
 from ..db.repository import (
     counts_of,
     get_study_row,
@@ -447,8 +447,10 @@ def _hand_out(
             except Conflict as exc:  # a paused trial to resume was taken meanwhile
                 raise _Stale from exc
             rows.append((ask, row, isinstance(decision, ResumeTrial)))
-    session.flush()
-    resumed = [row.id for _, row, old in rows if old]  # new trials have no measurements
-    ms = measurements_of(session, resumed) if resumed else {}
+    resumed = [row for _, row, old in rows if old]  # new trials have no measurements
+    ms: dict[int, list[MeasurementRow]] = {}
+    if resumed:  # else the new rows are written with the transaction's other changes
+        session.flush()
+        ms = measurements_of(session, [row.id for row in resumed])
     for ask, row, _ in rows:
         ask.trials.append(to_trial(row, ms.get(row.id, ())))

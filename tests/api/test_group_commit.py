@@ -108,64 +108,73 @@ def test_the_batch_size_is_capped() -> None:
 # ---- completions through the app ---------------------------------------------------------------
 
 
+class HeldFirst:
+    """Holds trial 0's completion inside its one-call transaction until released, and
+    notes which calls ran alone and which tried to share a transaction."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.alone: list[int] = []
+        self.together: list[list[int]] = []
+        real_alone, real_together = completions._complete_alone, completions._complete_together
+
+        def held_alone(db: Any, study_id: int, call: completions.Completion) -> Any:
+            self.alone.append(call.number)
+            if call.number == 0:
+                self.entered.set()
+                assert self.release.wait(WAIT)
+            return real_alone(db, study_id, call)
+
+        def counted_together(db: Any, study_id: int, calls: Any) -> Any:
+            self.together.append(sorted(c.number for c in calls))
+            return real_together(db, study_id, calls)
+
+        monkeypatch.setattr(completions, "_complete_alone", held_alone)
+        monkeypatch.setattr(completions, "_complete_together", counted_together)
+
+    def complete_all(
+        self, client: TestClient, sid: int, bodies: dict[int, dict[str, Any]]
+    ) -> dict[int, Any]:
+        """Complete trial 0, then the others while it is held; every reply by number."""
+        out: dict[int, Any] = {}
+
+        def complete(number: int) -> None:
+            url = f"{API}/{sid}/trials/{number}/complete"
+            out[number] = client.post(url, json=bodies[number])
+
+        first = threading.Thread(target=complete, args=(0,))
+        first.start()
+        assert self.entered.wait(WAIT)
+        rest = [threading.Thread(target=complete, args=(n,)) for n in bodies if n != 0]
+        for t in rest:
+            t.start()
+        batcher = completions._batcher(client.app.state.db)  # type: ignore[attr-defined]
+        _until(lambda: _queued(batcher, sid) == len(rest))
+        self.release.set()
+        for t in [first, *rest]:
+            t.join(WAIT)
+        return out
+
+
 def test_completions_waiting_for_a_study_share_one_transaction(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first completion is held inside its transaction; five more of the study arrive
-    meanwhile, one of them with a metric the study does not have. The four good ones are
-    stored by one shared transaction (tried first, then rolled back because of the bad
-    one, then each alone) or by the shared one alone when the bad one is left out; the
-    bad one gets its own 422 and the others 200."""
-    release = threading.Event()
-    entered = threading.Event()
-    together: list[list[int]] = []
-    real_alone = completions._complete_alone
-    real_together = completions._complete_together
-
-    def held_alone(db: Any, study_id: int, call: completions.Completion) -> Any:
-        if call.number == 0:
-            entered.set()
-            assert release.wait(WAIT)
-        return real_alone(db, study_id, call)
-
-    def counted_together(db: Any, study_id: int, calls: Any) -> Any:
-        together.append([c.number for c in calls])
-        return real_together(db, study_id, calls)
-
-    monkeypatch.setattr(completions, "_complete_alone", held_alone)
-    monkeypatch.setattr(completions, "_complete_together", counted_together)
+    meanwhile, one of them with a metric the study does not have. The five try one
+    shared transaction, which the bad one refuses: it is rolled back and each runs
+    alone, so the bad one gets its own 422 and the others 200."""
+    held = HeldFirst(monkeypatch)
     with make_client(db_url, reconcile_interval_seconds=0) as client:
         sid = client.post(API, json=small_spec("group", algorithm="random")).json()["id"]
         reply = client.post(f"{API}/{sid}/trials/suggest", json={"count": 6, "client_id": "w"})
-        numbers = [t["number"] for t in reply.json()["trials"]]
-        assert numbers == list(range(6))
-        out: dict[int, Any] = {}
-
-        def complete(number: int, client: TestClient = client) -> None:
-            metric = "nope" if number == 3 else "accuracy"
-            body = {"values": {metric: 0.1 * number}}
-            out[number] = client.post(f"{API}/{sid}/trials/{number}/complete", json=body)
-
-        threads = [threading.Thread(target=complete, args=(0,))]
-        threads[0].start()
-        assert entered.wait(WAIT)
-        threads += [threading.Thread(target=complete, args=(n,)) for n in range(1, 6)]
-        for t in threads[1:]:
-            t.start()
-        batcher = completions._batcher(client.app.state.db)  # type: ignore[attr-defined]
-        _until(lambda: _queued(batcher, sid) == 5)
-        release.set()
-        for t in threads:
-            t.join(WAIT)
-        assert [sorted(b) for b in together] == [[1, 2, 3, 4, 5]], "the five shared one try"
-        assert {n: r.status_code for n, r in out.items()} == {
-            0: 200,
-            1: 200,
-            2: 200,
-            3: 422,
-            4: 200,
-            5: 200,
-        }
+        assert [t["number"] for t in reply.json()["trials"]] == list(range(6))
+        bodies = {n: {"values": {("nope" if n == 3 else "accuracy"): 0.1 * n}} for n in range(6)}
+        out = held.complete_all(client, sid, bodies)
+        assert held.together == [[1, 2, 3, 4, 5]], "the five that waited shared one try"
+        assert sorted(held.alone) == [0, 1, 2, 3, 4, 5], "then each ran alone"
+        statuses = {n: r.status_code for n, r in out.items()}
+        assert statuses == {0: 200, 1: 200, 2: 200, 3: 422, 4: 200, 5: 200}
         assert "nope" in out[3].text
         for n in (0, 1, 2, 4, 5):
             assert out[n].json()["state"] == "completed"
@@ -181,19 +190,7 @@ def test_a_shared_transaction_stores_every_completion_of_the_batch(
 ) -> None:
     """Without a refusal the waiting completions are stored by the shared transaction
     itself (not by the one-call fallback), with their measurements in the replies."""
-    release = threading.Event()
-    entered = threading.Event()
-    alone: list[int] = []
-    real_alone = completions._complete_alone
-
-    def held_alone(db: Any, study_id: int, call: completions.Completion) -> Any:
-        alone.append(call.number)
-        if call.number == 0:
-            entered.set()
-            assert release.wait(WAIT)
-        return real_alone(db, study_id, call)
-
-    monkeypatch.setattr(completions, "_complete_alone", held_alone)
+    held = HeldFirst(monkeypatch)
     with make_client(db_url, reconcile_interval_seconds=0) as client:
         spec = small_spec("shared", algorithm="random", max_trials=4)
         sid = client.post(API, json=spec).json()["id"]
@@ -202,24 +199,10 @@ def test_a_shared_transaction_stores_every_completion_of_the_batch(
         for n in range(4):
             body = {"step": 1, "values": {"accuracy": 0.01 * n}}
             assert client.post(f"{API}/{sid}/trials/{n}/measurements", json=body).status_code == 200
-        out: dict[int, Any] = {}
-
-        def complete(number: int, client: TestClient = client) -> None:
-            body = {"values": {"accuracy": 0.1 * number}}
-            out[number] = client.post(f"{API}/{sid}/trials/{number}/complete", json=body)
-
-        threads = [threading.Thread(target=complete, args=(0,))]
-        threads[0].start()
-        assert entered.wait(WAIT)
-        threads += [threading.Thread(target=complete, args=(n,)) for n in range(1, 4)]
-        for t in threads[1:]:
-            t.start()
-        batcher = completions._batcher(client.app.state.db)  # type: ignore[attr-defined]
-        _until(lambda: _queued(batcher, sid) == 3)
-        release.set()
-        for t in threads:
-            t.join(WAIT)
-        assert alone == [0], "the three that waited were stored together"
+        out = held.complete_all(
+            client, sid, {n: {"values": {"accuracy": 0.1 * n}} for n in range(4)}
+        )
+        assert held.alone == [0] and held.together == [[1, 2, 3]], "the three shared one"
         for n in range(4):
             trial = out[n].json()
             assert out[n].status_code == 200 and trial["state"] == "completed"

@@ -56,9 +56,11 @@ class Settings(PolicySettings, BaseSettings):
     fit_processes: int = Field(default=1, ge=0, le=64)
     #: Threads that run the blocking work of requests (database calls, the algorithm), per
     #: pool: one for most routes, one for complete and fail, one for suggest (api/threads.py).
-    #: Few threads: one runs Python at a time, and a thread that holds a study's row lock
-    #: waits for the interpreter lock behind every other running thread.
-    threads: int = Field(default=8, ge=1, le=256)
+    #: Not many: one runs Python at a time, and a thread that holds a study's row lock
+    #: waits for the interpreter lock behind every other running thread; but the default
+    #: pool also runs every request's authorization read, so too few make measurements
+    #: queue for a thread (docs/performance.md, "Row locks and thread pools").
+    threads: int = Field(default=16, ge=1, le=256)
     log_level: str = "info"
     #: ``text`` (default) or ``json``: one JSON object per log line, with the request id.
     log_format: Literal["text", "json"] = "text"

@@ -2,10 +2,12 @@
 
 Routes that are plain functions, and their plain-function dependencies (the
 authorization read), run in anyio's default thread pool. It is cut from
-anyio's 40 threads to ``Settings.threads`` (8), because more threads make a
+anyio's 40 threads to ``Settings.threads`` (16), because more threads make a
 busy study slower, not faster: only one thread runs Python at a time, and a
 request that holds a study's row lock must win the interpreter lock once per
-statement against every other thread that is running.
+statement against every other thread that is running. Fewer than 16 made
+measurements queue for a thread once completions shared their transactions
+(docs/performance.md).
 
 Complete and fail run in a second pool of the same size, the study writers'
 pool, and suggest in a third: each of them takes its study's row lock, so on a

@@ -36,16 +36,26 @@ def _queued(batcher: GroupCommit[Any, Any], key: int) -> int:
 # ---- the batcher alone ----------------------------------------------------------------------
 
 
-def test_callers_that_queue_behind_a_batch_share_the_next_and_keep_their_own_answers() -> None:
-    batcher: GroupCommit[int, int] = GroupCommit()
+def held_work(
+    answer: Any,
+) -> tuple[Any, threading.Event, list[list[int]]]:
+    """A work function that notes each batch and holds the batch led by item 0 until
+    the returned event is set; each item's answer is ``answer(item)``."""
     release = threading.Event()
     batches: list[list[int]] = []
 
-    def work(items: Sequence[int]) -> list[int | BaseException]:
+    def work(items: Sequence[int]) -> list[Any]:
         batches.append(list(items))
         if items[0] == 0:
             assert release.wait(WAIT)
-        return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
+        return [answer(i) for i in items]
+
+    return work, release, batches
+
+
+def test_callers_that_queue_behind_a_batch_share_the_next_and_keep_their_own_answers() -> None:
+    batcher: GroupCommit[int, int] = GroupCommit()
+    work, release, batches = held_work(lambda i: ValueError(f"odd {i}") if i % 2 else i * 10)
 
     answers: dict[int, Any] = {}
 
@@ -83,14 +93,7 @@ def test_a_failing_batch_answers_each_of_its_callers_with_the_error() -> None:
 
 def test_the_batch_size_is_capped() -> None:
     batcher: GroupCommit[int, int] = GroupCommit(limit=2)
-    release = threading.Event()
-    batches: list[list[int]] = []
-
-    def work(items: Sequence[int]) -> list[int | BaseException]:
-        batches.append(list(items))
-        if items[0] == 0:
-            assert release.wait(WAIT)
-        return list(items)
+    work, release, batches = held_work(lambda i: i)
 
     threads = [threading.Thread(target=batcher.submit, args=(3, 0, work))]
     threads[0].start()

@@ -201,10 +201,17 @@ _NEW_MEASUREMENT = {name: _new_measurement(name) for name in ("postgresql", "sql
 
 
 def add_measurement_if_new(session: Session, row: MeasurementRow) -> bool:
-    """Insert ``row`` (not added to the session) in one statement unless the trial has
-    that step already: the repeat check and the insert in one round trip. False: a
-    repeat, nothing stored."""
-    stmt = _NEW_MEASUREMENT[session.get_bind().dialect.name]
+    """Insert ``row`` unless the trial has that step already; False: a repeat, nothing
+    stored. One statement (the repeat check is the insert's) where the database returns
+    rows from an insert (PostgreSQL, SQLite 3.35 and newer); a read, then the row added
+    to the session, on an older SQLite."""
+    dialect = session.get_bind().dialect
+    if not dialect.insert_returning:
+        if session.get(MeasurementRow, (row.trial_id, row.step)) is not None:
+            return False
+        session.add(row)
+        return True
+    stmt = _NEW_MEASUREMENT[dialect.name]
     values = {
         "trial_id": row.trial_id,
         "step": row.step,

@@ -318,3 +318,26 @@ def test_a_model_suggest_reads_the_study_twice_and_a_measurement_with_its_trial(
     assert study_row_reads(measurement) == [], measurement.statements
     joined = [s for s in measurement.statements if "FROM trials JOIN studies" in s]
     assert len(joined) == 1, measurement.statements
+
+
+def test_a_repeated_report_stores_nothing_where_inserts_return_no_rows(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite before 3.35 cannot return rows from an insert: a report then checks for its
+    step with a read and stores it through the session, with the same answers."""
+    from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+
+    monkeypatch.setattr(SQLiteDialect, "insert_returning", False)
+    with make_client(sqlite_url, reconcile_interval_seconds=0) as client:
+        spec = small_spec("old-sqlite", algorithm="random")
+        sid = int(client.post("/api/v1/studies", json=spec).json()["id"])
+        base = f"/api/v1/studies/{sid}/trials/{suggest_one(client, sid, 'w')}"
+        with counting(client) as measure:
+            step = {"step": 1, "values": {"accuracy": 0.25}}
+            first = measure(lambda: client.post(f"{base}/measurements", json=step))
+            again = measure(lambda: client.post(f"{base}/measurements", json=step))
+        assert not any("ON CONFLICT" in s for s in first.statements + again.statements)
+        assert any("INSERT INTO measurements" in s for s in first.statements)
+        assert not any("INSERT INTO measurements" in s for s in again.statements)
+        trial = client.get(base).json()
+        assert [m["step"] for m in trial["measurements"]] == [1]

@@ -128,11 +128,14 @@ def test_sigkill_of_a_worker_retries_its_trial(cluster: Cluster) -> None:
         "a first completed trial",
     )
     victim = cluster.workers[0]
-    running = wait_for(
-        lambda: [t for t in all_trials(cluster.url, sid) if t["state"] == "active"],
-        60,
-        "an active trial",
-    )
+
+    def both_busy() -> list[dict[str, Any]]:
+        """Two active trials: each worker (concurrency 1) runs one, the victim too; with
+        one active trial the victim may be between tasks and lose nothing."""
+        active = [t for t in all_trials(cluster.url, sid) if t["state"] == "active"]
+        return active if len(active) >= 2 else []
+
+    running = wait_for(both_busy, 60, "both workers running a trial")
     assert running
     victim.kill()
     wait_for(lambda: cluster.study(sid)["state"] == "completed", 240, "the study to finish")

@@ -35,7 +35,7 @@ from ..db.repository import (
 )
 from .group_commit import GroupCommit
 from .lifecycle import complete, finish, refresh_study_state
-from .trials import _check_metadata, _check_reason, _lease_expired, _locked_trial, _reply
+from .trials import check_metadata, check_reason, lease_expired, locked_reply, locked_trial
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def complete_trial(
 ) -> Trial:
     """Finish a trial with its values (pruned if the rule stopped it) or as infeasible;
     ``metadata`` is merged into the trial's metadata."""
-    call = Completion(number, values, infeasible, _check_reason(reason), _check_metadata(metadata))
+    call = Completion(number, values, infeasible, check_reason(reason), check_metadata(metadata))
     return _batcher(db).submit(study_id, call, lambda batch: complete_many(db, study_id, batch))
 
 
@@ -96,7 +96,7 @@ def _complete_together(db: Database, study_id: int, calls: Sequence[Completion])
         spec = spec_of(study)
         rows = locked_trial_rows(session, study_id, numbers)
         now = utcnow()
-        if len(rows) != len(numbers) or any(_lease_expired(r, now) for r in rows.values()):
+        if len(rows) != len(numbers) or any(lease_expired(r, now) for r in rows.values()):
             raise _Refused
         for call in calls:
             _apply(study, spec, rows[call.number], call, now)
@@ -105,10 +105,10 @@ def _complete_together(db: Database, study_id: int, calls: Sequence[Completion])
 
 
 def _complete_alone(db: Database, study_id: int, call: Completion) -> Trial:
-    with _locked_trial(db, study_id, call.number, curve=True) as ctx:
+    with locked_trial(db, study_id, call.number, curve=True) as ctx:
         _apply(ctx.study, ctx.spec, ctx.trial, call, ctx.now)
         refresh_study_state(ctx.session, ctx.study, ctx.spec, ctx.now)
-        return _reply(ctx)
+        return locked_reply(ctx)
 
 
 def _apply(

@@ -35,16 +35,26 @@ class GroupCommit(Generic[T, R]):
     """Runs ``work`` over batches of items, one batch per key at a time in this process.
 
     The first caller of an idle key leads: it runs its own item and every item queued
-    for the key when it starts (at most ``limit``); the callers queued after that wait
-    for the next batch, led by the first of them."""
+    for the key when it starts, while their ``weight`` (1 each by default) adds up to at
+    most ``limit`` (or to the leader's own weight when that is more); the callers queued
+    after that wait for the next batch, led by the first of them."""
 
-    def __init__(self, limit: int = 32) -> None:
+    def __init__(self, limit: int = 32, weight: Callable[[T], int] | None = None) -> None:
         self.limit = limit
+        self._weight = weight
         self._lock = threading.Lock()
         self._queues: dict[int, deque[_Slot[T]]] = {}
 
-    def submit(self, key: int, item: T, work: Work[T, R]) -> R:
-        """``item``'s answer from ``work``: returned, or raised when it is an exception."""
+    def idle(self, key: int) -> bool:
+        """Whether no batch of ``key`` runs in this process now (a caller would lead)."""
+        with self._lock:
+            return key not in self._queues
+
+    def submit(
+        self, key: int, item: T, work: Work[T, R], on_queue: Callable[[], None] | None = None
+    ) -> R:
+        """``item``'s answer from ``work``: returned, or raised when it is an exception.
+        ``on_queue`` is called when the caller has to wait for a running batch."""
         slot: _Slot[T] = _Slot(item)
         with self._lock:
             queue = self._queues.get(key)
@@ -54,6 +64,8 @@ class GroupCommit(Generic[T, R]):
             else:
                 queue.append(slot)
         if not slot.lead:
+            if on_queue is not None:
+                on_queue()
             slot.wake.wait()
         if slot.lead:
             self._run(key, slot, work)
@@ -63,9 +75,12 @@ class GroupCommit(Generic[T, R]):
 
     def _run(self, key: int, leader: _Slot[T], work: Work[T, R]) -> None:
         batch = [leader]
+        weigh = self._weight or (lambda _: 1)
+        cap, total = max(weigh(leader.item), self.limit), weigh(leader.item)
         with self._lock:
             queue = self._queues[key]
-            while queue and len(batch) < self.limit:
+            while queue and total + weigh(queue[0].item) <= cap:
+                total += weigh(queue[0].item)
                 batch.append(queue.popleft())
         try:
             answers: Sequence[object] = work([s.item for s in batch])

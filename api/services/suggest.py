@@ -5,6 +5,7 @@ study's row lock), then new points from the study's algorithm, fitted outside an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import or_, select
@@ -43,6 +44,7 @@ from .suggest_fit import (
     batch_idle,
     claim_batcher,
     fill_in_transaction,
+    filling,
     fits_in_claim,
     history_of,
     new_points,
@@ -158,14 +160,12 @@ def _bookkeeping_together(
     it once instead of once per caller. Each caller is served as if it came alone, in the
     order they arrived. Returns the caller's trials, how many points the algorithm still
     owes it (outside the claim) and the study's state."""
-    ask = Ask(count, client_id)
-    claim_batcher(db).submit(study_id, ask, lambda batch: _bookkeeping(db, study_id, batch))
-    if ask.error is not None:
-        raise ask.error
+    work = filling(lambda batch: _bookkeeping(db, study_id, batch))
+    ask = claim_batcher(db).submit(study_id, Ask(count, client_id), work)
     return ask.trials, ask.remaining, ask.study_state
 
 
-def _bookkeeping(db: Database, study_id: int, batch: list[Ask]) -> None:
+def _bookkeeping(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
     """Hand each ask of ``batch`` what needs no algorithm, in one locked transaction; the
     algorithm adds their new points here too when it runs in the claim
     (:func:`.suggest_fit.fits_in_claim`), else each ask's ``remaining`` says how many it owes.

@@ -34,8 +34,7 @@ per trial falls as load rises, and the answer equals the same batch asked at onc
 from __future__ import annotations
 
 import threading
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -61,6 +60,7 @@ from ..db.repository import (
     utcnow,
 )
 from . import fit_pool
+from .group_commit import GroupCommit
 from .history import HistoryCache
 from .lifecycle import (
     RUNNING_STATES,
@@ -74,10 +74,8 @@ from .warm_start import prior_trials
 
 #: Claims tried with the fit outside the lock before one fit inside the claim.
 LOCK_FREE_ATTEMPTS = 3
-#: Most points one shared fit hands out (more callers wait for the next batch); the
-#: model-based algorithms' per-point cost is higher, as in ``api/suggest_guard.py``.
+#: Most points one shared fit hands out (more callers wait for the next batch).
 BATCH_LIMIT = 256
-MODEL_BATCH_LIMIT = 16
 _MODEL_ALGORITHMS = frozenset({"auto", "gp", "cmaes", "tpe"})
 
 #: Keyed by the connection pool, which a database's read and write engines share.
@@ -117,9 +115,11 @@ class Ask:
     #: Points the study's algorithm still owes this ask after a shared bookkeeping
     #: transaction (``api/services/suggest.py``) that could not run it in the claim.
     remaining: int = 0
-    error: BaseException | None = None
-    lead: bool = False
-    wake: threading.Event = field(default_factory=threading.Event)
+
+    def forget_snapshot(self) -> None:
+        """Called when the ask queues behind another fit: that fit's claim will make the
+        snapshot stale, so the ask reads a fresh one if it leads the next batch."""
+        self.snapshot = None
 
 
 class _Stale(Exception):
@@ -128,85 +128,39 @@ class _Stale(Exception):
 
 # ---- the per-study batch ------------------------------------------------------------------
 
-
-class FitBatcher:
-    """Serializes a piece of work per study within this process and shares each run among
-    the callers that wait: the fits (see the module docstring) and, in a batcher of its
-    own (:func:`claim_batcher`), suggest's bookkeeping transaction."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queues: dict[int, deque[Ask]] = {}
-        self._busy: set[int] = set()
-
-    def idle(self, study_id: int) -> bool:
-        """Whether no batch of the study runs in this process now (a caller would lead)."""
-        with self._lock:
-            return study_id not in self._busy
-
-    def submit(self, study_id: int, ask: Ask, work: Callable[[list[Ask]], None]) -> None:
-        """Return once ``ask`` holds its trials (or its error)."""
-        with self._lock:
-            if study_id in self._busy:
-                self._queues.setdefault(study_id, deque()).append(ask)
-                lead = False
-            else:
-                self._busy.add(study_id)
-                lead = True
-        if not lead:
-            ask.wake.wait()
-            if not ask.lead:
-                return
-            ask.snapshot = None  # read before another fit claimed: stale by now
-        batch = self._take(study_id, ask)
-        try:
-            work(batch)
-        except BaseException as exc:  # every caller of the batch gets the error
-            for a in batch:
-                a.error = exc
-        finally:
-            for a in batch:
-                if a is not ask:
-                    a.wake.set()
-            self._hand_over(study_id)
-
-    def _take(self, study_id: int, leader: Ask) -> list[Ask]:
-        batch = [leader]
-        total = leader.count
-        with self._lock:
-            queue = self._queues.get(study_id, deque())
-            while queue and total + queue[0].count <= max(leader.count, BATCH_LIMIT):
-                total += queue[0].count
-                batch.append(queue.popleft())
-        return batch
-
-    def _hand_over(self, study_id: int) -> None:
-        with self._lock:
-            queue = self._queues.get(study_id)
-            if queue:
-                nxt = queue.popleft()
-                nxt.lead = True
-                nxt.wake.set()
-            else:
-                self._busy.discard(study_id)
-                self._queues.pop(study_id, None)
-
-
-_batchers: WeakKeyDictionary[Database, FitBatcher] = WeakKeyDictionary()
-_claim_batchers: WeakKeyDictionary[Database, FitBatcher] = WeakKeyDictionary()
+#: One :class:`.GroupCommit` per database for the fits and one for suggest's bookkeeping
+#: transaction (:func:`claim_batcher`); a batch is weighed by the points its asks want.
+_batchers: WeakKeyDictionary[Database, GroupCommit[Ask, Ask]] = WeakKeyDictionary()
+_claim_batchers: WeakKeyDictionary[Database, GroupCommit[Ask, Ask]] = WeakKeyDictionary()
 _batchers_lock = threading.Lock()
 
 
-def _registered(registry: WeakKeyDictionary[Database, FitBatcher], db: Database) -> FitBatcher:
+def _registered(
+    registry: WeakKeyDictionary[Database, GroupCommit[Ask, Ask]], db: Database
+) -> GroupCommit[Ask, Ask]:
     with _batchers_lock:
-        return registry.setdefault(db, FitBatcher())
+        batcher = registry.get(db)
+        if batcher is None:
+            batcher = registry[db] = GroupCommit(BATCH_LIMIT, weight=lambda a: a.count)
+        return batcher
 
 
-def _batcher(db: Database) -> FitBatcher:
+def filling(work: Callable[[Sequence[Ask]], None]) -> Callable[[Sequence[Ask]], Sequence[Ask]]:
+    """A batch's work that fills its asks in place, as a :class:`.GroupCommit` work function
+    (each ask is its own answer)."""
+
+    def run(batch: Sequence[Ask]) -> Sequence[Ask]:
+        work(batch)
+        return batch
+
+    return run
+
+
+def _batcher(db: Database) -> GroupCommit[Ask, Ask]:
     return _registered(_batchers, db)
 
 
-def claim_batcher(db: Database) -> FitBatcher:
+def claim_batcher(db: Database) -> GroupCommit[Ask, Ask]:
     """The batches of the suggest bookkeeping transaction (``api/services/suggest.py``):
     the suggests of one study that arrive while its transaction runs share the next."""
     return _registered(_claim_batchers, db)
@@ -230,16 +184,14 @@ def new_points(
     by the caller (:func:`read_snapshot`) for ``count`` points; the batch's first fit
     uses it when the batch is this caller's alone, else reads its own."""
     ask = Ask(count, client_id, snapshot)
-    _batcher(db).submit(study_id, ask, lambda batch: fit_batch(db, study_id, batch))
-    if ask.error is not None:
-        raise ask.error
-    return ask
+    work = filling(lambda batch: fit_batch(db, study_id, batch))
+    return _batcher(db).submit(study_id, ask, work, on_queue=ask.forget_snapshot)
 
 
 # ---- one batch: snapshot, fit, claim --------------------------------------------------------
 
 
-def fit_batch(db: Database, study_id: int, batch: list[Ask]) -> None:
+def fit_batch(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
     """Fill every ask of ``batch`` from one fit (retried on a stale snapshot)."""
     want = sum(a.count for a in batch)
     early = batch[0].snapshot if len(batch) == 1 else None
@@ -336,7 +288,7 @@ def _fit(snapshot: Snapshot) -> Suggestion:
 def _claim(
     db: Database,
     study_id: int,
-    batch: list[Ask],
+    batch: Sequence[Ask],
     snapshot: Snapshot | None,
     suggestion: Suggestion | None,
     *,
@@ -378,7 +330,7 @@ def fits_in_claim(spec: StudySpec) -> bool:
 
 
 def fill_in_transaction(
-    session: Session, study: StudyRow, spec: StudySpec, now: datetime, batch: list[Ask]
+    session: Session, study: StudyRow, spec: StudySpec, now: datetime, batch: Sequence[Ask]
 ) -> None:
     """Run the algorithm on the locked ``study`` and hand ``batch`` its new trials."""
     snapshot = read_snapshot(session, study, spec, sum(a.count for a in batch))
@@ -391,7 +343,7 @@ def _write(
     study: StudyRow,
     spec: StudySpec,
     now: datetime,
-    batch: list[Ask],
+    batch: Sequence[Ask],
     suggestion: Suggestion | None,
 ) -> None:
     """Save the algorithm's state and hand the suggestion's trials out to ``batch``."""
@@ -430,7 +382,7 @@ def _hand_out(
     study: StudyRow,
     spec: StudySpec,
     now: datetime,
-    batch: list[Ask],
+    batch: Sequence[Ask],
     decisions: list[SuggestDecision],
 ) -> None:
     """Apply the decisions in order, each ask taking its ``count`` of them."""

@@ -70,20 +70,23 @@ class MeasureReply:
 
 
 @dataclass
-class _Locked:
+class LockedTrial:
+    """A trial and its study under their row locks, in one write transaction
+    (:func:`locked_trial`)."""
+
     session: Session
     study: StudyRow
     spec: StudySpec
     trial: TrialRow
     now: datetime
-    #: The trial's measurements read before the lock (``_locked_trial(curve=True)``).
+    #: The trial's measurements read before the lock (``locked_trial(curve=True)``).
     curve: list[MeasurementRow] | None = None
 
 
 @contextmanager
-def _locked_trial(
+def locked_trial(
     db: Database, study_id: int, number: int, *, curve: bool = False
-) -> Iterator[_Locked]:
+) -> Iterator[LockedTrial]:
     """Lock study then trial; fail the trial first if its lease already ran out.
 
     With ``curve`` the trial's measurements are read first, before the study lock, so
@@ -96,7 +99,7 @@ def _locked_trial(
         spec = spec_of(study)
         trial = get_trial_row(session, study_id, number, lock=True)
         now = utcnow()
-        if _lease_expired(trial, now):
+        if lease_expired(trial, now):
             reap_expired(session, study, spec, now)
             refresh_study_state(session, study, spec, now)
             session.commit()  # the expiry stands even though this request is refused
@@ -104,10 +107,10 @@ def _locked_trial(
                 f"trial {number} lost its lease and was failed ({trial.reason})",
                 details={"trial_state": trial.state},
             )
-        yield _Locked(session, study, spec, trial, now, before)
+        yield LockedTrial(session, study, spec, trial, now, before)
 
 
-def _lease_expired(row: TrialRow, now: datetime) -> bool:
+def lease_expired(row: TrialRow, now: datetime) -> bool:
     running = row.state in (TrialState.ACTIVE.value, TrialState.STOPPING.value)
     return running and row.lease_expires_at is not None and row.lease_expires_at < now
 
@@ -117,9 +120,9 @@ def _trial_out(session: Session, row: TrialRow) -> Trial:
     return to_trial(row, measurements_of(session, [row.id]).get(row.id, ()))
 
 
-def _reply(ctx: _Locked) -> Trial:
+def locked_reply(ctx: LockedTrial) -> Trial:
     """The locked trial as the reply shows it, its measurements as read before the lock
-    when they were (:func:`_locked_trial`), else read now."""
+    when they were (:func:`locked_trial`), else read now."""
     if ctx.curve is None:
         return _trial_out(ctx.session, ctx.trial)
     return to_trial(ctx.trial, ctx.curve)
@@ -139,7 +142,7 @@ def _require_running(row: TrialRow, action: str) -> None:
         )
 
 
-def _check_reason(reason: Any, field: str = "reason") -> str | None:
+def check_reason(reason: Any, field: str = "reason") -> str | None:
     if reason is None:
         return None
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
@@ -151,7 +154,7 @@ def _check_reason(reason: Any, field: str = "reason") -> str | None:
 MAX_METADATA_BYTES = 64 * 1024
 
 
-def _check_metadata(metadata: Any) -> dict[str, Any]:
+def check_metadata(metadata: Any) -> dict[str, Any]:
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
@@ -246,7 +249,7 @@ def add_measurement(
             reply = None
         if reply is not None:
             return reply
-    with _locked_trial(db, study_id, number) as ctx:
+    with locked_trial(db, study_id, number) as ctx:
         rule = study_rule(ctx.spec)
         _note_trial_lock(db, study_id, rule)
         row = ctx.trial
@@ -338,7 +341,7 @@ def _measure_under_trial_lock(
         if not _note_trial_lock(db, study_id, rule):
             return None
         now = utcnow()
-        if _lease_expired(row, now):
+        if lease_expired(row, now):
             raise _NeedsStudyLock
         decides = rule.decides and row.state == TrialState.ACTIVE.value
         curve = _store_measurement(
@@ -475,7 +478,7 @@ def _rule_decision(
     )
 
 
-def _consult_rule(ctx: _Locked, curve: Sequence[MeasurementRow], step: int) -> MeasureReply:
+def _consult_rule(ctx: LockedTrial, curve: Sequence[MeasurementRow], step: int) -> MeasureReply:
     """Apply the rule's decision on the active trial's newest measurement."""
     decision = _rule_decision(ctx.session, ctx.study, ctx.spec, ctx.trial, curve)
     apply_decision(Scope(ctx.session, ctx.study, ctx.spec, ctx.now), decision, ctx.trial)
@@ -486,7 +489,7 @@ def _consult_rule(ctx: _Locked, curve: Sequence[MeasurementRow], step: int) -> M
 
 def heartbeat(db: Database, study_id: int, number: int) -> MeasureReply:
     """Extend a running trial's lease; the reply says whether it should stop."""
-    with _locked_trial(db, study_id, number) as ctx:
+    with locked_trial(db, study_id, number) as ctx:
         _require_running(ctx.trial, "send heartbeats")
         ctx.trial.lease_expires_at = lease_until(ctx.spec, ctx.now)
         ctx.trial.updated_at = ctx.now
@@ -497,16 +500,16 @@ def heartbeat(db: Database, study_id: int, number: int) -> MeasureReply:
 
 def fail_trial_request(db: Database, study_id: int, number: int, reason: Any, retry: bool) -> Trial:
     """An infrastructure failure reported by the worker; retried while the budget lasts."""
-    reason = _check_reason(reason) or "failed"
-    with _locked_trial(db, study_id, number, curve=True) as ctx:
+    reason = check_reason(reason) or "failed"
+    with locked_trial(db, study_id, number, curve=True) as ctx:
         fail_trial(ctx.session, ctx.study, ctx.spec, ctx.trial, reason, retry=retry, now=ctx.now)
         refresh_study_state(ctx.session, ctx.study, ctx.spec, ctx.now)
-        return _reply(ctx)
+        return locked_reply(ctx)
 
 
 def stop_trial(db: Database, study_id: int, number: int) -> Trial:
     """Ask the worker running a trial to stop; its next report or heartbeat says so."""
-    with _locked_trial(db, study_id, number) as ctx:
+    with locked_trial(db, study_id, number) as ctx:
         row = ctx.trial
         if row.state != TrialState.STOPPING.value:
             _require_running(row, "be stopped")

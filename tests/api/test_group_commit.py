@@ -108,6 +108,34 @@ def test_the_batch_size_is_capped() -> None:
     assert batches == [[0], [1, 2], [3]]
 
 
+def test_weighted_batches_idle_keys_and_the_queue_hook() -> None:
+    """Items weigh what they ask for (suggest's points): a batch takes queued items while
+    their weights add up to the limit, or to the leader's own weight when larger; a key
+    is idle only while no batch runs; ``on_queue`` hears each caller that waits."""
+    batcher: GroupCommit[int, int] = GroupCommit(limit=5, weight=lambda i: i)
+    work, release, batches = held_work(lambda i: i)
+    queued: list[int] = []
+
+    def submit(item: int) -> None:
+        batcher.submit(3, item, work, on_queue=lambda: queued.append(item))
+
+    assert batcher.idle(3)
+    threads = [threading.Thread(target=batcher.submit, args=(3, 0, work))]
+    threads[0].start()
+    _until(lambda: batches)
+    assert not batcher.idle(3)
+    for n, item in enumerate((2, 3, 4, 9, 1), start=1):
+        threads.append(threading.Thread(target=submit, args=(item,)))
+        threads[-1].start()
+        _until(lambda n=n: _queued(batcher, 3) == n)
+    release.set()
+    for t in threads:
+        t.join(WAIT)
+    assert batches == [[0], [2, 3], [4], [9], [1]]
+    assert queued == [2, 3, 4, 9, 1]
+    assert batcher.idle(3)
+
+
 # ---- completions through the app ---------------------------------------------------------------
 
 

@@ -126,29 +126,33 @@ def _only_new_points(
         left = budget_left(spec, counts)
         if left is not None and left <= 0:
             return False, None
-        if _anything_due(session, study_id, client_id, utcnow()):
+        if _dues(session, study_id, [client_id], utcnow())[0]:
             return False, None
         if not batch_idle(db, study_id):
             return True, None
         return True, read_snapshot(session, study, spec, count)
 
 
-def _anything_due(session: Session, study_id: int, client_id: str | None, now: datetime) -> bool:
-    """Whether a running trial of the study has an expired lease or belongs to
-    ``client_id`` (one indexed read, no lock)."""
+def _dues(
+    session: Session, study_id: int, clients: Sequence[str | None], now: datetime
+) -> list[bool]:
+    """For each of ``clients``: whether a running trial of the study has an expired lease
+    or belongs to that client (one indexed read for them all, no lock; it returns a row
+    only for such trials, which a study rarely has)."""
+    named = sorted({c for c in clients if c})
     due = [TrialRow.lease_expires_at < now]
-    if client_id:
-        due.append(TrialRow.client_id == client_id)
-    hit = session.scalar(
-        select(TrialRow.id)
-        .where(
+    if named:
+        due.append(TrialRow.client_id.in_(named))
+    rows = session.execute(
+        select(TrialRow.client_id, TrialRow.lease_expires_at).where(
             TrialRow.study_id == study_id,
             TrialRow.state.in_([s.value for s in RUNNING_STATES]),
             or_(*due),
         )
-        .limit(1)
-    )
-    return hit is not None
+    ).all()
+    expired = any(lease is not None and lease < now for _, lease in rows)
+    holding = {client for client, _ in rows}
+    return [expired or (bool(c) and c in holding) for c in clients]
 
 
 def _bookkeeping_together(
@@ -174,7 +178,7 @@ def _bookkeeping(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
     study lock, so that the lock is held for writing alone when neither is the case (a
     lease running out meanwhile is reaped by the next call)."""
     with db.write() as session:
-        dues = [_anything_due(session, study_id, a.client_id, utcnow()) for a in batch]
+        dues = _dues(session, study_id, [a.client_id for a in batch], utcnow())
         study = get_study_row(session, study_id, lock=True)
         spec = spec_of(study)
         now = utcnow()

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ...core.errors import NotFound
 from ...core.study import Study, StudySpec, parse_study_spec
@@ -190,28 +191,45 @@ def measurements_by_number(session: Session, study_id: int, number: int) -> list
     return list(session.scalars(_MEASUREMENTS_BY_NUMBER, {"study_id": study_id, "number": number}))
 
 
-def _new_measurement(dialect: str) -> Any:
-    make = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    stmt = make(MeasurementRow).on_conflict_do_nothing(index_elements=["trial_id", "step"])
-    return stmt.returning(MeasurementRow.step)
+#: SQLite, built once: insert a measurement unless its step is stored already.
+_NEW_MEASUREMENT = (
+    sqlite_insert(MeasurementRow)
+    .on_conflict_do_nothing(index_elements=["trial_id", "step"])
+    .returning(MeasurementRow.step)
+)
 
 
-#: Per dialect, built once: insert a measurement unless its step is stored already.
-_NEW_MEASUREMENT = {name: _new_measurement(name) for name in ("postgresql", "sqlite")}
+def _measurement_extending_lease() -> Any:
+    """PostgreSQL: :func:`_new_measurement` and, when it stored the row, the trial's new
+    lease and ``updated_at``, in one statement (an insert in a ``WITH`` clause)."""
+    columns = ("trial_id", "step", "study_id", "values", "elapsed_seconds", "created_at")
+    added = (
+        postgresql_insert(MeasurementRow)
+        .values({c: bindparam(f"m_{c}") for c in columns})
+        .on_conflict_do_nothing(index_elements=["trial_id", "step"])
+        .returning(MeasurementRow.trial_id)
+        .cte("added")
+    )
+    return (
+        update(TrialRow)
+        .where(TrialRow.id == added.c.trial_id)
+        .values(lease_expires_at=bindparam("lease"), updated_at=bindparam("touched_at"))
+        .returning(TrialRow.id)
+        .execution_options(synchronize_session=False)  # the caller sets the row's values
+    )
 
 
-def add_measurement_if_new(session: Session, row: MeasurementRow) -> bool:
-    """Insert ``row`` unless the trial has that step already; False: a repeat, nothing
-    stored. One statement (the repeat check is the insert's) where the database returns
-    rows from an insert (PostgreSQL, SQLite 3.35 and newer); a read, then the row added
-    to the session, on an older SQLite."""
-    dialect = session.get_bind().dialect
-    if not dialect.insert_returning:
-        if session.get(MeasurementRow, (row.trial_id, row.step)) is not None:
-            return False
-        session.add(row)
-        return True
-    stmt = _NEW_MEASUREMENT[dialect.name]
+_MEASUREMENT_EXTENDING_LEASE = _measurement_extending_lease()
+
+
+def add_measurement_if_new(
+    session: Session, row: MeasurementRow, trial: TrialRow, lease: datetime
+) -> bool:
+    """Insert ``row`` unless the trial has that step already, and then set the running
+    ``trial``'s lease to ``lease`` and its ``updated_at`` to the row's time; False: a
+    repeat, nothing stored or changed. On PostgreSQL one statement does both (the repeat
+    check is the insert's); on SQLite the insert returns whether it stored the row (a
+    read, then a session add, before SQLite 3.35) and the lease is the session's update."""
     values = {
         "trial_id": row.trial_id,
         "step": row.step,
@@ -220,7 +238,24 @@ def add_measurement_if_new(session: Session, row: MeasurementRow) -> bool:
         "elapsed_seconds": row.elapsed_seconds,
         "created_at": row.created_at,
     }
-    return session.execute(stmt, values).first() is not None
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        params = {f"m_{c}": v for c, v in values.items()}
+        params |= {"lease": lease, "touched_at": row.created_at}
+        if session.execute(_MEASUREMENT_EXTENDING_LEASE, params).first() is None:
+            return False
+        set_committed_value(trial, "lease_expires_at", lease)  # as stored: nothing to flush
+        set_committed_value(trial, "updated_at", row.created_at)
+        return True
+    if not dialect.insert_returning:
+        if session.get(MeasurementRow, (row.trial_id, row.step)) is not None:
+            return False
+        session.add(row)
+    elif session.execute(_NEW_MEASUREMENT, values).first() is None:
+        return False
+    trial.lease_expires_at = lease
+    trial.updated_at = row.created_at
+    return True
 
 
 def locked_trial_rows(

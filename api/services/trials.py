@@ -384,9 +384,9 @@ def _store_measurement(
     ]
     _require_running(row, "report measurements")
     if not curve and not batch:  # the common report: the repeat check is the insert's
-        if not add_measurement_if_new(session, _measurement_row(row, step, elapsed, checked, now)):
+        new = _measurement_row(row, step, elapsed, checked, now)
+        if not add_measurement_if_new(session, new, row, lease_until(spec, now)):
             return None
-        _extend_lease(spec, row, now)
         return []
     stored: list[MeasurementRow] = []
     if curve:

@@ -11,6 +11,7 @@ a suggest on a long study reads a handful of rows instead of all of them.
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -76,11 +77,23 @@ class HistoryCache:
 
 
 def _merge(entry: _Entry, rows: Iterable[TrialRow], ms: dict[int, list]) -> _Entry:  # type: ignore[type-arg]
+    """The entry with the newly finished ``rows`` in number order: each is inserted where
+    its number belongs (a bisection and a copy; the held trials are not sorted again,
+    which on a study of 100,000 trials took longer than the fit)."""
     seq = entry.seq
     new: list[Trial] = []
     for row in rows:
         seq = max(seq, row.finished_seq or seq)
         if TrialState(row.state) in WITH_RESULT:
             new.append(to_trial(row, ms.get(row.id, ())))
-    merged = sorted((*entry.trials, *new), key=lambda t: t.number)
+    new.sort(key=_number)
+    if not entry.trials or not new or new[0].number > entry.trials[-1].number:
+        return _Entry(seq, entry.trials + tuple(new))
+    merged = list(entry.trials)
+    for trial in new:
+        bisect.insort(merged, trial, key=_number)
     return _Entry(seq, tuple(merged))
+
+
+def _number(trial: Trial) -> int:
+    return trial.number

@@ -1,0 +1,38 @@
+"""The per-process history cache (api/services/history.py) holds a study's finished trials
+in number order however they finish, and agrees with a fresh read of the database."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.specs import small_spec
+from tuneforge.api.db.repository import get_study_row
+from tuneforge.api.services.history import HistoryCache
+from tuneforge.api.services.suggest_fit import history_of
+
+API = "/api/v1/studies"
+
+
+def test_trials_finishing_out_of_order_are_held_in_number_order(client: TestClient) -> None:
+    db = client.app.state.db  # type: ignore[attr-defined]
+    sid = client.post(API, json=small_spec("history", algorithm="random")).json()["id"]
+    r = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "w", "count": 8})
+    numbers = [t["number"] for t in r.json()["trials"]]
+    assert numbers == list(range(8))
+    seen: list[list[int]] = []
+    for n in (5, 0, 7, 3, 1, 6, 2, 4):  # each completion is merged into a cache that is warm
+        body = {"values": {"accuracy": n / 10}} if n != 6 else {"infeasible": True}
+        assert client.post(f"{API}/{sid}/trials/{n}/complete", json=body).status_code == 200
+        with db.read() as session:
+            version = get_study_row(session, sid).history_version
+            seen.append([t.number for t in history_of(session).finished(session, sid, version)])
+    finished: list[int] = []
+    for n, held in zip((5, 0, 7, 3, 1, 6, 2, 4), seen, strict=True):
+        finished = sorted([*finished, n])
+        assert held == finished
+    with db.read() as session:
+        version = get_study_row(session, sid).history_version
+        cached = history_of(session).finished(session, sid, version)
+        fresh = HistoryCache().finished(session, sid, version)
+    assert cached == fresh
+    assert [t.values for t in cached][6] is None  # the infeasible trial, in its place

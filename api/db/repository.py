@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Select, Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ...core.errors import NotFound
@@ -63,11 +63,10 @@ _TRIAL = select(TrialRow).where(
     TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number")
 )
 _TRIAL_LOCKED = for_update(_TRIAL)
-_TRIAL_AND_STUDY = (
-    select(TrialRow, StudyRow)
+_TRIAL_AND_SPEC = (
+    select(TrialRow, StudyRow.spec)
     .join(StudyRow, StudyRow.id == TrialRow.study_id)
     .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
-    .options(defer(StudyRow.algorithm_state))
     .with_for_update(of=TrialRow, key_share=True)
 )
 _MEASUREMENTS_OF = (
@@ -124,15 +123,15 @@ def get_trial_row(session: Session, study_id: int, number: int, *, lock: bool = 
     return row
 
 
-def trial_and_study_rows(session: Session, study_id: int, number: int) -> tuple[TrialRow, StudyRow]:
-    """The trial row, locked (:func:`for_update`, the trial's row alone), with its study
-    row, unlocked and without its algorithm state, in one statement: a measurement's
-    reads. A missing study or trial is a :class:`NotFound` naming which."""
-    found = session.execute(_TRIAL_AND_STUDY, {"study_id": study_id, "number": number}).first()
+def trial_and_spec(session: Session, study_id: int, number: int) -> tuple[TrialRow, StudySpec]:
+    """The trial row, locked (:func:`for_update`, the trial's row alone), with its study's
+    spec, in one statement: a measurement's reads (the study row itself is not loaded).
+    A missing study or trial is a :class:`NotFound` naming which."""
+    found = session.execute(_TRIAL_AND_SPEC, {"study_id": study_id, "number": number}).first()
     if found is None:
         get_study_row(session, study_id)  # which one is missing
         raise NotFound(f"trial {number} does not exist in study {study_id}", field="number")
-    return found[0], found[1]
+    return found[0], parse_spec(found[1])
 
 
 def trial_rows(
@@ -325,7 +324,13 @@ def load_trials(
 
 def spec_of(row: StudyRow) -> StudySpec:
     """The row's spec as a validated core object (parsed once per distinct spec)."""
-    return _parse_cached(json.dumps(row.spec, sort_keys=True))
+    return parse_spec(row.spec)
+
+
+def parse_spec(raw: Any) -> StudySpec:
+    """A stored spec (the ``spec`` column's value) as a validated core object, parsed once
+    per distinct spec."""
+    return _parse_cached(json.dumps(raw, sort_keys=True))
 
 
 @lru_cache(maxsize=1024)

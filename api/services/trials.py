@@ -33,7 +33,7 @@ from ..db.repository import (
     spec_of,
     state_counts,
     to_trial,
-    trial_and_study_rows,
+    trial_and_spec,
     utcnow,
 )
 from .hints import StudyHints
@@ -335,8 +335,7 @@ def _measure_under_trial_lock(
     ``pbt``, ``wilcoxon``) return None; a run-out lease or a decision other than
     ``continue`` raises :class:`_NeedsStudyLock`, rolling this transaction back."""
     with db.write() as session:
-        row, study = trial_and_study_rows(session, study_id, number)
-        spec = spec_of(study)
+        row, spec = trial_and_spec(session, study_id, number)
         rule = study_rule(spec)
         if not _note_trial_lock(db, study_id, rule):
             return None
@@ -350,7 +349,7 @@ def _measure_under_trial_lock(
         if curve is None:
             return _repeated(rule, row, step)
         if decides:
-            decision = _rule_decision(session, study, spec, row, curve)
+            decision = _rule_decision(session, study_id, spec, row, curve)
             if not isinstance(decision, Continue):
                 raise _NeedsStudyLock
         return _continued(rule, row, step)
@@ -460,7 +459,7 @@ def _repeated(rule: StoppingRule, row: TrialRow, step: int) -> MeasureReply:
 
 def _rule_decision(
     session: Session,
-    study: StudyRow,
+    study_id: int,
     spec: StudySpec,
     row: TrialRow,
     curve: Sequence[MeasurementRow],
@@ -470,9 +469,9 @@ def _rule_decision(
     rule = study_rule(spec)
     metric = rule.watched(spec.objectives)
     trial = to_trial(row, curve)
-    peers = SqlPeerView(session, study.id, metric, row.id)
+    peers = SqlPeerView(session, study_id, metric, row.id)
     needs = rule.needs_others(trial, metric)
-    others = tuple(rule_trials(session, study.id, trial.number)) if needs else ()
+    others = tuple(rule_trials(session, study_id, trial.number)) if needs else ()
     return rule.decide(
         StoppingContext(trial=trial, metric=metric, peers=peers, others=others, space=spec.space)
     )
@@ -480,7 +479,7 @@ def _rule_decision(
 
 def _consult_rule(ctx: LockedTrial, curve: Sequence[MeasurementRow], step: int) -> MeasureReply:
     """Apply the rule's decision on the active trial's newest measurement."""
-    decision = _rule_decision(ctx.session, ctx.study, ctx.spec, ctx.trial, curve)
+    decision = _rule_decision(ctx.session, ctx.study.id, ctx.spec, ctx.trial, curve)
     apply_decision(Scope(ctx.session, ctx.study, ctx.spec, ctx.now), decision, ctx.trial)
     action = decision.to_wire() if isinstance(decision, WorkerAction) else None
     after = _next_step(study_rule(ctx.spec), ctx.trial, step)

@@ -7,7 +7,9 @@ between them), or ask -> 1 to 3 ``trial.report`` -> tell (Optuna, one process pe
 client, each with its own ``RDBStorage``). Start-up is not timed: the loops start
 together at a fixed moment and the first ``--warmup`` seconds are not counted.
 
-Reported per cell: trials/s (completes inside the timed window), p50/p99 of each call.
+Reported per cell: trials/s (completes inside the timed window), the servers' CPU per trial
+(all their processes, from /proc: steadier than trials/s on a shared machine), p50/p99 of
+each call.
 Large studies (``--large``, in :mod:`bench.service_large`): a study pre-filled with n
 completed trials (written through the lifecycle module in one transaction, as
 ``POST .../trials`` would, only faster), then 8 clients for the timed window, plus the
@@ -42,6 +44,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from .service_cpu import CpuWindow
 from .service_http import Poster
 
 PG_ADMIN = os.environ.get("TUNEFORGE_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -79,6 +82,8 @@ class Timings:
     #: their summed wait and hold seconds (None: not read, e.g. several uvicorn workers,
     #: whose registries are per process).
     locks: dict[str, float] | None = None
+    #: CPU seconds the servers (all their processes) used in the timed window.
+    server_cpu: float | None = None
 
     def add(self, kind: str, seconds: float) -> None:
         self.calls.setdefault(kind, []).append(seconds)
@@ -293,7 +298,10 @@ def run_tuneforge(cell: Cell, url: str, seconds: float, warmup: float) -> Timing
         window = Window(now, now + warmup, now + warmup + seconds)
         locks = cell.workers == 1
         load = _tuneforge_load(urls, studies, cell.clients, window, locks=locks, client=cell.client)
-        return asyncio.run(load)
+        cpu = CpuWindow(window.timed_from, window.end)
+        timings = asyncio.run(load)
+        timings.server_cpu = cpu.seconds()
+        return timings
 
 
 # ---- the Optuna loop --------------------------------------------------------------------
@@ -403,6 +411,9 @@ def row_of(cell: Cell, t: Timings, seconds: float) -> dict[str, Any]:
         "client": cell.client,
         "trials_per_s": t.trials / seconds,
         "errors": t.errors,
+        "cpu_ms_per_trial": (
+            t.server_cpu / t.trials * 1000 if t.server_cpu is not None and t.trials else "-"
+        ),
     }
     for kind in ("suggest", "measure", "complete"):
         values = t.calls.get(kind, [])
@@ -461,7 +472,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 LOAD_COLUMNS = [
     "backend", "servers", "workers", "layout", "algorithm", "clients", "client", "trials_per_s",
-    "errors",
+    "errors", "cpu_ms_per_trial",
     "suggest_p50_ms", "suggest_p99_ms", "measure_p50_ms", "measure_p99_ms",
     "complete_p50_ms", "complete_p99_ms", "locks_per_s", "lock_wait_ms", "lock_hold_ms",
     "lock_busy_pct",

@@ -1,0 +1,89 @@
+"""The servers' CPU time in a cell's timed window, for :mod:`bench.service`.
+
+Trials per second move with everything else the machine does (two cores shared by the
+servers, PostgreSQL and the load generator); the CPU the ``tuneforge serve`` processes
+spend per completed trial moves much less, so paired runs of two versions compare it
+too. Read from ``/proc`` (Linux): the serve processes this benchmark started and all
+their descendants (uvicorn workers, the GP fit child).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, user + system CPU seconds) of a live process, or None."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()  # after "pid (comm) "
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _serve_roots() -> list[int]:
+    """This process's children that run ``tuneforge serve``."""
+    me, roots = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        stat = _stat(int(entry.name))
+        if stat is None or stat[0] != me:
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"tuneforge.cli" in cmd and b"serve" in cmd:
+            roots.append(int(entry.name))
+    return roots
+
+
+def servers_cpu_seconds() -> float | None:
+    """CPU seconds used so far by the serve processes and their descendants; None off Linux."""
+    if not Path("/proc/self/stat").exists():
+        return None
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat is not None:
+                stats[int(entry.name)] = stat
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    total, stack = 0.0, _serve_roots()
+    while stack:
+        pid = stack.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        stack.extend(children.get(pid, ()))
+    return total
+
+
+class CpuWindow:
+    """Samples :func:`servers_cpu_seconds` at ``start`` and ``end`` (epoch seconds) on a
+    thread; :meth:`seconds` is the difference (None when not measurable)."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self._marks: list[float | None] = []
+        self._thread = threading.Thread(target=self._run, args=(start, end), daemon=True)
+        self._thread.start()
+
+    def _run(self, start: float, end: float) -> None:
+        for at in (start, end):
+            time.sleep(max(0.0, at - time.time()))
+            self._marks.append(servers_cpu_seconds())
+
+    def seconds(self) -> float | None:
+        self._thread.join(timeout=60)
+        if len(self._marks) != 2 or None in self._marks:
+            return None
+        first, last = self._marks
+        assert first is not None and last is not None
+        return last - first

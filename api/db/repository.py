@@ -204,8 +204,9 @@ _NEW_MEASUREMENT = (
 
 
 def _measurement_extending_lease() -> Any:
-    """PostgreSQL: :func:`_new_measurement` and, when it stored the row, the trial's new
-    lease and ``updated_at``, in one statement (an insert in a ``WITH`` clause). Built on
+    """PostgreSQL: insert a measurement unless its step is stored already and, when it
+    stored the row, set the trial's new lease and ``updated_at``, in one statement (the
+    insert in a ``WITH`` clause). Built on
     the tables, not the mapped classes: the ORM's bulk-update machinery cost more CPU
     than the statement (the caller sets the loaded row's values itself)."""
     measurements, trials = _table(MeasurementRow), _table(TrialRow)

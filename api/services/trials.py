@@ -111,6 +111,7 @@ def locked_trial(
 
 
 def lease_expired(row: TrialRow, now: datetime) -> bool:
+    """Whether the running trial's lease ran out before ``now``."""
     running = row.state in (TrialState.ACTIVE.value, TrialState.STOPPING.value)
     return running and row.lease_expires_at is not None and row.lease_expires_at < now
 
@@ -143,6 +144,7 @@ def _require_running(row: TrialRow, action: str) -> None:
 
 
 def check_reason(reason: Any, field: str = "reason") -> str | None:
+    """A client's ``reason`` text, checked (422 naming ``field``)."""
     if reason is None:
         return None
     if not isinstance(reason, str) or len(reason) > MAX_REASON:
@@ -155,6 +157,8 @@ MAX_METADATA_BYTES = 64 * 1024
 
 
 def check_metadata(metadata: Any) -> dict[str, Any]:
+    """A client's ``metadata`` object, checked (422 naming the field: an object of JSON
+    values within :data:`MAX_METADATA_BYTES`)."""
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):

@@ -38,9 +38,12 @@ already in use are avoided on finite spaces as in every sampler (:mod:`.sampling
 
 from __future__ import annotations
 
+import heapq
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -145,15 +148,83 @@ def window(
     if len(objectives) != 1 or keep <= 0:
         return recent
     name, sign = objectives[0].name, (1.0 if objectives[0].goal == Goal.MINIMIZE else -1.0)
-    done = TrialState.COMPLETED
-    values = [t.values.get(name) if t.state == done and t.values else None for t in older]
-    losses = sign * np.array(values, dtype=float)  # None -> nan
-    losses[~np.isfinite(losses)] = math.inf
-    picked = [i for i in np.argsort(losses, kind="stable")[: 4 * keep] if losses[i] < math.inf]
-    candidates = [older[i] for i in sorted(picked)]
+    candidates = [older[i] for i in _older_best.picked(completed, cut, name, sign, 4 * keep)]
     ranking = rank_trials(candidates, metrics)
     best = [i for i in ranking.order if ranking.eligible[i]][:keep]
     return (*(candidates[i] for i in sorted(best)), *recent)
+
+
+def _lowest(
+    trials: Sequence[Trial], start: int, stop: int, name: str, sign: float, size: int
+) -> list[tuple[float, int]]:
+    """The ``size`` lowest finite ``(sign * value, index)`` of the completed trials among
+    ``trials[start:stop]``, in that order (a stable sort's: ties by index)."""
+    done = TrialState.COMPLETED
+    found = []
+    for i in range(start, stop):
+        t = trials[i]
+        value = t.values.get(name) if t.state == done and t.values else None
+        if value is not None:
+            loss = sign * float(value)
+            if math.isfinite(loss):
+                found.append((loss, i))
+    return heapq.nsmallest(size, found)
+
+
+@dataclass
+class _Older:
+    first: Trial
+    last: Trial
+    cut: int
+    key: tuple[str, float, int]
+    lowest: list[tuple[float, int]]
+
+
+class _OlderBest:
+    """The best older trials of :func:`window`, kept per history between calls.
+
+    A study's history only grows (the server's cache hands the same trial objects out,
+    newly finished ones inserted): when the trials before the last call's cut are the
+    same objects at the same places (its first and last one still are: an insertion
+    before them would have moved the last), only the trials that crossed the cut since
+    are read, instead of every older trial on every call (30 ms at 100,000 trials).
+    Anything else reads them all; either way the answer is the same.
+    """
+
+    def __init__(self, histories: int = 64) -> None:
+        self._lock = threading.Lock()
+        self._held: OrderedDict[int, _Older] = OrderedDict()
+        self._histories = histories
+
+    def picked(
+        self, completed: Sequence[Trial], cut: int, name: str, sign: float, size: int
+    ) -> list[int]:
+        """Indices (ascending) of the ``size`` lowest finite losses among ``completed[:cut]``."""
+        key = (name, sign, size)
+        with self._lock:
+            held = self._held.get(id(completed[0]))
+        if (
+            held is not None
+            and held.first is completed[0]
+            and held.key == key
+            and held.cut <= cut
+            and completed[held.cut - 1] is held.last
+        ):
+            fresh = _lowest(completed, held.cut, cut, name, sign, size)
+            lowest = heapq.nsmallest(size, [*held.lowest, *fresh])
+        else:
+            lowest = _lowest(completed, 0, cut, name, sign, size)
+        with self._lock:
+            self._held[id(completed[0])] = _Older(
+                completed[0], completed[cut - 1], cut, key, lowest
+            )
+            self._held.move_to_end(id(completed[0]))
+            while len(self._held) > self._histories:
+                self._held.popitem(last=False)
+        return sorted(i for _, i in lowest)
+
+
+_older_best = _OlderBest()
 
 
 def _n_good_rule(request: SuggestRequest, options: Mapping[str, Any]) -> Callable[[int], int]:

@@ -409,6 +409,42 @@ def test_the_window_keeps_the_best_of_all_history_and_the_most_recent() -> None:
     assert window(history[:900], LOSS, 1000, 25) == tuple(history[:900])
 
 
+def test_the_window_of_a_growing_history_equals_the_window_read_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The older trials' best are kept between calls while the history only grows (the
+    server's cache: the same trial objects, new ones inserted by number, some out of
+    order); every call equals the window computed from nothing."""
+    from tuneforge.core.algorithms import tpe
+
+    space = floats(2)
+    rng = np.random.default_rng(11)
+    history: list[Trial] = []
+    calls = hits = 0
+    for number in rng.permutation(1400):  # finishing order: numbers out of order
+        params = space.sample(rng)
+        roll = rng.random()
+        if roll < 0.05:
+            trial = Trial(int(number), TrialState.INFEASIBLE, params)
+        elif roll < 0.1:
+            trial = Trial(int(number), TrialState.PRUNED, params, {"loss": 0.0})
+        else:  # coarse values: many ties, -0.0 among them
+            trial = done(int(number), params, float(np.round(rng.normal(), 1)) or -0.0)
+        where = sum(t.number < trial.number for t in history)
+        history = [*history[:where], trial, *history[where:]]
+        if len(history) < 300 or len(history) % 7:
+            continue
+        snapshot = tuple(history)
+        before = tpe._older_best._held.get(id(snapshot[0]))
+        kept = window(snapshot, LOSS, 200, 25)
+        hits += before is not None and before.first is snapshot[0]
+        with monkeypatch.context() as m:
+            m.setattr(tpe, "_older_best", tpe._OlderBest())  # nothing held: a full read
+            assert kept == window(snapshot, LOSS, 200, 25)
+        calls += 1
+    assert calls > 100 and hits > 50, (calls, hits)
+
+
 def test_a_window_larger_than_the_history_changes_nothing() -> None:
     space = floats(3)
     rng = np.random.default_rng(1)

@@ -27,26 +27,17 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def _serve_roots() -> list[int]:
-    """This process's children that run ``tuneforge serve``."""
-    me, roots = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        stat = _stat(int(entry.name))
-        if stat is None or stat[0] != me:
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"tuneforge.cli" in cmd and b"serve" in cmd:
-            roots.append(int(entry.name))
-    return roots
+def _is_serve(pid: int) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"tuneforge.cli" in cmd and b"serve" in cmd
 
 
 def servers_cpu_seconds() -> float | None:
-    """CPU seconds used so far by the serve processes and their descendants; None off Linux."""
+    """CPU seconds used so far by this process's ``tuneforge serve`` children and all
+    their descendants (one pass over ``/proc``); None off Linux."""
     if not Path("/proc/self/stat").exists():
         return None
     stats = {}
@@ -58,7 +49,7 @@ def servers_cpu_seconds() -> float | None:
     children: dict[int, list[int]] = {}
     for pid, (parent, _) in stats.items():
         children.setdefault(parent, []).append(pid)
-    total, stack = 0.0, _serve_roots()
+    total, stack = 0.0, [p for p in children.get(os.getpid(), []) if _is_serve(p)]
     while stack:
         pid = stack.pop()
         total += stats.get(pid, (0, 0.0))[1]

@@ -259,8 +259,9 @@ def _request(session: Session, study: StudyRow, spec: StudySpec, count: int) -> 
         in_flight = tuple(load_trials(session, study.id, IN_FLIGHT_STATES))
     else:  # the algorithm would not look at them (nor at warm-start trials): no statement
         completed, in_flight = (), ()
-    if reads:
-        completed = (*prior_trials(session, study, spec), *completed)
+    prior = prior_trials(session, study, spec) if reads else ()
+    if prior:  # else the cache's tuple itself: no copy of a long history per call
+        completed = (*prior, *completed)
     return SuggestRequest(
         space=spec.space,
         metrics=spec.metrics,

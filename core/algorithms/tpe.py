@@ -143,12 +143,12 @@ def window(
     if len(completed) <= limit:
         return tuple(completed)
     cut = len(completed) - (limit - keep)
-    older, recent = completed[:cut], tuple(completed[cut:])
+    recent = tuple(completed[cut:])  # the older ones are read by index, never copied
     objectives = objectives_of(metrics)
     if len(objectives) != 1 or keep <= 0:
         return recent
     name, sign = objectives[0].name, (1.0 if objectives[0].goal == Goal.MINIMIZE else -1.0)
-    candidates = [older[i] for i in _older_best.picked(completed, cut, name, sign, 4 * keep)]
+    candidates = [completed[i] for i in _older_best.picked(completed, cut, name, sign, 4 * keep)]
     ranking = rank_trials(candidates, metrics)
     best = [i for i in ranking.order if ranking.eligible[i]][:keep]
     return (*(candidates[i] for i in sorted(best)), *recent)

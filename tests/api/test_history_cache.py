@@ -36,3 +36,26 @@ def test_trials_finishing_out_of_order_are_held_in_number_order(client: TestClie
         fresh = HistoryCache().finished(session, sid, version)
     assert cached == fresh
     assert [t.values for t in cached][6] is None  # the infeasible trial, in its place
+
+
+def test_the_algorithm_reads_the_cached_history_itself_not_a_copy(client: TestClient) -> None:
+    """A snapshot of a study without warm-start sources hands the algorithm the cache's
+    own tuple: copying a long history on every suggest cost more than the TPE fit (a
+    100,000-trial tuple per call, and the young collections that then walked it)."""
+    from tuneforge.api.db.repository import spec_of
+    from tuneforge.api.services.suggest_fit import read_snapshot
+
+    db = client.app.state.db  # type: ignore[attr-defined]
+    sid = client.post(API, json=small_spec("no-copy", algorithm="tpe")).json()["id"]
+    for n in range(3):
+        trial = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "w"}).json()
+        number = trial["trials"][0]["number"]
+        body = {"values": {"accuracy": n / 10}}
+        assert client.post(f"{API}/{sid}/trials/{number}/complete", json=body).status_code == 200
+    with db.read() as session:
+        study = get_study_row(session, sid)
+        snapshot = read_snapshot(session, study, spec_of(study), 1)
+        held = history_of(session).finished(session, sid, study.history_version)
+    assert snapshot is not None
+    assert len(held) == 3
+    assert snapshot.request.completed is held

@@ -105,6 +105,13 @@ class AutoSearch(Algorithm):
 
     name = "auto"
 
+    @classmethod
+    def heavy_fit(cls, request: SuggestRequest) -> bool:
+        """Only the Gaussian-process delegates are heavy: past :data:`GP_MAX_TRIALS`
+        (and on a conditional space) ``auto`` runs TPE, whose fit on a windowed history
+        costs milliseconds, far less than pickling a long history for a child process."""
+        return choose(request) != "tpe"
+
     def suggest(self, request: SuggestRequest) -> Suggestion:
         from . import get_algorithm
 

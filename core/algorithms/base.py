@@ -113,6 +113,16 @@ class Algorithm(ABC):
         del space
         return True
 
+    @classmethod
+    def heavy_fit(cls, request: SuggestRequest) -> bool:
+        """Whether answering ``request`` fits a model that takes a tenth of a second or
+        more and holds the interpreter lock meanwhile (a Gaussian process): the service
+        then runs it in a child process, which costs pickling the request's history
+        there and back. False by default: the other fits cost about what that pickling
+        would, so they stay in the server's process."""
+        del request
+        return False
+
     @abstractmethod
     def suggest(self, request: SuggestRequest) -> Suggestion:
         """Propose up to ``request.count`` decisions (fewer only when exhausted)."""

@@ -94,6 +94,11 @@ class EHVISearch(Algorithm):
     name = "ehvi"
     options_model = EHVIOptions
 
+    @classmethod
+    def heavy_fit(cls, request: SuggestRequest) -> bool:
+        del request
+        return True
+
     def suggest(self, request: SuggestRequest) -> Suggestion:
         if len(objectives_of(request.metrics)) < 2:
             return self._gp().suggest(request)

@@ -185,6 +185,11 @@ class GPSearch(Algorithm):
     name = "gp"
     options_model = GPOptions
 
+    @classmethod
+    def heavy_fit(cls, request: SuggestRequest) -> bool:
+        del request
+        return True
+
     # ---- entry point -------------------------------------------------------------
     def suggest(self, request: SuggestRequest) -> Suggestion:
         state = request.state or {}

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import make_client
 from tests.specs import score, small_spec
 from tuneforge.api.services import fit_pool
+from tuneforge.core.algorithms import SuggestRequest
 
 API = "/api/v1/studies"
 
@@ -58,3 +59,34 @@ def test_a_child_fit_gives_the_suggestions_of_a_fit_in_the_server(db_url: str, t
     assert fitted_here == 0, "a fit went to the child with 0 processes"
     assert fitted_far >= trials - 10, fitted_far  # every fit past the Sobol' start-up
     assert far == here
+
+
+def test_only_gaussian_process_fits_go_to_the_child() -> None:
+    """``auto`` past its GP phase runs TPE: that fit stays in the server (pickling a long
+    history for the child cost far more than the fit), while its GP phase, ``gp`` and
+    ``ehvi`` go to the child; the other algorithms never do."""
+    from tests.unit.test_gp import LOSS, floats, quadratic_like, random_history
+    from tuneforge.core.algorithms import get_algorithm
+    from tuneforge.core.algorithms.auto import GP_MAX_TRIALS
+    from tuneforge.core.space import SearchSpace
+
+    space = SearchSpace.from_list(floats(3))
+
+    def request(n: int) -> SuggestRequest:
+        history = tuple(random_history(space, quadratic_like, n))
+        return SuggestRequest(space, LOSS, history, (), 1, 0)
+
+    early, late = request(20), request(GP_MAX_TRIALS)
+    assert get_algorithm("auto").heavy_fit(early)
+    assert not get_algorithm("auto").heavy_fit(late)
+    assert get_algorithm("gp").heavy_fit(late) and get_algorithm("ehvi").heavy_fit(late)
+    assert not any(get_algorithm(a).heavy_fit(late) for a in ("tpe", "random", "cmaes"))
+    fit_pool.configure(1)
+    try:
+        before = fit_pool.child_fits
+        assert fit_pool.fit_in_child("auto", {}, space, late) is None
+        assert fit_pool.fit_in_child("tpe", {"n_startup_trials": 10}, space, late) is None
+        assert fit_pool.child_fits == before
+    finally:
+        fit_pool.configure(0)
+        fit_pool.shutdown()

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, Table, bindparam, func, select, update
+from sqlalchemy import Row, Select, Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -309,6 +309,71 @@ def to_trial(row: TrialRow, measurements: Sequence[MeasurementRow] = ()) -> Tria
         ),
         resume_from_step=row.resume_from_step,
     )
+
+
+def finished_since(
+    session: Session, study_id: int, seq: int, with_result: Iterable[TrialState]
+) -> tuple[int, list[Trial]]:
+    """The trials of the study that finished after ``finished_seq`` ``seq`` and are in
+    ``with_result``, as the algorithms see them (:func:`_finished_trial`), and the newest
+    ``finished_seq`` among every trial that finished since (``seq`` when none did).
+
+    Read with Core statements into :class:`Trial` objects directly: the whole history of a
+    study (the first read after a start) skips one ORM object per trial and per
+    measurement, and the measurements come in one statement joined on the trials rather
+    than in chunks of ids: at 100,000 trials the read took 6 to 7 s through the ORM."""
+    rows = session.execute(_FINISHED_SINCE, {"study_id": study_id, "seq": seq}).all()
+    if not rows:
+        return seq, []
+    newest = max(seq, *(r.finished_seq for r in rows))
+    keep = {s.value for s in with_result}
+    rows = [r for r in rows if r.state in keep]
+    ms: dict[int, list[Row[Any]]] = {}
+    if rows:
+        params = {"study_id": study_id, "seq": seq, "states": sorted(keep)}
+        for m in session.execute(_MEASUREMENTS_FINISHED_SINCE, params):
+            ms.setdefault(m.trial_id, []).append(m)
+    return newest, [_finished_trial(r, ms.get(r.id, ())) for r in rows]
+
+
+def _finished_trial(row: Row[Any], measurements: Sequence[Row[Any]]) -> Trial:
+    """A finished trial with what the algorithms and the stopping rules read of it: no
+    timestamps, client, reason or metadata (none of them looks at those), which also
+    keeps a long history light to hold and to send to the fit process."""
+    return Trial(
+        number=row.number,
+        state=TrialState(row.state),
+        params=row.params,
+        values=row.values,
+        retry_of=row.retry_of,
+        attempt=row.attempt,
+        resume_from_step=row.resume_from_step,
+        measurements=tuple(Measurement(m.step, m.values, m.elapsed_seconds) for m in measurements),
+    )
+
+
+def _finished_since_statements() -> tuple[Select[Any], Select[Any]]:
+    trials, measurements = _table(TrialRow), _table(MeasurementRow)
+    c, mc = trials.c, measurements.c
+    since = (c.study_id == bindparam("study_id")) & (c.finished_seq > bindparam("seq"))
+    kept = (c.id, c.number, c.state, c.params, c["values"], c.retry_of, c.attempt)
+    finished = (
+        select(*kept, c.resume_from_step, c.finished_seq).where(since).order_by(c.finished_seq)
+    )
+    measured = (
+        select(mc.trial_id, mc.step, mc["values"], mc.elapsed_seconds)
+        .join(trials, c.id == mc.trial_id)
+        .where(
+            since,
+            mc.study_id == bindparam("study_id"),
+            c.state.in_(bindparam("states", expanding=True)),
+        )
+        .order_by(mc.trial_id, mc.step)
+    )
+    return finished, measured
+
+
+_FINISHED_SINCE, _MEASUREMENTS_FINISHED_SINCE = _finished_since_statements()
 
 
 def load_trials(

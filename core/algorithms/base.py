@@ -29,7 +29,9 @@ class SuggestRequest:
 
     space: SearchSpace
     metrics: tuple[Metric, ...]
-    #: Trials that finished with a result: completed, pruned and infeasible.
+    #: Trials that finished with a result: completed, pruned and infeasible. The service
+    #: hands them without timestamps, client, reason or metadata (its history cache
+    #: leaves out what no algorithm or rule reads), so an algorithm must not use those.
     completed: tuple[Trial, ...]
     #: Trials handed out or queued and not finished: requested, active, stopping, paused.
     in_flight: tuple[Trial, ...]

@@ -9,6 +9,7 @@ from tests.specs import small_spec
 from tuneforge.api.db.repository import get_study_row
 from tuneforge.api.services.history import HistoryCache
 from tuneforge.api.services.suggest_fit import history_of
+from tuneforge.core.trials import Trial
 
 API = "/api/v1/studies"
 
@@ -59,3 +60,41 @@ def test_the_algorithm_reads_the_cached_history_itself_not_a_copy(client: TestCl
     assert snapshot is not None
     assert len(held) == 3
     assert snapshot.request.completed is held
+
+
+def test_the_cache_holds_what_the_algorithms_read_of_each_finished_trial(
+    client: TestClient,
+) -> None:
+    """The cache's Core read (``repository.finished_since``) gives each finished trial the
+    fields an algorithm or a stopping rule reads, measurements included, equal to the
+    mapped rows; trials that finished without a result (failed) are left out."""
+    from tuneforge.api.db.repository import load_trials
+    from tuneforge.api.services.history import WITH_RESULT
+
+    db = client.app.state.db  # type: ignore[attr-defined]
+    sid = client.post(API, json=small_spec("fields", algorithm="random")).json()["id"]
+    r = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "w", "count": 4})
+    numbers = [t["number"] for t in r.json()["trials"]]
+    for n in numbers[:3]:
+        for step in (1, 2):
+            body = {"step": step, "values": {"accuracy": n / 10 + step / 100}}
+            assert client.post(f"{API}/{sid}/trials/{n}/measurements", json=body).status_code < 300
+    done = {"values": {"accuracy": 0.5}}
+    assert client.post(f"{API}/{sid}/trials/{numbers[0]}/complete", json=done).status_code == 200
+    infeasible = {"infeasible": True}
+    reply = client.post(f"{API}/{sid}/trials/{numbers[1]}/complete", json=infeasible)
+    assert reply.status_code == 200
+    fail = client.post(f"{API}/{sid}/trials/{numbers[2]}/fail", json={"reason": "oom"})
+    assert fail.status_code == 200
+    with db.read() as session:
+        version = get_study_row(session, sid).history_version
+        cached = HistoryCache().finished(session, sid, version)
+        rows = load_trials(session, sid, None, with_measurements=True)
+
+    def seen(t: Trial) -> tuple[object, ...]:
+        ms = [(m.step, dict(m.values), m.elapsed_seconds) for m in t.measurements]
+        return (t.number, t.state, dict(t.params), t.values, t.retry_of, t.attempt, ms)
+
+    expected = [seen(t) for t in rows if t.state in WITH_RESULT]
+    assert [seen(t) for t in cached] == expected
+    assert [len(t.measurements) for t in cached] == [2, 2]

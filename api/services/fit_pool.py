@@ -11,19 +11,18 @@ process; 0 fits in the server's process): the request's thread waits for the
 child's answer without holding the lock, and the operating system shares the
 cores between the child and the server.
 
-:func:`fit_in_child` sends the algorithm's name, options, space and request (about
-4 ms to pickle and 6 ms to unpickle for 1,000 finished trials with two measurements
-each, as the history cache holds them) and
-gets the :class:`Suggestion` back; the same inputs give the same suggestion as a fit
-in the server (``tests/api/test_fit_pool.py``). A study's first :data:`MIN_HISTORY`
-suggestions (the Sobol' start-up) and the cheap fits stay in the server
-(:meth:`.Algorithm.heavy_fit`): random, Sobol', grid, TPE, CMA-ES, the evolutionary
-ones, and ``auto`` when it runs TPE (past 400 trials, or on a conditional space).
-Pickling their history would cost about what their fit does, and far more on a long
-history: 55 ms to pickle and 210 ms to unpickle 10,000 trials, against about 4 ms
-for a TPE fit on its window. If the child dies, the fit runs
-in the server and the next one starts a new child; a child is never left behind by
-its server.
+:func:`fit_in_child` sends the algorithm's name, options, space and request (about 4
+ms to pickle and 6 ms to unpickle for 1,000 finished trials with two measurements
+each, as the history cache holds them) and gets the :class:`Suggestion` back; the same
+inputs give the same suggestion as a fit in the server
+(``tests/api/test_fit_pool.py``). A study's first :data:`MIN_HISTORY` suggestions (the
+Sobol' start-up) and the cheap fits stay in the server (:meth:`.Algorithm.heavy_fit`):
+random, Sobol', grid, TPE, CMA-ES, the evolutionary ones, and ``auto`` when it runs
+TPE (past 400 trials, or on a conditional space). Pickling their history would cost
+about what their fit does, and far more on a long history: 55 ms to pickle and 210 ms
+to unpickle 10,000 trials, against about 4 ms for a TPE fit on its window. If the
+child dies, the fit runs in the server and the next one starts a new child; a child is
+never left behind by its server.
 """
 
 from __future__ import annotations

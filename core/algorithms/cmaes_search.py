@@ -1,4 +1,4 @@
-"""CMA-ES through the ``cmaes`` package, rebuilt from the history on every call.
+"""CMA-ES through the ``cmaes`` package, rebuilt from the history (and kept between calls).
 
 **What it searches.** CMA-ES runs on the unit-cube coordinates of the
 parameters that are always active and numeric (floats, integers, discrete
@@ -9,7 +9,7 @@ same seeded stream, like Optuna's ``CmaEsSampler`` with its independent
 sampler; choose ``tpe`` for spaces where they matter. A space with none of the
 former is plain seeded random search.
 
-**No object in memory.** Each generation's points are asked in one or more
+**No object needed in memory.** Each generation's points are asked in one or more
 calls; the saved state records, per finished generation, the trial numbers
 that were told, and for the current generation a short hash of every point
 handed out. Each call (1) finds the finished trials among the current
@@ -21,7 +21,9 @@ and replays every told generation, re-encoding those trials' parameters;
 of :mod:`.history` (feasible by objective, then pruned, then violating
 constraints, then infeasible), so constraints and several objectives work as
 in TPE. Replay costs one ``tell`` per ``popsize`` trials (about 0.35 ms each,
-some 40 ms for a thousand trials of a 6-d space). Finished trials that this
+some 40 ms for a thousand trials of a 6-d space), so the process keeps each
+study's last replay and tells only the generations finished since
+(:class:`_Replays`); the state alone still rebuilds it. Finished trials that this
 algorithm did not hand out (queued by a user, or from before a state loss)
 are not used.
 
@@ -41,7 +43,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -115,7 +121,8 @@ class CMAESSearch(Algorithm):
         if request.count <= 0:
             return Suggestion.of((), state)
 
-        optimizer = self._replay(request, cols, popsize, told) if cols else None
+        replayed = self._replay(request, cols, popsize, told) if cols else None
+        optimizer = replayed[1].optimizer if replayed is not None else None
         seed, generation = seed_entropy(request.seed), len(told)
 
         def draw() -> Params:
@@ -131,39 +138,98 @@ class CMAESSearch(Algorithm):
         picker = DistinctPicker(request)
         fallback = np.random.default_rng([seed, generation, draws, 1])
         out = tuple(picker.pick(draw, fallback) for _ in range(request.count))
+        if replayed is not None:  # kept after its asks, which a later call continues
+            _replays.keep(*replayed)
         if cols:  # without CMA dimensions there are no generations to track
             asked = asked + [point_hash(space, p) for p in out]
         return Suggestion.of(out, {"told": told, "asked": asked, "draws": draws})
 
     def _replay(
         self, request: SuggestRequest, cols: list[int], popsize: int, told: list[list[int]]
-    ) -> CMA:
+    ) -> tuple[tuple[Any, ...], _Replayed]:
+        """The optimizer after telling every told generation: the one this process kept
+        for the study (:class:`_Replays`) told the generations added since, or a new one
+        told them all; with the key to keep it under once its points are asked."""
         sigma0 = float(self.options.get("sigma0") or DEFAULT_SIGMA0)
-        dim = len(cols)
-        optimizer = CMA(
-            mean=np.full(dim, 0.5),
-            sigma=sigma0,
-            bounds=np.tile([0.0, 1.0], (dim, 1)),
-            seed=seed_entropy(request.seed) % 2**32,
-            population_size=popsize,
-        )
+        seed = seed_entropy(request.seed) % 2**32
         by_number = {t.number: t for t in request.completed}
         members = [[by_number[n] for n in gen if n in by_number] for gen in told]
-        flat = [t for gen in members for t in gen]
+        key = (id(request.space), seed, sigma0, popsize, tuple(cols), request.metrics)
+        optimizer, start = _replays.resume(key, members)
+        if optimizer is None:
+            dim = len(cols)
+            optimizer = CMA(
+                mean=np.full(dim, 0.5),
+                sigma=sigma0,
+                bounds=np.tile([0.0, 1.0], (dim, 1)),
+                seed=seed,
+                population_size=popsize,
+            )
+        flat = [t for gen in members[start:] for t in gen]
         x, kept = encode_trials(request.space, flat)
         rows = np.full((len(flat), len(request.space)), np.nan)
         rows[kept] = x
-        start = 0
-        for trials in members:
-            block = rows[start : start + len(trials), cols]
-            start += len(trials)
+        first = 0
+        for trials in members[start:]:
+            block = rows[first : first + len(trials), cols]
+            first += len(trials)
             if len(trials) != popsize or np.isnan(block).any():
                 continue  # a told trial vanished from the history: skip its generation
             ranking = rank_trials(trials, request.metrics)
             rank = np.empty(popsize)
             rank[list(ranking.order)] = np.arange(popsize)
             optimizer.tell([(block[i], float(rank[i])) for i in range(popsize)])
-        return optimizer
+        return key, _Replayed(members, optimizer)
+
+
+@dataclass
+class _Replayed:
+    members: list[list[Trial]]
+    optimizer: CMA  # after telling ``members`` (and asking a call's points)
+
+
+class _Replays:
+    """The optimizer each study's last call used, kept between calls.
+
+    A replay tells every finished generation again, one ``tell`` per ``popsize`` trials
+    (194 ms at 10,000 trials of a 4-d space), while a generation is told once. So the
+    optimizer is kept after its call asked its points, with the told generations' trial
+    objects; a later call whose told generations start with those very objects (the
+    server's history cache hands out the same ones; trials never change once finished)
+    takes it and tells only the generations added since, as a live optimizer would.
+    A live optimizer equals a replay bit for bit (``tests/unit/test_cmaes.py``); a copy
+    of one does not (its arrays' copies gave results apart in the last bits after a few
+    generations), so the object itself is handed over: :meth:`resume` removes it, and
+    a call that fails before :meth:`keep` leaves the next call a full replay. Anything
+    that does not match replays from the start.
+    """
+
+    def __init__(self, studies: int = 64) -> None:
+        self._lock = threading.Lock()
+        self._held: OrderedDict[tuple[Any, ...], _Replayed] = OrderedDict()
+        self._studies = studies
+
+    def resume(self, key: tuple[Any, ...], members: list[list[Trial]]) -> tuple[CMA | None, int]:
+        """The kept optimizer (no longer kept) and how many generations of ``members``
+        it told, or ``(None, 0)`` when none matches."""
+        with self._lock:
+            held = self._held.pop(key, None)
+        if held is None or len(held.members) > len(members):
+            return None, 0
+        for old, new in zip(held.members, members, strict=False):
+            if len(old) != len(new) or not all(map(operator.is_, old, new)):
+                return None, 0
+        return held.optimizer, len(held.members)
+
+    def keep(self, key: tuple[Any, ...], kept: _Replayed) -> None:
+        with self._lock:
+            self._held[key] = kept
+            self._held.move_to_end(key)
+            while len(self._held) > self._studies:
+                self._held.popitem(last=False)
+
+
+_replays = _Replays()
 
 
 def _finished_by_hash(space: SearchSpace, completed: Sequence[Trial]) -> dict[str, Trial]:

@@ -224,3 +224,32 @@ def test_a_malformed_state_reads_as_a_fresh_start() -> None:
     fresh = ask(algo, space, 3, None)
     junk = ask(algo, space, 3, {"told": [[1, "x"], 5], "asked": [1, None], "draws": "many"})
     assert junk.params == fresh.params
+
+
+def test_a_kept_optimizer_tells_each_generation_once_and_suggests_as_a_replay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Between calls the process keeps each study's optimizer (cmaes_search._Replays): a
+    call tells only the generations finished since the last one, and the suggestions are
+    bit for bit those of replaying every generation on every call."""
+    from tuneforge.core.algorithms import cmaes_search
+
+    tells = 0
+    real_tell = CMA.tell
+
+    def counted(self: CMA, solutions: list[tuple[np.ndarray, float]]) -> None:
+        nonlocal tells
+        tells += 1
+        real_tell(self, solutions)
+
+    monkeypatch.setattr(cmaes_search.CMA, "tell", counted)
+    results = {}
+    for kept in (64, 0):  # 0: nothing is kept, every call replays
+        monkeypatch.setattr(cmaes_search, "_replays", cmaes_search._Replays(kept))
+        tells = 0
+        history = run("cmaes", quadratic, 160, seed=3, batch=3)
+        results[kept] = ([t.params for t in history], tells)
+    (kept_params, kept_tells), (replayed_params, replayed_tells) = results[64], results[0]
+    assert kept_params == replayed_params
+    assert 0 < kept_tells <= 160 // 8  # each finished generation once (popsize 8)
+    assert replayed_tells > 10 * kept_tells

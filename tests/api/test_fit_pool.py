@@ -81,6 +81,7 @@ def test_only_gaussian_process_fits_go_to_the_child() -> None:
     assert not get_algorithm("auto").heavy_fit(late)
     assert get_algorithm("gp").heavy_fit(late) and get_algorithm("ehvi").heavy_fit(late)
     assert not any(get_algorithm(a).heavy_fit(late) for a in ("tpe", "random", "cmaes"))
+    configured = fit_pool._processes
     fit_pool.configure(1)
     try:
         before = fit_pool.child_fits
@@ -88,5 +89,4 @@ def test_only_gaussian_process_fits_go_to_the_child() -> None:
         assert fit_pool.fit_in_child("tpe", {"n_startup_trials": 10}, space, late) is None
         assert fit_pool.child_fits == before
     finally:
-        fit_pool.configure(0)
-        fit_pool.shutdown()
+        fit_pool.configure(configured)

@@ -44,8 +44,6 @@ from __future__ import annotations
 import hashlib
 import math
 import operator
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +57,7 @@ from ..space import ParamType, SearchSpace
 from ..trials import Trial
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .history import encode_trials, rank_trials
+from .kept import Kept
 from .sampling import DistinctPicker, seed_entropy, state_int
 
 DEFAULT_SIGMA0 = 1 / 3
@@ -205,15 +204,12 @@ class _Replays:
     """
 
     def __init__(self, studies: int = 64) -> None:
-        self._lock = threading.Lock()
-        self._held: OrderedDict[tuple[Any, ...], _Replayed] = OrderedDict()
-        self._studies = studies
+        self._held: Kept[tuple[Any, ...], _Replayed] = Kept(studies)
 
     def resume(self, key: tuple[Any, ...], members: list[list[Trial]]) -> tuple[CMA | None, int]:
         """The kept optimizer (no longer kept) and how many generations of ``members``
         it told, or ``(None, 0)`` when none matches."""
-        with self._lock:
-            held = self._held.pop(key, None)
+        held = self._held.take(key)
         if held is None or len(held.members) > len(members):
             return None, 0
         for old, new in zip(held.members, members, strict=False):
@@ -222,11 +218,7 @@ class _Replays:
         return held.optimizer, len(held.members)
 
     def keep(self, key: tuple[Any, ...], kept: _Replayed) -> None:
-        with self._lock:
-            self._held[key] = kept
-            self._held.move_to_end(key)
-            while len(self._held) > self._studies:
-                self._held.popitem(last=False)
+        self._held.put(key, kept)
 
 
 _replays = _Replays()

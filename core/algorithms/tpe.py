@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import heapq
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -54,6 +52,7 @@ from ..space import SearchSpace
 from ..trials import Goal, Metric, Trial, TrialState
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .history import Ranking, encode_trials, objectives_of, rank_trials
+from .kept import Kept
 from .parzen import Dim, ParzenEstimator, default_weights, dims_of
 from .sampling import DistinctPicker, seed_entropy, state_int
 from .sobol import sobol_start
@@ -192,17 +191,14 @@ class _OlderBest:
     """
 
     def __init__(self, histories: int = 64) -> None:
-        self._lock = threading.Lock()
-        self._held: OrderedDict[int, _Older] = OrderedDict()
-        self._histories = histories
+        self._held: Kept[int, _Older] = Kept(histories)
 
     def picked(
         self, completed: Sequence[Trial], cut: int, name: str, sign: float, size: int
     ) -> list[int]:
         """Indices (ascending) of the ``size`` lowest finite losses among ``completed[:cut]``."""
         key = (name, sign, size)
-        with self._lock:
-            held = self._held.get(id(completed[0]))
+        held = self._held.get(id(completed[0]))
         if (
             held is not None
             and held.first is completed[0]
@@ -214,13 +210,7 @@ class _OlderBest:
             lowest = heapq.nsmallest(size, [*held.lowest, *fresh])
         else:
             lowest = _lowest(completed, 0, cut, name, sign, size)
-        with self._lock:
-            self._held[id(completed[0])] = _Older(
-                completed[0], completed[cut - 1], cut, key, lowest
-            )
-            self._held.move_to_end(id(completed[0]))
-            while len(self._held) > self._histories:
-                self._held.popitem(last=False)
+        self._held.put(id(completed[0]), _Older(completed[0], completed[cut - 1], cut, key, lowest))
         return sorted(i for _, i in lowest)
 
 

@@ -24,12 +24,14 @@ a child within :data:`~.variation.INFEASIBLE_RADIUS` of one is redrawn, up to
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..trials import TrialState
+from ..trials import Trial, TrialState
 from .base import Algorithm, Params, Suggestion, SuggestRequest
+from .grown import Folded, keys_in_use
 from .history import encode_trials, objectives_of
 from .sampling import MAX_ATTEMPTS, DistinctPicker, seed_entropy, state_int
 from .sobol import sobol_start
@@ -73,7 +75,7 @@ class EvolutionarySearch(Algorithm):
         infeasible = _infeasible_rows(request)
         # A child equal to a parent (no crossover, no mutation) would repeat an evaluation,
         # even on continuous spaces where the picker does not look for repeats.
-        taken = {space.key(t.params) for t in (*request.completed, *request.in_flight)}
+        taken = keys_in_use(space, request.completed, request.in_flight)
 
         def breed() -> Params:
             nonlocal draws
@@ -118,6 +120,14 @@ class EvolutionarySearch(Algorithm):
 
 
 def _infeasible_rows(request: SuggestRequest) -> np.ndarray:
-    trials = [t for t in request.completed if t.state == TrialState.INFEASIBLE]
+    trials = _infeasible.of(request.completed, _add_infeasible)
     rows, _ = encode_trials(request.space, trials)
     return rows
+
+
+#: Each study's infeasible trials, kept between calls (see :mod:`.grown`).
+_infeasible: Folded[tuple[Trial, ...]] = Folded()
+
+
+def _add_infeasible(held: tuple[Trial, ...] | None, trials: Sequence[Trial]) -> tuple[Trial, ...]:
+    return (*(held or ()), *(t for t in trials if t.state == TrialState.INFEASIBLE))

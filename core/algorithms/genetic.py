@@ -13,12 +13,25 @@ are those of :mod:`.evolution`: no generation is ever waited for.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+
 import numpy as np
 from pydantic import Field
 
+from ..space import SearchSpace
+from ..trials import Metric, Trial
 from .base import SuggestRequest
 from .evolution import EvolutionarySearch, Population
-from .history import encode_trials, rank_trials
+from .grown import Folded, best_of
+from .history import (
+    RankKey,
+    encode_param_sets,
+    encode_trials,
+    objectives_of,
+    rank_keys,
+    rank_trials,
+)
 from .variation import VariationOptions
 
 
@@ -37,9 +50,29 @@ class GeneticSearch(EvolutionarySearch):
     options_model = GeneticOptions
 
     def population(self, request: SuggestRequest) -> Population:
-        x, kept = encode_trials(request.space, request.completed)
-        trials = [request.completed[i] for i in kept]
-        ranking = rank_trials(trials, request.metrics)
         size = int(self.options["population_size"])
-        best = list(ranking.order[:size])
-        return Population(x[best], np.arange(len(best), dtype=float))
+        space, metrics = request.space, request.metrics
+        if len(objectives_of(metrics)) > 1:  # fronts depend on every trial: rank them all
+            x, kept = encode_trials(space, request.completed)
+            ranking = rank_trials([request.completed[i] for i in kept], metrics)
+            order = list(ranking.order[:size])
+            return Population(x[order], np.arange(len(order), dtype=float))
+        best = _parents.of(
+            request.completed,
+            best_of(size, partial(_encodable_keys, space, metrics)),
+            (space, metrics, size),
+        )
+        rows, _ = encode_param_sets(space, [t.params for _, t in best])
+        return Population(rows, np.arange(len(best), dtype=float))
+
+
+#: Each study's parents, the best trials by rank, kept between calls (see :mod:`.grown`).
+_parents: Folded[tuple[tuple[RankKey, Trial], ...]] = Folded()
+
+
+def _encodable_keys(
+    space: SearchSpace, metrics: Sequence[Metric], trials: Sequence[Trial]
+) -> list[RankKey | None]:
+    """Each trial's rank key, ``None`` for one whose parameters the space cannot encode."""
+    _, ok = encode_param_sets(space, [t.params for t in trials])
+    return [k if ok[i] else None for i, k in enumerate(rank_keys(trials, metrics))]

@@ -16,6 +16,7 @@ from ..errors import InvalidSpec
 from ..options import OptionsModel
 from ..space import MAX_GRID_POINTS, SearchSpace
 from .base import Algorithm, Params, Suggestion, SuggestRequest
+from .grown import keys_in_use
 from .sampling import seed_entropy, state_int
 
 #: The largest grid a study may ask for.
@@ -112,7 +113,7 @@ class GridSearch(Algorithm):
         size = space.grid_size(points)
         order = FeistelPermutation(size, request.seed)
         position = min(state_int(request.state, "next_index"), size)
-        taken = {space.key(t.params) for t in (*request.completed, *request.in_flight)}
+        taken = keys_in_use(space, request.completed, request.in_flight)
         out: list[Params] = []
         # Each skip passes a point equal to a distinct taken trial: at most len(taken) skips.
         while len(out) < request.count and position < size:

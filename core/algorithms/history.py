@@ -33,6 +33,9 @@ from ..trials import Goal, Metric, MetricRole, Trial, TrialState
 
 FEASIBLE, PRUNED, VIOLATING, UNMEASURED = 0, 1, 2, 3
 
+#: (tier, value, tie-break, trial number): a trial's place in :func:`rank_trials`.
+RankKey = tuple[int, float, float, int]
+
 
 @dataclass(frozen=True)
 class Ranking:
@@ -63,7 +66,9 @@ def encode_param_sets(
     for j, p in enumerate(space.parameters):
         rows = [i for i, params in enumerate(param_sets) if p.name in params]
         values = [param_sets[i][p.name] for i in rows]
-        column = None if exact else _encode_floats(p, values)
+        column = _encode_grid(p, values)
+        if column is None and not exact:
+            column = _encode_floats(p, values)
         if column is None and not exact:
             column = _encode_strings(p, values)
         if column is None:
@@ -75,6 +80,23 @@ def encode_param_sets(
                     ok[i] = False
         x[rows, j] = column
     return x, ok
+
+
+def _encode_grid(p: Parameter, values: Sequence[object]) -> np.ndarray | None:
+    """:meth:`Parameter.encode` of many values of an integer or a stepped float on a linear
+    scale at once, bit for bit (the same IEEE operations, rounding half to even as
+    ``round`` does); ``None`` if the parameter is not one or a value needs the careful path."""
+    n = p.n_choices
+    if p.type not in (ParamType.INT, ParamType.FLOAT) or n is None or p.scale != Scale.LINEAR:
+        return None
+    if p.low is None or not all(
+        type(v) is float or (type(v) is int and -(2**53) < v < 2**53) for v in values
+    ):
+        return None
+    v = np.array(values, dtype=float)
+    if not np.isfinite(v).all():
+        return None
+    return (np.rint((v - float(p.low)) / float(p.step or 1)) + 0.5) / n
 
 
 def _encode_floats(p: Parameter, values: Sequence[object]) -> np.ndarray | None:
@@ -119,11 +141,35 @@ def objectives_of(metrics: Sequence[Metric]) -> tuple[Metric, ...]:
 def rank_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> Ranking:
     """The best-first order of ``trials`` under the study's metrics (see the module doc)."""
     objectives = objectives_of(metrics)
+    keys = _tier_keys(trials, metrics)
+    feasible = [i for i, key in enumerate(keys) if key[0] == FEASIBLE]
+    if len(objectives) > 1 and feasible:
+        ys = np.array([[_signed(m, trials[i].values or {}) for m in objectives] for i in feasible])
+        fronts = nondominated_ranks(ys)
+        crowd = crowding_distances(ys, fronts)
+        for j, i in enumerate(feasible):
+            keys[i] = (FEASIBLE, float(fronts[j]), -float(crowd[j]), trials[i].number)
+    order = sorted(range(len(trials)), key=keys.__getitem__)
+    return Ranking(tuple(order), tuple(k[0] <= PRUNED for k in keys))
+
+
+def rank_keys(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[RankKey]:
+    """Each trial's sort key in :func:`rank_trials` (smaller is better), for metrics with at
+    most one objective: then a key depends on its trial alone (several objectives rank by
+    fronts, which depend on all trials; use :func:`rank_trials`)."""
+    if len(objectives_of(metrics)) > 1:
+        raise ValueError("rank_keys needs at most one objective")
+    return _tier_keys(trials, metrics)
+
+
+def _tier_keys(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[RankKey]:
+    """(tier, loss or step, tie-break, number) of each trial; with several objectives a
+    feasible trial's key holds its first loss, which :func:`rank_trials` replaces."""
+    objectives = objectives_of(metrics)
     constraints = tuple(m for m in metrics if m.role == MetricRole.CONSTRAINT)
-    keys: list[tuple[int, float, float, int]] = []
-    feasible: list[int] = []
+    keys: list[RankKey] = []
     single = objectives[0] if len(objectives) == 1 and not constraints else None
-    for i, trial in enumerate(trials):
+    for trial in trials:
         if single is not None and trial.state == TrialState.COMPLETED:
             loss = _signed(single, trial.values or {})  # _tier's answer, without its loops
             key = (FEASIBLE, loss, 0.0, trial.number) if loss != math.inf else None
@@ -133,16 +179,7 @@ def rank_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> Ranking:
             tier, a, b = _tier(trial, objectives, constraints)
             key = (tier, a, b, trial.number)
         keys.append(key)
-        if key[0] == FEASIBLE:
-            feasible.append(i)
-    if len(objectives) > 1 and feasible:
-        ys = np.array([[_signed(m, trials[i].values or {}) for m in objectives] for i in feasible])
-        fronts = nondominated_ranks(ys)
-        crowd = crowding_distances(ys, fronts)
-        for j, i in enumerate(feasible):
-            keys[i] = (FEASIBLE, float(fronts[j]), -float(crowd[j]), trials[i].number)
-    order = sorted(range(len(trials)), key=keys.__getitem__)
-    return Ranking(tuple(order), tuple(k[0] <= PRUNED for k in keys))
+    return keys
 
 
 def _signed(metric: Metric, values: Mapping[str, float]) -> float:

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..space import ParamType, SearchSpace
 from .base import Params, SuggestRequest
+from .grown import KeySet, keys_in_use
 
 #: Redraws of one point before giving up on finding an unused one by sampling.
 MAX_ATTEMPTS = 100
@@ -62,8 +63,11 @@ class DistinctPicker:
     def __init__(self, request: SuggestRequest) -> None:
         self.space = request.space
         self.active = collisions_possible(self.space)
-        trials = (*request.completed, *request.in_flight) if self.active else ()
-        self.taken: set[tuple[Any, ...]] = {self.space.key(t.params) for t in trials}
+        self.taken = (
+            keys_in_use(self.space, request.completed, request.in_flight)
+            if self.active
+            else KeySet(frozenset(), ())
+        )
         self._points: list[tuple[tuple[Any, ...], Params]] | None = None
 
     def pick(self, draw: Callable[[], Params], rng: np.random.Generator) -> Params:

@@ -1,0 +1,166 @@
+"""What a call reuses of an earlier call's reading of the same, since grown, history.
+
+A study's finished trials only grow, and the server's history cache hands out the
+same trial objects on every call, in number order, the newly finished ones inserted
+where their numbers belong (``api/services/history.py``). So a call can take what an
+earlier call derived from its history (the keys of every point in use, the best
+trials) and read only the trials inserted since, instead of the whole history on
+every call (a ``SearchSpace.key`` per trial: 40 ms at 10,000 trials of an integer
+space, for a suggestion that takes 0.1 ms). :func:`gained` finds those trials by
+object identity, so anything else (another study's history, fresh trial objects
+each call as in-process use may pass, a history that lost a trial) is read whole;
+either way a call's answer is the same.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ..space import SearchSpace
+from ..trials import Trial
+from .kept import Kept
+
+#: Reused entries per kind, one per study (the history's first trial object).
+STUDIES = 64
+
+T = TypeVar("T")
+
+
+def gained(before: Sequence[Trial], now: Sequence[Trial], limit: int) -> list[Trial] | None:
+    """The trials of ``now`` that ``before`` lacks, when ``now`` is ``before`` with at most
+    ``limit`` trials inserted (the same objects, in the same order); ``None`` otherwise.
+
+    Each insertion is found by bisection, ``O(log n)`` identity checks: past the first
+    ``k`` insertions, every object of ``before`` sits ``k`` places later in ``now``, up to
+    the next insertion (a history holds each trial object once). So a trial with an old
+    number that finished late costs no more than one that finished in order. The places
+    between the probes are not compared: the caller vouches that ``now`` only grew from
+    ``before`` (the server's cache never drops or replaces a finished trial), and a
+    different history of the same study is refused by its first or last trial."""
+    extra = len(now) - len(before)
+    if extra < 0 or extra > limit or not before or now[0] is not before[0]:
+        return None
+    out: list[Trial] = []
+    start = 0
+    while len(out) < extra:
+        offset, lo, hi = len(out), start, len(before) + len(out)
+        while lo < hi:  # the first place past start where the next insertion sits
+            mid = (lo + hi) // 2
+            if now[mid] is before[mid - offset]:
+                lo = mid + 1
+            else:
+                hi = mid
+        out.append(now[lo])
+        start = lo + 1
+    if out and out[-1] is now[-1]:
+        return out
+    return out if now[-1] is before[-1] else None
+
+
+def _limit(n: int) -> int:
+    """How many new trials a call reads before it rereads the whole history instead:
+    rereads come once per ``n / 16`` new trials, so their cost per call stays constant."""
+    return max(256, n // 16)
+
+
+class KeySet:
+    """Keys (:meth:`SearchSpace.key`) of points in use: those of a history's trials,
+    shared by the calls that read it and never changed, and this call's own."""
+
+    def __init__(self, shared: frozenset[tuple[Any, ...]], own: Iterable[tuple[Any, ...]]) -> None:
+        self._shared = shared
+        self._own = set(own)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._own or key in self._shared
+
+    def add(self, key: tuple[Any, ...]) -> None:
+        self._own.add(key)
+
+
+@dataclass(frozen=True)
+class _Keys:
+    space: SearchSpace
+    history: Sequence[Trial]
+    keys: frozenset[tuple[Any, ...]]
+
+
+_keys: Kept[int, _Keys] = Kept(STUDIES)
+
+
+def keys_in_use(space: SearchSpace, completed: Sequence[Trial], others: Iterable[Trial]) -> KeySet:
+    """The keys of ``completed`` and of ``others`` (in-flight trials), to which a call adds
+    the points it picks; the keys of ``completed`` come from an earlier call's where it can."""
+    own = [space.key(t.params) for t in others]
+    if not completed:
+        return KeySet(frozenset(), own)
+    held = _keys.get(id(completed[0]))
+    fresh = None
+    if held is not None and held.space == space:
+        fresh = gained(held.history, completed, _limit(len(completed)))
+    if held is None or fresh is None:
+        held = _Keys(space, completed, frozenset(space.key(t.params) for t in completed))
+        _keys.put(id(completed[0]), held)
+        fresh = []
+    return KeySet(held.keys, [*own, *(space.key(t.params) for t in fresh)])
+
+
+@dataclass(frozen=True)
+class _Folded(Generic[T]):
+    what: object
+    history: Sequence[Trial]
+    value: T
+
+
+class Folded(Generic[T]):
+    """A value derived from a history by folding its trials in, kept per history: a later
+    call folds in only the trials inserted since. ``fold(None, trials)`` derives the value
+    of ``trials``; ``fold(value, more)`` that of the trials ``value`` came from and
+    ``more``, which must not depend on where ``more`` sit among them (the best few by a
+    key of each trial alone, the trials that pass a test of each alone)."""
+
+    def __init__(self) -> None:
+        self._held: Kept[int, _Folded[T]] = Kept(STUDIES)
+
+    def of(
+        self,
+        completed: Sequence[Trial],
+        fold: Callable[[T | None, Sequence[Trial]], T],
+        what: object = (),
+    ) -> T:
+        """The value of ``completed``; ``what`` names everything ``fold`` reads besides the
+        trials (the space, the metrics, a size): a value is reused only for an equal one."""
+        if not completed:
+            return fold(None, completed)
+        held = self._held.get(id(completed[0]))
+        fresh = None
+        if held is not None and held.what == what:
+            fresh = gained(held.history, completed, _limit(len(completed)))
+        value = fold(None, completed) if held is None or fresh is None else fold(held.value, fresh)
+        self._held.put(id(completed[0]), _Folded(what, completed, value))
+        return value
+
+
+def best_of(
+    size: int, sort_keys: Callable[[Sequence[Trial]], Sequence[Any]]
+) -> Callable[
+    [tuple[tuple[Any, Trial], ...] | None, Sequence[Trial]], tuple[tuple[Any, Trial], ...]
+]:
+    """A fold for :class:`Folded`: the ``size`` trials with the smallest keys, best first,
+    as ``(key, trial)``. ``sort_keys`` gives each trial's key (``None`` leaves it out); a
+    key must depend on its trial alone and differ between trials (end with the number)."""
+
+    def fold(
+        held: tuple[tuple[Any, Trial], ...] | None, trials: Sequence[Trial]
+    ) -> tuple[tuple[Any, Trial], ...]:
+        keyed = [(k, t) for k, t in zip(sort_keys(trials), trials, strict=True) if k is not None]
+        return tuple(heapq.nsmallest(size, [*(held or ()), *keyed], key=_first))
+
+    return fold
+
+
+def _first(pair: tuple[Any, Trial]) -> Any:
+    return pair[0]

@@ -7,8 +7,7 @@ when it breaks some, and infinite when it has no usable result (infeasible,
 pruned, an objective missing). A feasible trial dominates every infeasible one;
 of two trials with violations, the smaller violation dominates; two feasible
 trials compare by Pareto dominance. :func:`nondominated_sort` peels the fronts
-(``moocore.is_nondominated`` per front, so a large history costs
-``O(fronts * n log n)`` in two or three objectives, not ``O(n^2)``).
+(:func:`.history.nondominated_ranks`).
 
 **Environmental selection.** The population is the first ``population_size``
 finished trials front by front; the front that does not fit entirely keeps its
@@ -27,13 +26,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import moocore
 import numpy as np
 
 from ..trials import Goal, Metric, MetricRole, Trial, TrialState
 from .base import SuggestRequest
 from .evolution import EvolutionarySearch, Population
-from .history import encode_trials, objectives_of
+from .history import encode_trials, nondominated_ranks, objectives_of
 from .variation import VariationOptions
 
 
@@ -101,15 +99,10 @@ def nondominated_sort(
     viol = np.zeros(n) if violation is None else np.asarray(violation, dtype=float)
     fronts = np.full(n, -1)
     target = n if limit is None else min(limit, n)
-    placed, front = 0, 0
     feasible = np.flatnonzero(viol == 0)
-    remaining = feasible
-    while remaining.size and placed < target:
-        mask = moocore.is_nondominated(losses[remaining], keep_weakly=True)
-        fronts[remaining[mask]] = front
-        placed += int(mask.sum())
-        remaining = remaining[~mask]
-        front += 1
+    fronts[feasible] = nondominated_ranks(losses[feasible], target)
+    placed = int((fronts >= 0).sum())
+    front = int(fronts.max()) + 1
     # Infeasible rows: smaller violation dominates; equal violations share a front.
     others = np.flatnonzero(viol != 0)
     for level in np.unique(viol[others]):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tuneforge.core.algorithms import SuggestRequest, create_algorithm, validate_algorithm
+from tuneforge.core.algorithms.history import nondominated_ranks
 from tuneforge.core.algorithms.nsga2 import crowding_distance, nondominated_sort, select
 from tuneforge.core.algorithms.variation import crossover, mutate
 from tuneforge.core.space import SearchSpace
@@ -188,6 +189,7 @@ def test_sorting_and_crowding_match_a_brute_force_reference(seed: int) -> None:
     if seed % 2:  # ties and duplicates: a coarse grid of values
         ys = np.round(ys * 3) / 3
     assert list(nondominated_sort(ys)) == brute_fronts(ys)
+    assert list(nondominated_ranks(ys)) == brute_fronts(ys)  # what rank_trials uses
     fronts = nondominated_sort(ys)
     for f in set(fronts):
         members = np.flatnonzero(fronts == f)

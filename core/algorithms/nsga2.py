@@ -25,12 +25,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
+from ..space import SearchSpace
 from ..trials import Goal, Metric, MetricRole, Trial, TrialState
 from .base import SuggestRequest
 from .evolution import EvolutionarySearch, Population
+from .grown import Folded
 from .history import encode_trials, nondominated_ranks, objectives_of
 from .variation import VariationOptions
 
@@ -46,12 +50,52 @@ class NSGA2Search(EvolutionarySearch):
     options_model = NSGA2Options
 
     def population(self, request: SuggestRequest) -> Population:
-        x, kept = encode_trials(request.space, request.completed)
-        trials = [request.completed[i] for i in kept]
-        losses, violation = losses_and_violation(trials, request.metrics)
+        space, metrics = request.space, request.metrics
+        rows = _rows.of(request.completed, partial(_add_rows, space, metrics), (space, metrics))
         size = int(self.options["population_size"])
-        chosen, fitness = select(losses, violation, size, [t.number for t in trials])
-        return Population(x[chosen], fitness)
+        chosen, fitness = select(rows.losses, rows.violation, size, rows.numbers)
+        return Population(rows.x[chosen], fitness)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """What selection reads of the finished trials the space can encode, in number order:
+    their numbers, unit-cube rows, losses and violations."""
+
+    numbers: np.ndarray
+    x: np.ndarray
+    losses: np.ndarray
+    violation: np.ndarray
+
+
+#: Each study's rows, kept between calls: a call inserts the trials finished since
+#: (see :mod:`.grown`). Selection still reads every row, as fronts depend on all of them.
+_rows: Folded[_Rows] = Folded()
+
+
+def _add_rows(
+    space: SearchSpace, metrics: Sequence[Metric], held: _Rows | None, trials: Sequence[Trial]
+) -> _Rows:
+    """``held`` with the rows of ``trials`` inserted where their numbers belong."""
+    x, kept = encode_trials(space, trials)
+    encoded = [trials[i] for i in kept]
+    losses, violation = losses_and_violation(encoded, metrics)
+    numbers = np.array([t.number for t in encoded], dtype=np.int64)
+    order = np.argsort(numbers, kind="stable")
+    new = _Rows(numbers[order], x[order], losses[order], violation[order])
+    if held is None:
+        return new
+    at = np.searchsorted(held.numbers, new.numbers)
+    return _Rows(
+        *(
+            np.insert(old, at, part, axis=0)
+            for old, part in zip(_fields(held), _fields(new), strict=True)
+        )
+    )
+
+
+def _fields(rows: _Rows) -> tuple[np.ndarray, ...]:
+    return rows.numbers, rows.x, rows.losses, rows.violation
 
 
 def losses_and_violation(
@@ -133,7 +177,7 @@ def crowding_distance(losses: np.ndarray) -> np.ndarray:
 
 
 def select(
-    losses: np.ndarray, violation: np.ndarray, size: int, numbers: Sequence[int]
+    losses: np.ndarray, violation: np.ndarray, size: int, numbers: Sequence[int] | np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """NSGA-II's environmental selection of ``size`` rows: their indices and a fitness per
     chosen row (its position in the crowded-comparison order; smaller is better)."""

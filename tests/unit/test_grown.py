@@ -30,7 +30,7 @@ LOSS = (Metric("loss"),)
 
 def trial(number: int, rng: random.Random, state: TrialState = TrialState.COMPLETED) -> Trial:
     params = {"a": rng.randint(-50, 50), "b": rng.randint(0, 9), "kind": rng.choice("xyz")}
-    values = {"loss": rng.random()} if state == TrialState.COMPLETED else None
+    values = {"loss": rng.random(), "cost": rng.random()} if state == TrialState.COMPLETED else None
     return Trial(number=number, state=state, params=params, values=values)
 
 
@@ -145,23 +145,37 @@ def test_grid_values_encode_in_bulk_as_one_by_one() -> None:
     assert not ok[0]
 
 
-@pytest.mark.parametrize("algorithm", ["genetic", "nsga2", "random", "tpe", "grid", "cmaes"])
-def test_suggestions_are_those_of_a_fresh_read_of_the_history(algorithm: str) -> None:
+CASES = [(a, 1) for a in ("genetic", "nsga2", "random", "tpe", "grid", "cmaes")]
+
+
+@pytest.mark.parametrize(("algorithm", "objectives"), [*CASES, ("genetic", 2), ("nsga2", 2)])
+def test_suggestions_are_those_of_a_fresh_read_of_the_history(
+    algorithm: str, objectives: int
+) -> None:
     """The same run twice: once with the history's trial objects kept between calls (the
-    server's cache), once with new copies every call (nothing to reuse)."""
+    server's cache), once with new copies every call (nothing to reuse). Each call also
+    finishes one trial with an old number, which lands in the middle of the history."""
+    metrics = [{"name": "loss", "goal": "minimize"}, {"name": "cost", "goal": "minimize"}]
     spec = parse_study_spec(
         {
             "name": "g",
             "parameters": [p.to_dict() for p in SPACE.parameters],
-            "metrics": [{"name": "loss", "goal": "minimize"}],
+            "metrics": metrics[:objectives],
             "algorithm": algorithm,
         }
     )
 
+    def finished(number: int, params: dict[str, Any], rng: random.Random) -> Trial:
+        values = {"loss": rng.random(), "cost": rng.random()}
+        return Trial(number, TrialState.COMPLETED, params, values)
+
     def run(copies: bool) -> list[dict[str, Any]]:
         rng = random.Random(5)
         alg = create_algorithm(spec.algorithm, spec.algorithm_options, spec.space)
-        history: tuple[Trial, ...] = tuple(trial(n, rng) for n in range(400))
+        late = [trial(n, rng) for n in range(0, 400, 10)]  # in flight until one call each
+        history = tuple(finished(t.number + 1, dict(t.params), rng) for t in late)
+        history += tuple(trial(n, rng) for n in range(400) if n % 10 > 1)
+        history = grow(history, [])
         state, out = None, []
         for call in range(12):
             seen = tuple(Trial(t.number, t.state, dict(t.params), t.values) for t in history)
@@ -171,11 +185,8 @@ def test_suggestions_are_those_of_a_fresh_read_of_the_history(algorithm: str) ->
             suggestion = alg.suggest(request)
             state = suggestion.state
             out.extend(suggestion.params)
-            done = [
-                Trial(400 + 2 * call + i, TrialState.COMPLETED, p, {"loss": rng.random()})
-                for i, p in enumerate(suggestion.params)
-            ]
-            history = grow(history, done)
+            done = [finished(400 + 2 * call + i, p, rng) for i, p in enumerate(suggestion.params)]
+            history = grow(history, [*done, finished(late[call].number, late[call].params, rng)])
         return out
 
     assert run(copies=False) == run(copies=True)

@@ -14,6 +14,7 @@ are those of :mod:`.evolution`: no generation is ever waited for.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -25,12 +26,14 @@ from .base import SuggestRequest
 from .evolution import EvolutionarySearch, Population
 from .grown import Folded, best_of
 from .history import (
+    FEASIBLE,
     RankKey,
+    crowding_distances,
     encode_param_sets,
-    encode_trials,
+    nondominated_ranks,
+    objective_losses,
     objectives_of,
     rank_keys,
-    rank_trials,
 )
 from .variation import VariationOptions
 
@@ -52,27 +55,86 @@ class GeneticSearch(EvolutionarySearch):
     def population(self, request: SuggestRequest) -> Population:
         size = int(self.options["population_size"])
         space, metrics = request.space, request.metrics
-        if len(objectives_of(metrics)) > 1:  # fronts depend on every trial: rank them all
-            x, kept = encode_trials(space, request.completed)
-            ranking = rank_trials([request.completed[i] for i in kept], metrics)
-            order = list(ranking.order[:size])
-            return Population(x[order], np.arange(len(order), dtype=float))
-        best = _parents.of(
+        several = len(objectives_of(metrics)) > 1
+        # The best by a key of each trial alone: all of them with one objective; with
+        # several, those that are not feasible (the feasible ones rank by fronts).
+        keyed = _parents.of(
             request.completed,
-            best_of(size, partial(_encodable_keys, space, metrics)),
+            best_of(size, partial(_encodable_keys, space, metrics, several)),
             (space, metrics, size),
         )
-        rows, _ = encode_param_sets(space, [t.params for _, t in best])
-        return Population(rows, np.arange(len(best), dtype=float))
+        parents = [t for _, t in keyed]
+        if several:
+            parents = [*_best_by_fronts(request, size), *parents][:size]
+        rows, _ = encode_param_sets(space, [t.params for t in parents])
+        return Population(rows, np.arange(len(parents), dtype=float))
 
 
-#: Each study's parents, the best trials by rank, kept between calls (see :mod:`.grown`).
+#: Each study's parents by a key of each trial alone, kept between calls (:mod:`.grown`).
 _parents: Folded[tuple[tuple[RankKey, Trial], ...]] = Folded()
 
 
 def _encodable_keys(
-    space: SearchSpace, metrics: Sequence[Metric], trials: Sequence[Trial]
+    space: SearchSpace, metrics: Sequence[Metric], skip_feasible: bool, trials: Sequence[Trial]
 ) -> list[RankKey | None]:
-    """Each trial's rank key, ``None`` for one whose parameters the space cannot encode."""
+    """Each trial's rank key; ``None`` for one whose parameters the space cannot encode,
+    and with ``skip_feasible`` for a feasible one."""
     _, ok = encode_param_sets(space, [t.params for t in trials])
-    return [k if ok[i] else None for i, k in enumerate(rank_keys(trials, metrics))]
+    keys = rank_keys(trials, metrics)
+    return [
+        k if ok[i] and not (skip_feasible and k[0] == FEASIBLE) else None
+        for i, k in enumerate(keys)
+    ]
+
+
+@dataclass(frozen=True)
+class _Feasible:
+    """The feasible trials the space can encode, in number order, and their losses."""
+
+    numbers: np.ndarray
+    trials: np.ndarray  # of Trial objects
+    losses: np.ndarray
+
+
+#: Each study's feasible trials, kept between calls; a call inserts the new ones.
+_feasible: Folded[_Feasible] = Folded()
+
+
+def _add_feasible(
+    space: SearchSpace, metrics: Sequence[Metric], held: _Feasible | None, trials: Sequence[Trial]
+) -> _Feasible:
+    keys = _encodable_keys(space, metrics, False, trials)
+    chosen = sorted(
+        (t for t, k in zip(trials, keys, strict=True) if k and k[0] == FEASIBLE), key=_number
+    )
+    numbers = np.array([t.number for t in chosen], dtype=np.int64)
+    objects = np.empty(len(chosen), dtype=object)
+    objects[:] = chosen
+    losses = objective_losses(chosen, objectives_of(metrics))
+    if held is None:
+        return _Feasible(numbers, objects, losses)
+    at = np.searchsorted(held.numbers, numbers)
+    return _Feasible(
+        np.insert(held.numbers, at, numbers),
+        np.insert(held.trials, at, objects),
+        np.insert(held.losses, at, losses, axis=0),
+    )
+
+
+def _best_by_fronts(request: SuggestRequest, size: int) -> list[Trial]:
+    """The best ``size`` feasible trials in :func:`.history.rank_trials` order (front, then
+    larger crowding, then number), peeling only the fronts it needs."""
+    space, metrics = request.space, request.metrics
+    held = _feasible.of(request.completed, partial(_add_feasible, space, metrics), (space, metrics))
+    fronts = nondominated_ranks(held.losses, size)
+    placed = np.flatnonzero(fronts >= 0)
+    crowd = crowding_distances(held.losses[placed], fronts[placed])
+    order = sorted(
+        range(len(placed)),
+        key=lambda j: (fronts[placed[j]], -crowd[j], held.numbers[placed[j]]),
+    )
+    return [held.trials[placed[j]] for j in order[:size]]
+
+
+def _number(trial: Trial) -> int:
+    return trial.number

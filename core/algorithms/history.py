@@ -142,10 +142,10 @@ def objectives_of(metrics: Sequence[Metric]) -> tuple[Metric, ...]:
 def rank_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> Ranking:
     """The best-first order of ``trials`` under the study's metrics (see the module doc)."""
     objectives = objectives_of(metrics)
-    keys = _tier_keys(trials, metrics)
+    keys = rank_keys(trials, metrics)
     feasible = [i for i, key in enumerate(keys) if key[0] == FEASIBLE]
     if len(objectives) > 1 and feasible:
-        ys = np.array([[_signed(m, trials[i].values or {}) for m in objectives] for i in feasible])
+        ys = objective_losses([trials[i] for i in feasible], objectives)
         fronts = nondominated_ranks(ys)
         crowd = crowding_distances(ys, fronts)
         for j, i in enumerate(feasible):
@@ -155,17 +155,10 @@ def rank_trials(trials: Sequence[Trial], metrics: Sequence[Metric]) -> Ranking:
 
 
 def rank_keys(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[RankKey]:
-    """Each trial's sort key in :func:`rank_trials` (smaller is better), for metrics with at
-    most one objective: then a key depends on its trial alone (several objectives rank by
-    fronts, which depend on all trials; use :func:`rank_trials`)."""
-    if len(objectives_of(metrics)) > 1:
-        raise ValueError("rank_keys needs at most one objective")
-    return _tier_keys(trials, metrics)
-
-
-def _tier_keys(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[RankKey]:
-    """(tier, loss or step, tie-break, number) of each trial; with several objectives a
-    feasible trial's key holds its first loss, which :func:`rank_trials` replaces."""
+    """Each trial's sort key in :func:`rank_trials` (smaller is better): (tier, loss or
+    step, tie-break, number), which depends on its trial alone. With several objectives
+    a feasible trial's key holds only its first loss: :func:`rank_trials` orders the
+    feasible ones by fronts instead, which depend on all of them."""
     objectives = objectives_of(metrics)
     constraints = tuple(m for m in metrics if m.role == MetricRole.CONSTRAINT)
     keys: list[RankKey] = []
@@ -181,6 +174,12 @@ def _tier_keys(trials: Sequence[Trial], metrics: Sequence[Metric]) -> list[RankK
             key = (tier, a, b, trial.number)
         keys.append(key)
     return keys
+
+
+def objective_losses(trials: Sequence[Trial], objectives: Sequence[Metric]) -> np.ndarray:
+    """The objectives' values as losses (``n x m``, smaller is better; ``inf`` if missing)."""
+    rows = [[_signed(m, t.values or {}) for m in objectives] for t in trials]
+    return np.array(rows, dtype=float).reshape(len(trials), len(objectives))
 
 
 def _signed(metric: Metric, values: Mapping[str, float]) -> float:

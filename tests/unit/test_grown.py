@@ -175,6 +175,11 @@ def test_suggestions_are_those_of_a_fresh_read_of_the_history(
         late = [trial(n, rng) for n in range(0, 400, 10)]  # in flight until one call each
         history = tuple(finished(t.number + 1, dict(t.params), rng) for t in late)
         history += tuple(trial(n, rng) for n in range(400) if n % 10 > 1)
+        history += (  # trials of the other tiers, which rank after the feasible ones
+            Trial(1000, TrialState.PRUNED, {"a": 3, "b": 1, "kind": "y"}),
+            Trial(1001, TrialState.INFEASIBLE, {"a": -3, "b": 2, "kind": "z"}),
+            Trial(1002, TrialState.COMPLETED, {"a": 4, "b": 3, "kind": "x"}, {"cost": 1.0}),
+        )
         history = grow(history, [])
         state, out = None, []
         for call in range(12):
@@ -190,3 +195,37 @@ def test_suggestions_are_those_of_a_fresh_read_of_the_history(
         return out
 
     assert run(copies=False) == run(copies=True)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_genetic_parents_are_the_first_of_rank_trials_with_any_tiers(seed: int) -> None:
+    """The parents ``genetic`` keeps between calls are the first ``population_size`` trials
+    of :func:`rank_trials` over the whole history, whatever mix of tiers it holds."""
+    from tuneforge.core.algorithms.genetic import GeneticSearch
+    from tuneforge.core.trials import Goal, Measurement, MetricRole
+
+    rng = random.Random(seed)
+    metrics = (
+        Metric("loss", Goal.MINIMIZE),
+        Metric("cost", Goal.MINIMIZE),
+        Metric("mem", Goal.MINIMIZE, MetricRole.CONSTRAINT, threshold=0.7),
+    )
+    alg = GeneticSearch(GeneticSearch.validate_options({"population_size": 12}, SPACE))
+
+    def finished(number: int) -> Trial:
+        params = trial(number, rng).params
+        state = rng.choice([TrialState.COMPLETED] * 3 + [TrialState.PRUNED, TrialState.INFEASIBLE])
+        values = {m: round(rng.random(), 1) for m in ("loss", "cost", "mem") if rng.random() < 0.9}
+        steps = tuple(Measurement(s, {"loss": rng.random()}) for s in range(rng.randint(0, 3)))
+        if state != TrialState.COMPLETED:
+            values = {}
+        return Trial(number, state, params, values or None, measurements=steps)
+
+    history: tuple[Trial, ...] = ()
+    for _ in range(8):
+        history = grow(history, [finished(len(history) + i) for i in range(rng.randint(1, 9))])
+        request = SuggestRequest(SPACE, metrics, history, (), 1, 0)
+        got = alg.population(request).rows
+        order = rank_trials(history, metrics).order[:12]
+        expected, _ = encode_param_sets(SPACE, [history[i].params for i in order])
+        assert got.tobytes() == expected.tobytes()

@@ -24,7 +24,7 @@ from ..space import SearchSpace
 from ..trials import Metric, Trial
 from .base import SuggestRequest
 from .evolution import EvolutionarySearch, Population
-from .grown import Folded, best_of
+from .grown import Folded, best_of, by_number
 from .history import (
     FEASIBLE,
     RankKey,
@@ -111,14 +111,8 @@ def _add_feasible(
     objects = np.empty(len(chosen), dtype=object)
     objects[:] = chosen
     losses = objective_losses(chosen, objectives_of(metrics))
-    if held is None:
-        return _Feasible(numbers, objects, losses)
-    at = np.searchsorted(held.numbers, numbers)
-    return _Feasible(
-        np.insert(held.numbers, at, numbers),
-        np.insert(held.trials, at, objects),
-        np.insert(held.losses, at, losses, axis=0),
-    )
+    old = None if held is None else (held.numbers, held.trials, held.losses)
+    return _Feasible(*by_number(old, (numbers, objects, losses)))
 
 
 def _best_by_fronts(request: SuggestRequest, size: int) -> list[Trial]:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 from ..space import SearchSpace
 from ..trials import Trial
 from .kept import Kept
@@ -164,3 +166,13 @@ def best_of(
 
 def _first(pair: tuple[Any, Trial]) -> Any:
     return pair[0]
+
+
+def by_number(held: Sequence[np.ndarray] | None, new: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Columns of rows kept in trial-number order (the first column holds the numbers,
+    both sorted) with the ``new`` rows inserted where their numbers belong, for a
+    :class:`Folded` value: the order a full read of the history gives."""
+    if held is None:
+        return list(new)
+    at = np.searchsorted(held[0], new[0])
+    return [np.insert(old, at, part, axis=0) for old, part in zip(held, new, strict=True)]

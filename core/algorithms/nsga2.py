@@ -34,7 +34,7 @@ from ..space import SearchSpace
 from ..trials import Goal, Metric, MetricRole, Trial, TrialState
 from .base import SuggestRequest
 from .evolution import EvolutionarySearch, Population
-from .grown import Folded
+from .grown import Folded, by_number
 from .history import encode_trials, nondominated_ranks, objectives_of
 from .variation import VariationOptions
 
@@ -82,20 +82,9 @@ def _add_rows(
     losses, violation = losses_and_violation(encoded, metrics)
     numbers = np.array([t.number for t in encoded], dtype=np.int64)
     order = np.argsort(numbers, kind="stable")
-    new = _Rows(numbers[order], x[order], losses[order], violation[order])
-    if held is None:
-        return new
-    at = np.searchsorted(held.numbers, new.numbers)
-    return _Rows(
-        *(
-            np.insert(old, at, part, axis=0)
-            for old, part in zip(_fields(held), _fields(new), strict=True)
-        )
-    )
-
-
-def _fields(rows: _Rows) -> tuple[np.ndarray, ...]:
-    return rows.numbers, rows.x, rows.losses, rows.violation
+    new = (numbers[order], x[order], losses[order], violation[order])
+    old = None if held is None else (held.numbers, held.x, held.losses, held.violation)
+    return _Rows(*by_number(old, new))
 
 
 def losses_and_violation(

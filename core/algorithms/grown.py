@@ -1,20 +1,22 @@
 """What a call reuses of an earlier call's reading of the same, since grown, history.
 
-A study's finished trials only grow, and the server's history cache hands out the
-same trial objects on every call, in number order, the newly finished ones inserted
-where their numbers belong (``api/services/history.py``). So a call can take what an
-earlier call derived from its history (the keys of every point in use, the best
-trials) and read only the trials inserted since, instead of the whole history on
-every call (a ``SearchSpace.key`` per trial: 40 ms at 10,000 trials of an integer
-space, for a suggestion that takes 0.1 ms). :func:`gained` finds those trials by
-object identity, so anything else (another study's history, fresh trial objects
-each call as in-process use may pass, a history that lost a trial) is read whole;
-either way a call's answer is the same.
+A study's finished trials only grow (a finished state is final), and the server's
+history cache hands out the same trial objects on every call, in number order, the
+newly finished ones inserted where their numbers belong (``api/services/history.py``).
+So a call can take what an earlier call derived from its history (the keys of every
+point in use, the best trials) and read only the trials inserted since, instead of the
+whole history on every call (a ``SearchSpace.key`` per trial: 40 ms at 10,000 trials of
+an integer space, for a suggestion that takes 0.1 ms). :func:`gained` finds those
+trials by object identity; anything that is not the earlier history with trials
+inserted (another study's history, new trial objects on every call as in-process use
+may pass, a rule's view that shows a paused trial and later drops it) is read whole.
+Either way a call's answer is the same.
 """
 
 from __future__ import annotations
 
 import heapq
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -31,6 +33,15 @@ STUDIES = 64
 T = TypeVar("T")
 
 
+class GrowingHistory(tuple[Trial, ...]):
+    """A history whose holder promises that every later history it hands out for the same
+    study holds these very trial objects, in this order, with newly finished ones
+    inserted: the server's history cache. :func:`gained` then checks only the places it
+    probes; for any other sequence it compares every object."""
+
+    __slots__ = ()
+
+
 def gained(before: Sequence[Trial], now: Sequence[Trial], limit: int) -> list[Trial] | None:
     """The trials of ``now`` that ``before`` lacks, when ``now`` is ``before`` with at most
     ``limit`` trials inserted (the same objects, in the same order); ``None`` otherwise.
@@ -38,28 +49,37 @@ def gained(before: Sequence[Trial], now: Sequence[Trial], limit: int) -> list[Tr
     Each insertion is found by bisection, ``O(log n)`` identity checks: past the first
     ``k`` insertions, every object of ``before`` sits ``k`` places later in ``now``, up to
     the next insertion (a history holds each trial object once). So a trial with an old
-    number that finished late costs no more than one that finished in order. The places
-    between the probes are not compared: the caller vouches that ``now`` only grew from
-    ``before`` (the server's cache never drops or replaces a finished trial), and a
-    different history of the same study is refused by its first or last trial."""
+    number that finished late costs no more than one that finished in order. Between
+    two :class:`GrowingHistory` of one study that is all; otherwise every other object
+    of ``now`` is then compared with ``before`` (in C: 0.4 ms at 10,000 trials)."""
     extra = len(now) - len(before)
     if extra < 0 or extra > limit or not before or now[0] is not before[0]:
         return None
-    out: list[Trial] = []
-    start = 0
-    while len(out) < extra:
-        offset, lo, hi = len(out), start, len(before) + len(out)
-        while lo < hi:  # the first place past start where the next insertion sits
+    at: list[int] = []
+    while len(at) < extra:
+        offset, lo, hi = len(at), (at[-1] + 1 if at else 0), len(before) + len(at)
+        while lo < hi:  # the first place past the last insertion where the next one sits
             mid = (lo + hi) // 2
             if now[mid] is before[mid - offset]:
                 lo = mid + 1
             else:
                 hi = mid
-        out.append(now[lo])
-        start = lo + 1
-    if out and out[-1] is now[-1]:
-        return out
-    return out if now[-1] is before[-1] else None
+        at.append(lo)
+    if isinstance(before, GrowingHistory) and isinstance(now, GrowingHistory):
+        same = not at or at[-1] == len(now) - 1 or now[-1] is before[-1]
+    else:
+        same = _same_apart_from(before, now, at)
+    return [now[i] for i in at] if same else None
+
+
+def _same_apart_from(before: Sequence[Trial], now: Sequence[Trial], at: list[int]) -> bool:
+    """Whether ``now`` without the places ``at`` (ascending) is ``before``, object for object."""
+    start = 0
+    for k, stop in enumerate([*at, len(now)]):
+        if not all(map(operator.is_, now[start:stop], before[start - k : stop - k])):
+            return False
+        start = stop + 1
+    return True
 
 
 def _limit(n: int) -> int:

@@ -9,6 +9,7 @@ from tests.specs import small_spec
 from tuneforge.api.db.repository import get_study_row
 from tuneforge.api.services.history import HistoryCache
 from tuneforge.api.services.suggest_fit import history_of
+from tuneforge.core.algorithms.grown import GrowingHistory
 from tuneforge.core.trials import Trial
 
 API = "/api/v1/studies"
@@ -21,12 +22,20 @@ def test_trials_finishing_out_of_order_are_held_in_number_order(client: TestClie
     numbers = [t["number"] for t in r.json()["trials"]]
     assert numbers == list(range(8))
     seen: list[list[int]] = []
+    before: tuple[Trial, ...] = ()
     for n in (5, 0, 7, 3, 1, 6, 2, 4):  # each completion is merged into a cache that is warm
         body = {"values": {"accuracy": n / 10}} if n != 6 else {"infeasible": True}
         assert client.post(f"{API}/{sid}/trials/{n}/complete", json=body).status_code == 200
         with db.read() as session:
             version = get_study_row(session, sid).history_version
-            seen.append([t.number for t in history_of(session).finished(session, sid, version)])
+            held = history_of(session).finished(session, sid, version)
+        seen.append([t.number for t in held])
+        # What the algorithms rely on to read only the new trials (core/algorithms/grown.py):
+        # the earlier trial objects, in their order, with the new one inserted.
+        assert isinstance(held, GrowingHistory)
+        assert [t for t in held if t.number != n] == list(before)
+        assert all(a is b for a, b in zip([t for t in held if t.number != n], before, strict=True))
+        before = held
     finished: list[int] = []
     for n, held in zip((5, 0, 7, 3, 1, 6, 2, 4), seen, strict=True):
         finished = sorted([*finished, n])

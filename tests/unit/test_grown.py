@@ -12,7 +12,13 @@ import pytest
 
 from tuneforge.core.algorithms import create_algorithm
 from tuneforge.core.algorithms.base import SuggestRequest
-from tuneforge.core.algorithms.grown import Folded, best_of, gained, keys_in_use
+from tuneforge.core.algorithms.grown import (
+    Folded,
+    GrowingHistory,
+    best_of,
+    gained,
+    keys_in_use,
+)
 from tuneforge.core.algorithms.history import encode_param_sets, rank_keys, rank_trials
 from tuneforge.core.space import SearchSpace
 from tuneforge.core.study import parse_study_spec
@@ -63,6 +69,13 @@ def test_gained_refuses_what_is_not_an_insertion_or_more_than_the_limit() -> Non
     assert gained(before, three, limit=2) is None  # more new trials than the caller reads
     other = (*before[:99], trial(99, rng), trial(100, rng))
     assert gained(before, other, limit=1000) is None  # the last trial is another object
+    # A rule's view showed a paused trial, then dropped it as a new trial finished: the
+    # length and both ends are as an insertion would leave them, the middle is not.
+    view = (*before[:40], *before[41:60], trial(60, rng), *before[60:])
+    assert gained(before, view, limit=1000) is None
+    # The cache's histories promise to only grow: then only the probed places are read.
+    grown = GrowingHistory(grow(before, [trial(100, rng)]))
+    assert gained(GrowingHistory(before), grown, limit=1) == [grown[-1]]
 
 
 class CountingSpace(SearchSpace):
@@ -169,7 +182,7 @@ def test_suggestions_are_those_of_a_fresh_read_of_the_history(
         values = {"loss": rng.random(), "cost": rng.random()}
         return Trial(number, TrialState.COMPLETED, params, values)
 
-    def run(copies: bool) -> list[dict[str, Any]]:
+    def run(copies: bool, growing: bool = False) -> list[dict[str, Any]]:
         rng = random.Random(5)
         alg = create_algorithm(spec.algorithm, spec.algorithm_options, spec.space)
         late = [trial(n, rng) for n in range(0, 400, 10)]  # in flight until one call each
@@ -184,8 +197,9 @@ def test_suggestions_are_those_of_a_fresh_read_of_the_history(
         state, out = None, []
         for call in range(12):
             seen = tuple(Trial(t.number, t.state, dict(t.params), t.values) for t in history)
+            held = GrowingHistory(history) if growing else history  # as the server's cache
             request = SuggestRequest(
-                spec.space, spec.metrics, seen if copies else history, (), 2, 9, state
+                spec.space, spec.metrics, seen if copies else held, (), 2, 9, state
             )
             suggestion = alg.suggest(request)
             state = suggestion.state
@@ -194,7 +208,9 @@ def test_suggestions_are_those_of_a_fresh_read_of_the_history(
             history = grow(history, [*done, finished(late[call].number, late[call].params, rng)])
         return out
 
-    assert run(copies=False) == run(copies=True)
+    fresh = run(copies=True)
+    assert run(copies=False) == fresh
+    assert run(copies=False, growing=True) == fresh
 
 
 @pytest.mark.parametrize("seed", range(6))

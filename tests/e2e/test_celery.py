@@ -49,7 +49,7 @@ def sklearn_spec(name: str, trials: int = 20) -> dict[str, Any]:
     }
 
 
-def python_spec(name: str, trials: int = 20) -> dict[str, Any]:
+def python_spec(name: str, trials: int = 20, pause: float = 0.25) -> dict[str, Any]:
     return {
         "name": name,
         "parameters": [{"name": "x", "type": "float", "low": 0, "high": 1}],
@@ -60,7 +60,7 @@ def python_spec(name: str, trials: int = 20) -> dict[str, Any]:
         "objective": {
             "kind": "python",
             "callable": "tests.e2e.objectives:slow_quadratic",
-            "options": {"pause": 0.25},
+            "options": {"pause": pause},
         },
     }
 
@@ -121,7 +121,10 @@ def test_managed_sklearn_study_runs_to_the_end_with_a_test_score(cluster: Cluste
 
 def test_sigkill_of_a_worker_retries_its_trial(cluster: Cluster) -> None:
     trials = 10  # enough for both workers to be busy when one is killed, then a retry
-    sid = cluster.run(python_spec("e2e-kill", trials=trials))
+    # Trials of 4 s (4 steps of 1 s): the victim must still be training when the kill
+    # lands, after the poll below saw both workers busy (under load a poll took long
+    # enough for a 1 s trial to finish in between, and then nothing was lost).
+    sid = cluster.run(python_spec("e2e-kill", trials=trials, pause=1.0))
     wait_for(
         lambda: any(t["state"] == "completed" for t in all_trials(cluster.url, sid)),
         120,

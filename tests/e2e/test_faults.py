@@ -120,7 +120,9 @@ def test_postgres_crash_and_restart_under_load(private_pg: PrivatePostgres) -> N
         app.stop()
 
 
-def managed_spec(name: str, trials: int, lease: int = 30, active: int = 2) -> dict[str, Any]:
+def managed_spec(
+    name: str, trials: int, lease: int = 30, active: int = 2, pause: float = 0.4
+) -> dict[str, Any]:
     return {
         **SPEC,
         "name": name,
@@ -130,7 +132,7 @@ def managed_spec(name: str, trials: int, lease: int = 30, active: int = 2) -> di
         "objective": {
             "kind": "python",
             "callable": "tests.e2e.objectives:slow_quadratic",
-            "options": {"pause": 0.4},
+            "options": {"pause": pause},
         },
     }
 
@@ -225,10 +227,15 @@ def test_worker_sigkill_mid_trial(cluster_db: str, broker_url: str) -> None:
     app = server(cluster_db, broker_url)
     workers = [Worker(app.url, broker_url, f"k{i}") for i in range(2)]
     try:
-        sid = run_managed(app.url, managed_spec("faults-worker", 8, lease=3))
+        # Trials of 4 s (4 steps of 1 s), and the kill once both workers train: then the
+        # victim is still training when it lands (with 1.6 s trials and one active trial,
+        # a loaded machine let it be between trials, and nothing was lost).
+        sid = run_managed(app.url, managed_spec("faults-worker", 8, lease=3, pause=1.0))
         wait_for(lambda: completed_count(app.url, sid) >= 2, 120, "two completed trials")
         wait_for(
-            lambda: any(t["state"] == "active" for t in all_trials(app.url, sid)), 60, "a trial"
+            lambda: sum(t["state"] == "active" for t in all_trials(app.url, sid)) >= 2,
+            60,
+            "both workers running a trial",
         )
         killed = time.monotonic()
         workers[0].kill()

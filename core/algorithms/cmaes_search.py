@@ -96,7 +96,9 @@ class CMAESOptions(OptionsModel):
 
 
 class CMAESSearch(Algorithm):
-    """CMA-ES; state ``{"told": [[trial numbers] per generation], "asked": [hashes], "draws": i}``."""
+    """CMA-ES; state ``{"told": [[trial numbers] per generation], "asked": [hashes],
+    "draws": i, "floor": n}`` (``floor``: the highest trial number the call that asked the
+    current generation's first point saw; its points' trials are numbered above it)."""
 
     name = "cmaes"
     options_model = CMAESOptions
@@ -106,9 +108,13 @@ class CMAESSearch(Algorithm):
         cols = cma_columns(space)
         popsize = int(self.options.get("popsize") or default_popsize(len(cols)))
         told, asked, draws = _read_state(request.state)
-        # Points asked after the last tell have higher numbers than every told trial.
-        since = max((n for gen in told for n in gen), default=-1)
-        by_hash = _finished_by_hash(space, [t for t in request.completed if t.number > since])
+        floor = _read_floor(request.state) if asked else -1
+        # The trials of the points asked since the last tell have higher numbers than
+        # every told trial and every trial the call that asked the first of them saw.
+        since = max((n for gen in told for n in gen), default=floor)
+        since = max(since, floor)
+        finished = [t for t in request.completed if t.number > since] if asked else []
+        by_hash = _finished_by_hash(space, finished)
         done = sorted(
             {by_hash[h].number: by_hash[h] for h in asked if h in by_hash}.values(),
             key=lambda t: t.number,
@@ -116,7 +122,10 @@ class CMAESSearch(Algorithm):
         if cols and len(done) >= popsize:  # the current generation is complete
             told.append([t.number for t in done[:popsize]])
             asked, draws = [], 0
-        state: dict[str, Any] = {"told": told, "asked": asked, "draws": draws}
+        if not asked:  # this call asks the generation's first points
+            seen = (t.number for t in (*request.completed, *request.in_flight))
+            floor = max(seen, default=-1)
+        state: dict[str, Any] = {"told": told, "asked": asked, "draws": draws, "floor": floor}
         if request.count <= 0:
             return Suggestion.of((), state)
 
@@ -141,7 +150,7 @@ class CMAESSearch(Algorithm):
             _replays.keep(*replayed)
         if cols:  # without CMA dimensions there are no generations to track
             asked = asked + [point_hash(space, p) for p in out]
-        return Suggestion.of(out, {"told": told, "asked": asked, "draws": draws})
+        return Suggestion.of(out, {**state, "asked": asked, "draws": draws})
 
     def _replay(
         self, request: SuggestRequest, cols: list[int], popsize: int, told: list[list[int]]
@@ -230,6 +239,13 @@ def _finished_by_hash(space: SearchSpace, completed: Sequence[Trial]) -> dict[st
     for t in sorted(completed, key=lambda t: t.number):
         out.setdefault(point_hash(space, t.params), t)
     return out
+
+
+def _read_floor(state: Mapping[str, Any] | None) -> int:
+    """The saved ``floor`` (a trial number, ``-1`` for none); ``-1`` when absent or malformed
+    (then every finished trial is searched for the asked points, as before it was saved)."""
+    value = (state or {}).get("floor", -1)
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
 
 
 def _read_state(state: Mapping[str, Any] | None) -> tuple[list[list[int]], list[str], int]:

@@ -253,3 +253,47 @@ def test_a_kept_optimizer_tells_each_generation_once_and_suggests_as_a_replay(
     assert kept_params == replayed_params
     assert 0 < kept_tells <= 160 // 8  # each finished generation once (popsize 8)
     assert replayed_tells > 10 * kept_tells
+
+
+def test_asked_points_are_looked_for_only_among_trials_newer_than_the_generation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a study whose history CMA-ES did not ask (trials posted to it), a call looks for
+    the current generation's points only among the trials numbered above what the call
+    that asked the first of them saw (the state's ``floor``), not among all of them; and
+    it suggests exactly what it did when it searched them all."""
+    import tuneforge.core.algorithms.cmaes_search as module
+
+    space = floats(4)
+    rng = np.random.default_rng(3)
+    posted = [dict(zip(space.names, rng.random(4), strict=True)) for _ in range(500)]
+    hashed: list[int] = []
+    real = module.point_hash
+
+    def counting(space: SearchSpace, params: Mapping[str, Any]) -> str:
+        hashed.append(1)
+        return real(space, params)
+
+    def run(state_floor: bool) -> list[dict[str, Any]]:
+        history = [
+            Trial(i, TrialState.COMPLETED, p, {"loss": quadratic(p)}) for i, p in enumerate(posted)
+        ]
+        algo, state, out = make(space), None, []
+        hashed.clear()
+        for _ in range(20):
+            s = algo.suggest(SuggestRequest(space, LOSS, tuple(history), (), 1, 7, state))
+            state = dict(s.state or {})
+            if not state_floor:
+                state.pop("floor")  # a state saved before the floor existed
+            for p in s.params:
+                history.append(Trial(len(history), TrialState.COMPLETED, p, {"loss": quadratic(p)}))
+                out.append(p)
+        return out
+
+    monkeypatch.setattr(module, "point_hash", counting)
+    without = run(state_floor=False)
+    searched_all = len(hashed)
+    with_floor = run(state_floor=True)
+    assert with_floor == without
+    assert searched_all > 500 * 7  # each call of the first generation hashed every trial
+    assert len(hashed) < 200  # the asked points and the few trials above the floor

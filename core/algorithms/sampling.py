@@ -66,7 +66,7 @@ class DistinctPicker:
         self.taken = (
             keys_in_use(self.space, request.completed, request.in_flight)
             if self.active
-            else KeySet(frozenset(), ())
+            else KeySet(None, ())
         )
         self._points: list[tuple[tuple[Any, ...], Params]] | None = None
 

@@ -245,3 +245,19 @@ def test_genetic_parents_are_the_first_of_rank_trials_with_any_tiers(seed: int) 
         order = rank_trials(history, metrics).order[:12]
         expected, _ = encode_param_sets(SPACE, [history[i].params for i in order])
         assert got.tobytes() == expected.tobytes()
+
+
+def test_held_keys_stay_exact_when_their_hashes_collide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared keys are held as hashes; a matching hash is confirmed by the trial's key,
+    so a point is never taken for one in use because its hash collides with one."""
+    import tuneforge.core.algorithms.grown as grown
+
+    rng = random.Random(7)
+    history = tuple(trial(n, rng) for n in range(300))
+    monkeypatch.setattr(grown, "hash", lambda key: 42, raising=False)  # every key collides
+    keys = keys_in_use(SPACE, history, ())
+    assert all(SPACE.key(t.params) in keys for t in history)
+    used = {SPACE.key(t.params) for t in history}
+    points = [{"a": a, "b": b, "kind": "x"} for a in range(-50, 51) for b in range(10)]
+    free = [p for p in points if SPACE.key(p) not in used]
+    assert free and not any(SPACE.key(p) in keys for p in free)

@@ -108,11 +108,10 @@ class CMAESSearch(Algorithm):
         cols = cma_columns(space)
         popsize = int(self.options.get("popsize") or default_popsize(len(cols)))
         told, asked, draws = _read_state(request.state)
-        floor = _read_floor(request.state) if asked else -1
+        floor = _read_floor(request.state)
         # The trials of the points asked since the last tell have higher numbers than
         # every told trial and every trial the call that asked the first of them saw.
-        since = max((n for gen in told for n in gen), default=floor)
-        since = max(since, floor)
+        since = max([floor, *(n for gen in told for n in gen)])
         finished = [t for t in request.completed if t.number > since] if asked else []
         by_hash = _finished_by_hash(space, finished)
         done = sorted(

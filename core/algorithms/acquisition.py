@@ -26,6 +26,7 @@ from scipy.stats import qmc
 
 from .base import Params
 from .gp_model import Posterior, SpaceEncoder
+from .gp_rows import GrowingRows
 from .sampling import enumerate_points
 from .sobol import _RNG_KEYWORD
 
@@ -117,11 +118,16 @@ class Acquisition:
     objective: Posterior
     best: float | None
     constraints: Sequence[Constraint] = ()
+    #: The objective's moments at the candidate pool, kept across a batch's points.
+    pool: GrowingRows | None = None
 
     def __call__(self, F: np.ndarray) -> np.ndarray:
         total = np.zeros(len(F))
         if self.best is not None:
-            mean, var = self.objective.predict(F)
+            if self.pool is not None and self.pool.holds(F):
+                mean, var = self.pool.moments(self.objective)
+            else:
+                mean, var = self.objective.predict(F)
             total += log_ei(mean, var, self.best)[0]
         for c in self.constraints:
             mean, var = c.posterior.predict(F)

@@ -69,7 +69,8 @@ from .acquisition import (
 from .auto import on_plateau
 from .base import Algorithm, Params, Suggestion, SuggestRequest
 from .gp_model import GPModel, Posterior, Prior, SpaceEncoder, clip_theta, fit_theta
-from .gp_targets import History, constraint_targets, objective_targets, select_training
+from .gp_rows import GrowingRows
+from .gp_targets import History, ObjectiveColumns, constraint_targets, select_training
 from .gp_trust import trust_box, trust_length
 from .gp_warp import Warp
 from .sampling import seed_entropy, state_int
@@ -262,17 +263,20 @@ class GPSearch(Algorithm):
         weights = rng.dirichlet(np.ones(n_obj), size=count) if n_obj > 1 else np.ones((count, 1))
         cap = int(self.options["max_training_points"])
         warp = len(history.pending_F) + count - 1 >= WARP_FROM_IN_FLIGHT
-        y_all = objective_targets(history.Y, weights[0], warp)
+        columns = ObjectiveColumns.of(history.Y, warp)
+        y_all = columns.targets(weights[0])
         chosen = select_training(history, y_all, cap, rng)
         rows = chosen[history.valid[chosen]]
         X = history.F[rows]
 
         def targets(e: int) -> np.ndarray:
-            y = (y_all if e == 0 else objective_targets(history.Y, weights[e], warp))[rows]
+            y = (y_all if e == 0 else columns.targets(weights[e]))[rows]
             return (y - np.quantile(y, CENTRE_QUANTILE)) / (y.std() or 1.0)
 
         y0 = targets(0)
         base = fits.model("objective", X, y0)
+        # one objective: every point's targets are y0, so its weights' posterior is shared
+        alpha0 = Posterior.fit(base, y0).alpha
         constraints = self._constraints(history, chosen, fits)
         feasible = history.feasible[rows]
         best_rows = rows[np.lexsort((y0, ~feasible))[:N_LOCAL_STARTS]]
@@ -286,18 +290,19 @@ class GPSearch(Algorithm):
             encoder, near, int(self.options["n_candidates"]), rng, PERTURBED_SHARE, anchors, box
         )
         search = CandidateSearch(encoder, history.taken_F, history.pending_F)
+        scored = GrowingRows(pool.F)
         fantasy_noise = min(base.noise_var, 1e-4 * base.signal)
         model = base
         for x in history.pending_F[-cap:]:
             model = model.extend(x, fantasy_noise)
         out: list[Params] = []
         for e in range(count):
-            alpha = Posterior.fit(base, y0 if e == 0 else targets(e)).alpha
+            alpha = alpha0 if e == 0 or columns.single else Posterior.fit(base, targets(e)).alpha
             posterior = Posterior(model, alpha)
             best = self._incumbent(posterior, feasible, constraints)
             if best is not None:
                 best -= float(self.options["xi"])
-            params, f = search.pick(Acquisition(posterior, best, constraints), pool, rng)
+            params, f = search.pick(Acquisition(posterior, best, constraints, scored), pool, rng)
             out.append(params)
             model = model.extend(f, fantasy_noise)
         return tuple(out)

@@ -5,7 +5,7 @@ objective, or infeasible); in-flight trials only mark points as used.
 Objectives become minimization targets with :func:`compress_outliers` against
 terrible values (or, when many trials are in flight, :func:`power_warp`) and,
 when there are several, an augmented Chebyshev scalarization
-(:func:`objective_targets`); :func:`select_training` caps the
+(:class:`ObjectiveColumns`); :func:`select_training` caps the
 training set; :func:`constraint_targets` prepares the models of feasibility.
 """
 
@@ -164,27 +164,47 @@ def power_warp(y: np.ndarray) -> np.ndarray:
     return out
 
 
-def objective_targets(Y: np.ndarray, weights: np.ndarray, warp: bool = False) -> np.ndarray:
-    """Scalar minimization targets of the valid rows (``nan`` elsewhere), not yet standardized.
+@dataclass(frozen=True)
+class ObjectiveColumns:
+    """The objectives of the valid rows, each transformed once (:func:`compress_outliers`,
+    or :func:`power_warp` if ``warp``); :meth:`targets` scalarizes them for one weight
+    vector. A batch asks for one weight vector per point, and the transforms (a power
+    fitted by maximum likelihood) do not depend on the weights: they run once per call."""
 
-    One objective: :func:`compress_outliers` of it (:func:`power_warp` if ``warp``).
-    Several: each transformed the same way, scaled to ``[0, 1]``, then the augmented Chebyshev
-    scalarization ``max_i w_i f_i + 0.05 sum_i w_i f_i``.
-    """
-    out = np.full(len(Y), np.nan)
-    ok = np.isfinite(Y).all(axis=1)
-    if not ok.any():
+    n: int
+    ok: np.ndarray
+    cols: np.ndarray | None
+
+    @classmethod
+    def of(cls, Y: np.ndarray, warp: bool = False) -> ObjectiveColumns:
+        ok = np.isfinite(Y).all(axis=1)
+        if not ok.any():
+            return cls(len(Y), ok, None)
+        transform = power_warp if warp else compress_outliers
+        return cls(len(Y), ok, np.column_stack([transform(Y[ok, i]) for i in range(Y.shape[1])]))
+
+    @property
+    def single(self) -> bool:
+        """One objective: the targets do not depend on the weights."""
+        return self.cols is None or self.cols.shape[1] == 1
+
+    def targets(self, weights: np.ndarray) -> np.ndarray:
+        """Scalar minimization targets of the valid rows (``nan`` elsewhere), not yet
+        standardized: the one objective itself, or for several, each scaled to ``[0, 1]``
+        and combined by the augmented Chebyshev scalarization
+        ``max_i w_i f_i + 0.05 sum_i w_i f_i``."""
+        out = np.full(self.n, np.nan)
+        cols = self.cols
+        if cols is None:
+            return out
+        if cols.shape[1] == 1:
+            out[self.ok] = cols[:, 0]
+            return out
+        span = cols.max(axis=0) - cols.min(axis=0)
+        norm = (cols - cols.min(axis=0)) / np.where(span > 0, span, 1.0)
+        weighted = norm * weights
+        out[self.ok] = weighted.max(axis=1) + 0.05 * weighted.sum(axis=1)
         return out
-    transform = power_warp if warp else compress_outliers
-    cols = np.column_stack([transform(Y[ok, i]) for i in range(Y.shape[1])])
-    if cols.shape[1] == 1:
-        out[ok] = cols[:, 0]
-        return out
-    span = cols.max(axis=0) - cols.min(axis=0)
-    norm = (cols - cols.min(axis=0)) / np.where(span > 0, span, 1.0)
-    weighted = norm * weights
-    out[ok] = weighted.max(axis=1) + 0.05 * weighted.sum(axis=1)
-    return out
 
 
 def select_training(

@@ -296,10 +296,13 @@ class GPSearch(Algorithm):
         for x in history.pending_F[-cap:]:
             model = model.extend(x, fantasy_noise)
         out: list[Params] = []
+        train_means = Posterior(base, alpha0).mean_at_train()
         for e in range(count):
-            alpha = alpha0 if e == 0 or columns.single else Posterior.fit(base, targets(e)).alpha
+            shared = e == 0 or columns.single
+            alpha = alpha0 if shared else Posterior.fit(base, targets(e)).alpha
             posterior = Posterior(model, alpha)
-            best = self._incumbent(posterior, feasible, constraints)
+            at_train = train_means if shared else posterior.mean_at_train()
+            best = self._incumbent(posterior, at_train[feasible], constraints)
             if best is not None:
                 best -= float(self.options["xi"])
             params, f = search.pick(Acquisition(posterior, best, constraints, scored), pool, rng)
@@ -329,14 +332,14 @@ class GPSearch(Algorithm):
 
     @staticmethod
     def _incumbent(
-        posterior: Posterior, feasible: np.ndarray, constraints: list[Constraint]
+        posterior: Posterior, means: np.ndarray, constraints: list[Constraint]
     ) -> float | None:
-        """Best posterior mean over feasible observed points and believed pending ones."""
-        means = posterior.mean_at_train()[feasible]
+        """Best posterior mean over feasible observed points (their ``means``) and believed
+        pending ones."""
         n_obs = len(posterior.alpha)
         pending = posterior.model.X[n_obs:]
         if len(pending):
-            mean, _ = posterior.predict(pending)
+            mean = posterior.mean_at(pending)
             likely = np.ones(len(pending), bool)
             for c in constraints:
                 c_mean, _ = c.posterior.predict(pending)

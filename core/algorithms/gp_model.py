@@ -300,6 +300,12 @@ class Posterior:
         n = len(self.alpha)
         return m.kernel_w(m.Xw[:n], m.Xw[:n]) @ self.alpha
 
+    def mean_at(self, F: np.ndarray) -> np.ndarray:
+        """Latent mean at feature rows ``F`` (the mean of :meth:`predict`, without its
+        variance's solve)."""
+        m = self.model
+        return m.kernel_w(m.inputs(F), m.Xw[: len(self.alpha)]) @ self.alpha
+
     def predict(self, F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Latent mean and variance at feature rows ``F``."""
         m = self.model

@@ -1,4 +1,4 @@
-"""Fits of the Gaussian-process algorithms in a child process.
+"""Model fits in a child process: the Gaussian-process ones, and TPE on a long history.
 
 A GP fit (``auto``, ``gp``, ``ehvi``) runs for a tenth of a second to seconds,
 mostly in Python and small NumPy calls that hold the interpreter lock. In the
@@ -11,22 +11,27 @@ process; 0 fits in the server's process): the request's thread waits for the
 child's answer without holding the lock, and the operating system shares the
 cores between the child and the server.
 
-:func:`fit_in_child` sends the algorithm's name, options, space and request (about 4
-ms to pickle and 6 ms to unpickle for 1,000 finished trials with two measurements
-each, as the history cache holds them) and gets the :class:`Suggestion` back; the same
-inputs give the same suggestion as a fit in the server
-(``tests/api/test_fit_pool.py``). A study's first :data:`MIN_HISTORY` suggestions (the
-Sobol' start-up) and the cheap fits stay in the server (:meth:`.Algorithm.heavy_fit`):
-random, Sobol', grid, TPE, CMA-ES, the evolutionary ones, and ``auto`` when it runs
-TPE (past 400 trials, or on a conditional space). Pickling their history would cost
-about what their fit does, and far more on a long history: 55 ms to pickle and 210 ms
-to unpickle 10,000 trials, against about 4 ms for a TPE fit on its window. If the
-child dies, the fit runs in the server and the next one starts a new child; a child is
-never left behind by its server.
+:func:`fit_in_child` sends the algorithm's name, options, space and request and gets the
+:class:`Suggestion` back; the same inputs give the same suggestion as a fit in the
+server (``tests/api/test_fit_pool.py``). The request's finished trials go as what the
+study gained since its previous fit when they are the history cache's
+(:mod:`.fit_history`: the child keeps a copy), else pickled whole (about 4 ms to pickle
+and 6 ms to unpickle 1,000 trials with two measurements each). A study's first
+:data:`MIN_HISTORY` suggestions (the Sobol' start-up) and the cheap fits stay in the
+server: random, Sobol', grid, CMA-ES, the evolutionary ones, and TPE (``tpe``, and
+``auto`` past its GP phase: 400 trials, or a conditional space) until the study has
+:data:`LONG_FIT_FROM` finished trials. Past that, TPE's fit costs the same on every
+call (its window), 20 ms or so of the interpreter lock that every other request of the
+server waits for; sent whole, the history would cost more than the fit (55 ms to
+pickle and 210 ms to unpickle 10,000 trials), sent as what it gained, a few trials.
+One child serves the fits of every study of its server, in turn. If the child dies,
+the fit runs in the server and the next one starts a new child; a child is never
+left behind by its server.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -38,13 +43,20 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from ...core.algorithms import Suggestion, SuggestRequest, create_algorithm, get_algorithm
+from ...core.algorithms.grown import GrowingHistory
 from ...core.space import SearchSpace
+from .fit_history import Mirror, Missing, Shipment, Shipper
 
 log = logging.getLogger("tuneforge.api.fit_pool")
 
 #: Finished trials a study needs before its fits go to the child: below that, the GP
 #: algorithms draw their Sobol' start-up (microseconds), not worth a child process.
 MIN_HISTORY = 8
+#: Finished trials from which a long fit (:meth:`.Algorithm.long_fit`: TPE) goes to the
+#: child: TPE's default window, past which its fit costs the same however long the study.
+LONG_FIT_FROM = 1000
+#: The histories sent to the child, per lineage (:mod:`.fit_history`).
+shipper = Shipper()
 #: How often a child checks that the server process that started it still runs.
 PARENT_CHECK_SECONDS = 0.5
 
@@ -81,15 +93,19 @@ def fit_in_child(
 ) -> Suggestion | None:
     """``create_algorithm(name, options, space).suggest(request)`` run by the child
     process; None when this fit belongs in the caller's process (not a heavy fit,
-    :meth:`.Algorithm.heavy_fit`; no child configured; or the child died: the next fit
-    starts a new one)."""
-    if len(request.completed) < MIN_HISTORY or not get_algorithm(name).heavy_fit(request):
+    :meth:`.Algorithm.heavy_fit`, nor a long one on a history that can be sent as what
+    it gained, :meth:`.Algorithm.long_fit`; no child configured; or the child died: the
+    next fit starts a new one)."""
+    if not _goes_to_child(name, request):
         return None
     pool = _child_pool()
     if pool is None:
         return None
     try:
-        suggestion = pool.submit(_fit_here, name, dict(options), space, request).result()
+        try:
+            suggestion = _submit(pool, name, options, space, request, whole=False)
+        except Missing:  # the child lacks what the shipment built on (it restarted)
+            suggestion = _submit(pool, name, options, space, request, whole=True)
     except BrokenProcessPool:
         _discard(pool)
         return None
@@ -97,9 +113,50 @@ def fit_in_child(
     return suggestion
 
 
-def _fit_here(
-    name: str, options: Mapping[str, Any], space: SearchSpace, request: SuggestRequest
+def _goes_to_child(name: str, request: SuggestRequest) -> bool:
+    n = len(request.completed)
+    if n < MIN_HISTORY:
+        return False
+    algorithm = get_algorithm(name)
+    if algorithm.heavy_fit(request):
+        return True
+    return (
+        n >= LONG_FIT_FROM
+        and isinstance(request.completed, GrowingHistory)
+        and algorithm.long_fit(request)
+    )
+
+
+def _submit(
+    pool: ProcessPoolExecutor,
+    name: str,
+    options: Mapping[str, Any],
+    space: SearchSpace,
+    request: SuggestRequest,
+    *,
+    whole: bool,
 ) -> Suggestion:
+    """The fit in the child, with the request's history as a shipment when it can be."""
+    shipment = shipper.ship(request.completed, whole=whole)
+    if shipment is not None:
+        request = dataclasses.replace(request, completed=())
+    future = pool.submit(_fit_here, name, dict(options), space, request, shipment)
+    return future.result()  # type: ignore[no-any-return]
+
+
+#: In the child process: the histories received so far (in the server it stays empty).
+_mirror = Mirror()
+
+
+def _fit_here(
+    name: str,
+    options: Mapping[str, Any],
+    space: SearchSpace,
+    request: SuggestRequest,
+    shipment: Shipment | None = None,
+) -> Suggestion:
+    if shipment is not None:
+        request = dataclasses.replace(request, completed=_mirror.receive(shipment))
     return create_algorithm(name, options, space).suggest(request)
 
 

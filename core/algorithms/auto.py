@@ -112,6 +112,11 @@ class AutoSearch(Algorithm):
         costs milliseconds, far less than pickling a long history for a child process."""
         return choose(request) != "tpe"
 
+    @classmethod
+    def long_fit(cls, request: SuggestRequest) -> bool:
+        """Past its GP phase ``auto`` runs TPE: :meth:`.TPESearch.long_fit`."""
+        return choose(request) == "tpe"
+
     def suggest(self, request: SuggestRequest) -> Suggestion:
         from . import get_algorithm
 

@@ -125,6 +125,16 @@ class Algorithm(ABC):
         del request
         return False
 
+    @classmethod
+    def long_fit(cls, request: SuggestRequest) -> bool:
+        """Whether answering ``request`` fits a model on a long history that costs
+        milliseconds of the interpreter lock per call however long the history grows (TPE
+        on its window). The service runs such a fit in its fit process once the history
+        is long, when it can send the history as the trials gained since the previous
+        fit (``api/services/fit_history.py``). False by default."""
+        del request
+        return False
+
     @abstractmethod
     def suggest(self, request: SuggestRequest) -> Suggestion:
         """Propose up to ``request.count`` decisions (fewer only when exhausted)."""

@@ -88,6 +88,12 @@ class TPESearch(Algorithm):
     name = "tpe"
     options_model = TPEOptions
 
+    @classmethod
+    def long_fit(cls, request: SuggestRequest) -> bool:
+        """A fit reads at most ``max_observations`` trials (a window of the history)."""
+        del request
+        return True
+
     def suggest(self, request: SuggestRequest) -> Suggestion:
         draws = state_int(request.state, "draws")
         sobol_index = state_int(request.state, "sobol_index")

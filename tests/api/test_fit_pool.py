@@ -12,8 +12,11 @@ import pytest
 
 from tests.conftest import make_client
 from tests.specs import score, small_spec
+from tests.unit.test_gp import LOSS, done, floats, quadratic_like, random_history
 from tuneforge.api.services import fit_pool
 from tuneforge.core.algorithms import SuggestRequest
+from tuneforge.core.algorithms.grown import GrowingHistory
+from tuneforge.core.trials import Trial
 
 API = "/api/v1/studies"
 
@@ -62,10 +65,10 @@ def test_a_child_fit_gives_the_suggestions_of_a_fit_in_the_server(db_url: str, t
 
 
 def test_only_gaussian_process_fits_go_to_the_child() -> None:
-    """``auto`` past its GP phase runs TPE: that fit stays in the server (pickling a long
-    history for the child cost far more than the fit), while its GP phase, ``gp`` and
+    """``auto`` past its GP phase runs TPE: on a history that is not the cache's (it could
+    only go pickled whole, which costs more than the fit) or shorter than
+    ``LONG_FIT_FROM`` that fit stays in the server, while its GP phase, ``gp`` and
     ``ehvi`` go to the child; the other algorithms never do."""
-    from tests.unit.test_gp import LOSS, floats, quadratic_like, random_history
     from tuneforge.core.algorithms import get_algorithm
     from tuneforge.core.algorithms.auto import GP_MAX_TRIALS
     from tuneforge.core.space import SearchSpace
@@ -90,3 +93,84 @@ def test_only_gaussian_process_fits_go_to_the_child() -> None:
         assert fit_pool.child_fits == before
     finally:
         fit_pool.configure(configured)
+
+
+def _grown(history: tuple[Trial, ...], suggestion: Any, first: int, late: int) -> GrowingHistory:
+    """``history`` with the suggested points completed (numbers from ``first``), the first
+    of them numbered ``late``, among the old trials, as a trial that finished late."""
+    points = [d.params for d in suggestion.decisions]
+    numbers = [late, *range(first + 1, first + len(points))]
+    new = [done(k, p, loss=quadratic_like(p)) for k, p in zip(numbers, points, strict=True)]
+    merged = sorted([*history, *new], key=lambda t: t.number)
+    old = {id(t) for t in history}
+    assert sum(id(t) not in old for t in merged) == len(new)
+    return GrowingHistory(merged)
+
+
+def test_a_long_tpe_history_goes_to_the_child_as_what_it_gained() -> None:
+    """Past ``LONG_FIT_FROM`` trials a TPE fit runs in the child, which gets the whole
+    history once and then only the trials finished since (inserted where their numbers
+    belong, a late one among them): every suggestion equals the server's own fit. A new
+    child (the old one stopped) holds nothing: it gets the whole history again."""
+    from tuneforge.core.algorithms import create_algorithm
+    from tuneforge.core.space import SearchSpace
+
+    space = SearchSpace.from_list(floats(3))
+    history = GrowingHistory(
+        done(3 * i + 2000, t.params, loss=t.values["loss"])
+        for i, t in enumerate(random_history(space, quadratic_like, fit_pool.LONG_FIT_FROM + 50))
+    )
+    options = {"n_startup_trials": 10}
+    configured = fit_pool._processes
+    fit_pool.configure(1)
+    try:
+        deltas, wholes, fits = fit_pool.shipper.deltas, fit_pool.shipper.wholes, fit_pool.child_fits
+        state = None
+        for call in range(6):
+            if call == 4:
+                fit_pool.shutdown()  # the next fit starts a child that holds nothing
+            request = SuggestRequest(space, LOSS, history, (), 3, 5, state)
+            far = fit_pool.fit_in_child("tpe", options, space, request)
+            here = create_algorithm("tpe", options, space).suggest(request)
+            assert far is not None
+            assert far.decisions == here.decisions and far.state == here.state
+            state = here.state
+            history = _grown(history, here, 100_000 + 10 * call, 2001 + 30 * call)
+        assert fit_pool.child_fits - fits == 6
+        assert fit_pool.shipper.wholes - wholes == 2, "the first fit, then the new child's"
+        assert fit_pool.shipper.deltas - deltas == 5, "one of them answered Missing"
+        plain = SuggestRequest(space, LOSS, tuple(history), (), 1, 5, state)
+        assert fit_pool.fit_in_child("tpe", options, space, plain) is None
+        short = SuggestRequest(space, LOSS, GrowingHistory(history[:500]), (), 1, 5, state)
+        assert fit_pool.fit_in_child("tpe", options, space, short) is None
+    finally:
+        fit_pool.shutdown()
+        fit_pool.configure(configured)
+
+
+def test_the_child_copy_of_a_history_is_the_server_history_in_its_order() -> None:
+    """What the shipper sends rebuilds, in the mirror, the very sequence of trials the
+    server holds: new trials inserted at their numbers (a late one among the old ones),
+    a new lineage sent whole, a shipment on a history the mirror lacks refused."""
+    from tuneforge.api.services.fit_history import Mirror, Missing, Shipper
+
+    shipper, mirror = Shipper(), Mirror()
+
+    def trial(k: int) -> Trial:
+        return done(k, {"x0": k / 1000}, loss=float(k))
+
+    history = GrowingHistory(trial(k) for k in range(0, 300, 3))
+    for step in range(4):
+        shipment = shipper.ship(history)
+        assert shipment is not None and (shipment.base < 0) == (step == 0)
+        copy = mirror.receive(shipment)
+        assert isinstance(copy, GrowingHistory)
+        assert [(t.number, t.params) for t in copy] == [(t.number, t.params) for t in history]
+        new = [trial(1 + 3 * step), trial(1000 + step), trial(2 + 30 * step)]
+        history = GrowingHistory(sorted([*history, *new], key=lambda t: t.number))
+    other = GrowingHistory(trial(k) for k in range(5))
+    fresh = shipper.ship(other)
+    assert fresh is not None and fresh.base < 0 and fresh.token != shipment.token
+    assert shipper.ship(tuple(other)) is None  # not the cache's: pickled as it is
+    with pytest.raises(Missing):
+        Mirror().receive(shipper.ship(history))  # a delta for a mirror that holds nothing

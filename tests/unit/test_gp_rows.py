@@ -88,3 +88,13 @@ def test_objective_columns_scalarize_per_weight_and_transform_once() -> None:
     assert one.single
     np.testing.assert_array_equal(one.targets(np.ones(1)), one.targets(np.array([0.3])))
     assert np.isnan(ObjectiveColumns.of(np.full((4, 1), np.nan)).targets(np.ones(1))).all()
+
+
+def test_the_mean_alone_is_the_mean_of_a_prediction() -> None:
+    rng = np.random.default_rng(4)
+    model, y = _model(rng)
+    posterior = Posterior.fit(model, y)
+    grown = Posterior(model.extend(rng.random(3), 1e-6), posterior.alpha)
+    F = rng.random((20, 3))
+    for p in (posterior, grown):
+        np.testing.assert_allclose(p.mean_at(F), p.predict(F)[0], rtol=0, atol=1e-12)

@@ -24,7 +24,9 @@ server: random, Sobol', grid, CMA-ES, the evolutionary ones, and TPE (``tpe``, a
 call (its window), 20 ms or so of the interpreter lock that every other request of the
 server waits for; sent whole, the history would cost more than the fit (55 ms to
 pickle and 210 ms to unpickle 10,000 trials), sent as what it gained, a few trials.
-One child serves the fits of every study of its server, in turn. If the child dies,
+One child (the default) serves the fits of every study of its server, in turn; with
+several, a fit goes to whichever is free, histories go whole and TPE stays in the
+server. If the child dies,
 the fit runs in the server and the next one starts a new child; a child is never
 left behind by its server.
 """
@@ -122,6 +124,7 @@ def _goes_to_child(name: str, request: SuggestRequest) -> bool:
         return True
     return (
         n >= LONG_FIT_FROM
+        and _processes == 1
         and isinstance(request.completed, GrowingHistory)
         and algorithm.long_fit(request)
     )
@@ -136,8 +139,11 @@ def _submit(
     *,
     whole: bool,
 ) -> Suggestion:
-    """The fit in the child, with the request's history as a shipment when it can be."""
-    shipment = shipper.ship(request.completed, whole=whole)
+    """The fit in the child, with the request's history as a shipment when it can be:
+    with one child, which then holds every study's last history. (With several, a fit
+    goes to whichever is free, which would mostly lack it: histories go whole, and
+    long fits stay in the server.)"""
+    shipment = shipper.ship(request.completed, whole=whole) if _processes == 1 else None
     if shipment is not None:
         request = dataclasses.replace(request, completed=())
     future = pool.submit(_fit_here, name, dict(options), space, request, shipment)

@@ -143,6 +143,9 @@ def test_a_long_tpe_history_goes_to_the_child_as_what_it_gained() -> None:
         assert fit_pool.fit_in_child("tpe", options, space, plain) is None
         short = SuggestRequest(space, LOSS, GrowingHistory(history[:500]), (), 1, 5, state)
         assert fit_pool.fit_in_child("tpe", options, space, short) is None
+        fit_pool.configure(2)  # a fit would go to either child: TPE stays in the server
+        long = SuggestRequest(space, LOSS, history, (), 1, 5, state)
+        assert fit_pool.fit_in_child("tpe", options, space, long) is None
     finally:
         fit_pool.shutdown()
         fit_pool.configure(configured)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import time
@@ -76,12 +77,12 @@ def run_large(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for backend in args.large_backends:
         for n in args.large:
-            for algorithm in args.large_algorithms:
+            for algorithm, workers in itertools.product(args.large_algorithms, args.server_workers):
                 with database(backend) as url:
                     t0 = time.time()
                     sid = prefill(url, algorithm, n)
                     fill = time.time() - t0
-                    with servers(url, 1) as urls:
+                    with servers(url, 1, workers) as urls:
                         with httpx.Client(timeout=600) as http:  # first suggest: cold caches
                             t1 = time.perf_counter()
                             r = http.post(
@@ -100,7 +101,7 @@ def run_large(args: argparse.Namespace) -> list[dict[str, Any]]:
                         window = Window(now, now + args.warmup, now + args.warmup + args.seconds)
                         clients = args.large_clients
                         t = asyncio.run(_tuneforge_load(urls, [sid], clients, window))
-                        cell = Cell(backend, 1, f"large-{n}", algorithm, clients)
+                        cell = Cell(backend, 1, f"large-{n}", algorithm, clients, workers=workers)
                         row = row_of(cell, t, args.seconds)
                         row.update(page_costs(urls[0], sid, n), cold_suggest_ms=cold, fill_s=fill)
                         rows.append(row)

@@ -47,6 +47,7 @@ from scipy import linalg
 
 from .acquisition import DUPLICATE_RADIUS, PENDING_RADIUS, Pool, log_pof
 from .base import Algorithm, Params, Suggestion, SuggestRequest
+from .dominance import RegionCover
 from .gp import (
     CENTRE_QUANTILE,
     PERTURBED_SHARE,
@@ -170,6 +171,7 @@ class _Round:
         self.front = T[feasible] if feasible.any() else np.empty((0, m))
         region = low + rng.random((REGION_POINTS, m)) * (ref - low)
         self.region = region[~_dominated_by(region, self.front)]
+        self._region_cover: RegionCover | None = None
         self.z = rng.standard_normal((int(options["n_samples"]), m))
         self.taken = {_identity(f) for f in history.taken_F}
         self.used_F, self.pending_F = history.taken_F, history.pending_F
@@ -226,19 +228,25 @@ class _Round:
         sd = np.sqrt(np.column_stack([v for _, v in preds]))
         gain = np.zeros(len(F))
         if len(self.region):
+            cover = self._cover()
             for start in range(0, len(F), CHUNK):
                 draws = (
                     mean[start : start + CHUNK, None, :]
                     + sd[start : start + CHUNK, None, :] * self.z
                 )
-                covers = np.all(draws[:, :, None, :] <= self.region[None, None, :, :], axis=-1)
-                gain[start : start + CHUNK] = covers.mean(axis=(1, 2))
+                gain[start : start + CHUNK] = cover.shares(draws)
         log_feasible = np.zeros(len(F))
         for posterior, threshold in self.constraints:
             c_mean, c_var = posterior.predict(F)
             log_feasible += log_pof(c_mean, c_var, threshold)[0]
         spread = 1e-9 * sd.sum(axis=1) / (1.0 + sd.sum(axis=1))  # breaks ties at zero gain
         return (gain + spread) * np.exp(log_feasible)
+
+    def _cover(self) -> RegionCover:
+        """The dominance counts of the current region (it shrinks with each believed point)."""
+        if self._region_cover is None or self._region_cover.region is not self.region:
+            self._region_cover = RegionCover(self.region)
+        return self._region_cover
 
     # ---- bookkeeping -------------------------------------------------------------------
     def _usable(self, f: np.ndarray, active: np.ndarray) -> bool:

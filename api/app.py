@@ -68,8 +68,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_format, settings.log_level)
         prepare_database(settings.db_url, migrate=settings.migrate)
         fit_pool.configure(settings.fit_processes)
-        if settings.fit_warmup:
-            fit_pool.warm()
         freeze_startup_objects()
         threads.configure(app, settings.threads)
         reconciler.start()

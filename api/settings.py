@@ -54,10 +54,6 @@ class Settings(PolicySettings, BaseSettings):
     #: they never hold this process's interpreter lock (api/services/fit_pool.py); 0 fits
     #: in the server's own process (the embedded server of ``tuneforge.local`` does).
     fit_processes: int = Field(default=1, ge=0, le=64)
-    #: Start the fit process with the server, not at the first fit, which would otherwise
-    #: wait a second or so for it to start and import the algorithms (``tuneforge serve``
-    #: sets it; an app built in a test or a script starts it when first needed).
-    fit_warmup: bool = False
     #: Threads that run the blocking work of requests (database calls, the algorithm), per
     #: pool: one for most routes, one for complete and fail, one for suggest (api/threads.py).
     #: Not many: one runs Python at a time, and a thread that holds a study's row lock

@@ -80,19 +80,6 @@ def configure(processes: int) -> None:
         _processes = max(0, int(processes))
 
 
-def warm() -> None:
-    """Start the child process now and have it import the algorithms, without waiting:
-    the first fit then finds it ready (a start takes a second or so of the child's own
-    CPU). Nothing happens when fits stay in this process."""
-    pool = _child_pool()
-    if pool is not None:
-        pool.submit(_import_algorithms)
-
-
-def _import_algorithms() -> None:
-    from ...core.algorithms import gp, tpe  # noqa: F401  (imported for their cost)
-
-
 def shutdown() -> None:
     """Stop the child processes and wait for them (a later fit starts them again); the
     app's lifespan calls it when the server stops."""

@@ -177,23 +177,3 @@ def test_the_child_copy_of_a_history_is_the_server_history_in_its_order() -> Non
     assert shipper.ship(tuple(other)) is None  # not the cache's: pickled as it is
     with pytest.raises(Missing):
         Mirror().receive(shipper.ship(history))  # a delta for a mirror that holds nothing
-
-
-def test_warming_up_starts_the_child_before_any_fit() -> None:
-    import time
-
-    configured = fit_pool._processes
-    fit_pool.configure(1)
-    try:
-        fits = fit_pool.child_fits
-        fit_pool.warm()
-        pool = fit_pool._child_pool()
-        assert pool is not None
-        deadline = time.monotonic() + 60
-        while not any(p.is_alive() for p in (pool._processes or {}).values()):
-            assert time.monotonic() < deadline, "no child process started"
-            time.sleep(0.05)
-        assert fit_pool.child_fits == fits
-    finally:
-        fit_pool.shutdown()
-        fit_pool.configure(configured)

@@ -101,7 +101,6 @@ def serve(
             TUNEFORGE_DB_URL=settings.db_url, TUNEFORGE_MIGRATE="false", TUNEFORGE_PORT=str(port)
         )
         os.environ.update(TUNEFORGE_HOST=host, TUNEFORGE_LOG_LEVEL=log_level)
-        os.environ.update(TUNEFORGE_FIT_WARMUP="true")
         uvicorn.run(
             "tuneforge.api.app:create_app",
             factory=True,
@@ -117,7 +116,7 @@ def serve(
         )
         return
     uvicorn.run(
-        create_app(settings.model_copy(update={"migrate": False, "fit_warmup": True})),
+        create_app(settings.model_copy(update={"migrate": False})),
         host=host,
         port=port,
         log_level=log_level,

@@ -26,9 +26,8 @@ server waits for; sent whole, the history would cost more than the fit (55 ms to
 pickle and 210 ms to unpickle 10,000 trials), sent as what it gained, a few trials.
 One child (the default) serves the fits of every study of its server, in turn; with
 several, a fit goes to whichever is free, histories go whole and TPE stays in the
-server. If the child dies,
-the fit runs in the server and the next one starts a new child; a child is never
-left behind by its server.
+server. If the child dies, the fit runs in the server and the next one starts a new
+child; a child is never left behind by its server.
 """
 
 from __future__ import annotations

@@ -21,9 +21,11 @@ from tuneforge.core.trials import Trial
 API = "/api/v1/studies"
 
 
-def run_study(db_url: str, name: str, processes: int, trials: int) -> list[dict[str, Any]]:
+def run_study(
+    db_url: str, name: str, processes: int, trials: int, algorithm: str = "gp"
+) -> list[dict[str, Any]]:
     with make_client(db_url, reconcile_interval_seconds=0, fit_processes=processes) as client:
-        spec = small_spec(name, algorithm="gp", seed=7, max_trials=trials)
+        spec = small_spec(name, algorithm=algorithm, seed=7, max_trials=trials)
         sid = client.post(API, json=spec).json()["id"]
         out = []
         for _ in range(trials):
@@ -177,3 +179,22 @@ def test_the_child_copy_of_a_history_is_the_server_history_in_its_order() -> Non
     assert shipper.ship(tuple(other)) is None  # not the cache's: pickled as it is
     with pytest.raises(Missing):
         Mirror().receive(shipper.ship(history))  # a delta for a mirror that holds nothing
+
+
+def test_a_tpe_study_past_the_long_fit_size_gets_the_server_suggestions_through_the_app(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real app and the history cache: with the long-fit size lowered to 12
+    trials, a ``tpe`` study's later fits go to the child with the trials each one gained
+    (no whole history after the first), and every suggestion equals the same study's
+    with every fit in the server."""
+    monkeypatch.setattr(fit_pool, "LONG_FIT_FROM", 12)
+    wholes, deltas, fits = fit_pool.shipper.wholes, fit_pool.shipper.deltas, fit_pool.child_fits
+    try:
+        far = run_study(db_url, "tpe-child", 1, 24, "tpe")
+    finally:
+        fit_pool.shutdown()
+    assert fit_pool.child_fits - fits == 24 - 12
+    assert fit_pool.shipper.wholes - wholes == 1
+    assert fit_pool.shipper.deltas - deltas == 24 - 12 - 1
+    assert far == run_study(db_url, "tpe-server", 0, 24, "tpe")

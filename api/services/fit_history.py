@@ -20,14 +20,13 @@ fits), it says so (:class:`Missing`) and the server sends the whole history.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...core.algorithms.grown import GrowingHistory, gained
+from ...core.algorithms.grown import GrowingHistory, gained, grown
 from ...core.trials import Trial
 
 #: Lineages remembered on each side (least recently used dropped first).
@@ -67,19 +66,19 @@ class Shipper:
         with self._lock:
             held = self._sent.get(key)
             if held is None or held[1][0] is not history[0]:
-                held = (next(self._tokens), GrowingHistory())
-            token, before = held
+                token, before = next(self._tokens), None
+            else:
+                token, before = held
             self._sent[key] = (token, history)
             self._sent.move_to_end(key)
             while len(self._sent) > MAX_LINEAGES:
                 self._sent.popitem(last=False)
-        new = None if whole or not before else gained(before, history, len(history))
-        with self._lock:
+            new = None if whole or before is None else gained(before, history, len(history))
             if new is None:
                 self.wholes += 1
             else:
                 self.deltas += 1
-        if new is None:
+        if new is None or before is None:
             return Shipment(token, -1, tuple(history))
         return Shipment(token, len(before), tuple(new))
 
@@ -88,30 +87,20 @@ class Mirror:
     """In the child: the last history received for each lineage."""
 
     def __init__(self) -> None:
-        self._held: OrderedDict[int, tuple[GrowingHistory, list[int]]] = OrderedDict()
+        self._held: OrderedDict[int, GrowingHistory] = OrderedDict()
 
     def receive(self, shipment: Shipment) -> GrowingHistory:
         """The whole history a shipment stands for (:class:`Missing` when it builds on a
         history this process does not hold)."""
         if shipment.base < 0:
-            trials = list(shipment.trials)
-            numbers = [t.number for t in trials]
+            history = GrowingHistory(shipment.trials)
         else:
             held = self._held.get(shipment.token)
-            if held is None or len(held[0]) != shipment.base:
+            if held is None or len(held) != shipment.base:
                 raise Missing(shipment.token)
-            trials, numbers = list(held[0]), list(held[1])
-            for trial in sorted(shipment.trials, key=_number):
-                at = bisect.bisect(numbers, trial.number)
-                trials.insert(at, trial)
-                numbers.insert(at, trial.number)
-        history = GrowingHistory(trials)
-        self._held[shipment.token] = (history, numbers)
+            history = grown(held, shipment.trials)  # as the server's cache inserted them
+        self._held[shipment.token] = history
         self._held.move_to_end(shipment.token)
         while len(self._held) > MAX_LINEAGES:
             self._held.popitem(last=False)
         return history
-
-
-def _number(trial: Trial) -> int:
-    return trial.number

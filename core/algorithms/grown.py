@@ -15,6 +15,7 @@ Either way a call's answer is the same.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import operator
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +41,24 @@ class GrowingHistory(tuple[Trial, ...]):
     probes; for any other sequence it compares every object."""
 
     __slots__ = ()
+
+
+def grown(history: Sequence[Trial], finished: Iterable[Trial]) -> GrowingHistory:
+    """``history`` (in number order) with the ``finished`` trials inserted where their
+    numbers belong: a bisection per trial and one copy, the held objects kept in place, so
+    the result is a :class:`GrowingHistory` of ``history`` (sorting it all again, on a
+    study of 100,000 trials, took longer than a fit)."""
+    new = sorted(finished, key=_number)
+    if not history or not new or new[0].number > history[-1].number:
+        return GrowingHistory((*history, *new))
+    merged = list(history)
+    for trial in new:
+        bisect.insort(merged, trial, key=_number)
+    return GrowingHistory(merged)
+
+
+def _number(trial: Trial) -> int:
+    return trial.number
 
 
 def gained(before: Sequence[Trial], now: Sequence[Trial], limit: int) -> list[Trial] | None:

@@ -111,7 +111,7 @@ def _only_new_points(
     points (:func:`.suggest_fit.read_snapshot`): one transaction fewer per suggest."""
     if client_id and client_id.startswith(TASK_CLIENT_PREFIX):
         return False, None  # the bookkeeping claims the task's dispatch
-    with db.read() as session:
+    with db.read(transaction=False) as session:
         study = get_study_row(session, study_id)
         spec = spec_of(study)
         if _note_in_claim(db, study_id, spec):

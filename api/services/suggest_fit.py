@@ -1,8 +1,8 @@
 """New points from the study's algorithm: a snapshot, the fit outside any lock or
 transaction, then a short locked write that claims numbers and checks the snapshot.
 
-1. **Snapshot** (a read transaction; readers never wait on SQLite's WAL nor on
-   PostgreSQL's row locks): the study row (algorithm state, ``trial_counter``,
+1. **Snapshot** (reads that never wait on SQLite's WAL nor on PostgreSQL's row locks;
+   on PostgreSQL outside a transaction, :meth:`.Database.read`): the study row (algorithm state, ``trial_counter``,
    ``history_version``, counts), the finished history from the per-process cache
    (validated by ``history_version``: no statement when current), the in-flight trials
    and any warm-start or rule view.
@@ -230,7 +230,7 @@ def _room(study: StudyRow, spec: StudySpec, want: int) -> int:
 def _snapshot(db: Database, study_id: int, want: int) -> Snapshot | None:
     """What the algorithm sees, read in one short read transaction; ``None`` when the
     study has no room for new trials (the claim then hands out nothing)."""
-    with db.read() as session:
+    with db.read(transaction=False) as session:
         study = get_study_row(session, study_id)
         return read_snapshot(session, study, spec_of(study), want)
 

@@ -27,7 +27,8 @@ pickle and 210 ms to unpickle 10,000 trials), sent as what it gained, a few tria
 One child (the default) serves the fits of every study of its server, in turn; with
 several, a fit goes to whichever is free, histories go whole and TPE stays in the
 server. If the child dies, the fit runs in the server and the next one starts a new
-child; a child is never left behind by its server.
+child; a child is never left behind by its server. The children and their pipes are
+:mod:`.fit_child`'s.
 """
 
 from __future__ import annotations
@@ -35,17 +36,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing
-import os
 import threading
-import time
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from ...core.algorithms import Suggestion, SuggestRequest, create_algorithm, get_algorithm
 from ...core.algorithms.grown import GrowingHistory
 from ...core.space import SearchSpace
+from .fit_child import ChildDied, ChildPool
 from .fit_history import Mirror, Missing, Shipment, Shipper
 
 log = logging.getLogger("tuneforge.api.fit_pool")
@@ -58,12 +56,10 @@ MIN_HISTORY = 8
 LONG_FIT_FROM = 1000
 #: The histories sent to the child, per lineage (:mod:`.fit_history`).
 shipper = Shipper()
-#: How often a child checks that the server process that started it still runs.
-PARENT_CHECK_SECONDS = 0.5
 
 _lock = threading.Lock()
 _processes = 0
-_pool: ProcessPoolExecutor | None = None
+_pool: ChildPool | None = None
 _broken = 0
 #: Child processes that may die before fits stay in the server's process for good.
 MAX_BROKEN = 3
@@ -86,7 +82,7 @@ def shutdown() -> None:
     with _lock:
         pool, _pool = _pool, None
     if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.close()
 
 
 def fit_in_child(
@@ -107,8 +103,8 @@ def fit_in_child(
             suggestion = _submit(pool, name, options, space, request, whole=False)
         except Missing:  # the child lacks what the shipment built on (it restarted)
             suggestion = _submit(pool, name, options, space, request, whole=True)
-    except BrokenProcessPool:
-        _discard(pool)
+    except ChildDied:
+        _child_died(pool)
         return None
     _count_child_fit()
     return suggestion
@@ -130,7 +126,7 @@ def _goes_to_child(name: str, request: SuggestRequest) -> bool:
 
 
 def _submit(
-    pool: ProcessPoolExecutor,
+    pool: ChildPool,
     name: str,
     options: Mapping[str, Any],
     space: SearchSpace,
@@ -145,8 +141,8 @@ def _submit(
     shipment = shipper.ship(request.completed, whole=whole) if _processes == 1 else None
     if shipment is not None:
         request = dataclasses.replace(request, completed=())
-    future = pool.submit(_fit_here, name, dict(options), space, request, shipment)
-    return future.result()  # type: ignore[no-any-return]
+    suggestion: Suggestion = pool.call(_fit_here, name, dict(options), space, request, shipment)
+    return suggestion
 
 
 #: In the child process: the histories received so far (in the server it stays empty).
@@ -165,52 +161,35 @@ def _fit_here(
     return create_algorithm(name, options, space).suggest(request)
 
 
-def _child_pool() -> ProcessPoolExecutor | None:
+def _child_pool() -> ChildPool | None:
     global _pool
     with _lock:
         if _processes == 0:
             return None
         if _pool is None:
             # spawn, not fork: the server has threads (and locks) that a fork would copy
-            context = multiprocessing.get_context("spawn")
-            _pool = ProcessPoolExecutor(
-                max_workers=_processes,
-                mp_context=context,
-                initializer=_watch_parent,
-                initargs=(os.getpid(),),
-            )
+            _pool = ChildPool(_processes, multiprocessing.get_context("spawn"))
         return _pool
 
 
-def _watch_parent(parent: int) -> None:
-    """In the child: exit as soon as the server process is gone (even SIGKILLed, which
-    leaves it no chance to stop its children), never outliving it."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="tuneforge-fit-parent-watch", daemon=True).start()
-
-
-def _discard(pool: ProcessPoolExecutor) -> None:
-    """Forget a pool whose child died; after :data:`MAX_BROKEN` such deaths (a child that
-    cannot start, e.g. a ``__main__`` script without its ``if __name__ == "__main__"``
-    guard, which spawn imports again), fit in the server's process from then on."""
+def _child_died(pool: ChildPool) -> None:
+    """Count a child that died (the pool starts another on the next fit); after
+    :data:`MAX_BROKEN` such deaths (a child that cannot start, e.g. a ``__main__`` script
+    without its ``if __name__ == "__main__"`` guard, which spawn imports again), fit in
+    the server's process from then on."""
     global _pool, _processes, _broken
     with _lock:
-        if _pool is pool:
-            _pool = None
         _broken += 1
         if _broken >= MAX_BROKEN:
             _processes = 0
+            if _pool is pool:
+                _pool = None
         stop = _processes == 0
     if stop:
         log.warning("the fit process failed %d times; fitting in the server process", _broken)
+        pool.close()
     else:
         log.warning("the fit process stopped; fitting in the server process this time")
-    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _count_child_fit() -> None:

@@ -198,3 +198,39 @@ def test_a_tpe_study_past_the_long_fit_size_gets_the_server_suggestions_through_
     assert fit_pool.shipper.wholes - wholes == 1
     assert fit_pool.shipper.deltas - deltas == 24 - 12 - 1
     assert far == run_study(db_url, "tpe-server", 0, 24, "tpe")
+
+
+def test_a_killed_child_is_replaced_and_its_fit_runs_in_the_server() -> None:
+    """A child that dies (killed here between two fits, as the kernel's OOM killer
+    would) costs the next fit its trip: that one runs in the server, the one after in a
+    new child, with the same suggestions as the server's own fit throughout; a child
+    whose call was interrupted is not handed out again."""
+    import os
+    import signal
+
+    from tuneforge.core.algorithms import create_algorithm
+    from tuneforge.core.space import SearchSpace
+
+    space = SearchSpace.from_list(floats(2))
+    request = SuggestRequest(
+        space, LOSS, tuple(random_history(space, quadratic_like, 12)), (), 2, 3
+    )
+    here = create_algorithm("gp", {}, space).suggest(request)
+    configured, broken = fit_pool._processes, fit_pool._broken
+    fit_pool.configure(1)
+    try:
+        first = fit_pool.fit_in_child("gp", {}, space, request)
+        assert first is not None and first.decisions == here.decisions
+        pool = fit_pool._pool
+        assert pool is not None and len(pool._idle) == 1
+        os.kill(pool._idle[0].process.pid, signal.SIGKILL)
+        fits = fit_pool.child_fits
+        assert fit_pool.fit_in_child("gp", {}, space, request) is None, "the server fits"
+        assert fit_pool._broken == broken + 1 and pool._idle == [] and pool._running == 0
+        again = fit_pool.fit_in_child("gp", {}, space, request)
+        assert again is not None and again.decisions == here.decisions
+        assert fit_pool.child_fits == fits + 1 and pool._running == 1
+    finally:
+        fit_pool.shutdown()
+        fit_pool.configure(configured)
+        fit_pool._broken = broken

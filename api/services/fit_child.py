@@ -34,6 +34,10 @@ class ChildDied(Exception):
     """The child process stopped during a call, or could not be started."""
 
 
+class PoolClosed(Exception):
+    """The pool was closed (the server is stopping): the call did not run."""
+
+
 class _Child:
     """One spawned process and the parent's end of its pipe."""
 
@@ -84,8 +88,8 @@ class ChildPool:
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in a child: its result, or the exception it raised there.
         :class:`ChildDied` when the child stopped during the call (the next call starts
-        another); anything else interrupting the call also retires the child, whose pipe
-        may hold a late answer."""
+        another), :class:`PoolClosed` after :meth:`close`; anything else interrupting
+        the call also retires the child, whose pipe may hold a late answer."""
         child = self._take()
         try:
             ok, value = child.call(fn, args)
@@ -112,7 +116,7 @@ class ChildPool:
             while not self._idle and self._running >= self._size and not self._closed:
                 self._changed.wait()
             if self._closed:
-                raise ChildDied("the fit processes were shut down")
+                raise PoolClosed("the fit processes were shut down")
             if self._idle:
                 return self._idle.pop()
             self._running += 1

@@ -43,7 +43,7 @@ from typing import Any
 from ...core.algorithms import Suggestion, SuggestRequest, create_algorithm, get_algorithm
 from ...core.algorithms.grown import GrowingHistory
 from ...core.space import SearchSpace
-from .fit_child import ChildDied, ChildPool
+from .fit_child import ChildDied, ChildPool, PoolClosed
 from .fit_history import Mirror, Missing, Shipment, Shipper
 
 log = logging.getLogger("tuneforge.api.fit_pool")
@@ -103,6 +103,8 @@ def fit_in_child(
             suggestion = _submit(pool, name, options, space, request, whole=False)
         except Missing:  # the child lacks what the shipment built on (it restarted)
             suggestion = _submit(pool, name, options, space, request, whole=True)
+    except PoolClosed:  # shut down meanwhile: this fit runs here
+        return None
     except ChildDied:
         _child_died(pool)
         return None

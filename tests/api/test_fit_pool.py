@@ -14,6 +14,7 @@ from tests.conftest import make_client
 from tests.specs import score, small_spec
 from tests.unit.test_gp import LOSS, done, floats, quadratic_like, random_history
 from tuneforge.api.services import fit_pool
+from tuneforge.api.services.fit_child import PoolClosed
 from tuneforge.core.algorithms import SuggestRequest
 from tuneforge.core.algorithms.grown import GrowingHistory
 from tuneforge.core.trials import Trial
@@ -230,6 +231,10 @@ def test_a_killed_child_is_replaced_and_its_fit_runs_in_the_server() -> None:
         again = fit_pool.fit_in_child("gp", {}, space, request)
         assert again is not None and again.decisions == here.decisions
         assert fit_pool.child_fits == fits + 1 and pool._running == 1
+        fit_pool.shutdown()
+        assert pool._running == 0, "the idle child was stopped"
+        with pytest.raises(PoolClosed):  # a call that raced the shutdown: fitted here
+            pool.call(len, ())
     finally:
         fit_pool.shutdown()
         fit_pool.configure(configured)

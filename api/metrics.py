@@ -11,6 +11,12 @@ Series:
   its commit or rollback. Writes to one study (suggest's claim, complete, fail) take
   that lock one at a time, so a busy study's writes per second cannot exceed one over
   the mean hold.
+- ``tuneforge_suggest_phase_seconds{phase}``: the phases of each shared fit of a
+  model-based study (``api/services/suggest_fit.py``): ``snapshot`` (the reads the
+  algorithm starts from), ``fit`` (the algorithm, in the server or its fit process)
+  and ``claim`` (the locked write of the new trials); one observation per phase and
+  batch that claimed. A suggest waits for the batch running when it came, then for
+  its own, so these say where a model suggest's time goes.
 - ``tuneforge_trials{state}``, ``tuneforge_active_leases``,
   ``tuneforge_dispatch_queue_depth{kind}``: read from the database at scrape time
   by :class:`DatabaseCollector` with three aggregate queries (a ``GROUP BY state``
@@ -160,14 +166,26 @@ class Metrics:
             registry=self.registry,
             buckets=lock_buckets,
         )
+        self.suggest_phase = Histogram(
+            "tuneforge_suggest_phase_seconds",
+            "Phases of a model suggest's shared fit: snapshot, fit and claim.",
+            ["phase"],
+            registry=self.registry,
+            buckets=lock_buckets,
+        )
         if db is not None:
             self.registry.register(DatabaseCollector(db))
             db.lock_observer = self.observe_study_lock
+            db.phase_observer = self.observe_suggest_phase
 
     def observe_study_lock(self, waited: float, held: float) -> None:
         """Record one study row lock: seconds waited for it and held."""
         self.lock_wait.observe(waited)
         self.lock_hold.observe(held)
+
+    def observe_suggest_phase(self, phase: str, seconds: float) -> None:
+        """Record one phase (``snapshot``, ``fit``, ``claim``) of a model suggest's batch."""
+        self.suggest_phase.labels(phase).observe(seconds)
 
 
 class StatusNote:

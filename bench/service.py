@@ -9,7 +9,8 @@ together at a fixed moment and the first ``--warmup`` seconds are not counted.
 
 Reported per cell: trials/s (completes inside the timed window), the servers' CPU per trial
 (all their processes, from /proc: steadier than trials/s on a shared machine), p50/p99 of
-each call.
+each call, and for a model-based algorithm the mean snapshot, fit and claim of its shared
+fits (``tuneforge_suggest_phase_seconds``; one server process).
 Large studies (``--large``, in :mod:`bench.service_large`): a study pre-filled with n
 completed trials (written through the lifecycle module in one transaction, as
 ``POST .../trials`` would, only faster), then 8 clients for the timed window, plus the
@@ -234,13 +235,16 @@ LOCK_SERIES = {
     "tuneforge_study_lock_wait_seconds_sum": "wait",
     "tuneforge_study_lock_hold_seconds_sum": "hold",
 }
+#: The phases of a model suggest's shared fit (``tuneforge_suggest_phase_seconds``).
+PHASES = ("snapshot", "fit", "claim")
 
 
 async def _lock_totals(http: httpx.AsyncClient, urls: list[str]) -> dict[str, float]:
-    """The study-lock histograms' count and sums, added over the servers' ``/metrics``."""
+    """The study-lock histograms' count and sums, and the seconds of each suggest phase
+    with the number of batches (``batches``), added over the servers' ``/metrics``."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    totals = dict.fromkeys(LOCK_SERIES.values(), 0.0)
+    totals = dict.fromkeys([*LOCK_SERIES.values(), *PHASES, "batches"], 0.0)
     for url in urls:
         r = await http.get(f"{url}/metrics")
         r.raise_for_status()
@@ -248,6 +252,13 @@ async def _lock_totals(http: httpx.AsyncClient, urls: list[str]) -> dict[str, fl
             for sample in family.samples:
                 if sample.name in LOCK_SERIES:
                     totals[LOCK_SERIES[sample.name]] += sample.value
+                elif sample.name == "tuneforge_suggest_phase_seconds_sum":
+                    totals[sample.labels["phase"]] += sample.value
+                elif (
+                    sample.name == "tuneforge_suggest_phase_seconds_count"
+                    and sample.labels["phase"] == "claim"
+                ):
+                    totals["batches"] += sample.value
     return totals
 
 
@@ -427,6 +438,9 @@ def row_of(cell: Cell, t: Timings, seconds: float) -> dict[str, Any]:
         row["lock_busy_pct"] = t.locks["hold"] / seconds * 100  # summed over the studies
     else:  # Optuna, SQLite (no row lock) and several uvicorn workers (per-process registries)
         row.update(locks_per_s="-", lock_wait_ms="-", lock_hold_ms="-", lock_busy_pct="-")
+    batches = t.locks.get("batches", 0.0) if t.locks is not None else 0.0
+    for phase in PHASES:  # mean per batch of the algorithm (none: random inside its claim)
+        row[f"{phase}_ms"] = t.locks[phase] / batches * 1000 if t.locks and batches else "-"
     return row
 
 
@@ -475,12 +489,12 @@ LOAD_COLUMNS = [
     "errors", "cpu_ms_per_trial",
     "suggest_p50_ms", "suggest_p99_ms", "measure_p50_ms", "measure_p99_ms",
     "complete_p50_ms", "complete_p99_ms", "locks_per_s", "lock_wait_ms", "lock_hold_ms",
-    "lock_busy_pct",
+    "lock_busy_pct", "snapshot_ms", "fit_ms", "claim_ms",
 ]  # fmt: skip
 LARGE_COLUMNS = [
     "backend", "layout", "algorithm", "clients", "trials_per_s", "cold_suggest_ms",
-    "suggest_p50_ms", "suggest_p99_ms", "complete_p99_ms", "get_study_ms",
-    "page_first_ms", "page_deep_ms", "list_studies_ms", "fill_s",
+    "suggest_p50_ms", "suggest_p99_ms", "complete_p99_ms", "snapshot_ms", "fit_ms",
+    "claim_ms", "get_study_ms", "page_first_ms", "page_deep_ms", "list_studies_ms", "fill_s",
 ]  # fmt: skip
 
 

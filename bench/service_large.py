@@ -100,7 +100,9 @@ def run_large(args: argparse.Namespace) -> list[dict[str, Any]]:
                         now = time.time() + 1.0
                         window = Window(now, now + args.warmup, now + args.warmup + args.seconds)
                         clients = args.large_clients
-                        t = asyncio.run(_tuneforge_load(urls, [sid], clients, window))
+                        t = asyncio.run(
+                            _tuneforge_load(urls, [sid], clients, window, locks=workers == 1)
+                        )
                         cell = Cell(backend, 1, f"large-{n}", algorithm, clients, workers=workers)
                         row = row_of(cell, t, args.seconds)
                         row.update(page_costs(urls[0], sid, n), cold_suggest_ms=cold, fill_s=fill)

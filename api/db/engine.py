@@ -27,6 +27,7 @@ _STUDY_LOCK = "tuneforge_study_lock"
 #: Called with (seconds waited for a study row lock, seconds it was held) when the
 #: transaction that took it ends.
 LockObserver = Callable[[float, float], None]
+PhaseObserver = Callable[[str, float], None]
 
 
 def normalize_url(url: str) -> str:
@@ -122,13 +123,16 @@ class Database:
     """One engine plus read and write session scopes; one transaction per scope.
 
     ``lock_observer``, when set, hears how long each transaction waited for and held
-    its study row lock (PostgreSQL; see :func:`note_study_lock`)."""
+    its study row lock (PostgreSQL; see :func:`note_study_lock`); ``phase_observer``
+    hears the seconds of each phase of a model suggest's shared fit (``snapshot``,
+    ``fit``, ``claim``: ``api/services/suggest_fit.py``)."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalize_url(url)
         self.engine = build_engine(self.url, pool_size=pool_size)
         self.backend = self.engine.dialect.name
         self.lock_observer: LockObserver | None = None
+        self.phase_observer: PhaseObserver | None = None
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)

@@ -34,6 +34,7 @@ per trial falls as load rises, and the answer equals the same batch asked at onc
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -197,19 +198,34 @@ def fit_batch(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
     early = batch[0].snapshot if len(batch) == 1 else None
     for attempt in range(LOCK_FREE_ATTEMPTS + 1):
         inside = attempt == LOCK_FREE_ATTEMPTS
+        start = time.perf_counter()
         if inside:
             snapshot = None
         elif attempt == 0 and early is not None:
             snapshot = early
         else:
             snapshot = _snapshot(db, study_id, want)
+        read = time.perf_counter()
         suggestion = _fit(snapshot) if snapshot is not None else None
+        fitted = time.perf_counter()
         try:
             _claim(db, study_id, batch, snapshot, suggestion, inside=inside)
-            return
         except _Stale:
             continue
+        _observe(db, read - start, fitted - read, time.perf_counter() - fitted)
+        return
     raise Temporary(f"study {study_id} changed during every attempt to suggest; try again")
+
+
+def _observe(db: Database, snapshot: float, fit: float, claim: float) -> None:
+    """Report the phases of a batch that claimed (``tuneforge_suggest_phase_seconds``; a
+    snapshot read on the caller's way in counts as 0 here, a fit inside the claim as
+    claim time)."""
+    observer = db.phase_observer
+    if observer is not None:
+        observer("snapshot", snapshot)
+        observer("fit", fit)
+        observer("claim", claim)
 
 
 def _room(study: StudyRow, spec: StudySpec, want: int) -> int:

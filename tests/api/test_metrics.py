@@ -79,6 +79,10 @@ def test_trial_gauges_and_suggest_latency_move_with_the_trials(client: TestClien
     # transactions hold the whole database, and no study row lock is timed
     locks = after[("tuneforge_study_lock_hold_seconds_count", ())]
     assert locks == (5 if client.app.state.db.backend == "postgresql" else 0)  # type: ignore[attr-defined]
+    # the tpe suggest was one batch of the algorithm (random ran inside its bookkeeping)
+    for phase in ("snapshot", "fit", "claim"):
+        assert after[("tuneforge_suggest_phase_seconds_count", (("phase", phase),))] == 1
+    assert after[("tuneforge_suggest_phase_seconds_sum", (("phase", "claim"),))] > 0
 
 
 def test_dispatch_queue_depth_counts_unclaimed_tasks(client: TestClient) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -149,7 +150,10 @@ class ChildPool:
 def serve(conn: Connection, parent: int) -> None:
     """The child's loop: answer each call sent on ``conn`` until ``None`` or the pipe
     closes; exit as soon as the server process ``parent`` is gone (even SIGKILLed,
-    which leaves it no chance to stop its children), never outliving it."""
+    which leaves it no chance to stop its children), never outliving it. Ctrl-C in the
+    server's terminal reaches the child too: it ignores SIGINT and stops when the server
+    stops it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _watch_parent(parent)
     while True:
         try:

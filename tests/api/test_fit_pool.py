@@ -205,7 +205,8 @@ def test_a_killed_child_is_replaced_and_its_fit_runs_in_the_server() -> None:
     """A child that dies (killed here between two fits, as the kernel's OOM killer
     would) costs the next fit its trip: that one runs in the server, the one after in a
     new child, with the same suggestions as the server's own fit throughout; a child
-    whose call was interrupted is not handed out again."""
+    whose call was interrupted is not handed out again. SIGINT (Ctrl-C in the server's
+    terminal) does not stop a child: the server does, when it stops."""
     import os
     import signal
 
@@ -224,7 +225,13 @@ def test_a_killed_child_is_replaced_and_its_fit_runs_in_the_server() -> None:
         assert first is not None and first.decisions == here.decisions
         pool = fit_pool._pool
         assert pool is not None and len(pool._idle) == 1
-        os.kill(pool._idle[0].process.pid, signal.SIGKILL)
+        child = pool._idle[0]
+        os.kill(child.process.pid, signal.SIGINT)  # Ctrl-C in the server's terminal
+        fits = fit_pool.child_fits
+        again = fit_pool.fit_in_child("gp", {}, space, request)
+        assert again is not None and again.decisions == here.decisions
+        assert fit_pool.child_fits == fits + 1 and pool._idle == [child], "the same child"
+        os.kill(child.process.pid, signal.SIGKILL)
         fits = fit_pool.child_fits
         assert fit_pool.fit_in_child("gp", {}, space, request) is None, "the server fits"
         assert fit_pool._broken == broken + 1 and pool._idle == [] and pool._running == 0

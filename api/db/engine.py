@@ -27,6 +27,7 @@ _STUDY_LOCK = "tuneforge_study_lock"
 #: Called with (seconds waited for a study row lock, seconds it was held) when the
 #: transaction that took it ends.
 LockObserver = Callable[[float, float], None]
+#: Called with (phase, seconds) for each phase of a model suggest's shared fit.
 PhaseObserver = Callable[[str, float], None]
 
 

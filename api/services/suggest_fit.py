@@ -2,10 +2,10 @@
 transaction, then a short locked write that claims numbers and checks the snapshot.
 
 1. **Snapshot** (reads that never wait on SQLite's WAL nor on PostgreSQL's row locks;
-   on PostgreSQL outside a transaction, :meth:`.Database.read`): the study row (algorithm state, ``trial_counter``,
-   ``history_version``, counts), the finished history from the per-process cache
-   (validated by ``history_version``: no statement when current), the in-flight trials
-   and any warm-start or rule view.
+   on PostgreSQL outside a transaction, :meth:`.Database.read`): the study row
+   (algorithm state, ``trial_counter``, ``history_version``, counts), the finished
+   history from the per-process cache (validated by ``history_version``: no statement
+   when current), the in-flight trials and any warm-start or rule view.
 2. **Fit**: ``Algorithm.suggest`` on the snapshot, holding no lock and no transaction,
    so complete, measurement, heartbeat and fail never wait for it.
 3. **Claim** (a write transaction on the locked study row): the snapshot is stale when
@@ -244,8 +244,9 @@ def _room(study: StudyRow, spec: StudySpec, want: int) -> int:
 
 
 def _snapshot(db: Database, study_id: int, want: int) -> Snapshot | None:
-    """What the algorithm sees, read in one short read transaction; ``None`` when the
-    study has no room for new trials (the claim then hands out nothing)."""
+    """What the algorithm sees, read without a lock (and on PostgreSQL without a
+    transaction); ``None`` when the study has no room for new trials (the claim then
+    hands out nothing)."""
     with db.read(transaction=False) as session:
         study = get_study_row(session, study_id)
         return read_snapshot(session, study, spec_of(study), want)

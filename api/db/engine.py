@@ -143,7 +143,7 @@ class Database:
             else None
         )
         #: Reads outside a transaction (:meth:`read` with ``transaction=False``).
-        self._glancer = (
+        self._autocommit_reader = (
             sessionmaker(self._autocommit, expire_on_commit=False)
             if self._autocommit is not None
             else self._reader
@@ -175,7 +175,7 @@ class Database:
         transaction too. Not for a server-side cursor (``yield_per``, a streamed export),
         which lives only inside a transaction. On SQLite a transaction as above, whose one
         snapshot the statements then share."""
-        with self._scope(self._reader if transaction else self._glancer) as session:
+        with self._scope(self._reader if transaction else self._autocommit_reader) as session:
             yield session
 
     @contextmanager

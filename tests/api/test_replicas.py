@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_client
@@ -41,14 +43,12 @@ def test_two_replicas_share_history_and_numbers(db_url: str) -> None:
 
 
 def test_replicas_under_concurrent_load_never_fail_a_call(db_url: str) -> None:
-    """Sixteen clients, half on each of two apps on one database (two server processes),
+    """Twenty-four clients, half on each of two apps on one database (two server processes),
     loop suggest -> measurement -> complete on one study: suggests share their
     transaction, completions share theirs, and every caller of both processes takes the
     study's and its trials' row locks. No call may fail (a lock-order deadlock would
     surface as a 503 after PostgreSQL's deadlock timeout) and every trial must end
     completed."""
-    import threading
-
     loops, clients = 30, 24
     spec = {
         "name": "busy",

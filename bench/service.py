@@ -8,7 +8,8 @@ client, each with its own ``RDBStorage``). Start-up is not timed: the loops star
 together at a fixed moment and the first ``--warmup`` seconds are not counted.
 
 Reported per cell: trials/s (completes inside the timed window), the servers' CPU per trial
-(all their processes, from /proc: steadier than trials/s on a shared machine), p50/p99 of
+(all their processes, from /proc: steadier than trials/s on a shared machine), the
+seconds their threads waited for a core per CPU-second (``runq_per_cpu``), p50/p99 of
 each call, and for a model-based algorithm the mean snapshot, fit and claim of its shared
 fits (``tuneforge_suggest_phase_seconds``; one server process).
 Large studies (``--large``, in :mod:`bench.service_large`): a study pre-filled with n
@@ -85,6 +86,8 @@ class Timings:
     locks: dict[str, float] | None = None
     #: CPU seconds the servers (all their processes) used in the timed window.
     server_cpu: float | None = None
+    #: Seconds the servers' threads spent runnable but waiting for a core in the window.
+    server_runqueue: float | None = None
 
     def add(self, kind: str, seconds: float) -> None:
         self.calls.setdefault(kind, []).append(seconds)
@@ -312,6 +315,7 @@ def run_tuneforge(cell: Cell, url: str, seconds: float, warmup: float) -> Timing
         cpu = CpuWindow(window.timed_from, window.end)
         timings = asyncio.run(load)
         timings.server_cpu = cpu.seconds()
+        timings.server_runqueue = cpu.runqueue_seconds()
         return timings
 
 
@@ -425,6 +429,11 @@ def row_of(cell: Cell, t: Timings, seconds: float) -> dict[str, Any]:
         "cpu_ms_per_trial": (
             t.server_cpu / t.trials * 1000 if t.server_cpu is not None and t.trials else "-"
         ),
+        "runq_per_cpu": (
+            t.server_runqueue / t.server_cpu
+            if t.server_runqueue is not None and t.server_cpu
+            else "-"
+        ),
     }
     for kind in ("suggest", "measure", "complete"):
         values = t.calls.get(kind, [])
@@ -486,7 +495,7 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 LOAD_COLUMNS = [
     "backend", "servers", "workers", "layout", "algorithm", "clients", "client", "trials_per_s",
-    "errors", "cpu_ms_per_trial",
+    "errors", "cpu_ms_per_trial", "runq_per_cpu",
     "suggest_p50_ms", "suggest_p99_ms", "measure_p50_ms", "measure_p99_ms",
     "complete_p50_ms", "complete_p99_ms", "locks_per_s", "lock_wait_ms", "lock_hold_ms",
     "lock_busy_pct", "snapshot_ms", "fit_ms", "claim_ms",

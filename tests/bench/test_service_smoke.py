@@ -27,6 +27,7 @@ def test_quick_run_writes_both_tables(tmp_path: Path) -> None:
     rows = json.loads(raw.read_text())
     assert rows["load"][0]["trials_per_s"] > 0 and rows["load"][0]["errors"] == 0
     assert rows["load"][0]["cpu_ms_per_trial"] > 0, "the servers' CPU over the window"
+    assert rows["load"][0]["runq_per_cpu"] >= 0, "their threads' run-queue wait"
     assert rows["large"][0]["get_study_ms"] > 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -41,32 +42,40 @@ def _is_serve(pid: int) -> bool:
     return b"tuneforge.cli" in cmd and b"serve" in cmd
 
 
-def _runqueue_seconds(pid: int) -> float:
-    """Seconds the live threads of ``pid`` have spent waiting on a run queue (0 when
-    the kernel does not keep schedstat)."""
-    total = 0
+def _runqueue_waits(pid: int) -> dict[tuple[int, int], int]:
+    """Per live thread of ``pid``: nanoseconds it has spent waiting on a run queue
+    (empty when the kernel keeps no schedstat)."""
+    waits: dict[tuple[int, int], int] = {}
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
-        return 0.0
+        return waits
     for task in tasks:
         try:
-            total += int((task / "schedstat").read_text().split()[1])
+            waits[(pid, int(task.name))] = int((task / "schedstat").read_text().split()[1])
         except (OSError, IndexError, ValueError):
             continue
-    return total / 1e9
+    return waits
 
 
-def servers_cpu_seconds() -> float | None:
-    """CPU seconds used so far by this process's ``tuneforge serve`` children and all
-    their descendants (one pass over ``/proc``); None off Linux."""
-    usage = servers_usage()
-    return None if usage is None else usage[0]
+@dataclass(frozen=True)
+class Usage:
+    """What the servers had used at one moment: CPU seconds (every process, finished
+    threads included) and each live thread's run-queue wait in nanoseconds."""
+
+    cpu: float
+    waits: dict[tuple[int, int], int]
+
+    def waited_since(self, earlier: Usage) -> float:
+        """Seconds the threads waited for a core since ``earlier``: the threads alive at
+        both moments by their difference, the ones started since in full (a thread that
+        ended in between is not counted)."""
+        return sum(ns - earlier.waits.get(key, 0) for key, ns in self.waits.items()) / 1e9
 
 
-def servers_usage() -> tuple[float, float] | None:
-    """(CPU seconds, seconds their live threads waited for a core) of this process's
-    ``tuneforge serve`` children and all their descendants; None off Linux."""
+def servers_usage() -> Usage | None:
+    """The :class:`Usage` of this process's ``tuneforge serve`` children and all their
+    descendants (one pass over ``/proc``); None off Linux."""
     if not Path("/proc/self/stat").exists():
         return None
     stats = {}
@@ -78,14 +87,14 @@ def servers_usage() -> tuple[float, float] | None:
     children: dict[int, list[int]] = {}
     for pid, (parent, _) in stats.items():
         children.setdefault(parent, []).append(pid)
-    cpu, waited = 0.0, 0.0
+    cpu, waits = 0.0, {}
     stack = [p for p in children.get(os.getpid(), []) if _is_serve(p)]
     while stack:
         pid = stack.pop()
         cpu += stats.get(pid, (0, 0.0))[1]
-        waited += _runqueue_seconds(pid)
+        waits.update(_runqueue_waits(pid))
         stack.extend(children.get(pid, ()))
-    return cpu, waited
+    return Usage(cpu, waits)
 
 
 class CpuWindow:
@@ -94,7 +103,7 @@ class CpuWindow:
     when not measurable)."""
 
     def __init__(self, start: float, end: float) -> None:
-        self._marks: list[tuple[float, float] | None] = []
+        self._marks: list[Usage | None] = []
         self._thread = threading.Thread(target=self._run, args=(start, end), daemon=True)
         self._thread.start()
 
@@ -105,17 +114,19 @@ class CpuWindow:
 
     def seconds(self) -> float | None:
         """CPU seconds of the servers in the window."""
-        return self._delta(0)
+        marks = self._both()
+        return None if marks is None else marks[1].cpu - marks[0].cpu
 
     def runqueue_seconds(self) -> float | None:
         """Seconds the servers' threads waited for a core in the window."""
-        return self._delta(1)
+        marks = self._both()
+        return None if marks is None else marks[1].waited_since(marks[0])
 
-    def _delta(self, field: int) -> float | None:
+    def _both(self) -> tuple[Usage, Usage] | None:
         self._thread.join(timeout=60)
         if len(self._marks) != 2:
             return None
         first, last = self._marks
         if first is None or last is None:
             return None
-        return last[field] - first[field]
+        return first, last

@@ -47,3 +47,13 @@ def test_a_postgresql_cell_reports_the_study_lock(pg_url: str, tmp_path: Path) -
     # two locks per trial (suggest's claim, the complete), less the window's edges
     assert row["locks_per_s"] >= row["trials_per_s"] > 0
     assert 0 < row["lock_hold_ms"] < 1000 and 0 < row["lock_busy_pct"] <= 100
+
+
+def test_run_queue_wait_counts_threads_alive_in_the_window() -> None:
+    """A thread alive at both marks counts its difference, one started since counts in
+    full, one that ended in between counts nothing (never a negative wait)."""
+    from bench.service_cpu import Usage
+
+    start = Usage(1.0, {(1, 1): 5_000_000_000, (1, 2): 9_000_000_000})
+    end = Usage(2.5, {(1, 1): 5_500_000_000, (1, 3): 250_000_000})
+    assert end.waited_since(start) == 0.75

@@ -61,16 +61,20 @@ def _runqueue_waits(pid: int) -> dict[tuple[int, int], int]:
 @dataclass(frozen=True)
 class Usage:
     """What the servers had used at one moment: CPU seconds (every process, finished
-    threads included) and each live thread's run-queue wait in nanoseconds."""
+    threads included) and each live thread's run-queue wait in nanoseconds (None when
+    the kernel keeps no schedstat)."""
 
     cpu: float
-    waits: dict[tuple[int, int], int]
+    waits: dict[tuple[int, int], int] | None
 
-    def waited_since(self, earlier: Usage) -> float:
+    def waited_since(self, earlier: Usage) -> float | None:
         """Seconds the threads waited for a core since ``earlier``: the threads alive at
         both moments by their difference, the ones started since in full (a thread that
-        ended in between is not counted)."""
-        return sum(ns - earlier.waits.get(key, 0) for key, ns in self.waits.items()) / 1e9
+        ended in between is not counted); None when either moment has no schedstat."""
+        if self.waits is None or earlier.waits is None:
+            return None
+        before = earlier.waits
+        return sum(ns - before.get(key, 0) for key, ns in self.waits.items()) / 1e9
 
 
 def servers_usage() -> Usage | None:
@@ -87,14 +91,14 @@ def servers_usage() -> Usage | None:
     children: dict[int, list[int]] = {}
     for pid, (parent, _) in stats.items():
         children.setdefault(parent, []).append(pid)
-    cpu, waits = 0.0, {}
+    cpu, waits = 0.0, dict[tuple[int, int], int]()
     stack = [p for p in children.get(os.getpid(), []) if _is_serve(p)]
     while stack:
         pid = stack.pop()
         cpu += stats.get(pid, (0, 0.0))[1]
         waits.update(_runqueue_waits(pid))
         stack.extend(children.get(pid, ()))
-    return Usage(cpu, waits)
+    return Usage(cpu, waits or None)
 
 
 class CpuWindow:

@@ -57,3 +57,4 @@ def test_run_queue_wait_counts_threads_alive_in_the_window() -> None:
     start = Usage(1.0, {(1, 1): 5_000_000_000, (1, 2): 9_000_000_000})
     end = Usage(2.5, {(1, 1): 5_500_000_000, (1, 3): 250_000_000})
     assert end.waited_since(start) == 0.75
+    assert end.waited_since(Usage(1.0, None)) is None, "no schedstat: not measured, not 0"

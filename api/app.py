@@ -11,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from .. import __version__
 from . import threads
-from .auth import authorize, install_auth
+from .auth import authorize_route, install_auth
 from .dashboard import router as dashboard_router
 from .db.engine import Database
 from .db.migrate import prepare_database
@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestIdMiddleware)  # outermost: every reply carries X-Request-ID
     app.include_router(ops.router)
-    keyed = [Depends(authorize)]  # every /api/v1 route: key, role, project (api/auth.py)
+    keyed = [Depends(authorize_route)]  # every /api/v1 route: key, role, project (api/auth.py)
     app.include_router(studies.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(trials.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(checkpoints.router, prefix=API_PREFIX, dependencies=keyed)

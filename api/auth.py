@@ -1,7 +1,9 @@
 """Who may call what: API keys, roles per project, and the server's exposure check.
 
 Every ``/api/v1`` route runs :func:`authorize` (added once, where the routers are
-included), which
+included, as :func:`authorize_route`; the hot trial calls of :data:`ON_WORK_THREAD` run
+it on their work's thread, and a request refused there hears so before any complaint
+about its body), which
 
 1. authenticates the ``Authorization: Bearer <key>`` header (401 with a
    ``WWW-Authenticate: Bearer`` header when it is missing, garbled or revoked);
@@ -32,12 +34,14 @@ only in the ``Authorization`` header, never in URLs, so access logs never show t
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.engine import make_url
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -245,8 +249,77 @@ def _study_id(request: Request) -> int | None:
     return value if value <= MAX_ID else None
 
 
-async def current_project(principal: Annotated[Principal, Depends(authorize)]) -> int | None:
+#: The hot trial calls, made by workers several times per trial: their authorization
+#: runs on the thread that does their work (:func:`authorize_here`, called by
+#: api/threads.py before the work), not on a thread of its own first. The same checks
+#: and the same read; one hand-over between the event loop and a thread less per call
+#: (docs/performance.md, run Q). Each of these routes runs its work through
+#: api/threads.py; ``tests/api/test_auth.py`` checks that every one still refuses.
+ON_WORK_THREAD: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("POST", _S + "/trials/suggest"),
+        ("POST", _T + "/measurements"),
+        ("POST", _T + "/heartbeat"),
+        ("POST", _T + "/complete"),
+        ("POST", _T + "/fail"),
+    }
+)
+
+
+async def authorize_route(request: Request) -> Principal | None:
+    """The router dependency: :func:`authorize` on a thread of the default pool, or, for
+    a route of :data:`ON_WORK_THREAD`, marked pending (None) for :func:`authorize_here`."""
+    if (request.method, route_template(request.scope)) in ON_WORK_THREAD:
+        request.state.authorize_pending = True
+        return None
+    return await run_in_threadpool(authorize, request)
+
+
+def authorize_here(request: Request) -> None:
+    """The request's pending authorization (:func:`authorize_route`), on this thread;
+    nothing when none is pending. Raises what :func:`authorize` raises."""
+    if getattr(request.state, "authorize_pending", False):
+        request.state.authorize_pending = False
+        authorize(request)
+
+
+async def _pending_refusal(request: Request) -> Response | None:
+    """The answer of a pending authorization that refuses (401, 403, 404, 429), else
+    None: a refused caller hears that before anything about its request's body."""
+    if not getattr(request.state, "authorize_pending", False):
+        return None
+    try:
+        await run_in_threadpool(authorize_here, request)
+    except Exception as exc:  # answered by the app's handler for it, as if raised in a route
+        handler = next(
+            (
+                request.app.exception_handlers[kind]
+                for kind in type(exc).__mro__
+                if kind in request.app.exception_handlers
+            ),
+            None,
+        )
+        if handler is None:
+            raise
+        return await _answer(handler, request, exc)
+    return None
+
+
+async def _answer(handler: Any, request: Request, exc: Exception) -> Response:
+    """What an exception handler of the app (sync or async) answers for ``exc``."""
+    answer = handler(request, exc)
+    result: Response = await answer if inspect.isawaitable(answer) else answer
+    return result
+
+
+async def current_project(
+    request: Request, principal: Annotated[Principal | None, Depends(authorize_route)]
+) -> int | None:
     """The caller's project (None in open mode: the default project, lists unfiltered)."""
+    if principal is None:  # a route of ON_WORK_THREAD: authorize now, before the route runs
+        await run_in_threadpool(authorize_here, request)
+        principal = request.state.principal
+    assert principal is not None
     return principal.project_id
 
 
@@ -280,6 +353,13 @@ def install_auth(app: FastAPI) -> None:
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
     app.add_exception_handler(AuthError, _auth_error)
     app.add_exception_handler(RateLimited, _rate_limited)
+    invalid = app.exception_handlers[RequestValidationError]  # api/errors.py's, installed first
+
+    async def refused_first(request: Request, exc: Exception) -> Response:
+        refusal = await _pending_refusal(request)
+        return refusal if refusal is not None else await _answer(invalid, request, exc)
+
+    app.add_exception_handler(RequestValidationError, refused_first)
     guarded = frozenset(
         path
         for name, paths in GUARDABLE.items()

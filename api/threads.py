@@ -9,6 +9,10 @@ statement against every other thread that is running. Fewer than 16 made
 measurements queue for a thread once completions shared their transactions
 (docs/performance.md).
 
+The hot trial calls (suggest, measurements, heartbeats, complete, fail) are async
+routes that hand their work to a pool here, and :func:`_run_in` runs their
+authorization on that same thread first: one hand-over per call, not two.
+
 Complete and fail run in a second pool of the same size, the study writers'
 pool, and suggest in a third: each of them takes its study's row lock, so on a
 busy study most of them are waiting for it, and a suggest may also wait for a
@@ -25,6 +29,8 @@ from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
+
+from .auth import authorize_here
 
 _R = TypeVar("_R")
 
@@ -47,8 +53,20 @@ async def in_suggest_pool(request: Request, call: Callable[[], _R]) -> _R:
     return await _run_in(request, "suggest_threads", call)
 
 
-async def _run_in(request: Request, pool: str, call: Callable[[], _R]) -> _R:
+async def in_default_pool(request: Request, call: Callable[[], _R]) -> _R:
+    """``call()`` on a thread of the default pool (measurements, heartbeats: async routes
+    whose authorization runs on that thread too, api/auth.py ``ON_WORK_THREAD``)."""
+    return await _run_in(request, None, call)
+
+
+async def _run_in(request: Request, pool: str | None, call: Callable[[], _R]) -> _R:
     """``call()`` on a thread of the app's ``pool`` (the default pool when the app was
-    not started through its lifespan)."""
-    limiter: Any = getattr(request.app.state, pool, None)
-    return await to_thread.run_sync(call, limiter=limiter)
+    not started through its lifespan), after the request's pending authorization
+    (api/auth.py ``ON_WORK_THREAD``) on the same thread."""
+    limiter: Any = getattr(request.app.state, pool, None) if pool else None
+
+    def run() -> _R:
+        authorize_here(request)
+        return call()
+
+    return await to_thread.run_sync(run, limiter=limiter)

@@ -32,7 +32,7 @@ from ..services import completions, exports
 from ..services import suggest as suggest_service
 from ..services import trials as service
 from ..suggest_guard import suggest_guard
-from ..threads import in_suggest_pool, in_writer_pool
+from ..threads import in_default_pool, in_suggest_pool, in_writer_pool
 from .deps import PageSize, StudyId, TrialNumber, get_db, page_size_of
 
 router = APIRouter(prefix="/studies/{study_id}/trials", tags=["trials"])
@@ -188,7 +188,7 @@ def get_trial(study_id: StudyId, number: TrialNumber, db: DB) -> TrialPublic:
     summary="Report an intermediate result",
     responses=TRIAL_VERB,
 )
-def add_measurement(
+async def add_measurement(
     study_id: StudyId,
     number: TrialNumber,
     body: Annotated[MeasurementIn, Body(openapi_examples=MEASUREMENT_EXAMPLES)],
@@ -200,8 +200,11 @@ def add_measurement(
     early-stopping rule: stop when ``should_stop`` is true, then complete the trial.
     ``next_decision_step`` says which steps' reports may wait. Extends the trial's lease."""
     earlier = [service.Reported(m.step, m.values, m.elapsed_seconds) for m in body.earlier or ()]
-    reply = service.add_measurement(
-        db, study_id, number, body.step, body.values, body.elapsed_seconds, earlier
+    reply = await in_default_pool(
+        request,
+        lambda: service.add_measurement(
+            db, study_id, number, body.step, body.values, body.elapsed_seconds, earlier
+        ),
     )
     if reply.trial_state == TrialState.PAUSED:  # a paused trial frees its slot
         dispatch_successor(request, background, study_id)
@@ -221,9 +224,11 @@ def add_measurement(
     summary="Extend a running trial's lease",
     responses=TRIAL_VERB,
 )
-def heartbeat(study_id: StudyId, number: TrialNumber, db: DB, body: Ignored = None) -> HeartbeatOut:
+async def heartbeat(
+    study_id: StudyId, number: TrialNumber, db: DB, request: Request, body: Ignored = None
+) -> HeartbeatOut:
     """Keep the trial's lease; the reply says whether the trial should stop."""
-    reply = service.heartbeat(db, study_id, number)
+    reply = await in_default_pool(request, lambda: service.heartbeat(db, study_id, number))
     return HeartbeatOut(should_stop=reply.should_stop, trial_state=reply.trial_state)
 
 

@@ -157,11 +157,16 @@ class Reconciler:
         """``study_id`` was just made managed (before the next pass sees it)."""
         self._managed = self._managed | {study_id}
 
+    def dispatches(self, study_id: int) -> bool:
+        """Whether :meth:`after_trial_ended` would dispatch anything for ``study_id`` (a
+        managed study, known at the last pass, on a server with a task queue)."""
+        return self._queue is not None and self._interval > 0 and study_id in self._managed
+
     def after_trial_ended(self, study_id: int) -> None:
         """Dispatch a managed study's next tasks now that one of its trials ended; run
         after the request committed (a FastAPI background task). The pass stays the
         safety net: a failure here only waits for it."""
-        if self._queue is None or self._interval <= 0 or study_id not in self._managed:
+        if not self.dispatches(study_id):
             return
         try:
             dispatch_study(self._db, self._queue, self._settings, study_id, None)

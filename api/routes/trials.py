@@ -45,8 +45,11 @@ Ignored = Annotated[dict[str, object] | None, Body(description="ignored; may be 
 
 def dispatch_successor(request: Request, background: BackgroundTasks, study_id: int) -> None:
     """Once the reply is sent (the trial's end committed), a managed study's next task is
-    dispatched at once instead of at the reconciler's next pass (api/scheduler.py)."""
-    background.add_task(request.app.state.reconciler.after_trial_ended, study_id)
+    dispatched at once instead of at the reconciler's next pass (api/scheduler.py). Other
+    studies get no background task: its hand-over to a thread would cost every call."""
+    reconciler = request.app.state.reconciler
+    if reconciler.dispatches(study_id):
+        background.add_task(reconciler.after_trial_ended, study_id)
 
 
 @router.post(

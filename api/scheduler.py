@@ -166,10 +166,11 @@ class Reconciler:
         """Dispatch a managed study's next tasks now that one of its trials ended; run
         after the request committed (a FastAPI background task). The pass stays the
         safety net: a failure here only waits for it."""
-        if not self.dispatches(study_id):
+        queue = self._queue
+        if queue is None or not self.dispatches(study_id):
             return
         try:
-            dispatch_study(self._db, self._queue, self._settings, study_id, None)
+            dispatch_study(self._db, queue, self._settings, study_id, None)
         except Exception:
             log.exception("dispatch after a trial of study %s ended failed", study_id)
 

@@ -8,7 +8,8 @@ that locks their trial rows, one read of their measurements, one flush. When
 anything in that shared transaction refuses (a trial that is not running, a lease
 that ran out, values that do not fit the study's metrics), it is rolled back and
 each completion runs in a transaction of its own, so every caller gets exactly the
-answer it would have had alone.
+answer it would have had alone. Model suggests of the study let a running completion
+transaction finish before they read and claim (:func:`completions_idle`).
 """
 
 from __future__ import annotations
@@ -137,3 +138,20 @@ _batchers_lock = threading.Lock()
 def _batcher(db: Database) -> GroupCommit[Completion, Trial]:
     with _batchers_lock:
         return _batchers.setdefault(db, GroupCommit())
+
+
+#: Longest a model suggest waits for its study's completions in this process (seconds).
+COMPLETIONS_FIRST_SECONDS = 0.05
+
+
+def completions_idle(db: Database, study_id: int) -> None:
+    """Completions go first: wait while a completion transaction of the study runs in
+    this process, at most :data:`COMPLETIONS_FIRST_SECONDS`.
+
+    A model suggest calls this before its fresh snapshot and before its claim
+    (:mod:`.suggest_fit`). A worker that reports a result then does not queue at the
+    study's row lock, or for the interpreter lock between its statements, behind a
+    claim that may as well come a few milliseconds later, and the suggest works with
+    that result in the study. The bound keeps suggests moving under a stream of
+    completions (docs/performance.md, run Q)."""
+    _batcher(db).wait_idle(study_id, COMPLETIONS_FIRST_SECONDS)

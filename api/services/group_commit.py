@@ -43,7 +43,14 @@ class GroupCommit(Generic[T, R]):
         self.limit = limit
         self._weight = weight
         self._lock = threading.Lock()
+        self._became_idle = threading.Condition(self._lock)
         self._queues: dict[int, deque[_Slot[T]]] = {}
+
+    def wait_idle(self, key: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until no batch of ``key`` runs in this process;
+        whether none does."""
+        with self._became_idle:
+            return self._became_idle.wait_for(lambda: key not in self._queues, timeout)
 
     def idle(self, key: int) -> bool:
         """Whether no batch of ``key`` runs in this process now (a caller would lead)."""
@@ -98,5 +105,6 @@ class GroupCommit(Generic[T, R]):
                 successor.wake.set()
             else:
                 del self._queues[key]
+                self._became_idle.notify_all()
         for slot in batch[1:]:
             slot.wake.set()

@@ -61,6 +61,7 @@ from ..db.repository import (
     utcnow,
 )
 from . import fit_pool
+from .completions import completions_idle
 from .group_commit import GroupCommit
 from .history import HistoryCache
 from .lifecycle import (
@@ -204,10 +205,12 @@ def fit_batch(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
         elif attempt == 0 and early is not None:
             snapshot = early
         else:
+            completions_idle(db, study_id)
             snapshot = _snapshot(db, study_id, want)
         read = time.perf_counter()
         suggestion = _fit(snapshot) if snapshot is not None else None
         fitted = time.perf_counter()
+        completions_idle(db, study_id)
         try:
             _claim(db, study_id, batch, snapshot, suggestion, inside=inside)
         except _Stale:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_client
 from tests.specs import small_spec
-from tuneforge.api.services import completions
+from tuneforge.api.services import completions, suggest_fit
 from tuneforge.api.services.group_commit import GroupCommit
 
 API = "/api/v1/studies"
@@ -241,3 +241,99 @@ def test_a_shared_transaction_stores_every_completion_of_the_batch(
         study = client.get(f"{API}/{sid}").json()
         assert study["state"] == "completed", "the budget of 4 is spent"
         assert study["trial_counts"]["completed"] == 4
+
+
+# ---- completions before a model suggest's claim -------------------------------------------------
+
+
+def test_wait_idle_returns_when_the_keys_batch_ends_and_not_before() -> None:
+    batcher: GroupCommit[int, int] = GroupCommit()
+    work, release, _ = held_work(lambda i: i)
+    leader = threading.Thread(target=batcher.submit, args=(5, 0, work))
+    leader.start()
+    _until(lambda: not batcher.idle(5))
+    assert batcher.wait_idle(6, 0.0), "another key is idle at once"
+    assert not batcher.wait_idle(5, 0.05), "the key's batch still runs"
+    waited: list[bool] = []
+    waiter = threading.Thread(target=lambda: waited.append(batcher.wait_idle(5, WAIT)))
+    waiter.start()
+    release.set()
+    waiter.join(WAIT)
+    leader.join(WAIT)
+    assert waited == [True] and batcher.idle(5)
+
+
+def _model_study(client: TestClient) -> tuple[int, int]:
+    """A ``tpe`` study with one running trial (its number)."""
+    sid = client.post(API, json=small_spec("first", algorithm="tpe")).json()["id"]
+    r = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "a"})
+    return sid, r.json()["trials"][0]["number"]
+
+
+def test_a_model_suggest_claims_after_the_completion_its_study_is_committing(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A completion is held in its transaction; a suggest of the same study fits, then
+    waits for it before its claim (``COMPLETIONS_FIRST_SECONDS``, raised here so the
+    test does not depend on timing), and claims once it is committed."""
+    monkeypatch.setattr(completions, "COMPLETIONS_FIRST_SECONDS", WAIT)
+    held = HeldFirst(monkeypatch)
+    claims: list[bool] = []
+    real_claim = suggest_fit._claim
+
+    def noted_claim(db: Any, study_id: int, *args: Any, **kwargs: Any) -> Any:
+        claims.append(completions._batcher(db).idle(study_id))
+        return real_claim(db, study_id, *args, **kwargs)
+
+    monkeypatch.setattr(suggest_fit, "_claim", noted_claim)
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
+        sid, number = _model_study(client)
+        assert number == 0
+        del claims[:]
+        replies: dict[str, Any] = {}
+
+        def call(name: str, path: str, body: dict[str, Any]) -> None:
+            replies[name] = client.post(f"{API}/{sid}/trials{path}", json=body)
+
+        done = threading.Thread(
+            target=call, args=("done", "/0/complete", {"values": {"accuracy": 0.5}})
+        )
+        done.start()
+        assert held.entered.wait(WAIT)
+        asked = threading.Thread(target=call, args=("asked", "/suggest", {"client_id": "b"}))
+        asked.start()
+        asked.join(0.5)
+        assert asked.is_alive(), "the suggest claimed while its study's completion ran"
+        assert claims == []
+        held.release.set()
+        done.join(WAIT)
+        asked.join(WAIT)
+        assert replies["done"].status_code == 200, replies["done"].text
+        assert replies["asked"].status_code == 200, replies["asked"].text
+        assert replies["asked"].json()["trials"][0]["number"] == 1
+        assert claims == [True]
+
+
+def test_a_model_suggest_waits_for_completions_only_so_long(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(completions, "COMPLETIONS_FIRST_SECONDS", 0.05)
+    held = HeldFirst(monkeypatch)
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
+        sid, _ = _model_study(client)
+        out: dict[str, Any] = {}
+
+        def complete() -> None:
+            out["done"] = client.post(
+                f"{API}/{sid}/trials/0/complete", json={"values": {"accuracy": 0.5}}
+            )
+
+        done = threading.Thread(target=complete)
+        done.start()
+        assert held.entered.wait(WAIT)
+        r = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "b"})
+        assert r.status_code == 200 and r.json()["trials"][0]["number"] == 1, r.text
+        assert done.is_alive(), "the completion was not held while the suggest ran"
+        held.release.set()
+        done.join(WAIT)
+        assert out["done"].status_code == 200, out["done"].text

@@ -251,10 +251,11 @@ def _study_id(request: Request) -> int | None:
 
 #: The hot trial calls, made by workers several times per trial: their authorization
 #: runs on the thread that does their work (:func:`authorize_here`, called by
-#: api/threads.py before the work), not on a thread of its own first. The same checks
-#: and the same read; one hand-over between the event loop and a thread less per call
-#: (docs/performance.md, run Q). Each of these routes runs its work through
-#: api/threads.py; ``tests/api/test_auth.py`` checks that every one still refuses.
+#: api/threads.py before the work), not on a thread of its own first: the same checks
+#: and the same read, one hand-over between the event loop and a thread fewer per call
+#: (docs/performance.md, run Q). Each of these routes must run its work through
+#: api/threads.py; ``tests/api/test_auth_on_work_thread.py`` checks that every one still
+#: refuses, before judging the body, and hands over once.
 ON_WORK_THREAD: frozenset[tuple[str, str]] = frozenset(
     {
         ("POST", _S + "/trials/suggest"),

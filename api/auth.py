@@ -314,13 +314,12 @@ async def _answer(handler: Any, request: Request, exc: Exception) -> Response:
 
 
 async def current_project(
-    request: Request, principal: Annotated[Principal | None, Depends(authorize_route)]
+    principal: Annotated[Principal | None, Depends(authorize_route)],
 ) -> int | None:
-    """The caller's project (None in open mode: the default project, lists unfiltered)."""
-    if principal is None:  # a route of ON_WORK_THREAD: authorize now, before the route runs
-        await run_in_threadpool(authorize_here, request)
-        principal = request.state.principal
-    assert principal is not None
+    """The caller's project (None in open mode: the default project, lists unfiltered).
+    No route of :data:`ON_WORK_THREAD` takes it: their principal is only known on the
+    work's thread."""
+    assert principal is not None, "CurrentProject on a route of ON_WORK_THREAD"
     return principal.project_id
 
 

@@ -23,7 +23,7 @@ from .openapi import install_openapi, operation_id
 from .queue import CeleryQueue
 from .routes import analysis, audit, checkpoints, datasets, keys, nested, ops, studies, trials
 from .scheduler import Reconciler
-from .services import fit_pool
+from .services import fit_pool, suggest_spare
 from .settings import Settings
 from .text_guard import TextGuard
 
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_format, settings.log_level)
         prepare_database(settings.db_url, migrate=settings.migrate)
         fit_pool.configure(settings.fit_processes)
+        suggest_spare.configure(settings.spare_points)
         freeze_startup_objects()
         threads.configure(app, settings.threads)
         reconciler.start()

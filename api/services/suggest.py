@@ -25,6 +25,7 @@ from ..db.repository import (
     to_trial,
     utcnow,
 )
+from . import suggest_spare
 from .hints import StudyHints
 from .lifecycle import (
     RUNNING_STATES,
@@ -45,7 +46,9 @@ from .suggest_fit import (
     claim_batcher,
     fill_in_transaction,
     filling,
+    fit,
     fits_in_claim,
+    hand_out,
     history_of,
     new_points,
     read_snapshot,
@@ -54,6 +57,9 @@ from .suggest_fit import (
 __all__ = ["MAX_SUGGEST_COUNT", "check_count", "history_of", "suggest"]
 
 MAX_SUGGEST_COUNT = 1000
+#: How long a suggest waits for a running refill of its study's spare points (when there
+#: are none left) before it asks the algorithm itself (api/services/suggest_spare.py).
+REFILL_WAIT_SECONDS = 1.0
 
 
 def check_count(count: int) -> None:
@@ -75,7 +81,9 @@ def suggest(
     check_count(count)
     handed: list[Trial] = []
     snapshot = None
-    only_new = not _in_claim.get(db, study_id)
+    # spare points are handed out by the bookkeeping transaction (api/services/suggest_spare.py)
+    spares = suggest_spare.available(db, study_id, wait=REFILL_WAIT_SECONDS)
+    only_new = not _in_claim.get(db, study_id) and not spares
     if only_new:
         only_new, snapshot = _only_new_points(db, study_id, client_id, count)
     if only_new:
@@ -187,7 +195,7 @@ def _bookkeeping(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
         refresh_study_state(session, study, spec, now)
         fill = _note_in_claim(db, study_id, spec)
         handed = [
-            _serve(session, study, spec, a, due, fill, now)
+            _serve(db, session, study, spec, a, due, fill, now)
             for a, due in zip(batch, dues, strict=True)
         ]
         session.flush()
@@ -195,9 +203,12 @@ def _bookkeeping(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
         ms = measurements_of(session, ids) if ids else {}
         for ask, rows in zip(batch, handed, strict=True):
             ask.trials[:0] = [to_trial(r, ms.get(r.id, ())) for r in rows]
+        finished = suggest_spare.finished_of(study)
+    suggest_spare.refill_if_low(db, study_id, spec, finished, fit)
 
 
 def _serve(
+    db: Database,
     session: Session,
     study: StudyRow,
     spec: StudySpec,
@@ -208,7 +219,8 @@ def _serve(
 ) -> list[TrialRow]:
     """One ask of :func:`_bookkeeping`: its own unfinished trials (when ``due``), promoted
     and queued trials, then new points when the algorithm runs in the claim (``fill``);
-    the rows handed out (new points' trials go to ``ask.trials``)."""
+    or this process's spare points of the study (:mod:`.suggest_spare`); the rows handed
+    out (new points' trials go to ``ask.trials``)."""
     claim_dispatch(session, study.id, ask.client_id, now)
     if study.state != StudyState.ACTIVE.value:
         # docs/api.md: no work; "paused" (may resume) or "completed" (never again)
@@ -224,6 +236,13 @@ def _serve(
         fill_in_transaction(session, study, spec, now, [fresh])
         ask.trials.extend(fresh.trials)
         need = 0
+    elif need and study.state == StudyState.ACTIVE.value:
+        spares = suggest_spare.take(db, study, spec, need)
+        if spares:
+            taken = Ask(len(spares), ask.client_id)
+            hand_out(session, study, spec, now, [taken], spares)
+            ask.trials.extend(taken.trials)
+            need -= len(taken.trials)
     refresh_study_state(session, study, spec, now, flush=False)  # the batch flushes once
     ask.study_state = StudyState(study.state)
     ask.remaining = need if study.state == StudyState.ACTIVE.value else 0

@@ -60,7 +60,7 @@ from ..db.repository import (
     to_trial,
     utcnow,
 )
-from . import fit_pool
+from . import fit_pool, suggest_spare
 from .completions import completions_idle
 from .group_commit import GroupCommit
 from .history import HistoryCache
@@ -187,7 +187,12 @@ def new_points(
     uses it when the batch is this caller's alone, else reads its own."""
     ask = Ask(count, client_id, snapshot)
     work = filling(lambda batch: fit_batch(db, study_id, batch))
-    return _batcher(db).submit(study_id, ask, work, on_queue=ask.forget_snapshot)
+
+    def queued() -> None:
+        ask.forget_snapshot()
+        suggest_spare.mark_busy(db, study_id)
+
+    return _batcher(db).submit(study_id, ask, work, on_queue=queued)
 
 
 # ---- one batch: snapshot, fit, claim --------------------------------------------------------
@@ -208,14 +213,15 @@ def fit_batch(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
             completions_idle(db, study_id)
             snapshot = _snapshot(db, study_id, want)
         read = time.perf_counter()
-        suggestion = _fit(snapshot) if snapshot is not None else None
+        suggestion = fit(snapshot) if snapshot is not None else None
         fitted = time.perf_counter()
         completions_idle(db, study_id)
         try:
-            _claim(db, study_id, batch, snapshot, suggestion, inside=inside)
+            spec, finished = _claim(db, study_id, batch, snapshot, suggestion, inside=inside)
         except _Stale:
             continue
         _observe(db, read - start, fitted - read, time.perf_counter() - fitted)
+        suggest_spare.refill_if_low(db, study_id, spec, finished, fit)
         return
     raise Temporary(f"study {study_id} changed during every attempt to suggest; try again")
 
@@ -293,7 +299,7 @@ def _request(session: Session, study: StudyRow, spec: StudySpec, count: int) -> 
     )
 
 
-def _fit(snapshot: Snapshot) -> Suggestion:
+def fit(snapshot: Snapshot) -> Suggestion:
     """The algorithm's suggestion: from the fit process for the GP algorithms
     (:mod:`.fit_pool`), in this thread otherwise."""
     spec = snapshot.spec
@@ -314,8 +320,9 @@ def _claim(
     suggestion: Suggestion | None,
     *,
     inside: bool,
-) -> None:
-    """Write the batch's trials if the snapshot still holds (else :class:`_Stale`).
+) -> tuple[StudySpec, int]:
+    """Write the batch's trials if the snapshot still holds (else :class:`_Stale`); the
+    study's spec and its number of results (:func:`.suggest_spare.finished_of`).
 
     ``inside`` (the last attempt): the algorithm runs here, on the locked study.
     Without a snapshot otherwise, the study had no room: nothing is handed out.
@@ -336,8 +343,10 @@ def _claim(
             _write(session, study, spec, now, batch, suggestion)
         refresh_study_state(session, study, spec, now)
         state = StudyState(study.state)
+        finished = suggest_spare.finished_of(study)
     for a in batch:
         a.study_state = state
+    return spec, finished
 
 
 def fits_in_claim(spec: StudySpec) -> bool:
@@ -355,7 +364,7 @@ def fill_in_transaction(
 ) -> None:
     """Run the algorithm on the locked ``study`` and hand ``batch`` its new trials."""
     snapshot = read_snapshot(session, study, spec, sum(a.count for a in batch))
-    suggestion = _fit(snapshot) if snapshot is not None else None
+    suggestion = fit(snapshot) if snapshot is not None else None
     _write(session, study, spec, now, batch, suggestion)
 
 
@@ -368,12 +377,12 @@ def _write(
     suggestion: Suggestion | None,
 ) -> None:
     """Save the algorithm's state and hand the suggestion's trials out to ``batch``."""
-    decisions = _checked(spec, suggestion) if suggestion is not None else []
+    decisions = checked(spec, suggestion) if suggestion is not None else []
     if suggestion is not None:
         study.algorithm_state = dict(suggestion.state) if suggestion.state is not None else None
         if suggestion.exhausted:
             study.search_exhausted = True
-    _hand_out(session, study, spec, now, batch, decisions)
+    hand_out(session, study, spec, now, batch, decisions)
 
 
 def _moved(study: StudyRow, snapshot: Snapshot, suggestion: Suggestion) -> bool:
@@ -388,7 +397,7 @@ def _moved(study: StudyRow, snapshot: Snapshot, suggestion: Suggestion) -> bool:
     return _room(study, spec_of(study), wanted) < wanted
 
 
-def _checked(spec: StudySpec, suggestion: Suggestion) -> list[SuggestDecision]:
+def checked(spec: StudySpec, suggestion: Suggestion) -> list[SuggestDecision]:
     """New parameter sets are checked against the space before they become trials."""
     return [
         NewParams(spec.space.validate_params(d.params, "suggestion"))
@@ -398,7 +407,7 @@ def _checked(spec: StudySpec, suggestion: Suggestion) -> list[SuggestDecision]:
     ]
 
 
-def _hand_out(
+def hand_out(
     session: Session,
     study: StudyRow,
     spec: StudySpec,

@@ -1,0 +1,182 @@
+"""Spare points (api/services/suggest_spare.py): a busy TPE study's suggests take points
+fitted ahead, each draw is handed out once, a point too old for the history is dropped,
+and a study whose suggests never queue keeps none (issue 17, the ``tpe`` suggest tail).
+
+The real app on both backends and the real TPE, fitted in the server's process
+(``fit_processes=0``) so a test can step in during a fit.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import make_client
+from tests.specs import score, small_spec
+from tuneforge.api.db.engine import Database
+from tuneforge.api.db.repository import get_study_row, spec_of
+from tuneforge.api.services import suggest_fit, suggest_spare
+from tuneforge.core.study import StudySpec, parse_study_spec
+
+API = "/api/v1/studies"
+WAIT = 30.0
+#: Results before the spares start: 2 spare points at most (1% of them).
+HISTORY = 210
+
+
+def _loop(client: TestClient, sid: int, n: int, cid: str = "loop") -> list[dict[str, Any]]:
+    """``n`` suggest-complete rounds of one client; the trials it got."""
+    got = []
+    for _ in range(n):
+        trial = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": cid}).json()
+        trial = trial["trials"][0]
+        body = {"values": {"accuracy": score(trial["params"])}}
+        reply = client.post(f"{API}/{sid}/trials/{trial['number']}/complete", json=body)
+        assert reply.status_code == 200, reply.text
+        got.append(trial)
+    return got
+
+
+def _add_results(client: TestClient, sid: int, trials: list[dict[str, Any]]) -> None:
+    """Results evaluated elsewhere (``POST .../trials`` as completed): history without a
+    suggest."""
+    for t in trials:
+        body = {"params": t["params"], "state": "completed"}
+        body["values"] = {"accuracy": score(t["params"])}
+        reply = client.post(f"{API}/{sid}/trials", json=body)
+        assert reply.status_code in (200, 201), reply.text
+
+
+def _study(client: TestClient, name: str) -> tuple[Database, int]:
+    sid = client.post(API, json=small_spec(name, algorithm="tpe")).json()["id"]
+    return client.app.state.db, sid  # type: ignore[attr-defined]
+
+
+def _state(db: Database, sid: int) -> Any:
+    with db.read() as session:
+        return get_study_row(session, sid).algorithm_state
+
+
+def _spec(db: Database, sid: int) -> StudySpec:
+    with db.read() as session:
+        return spec_of(get_study_row(session, sid))
+
+
+def _spare_params(db: Database, sid: int) -> list[dict[str, Any]]:
+    entry = suggest_spare._spares(db, sid)
+    return [] if entry is None else [dict(p) for p, _ in entry.points]
+
+
+def _wait_for_spares(db: Database, sid: int, at_least: int = 1) -> None:
+    for _ in range(int(WAIT / 0.02)):
+        entry = suggest_spare._spares(db, sid)
+        if entry is not None and len(entry.points) >= at_least and not entry.refilling:
+            return
+        threading.Event().wait(0.02)
+    raise AssertionError("no spare points were fitted")
+
+
+def test_a_busy_study_hands_out_its_spare_points_once_each(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
+        db, sid = _study(client, "spares")
+        _loop(client, sid, HISTORY)
+        assert not suggest_spare.available(db, sid), "a one-client loop keeps no spares"
+        suggest_spare.mark_busy(db, sid)  # as when a suggest queues behind another's fit
+        _loop(client, sid, 1)  # its batch starts the refill
+        _wait_for_spares(db, sid, at_least=2)
+        spares = _spare_params(db, sid)
+        before = _state(db, sid)
+        refills = []  # held back while the spares are taken, so the state can be compared
+        monkeypatch.setattr(suggest_spare, "refill_if_low", lambda *a: refills.append(a))
+        got = [
+            client.post(f"{API}/{sid}/trials/suggest", json={"client_id": f"c{i}"}).json()
+            for i in range(2)
+        ]
+        trials = [g["trials"][0] for g in got]
+        assert [t["params"] for t in trials] == spares, "the suggests took the spare points"
+        assert [t["number"] for t in trials] == [HISTORY + 1, HISTORY + 2]
+        assert _state(db, sid) == before, "taking a spare point draws nothing"
+        assert before["draws"] >= 2, "the refill saved the draws its points used"
+        assert refills, "taking the spares asked for a refill"
+        monkeypatch.undo()
+        assert suggest_spare.refill_if_low(*refills[-1])
+        _wait_for_spares(db, sid)
+        assert not any(p in spares for p in _spare_params(db, sid))
+
+
+def test_a_refill_whose_state_another_process_saved_meanwhile_keeps_nothing(
+    db_url: str,
+) -> None:
+    """Two apps on one database stand for two server processes: while the first one's
+    refill fits, the second claims a point (saving TPE's state); the refill's draws may
+    repeat the second one's, so it must keep none of them."""
+    with (
+        make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as one,
+        make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as two,
+    ):
+        db, sid = _study(one, "stale-refill")
+        _loop(one, sid, HISTORY)
+        spec = _spec(db, sid)
+        entry = suggest_spare._spares(db, sid, spec)
+        assert entry is not None
+
+        def fit_while_another_claims(snapshot: suggest_fit.Snapshot) -> Any:
+            _loop(two, sid, 1, cid="other")
+            return suggest_fit.fit(snapshot)
+
+        added = suggest_spare.refill(db, sid, entry, fit_while_another_claims)
+        assert added == 0 and not entry.points
+        assert suggest_spare.refill(db, sid, entry, suggest_fit.fit) == 2
+
+
+def test_a_spare_point_older_than_one_percent_of_the_history_is_dropped(db_url: str) -> None:
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
+        db, sid = _study(client, "old-spares")
+        done = _loop(client, sid, HISTORY)
+        spec = _spec(db, sid)
+        entry = suggest_spare._spares(db, sid, spec)
+        assert entry is not None
+        assert suggest_spare.refill(db, sid, entry, suggest_fit.fit) == 2
+        spares = _spare_params(db, sid)
+        _add_results(client, sid, done[:2])  # 2 newer results: within 1% of 212
+        first = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "a"}).json()
+        assert first["trials"][0]["params"] == spares[0]
+        _add_results(client, sid, done[2:4])  # 2 more: 4 newer than the fit saw, over 1%
+        second = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "b"}).json()
+        assert second["trials"][0]["params"] != spares[1]
+        assert not entry.points
+
+
+def test_spares_follow_the_rules_of_the_study_and_the_server() -> None:
+    assert suggest_spare.target_of(99) == 0
+    assert suggest_spare.target_of(250) == 2
+    assert suggest_spare.target_of(100_000) == suggest_spare.spare_limit()
+    assert suggest_spare.fresh(seen=1000, finished=1010)
+    assert not suggest_spare.fresh(seen=1000, finished=1011)
+    spec = parse_study_spec(small_spec("rules", algorithm="tpe"))
+    assert suggest_spare.keeps_spares(spec)
+    assert not suggest_spare.keeps_spares(parse_study_spec(small_spec("gp", algorithm="gp")))
+    hyperband = small_spec(
+        "hb",
+        algorithm="tpe",
+        fidelity={"name": "epochs", "min": 1, "max": 27},
+        early_stopping={"rule": "hyperband", "reduction_factor": 3},
+    )
+    assert not suggest_spare.keeps_spares(parse_study_spec(hyperband))
+
+
+def test_a_server_with_spares_turned_off_keeps_none(db_url: str) -> None:
+    with make_client(
+        db_url, reconcile_interval_seconds=0, fit_processes=0, spare_points=0
+    ) as client:
+        db, sid = _study(client, "no-spares")
+        _loop(client, sid, HISTORY)
+        suggest_spare.mark_busy(db, sid)
+        _loop(client, sid, 3)
+        assert not suggest_spare.available(db, sid)
+    suggest_spare.configure(16)

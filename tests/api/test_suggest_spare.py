@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.test_statement_counts import counting, filled_study
 from tests.conftest import make_client
 from tests.specs import score, small_spec
 from tuneforge.api.db.engine import Database
@@ -180,3 +181,27 @@ def test_a_server_with_spares_turned_off_keeps_none(db_url: str) -> None:
         _loop(client, sid, 3)
         assert not suggest_spare.available(db, sid)
     suggest_spare.configure(16)
+
+
+def test_a_suggest_served_from_spare_points_costs_the_same_at_any_size(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One write transaction: the due-lease read, the locked study row, its update and the
+    new trial's insert, whatever the study's size; no history read, no fit."""
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
+        monkeypatch.setattr(suggest_spare, "refill_if_low", lambda *a: False)
+        db = client.app.state.db  # type: ignore[attr-defined]
+        tallies = []
+        for n in (300, 3000):
+            sid = filled_study(client, f"size-{n}", n, "tpe")
+            entry = suggest_spare._spares(db, sid, _spec(db, sid))
+            assert entry is not None and suggest_spare.refill(db, sid, entry, suggest_fit.fit)
+            spares = _spare_params(db, sid)
+            with counting(client) as measure:
+                url = f"{API}/{sid}/trials/suggest"
+                tally = measure(lambda url=url: client.post(url, json={"client_id": "x"}))
+            assert tally.rows == 0, "no trial or measurement row was loaded"
+            mine = [s for s in tally.statements if "audit_log" not in s and "api_keys" not in s]
+            tallies.append([s.split()[0] for s in mine if not s.startswith("BEGIN")])
+            assert spares[0] not in _spare_params(db, sid), "the suggest took a spare point"
+    assert tallies[0] == tallies[1] == ["SELECT", "SELECT", "UPDATE", "INSERT"], tallies

@@ -63,6 +63,8 @@ log = logging.getLogger("tuneforge.api.suggest_spare")
 SPARE_ALGORITHMS = frozenset({"tpe"})
 #: Finished trials a study needs before it keeps spare points: its bound is 1% of them.
 SPARE_FROM = 100
+#: Fits one refill tries before it gives up, when other fits keep saving the state first.
+REFILL_ATTEMPTS = 3
 #: Spare points a study keeps at most (``TUNEFORGE_SPARE_POINTS``; 0: none).
 _limit = 16
 
@@ -225,7 +227,19 @@ def _refill(db: Database, study_id: int, entry: _Spares, fit: Fit) -> None:
 
 def refill(db: Database, study_id: int, entry: _Spares, fit: Fit) -> int:
     """Fit the study's missing spare points and keep them (see the module docstring);
-    how many were added."""
+    how many were added. A fit whose state another fit saved first (another server
+    process's, mostly) is dropped and done again on a fresh snapshot, at most
+    :data:`REFILL_ATTEMPTS` times in all."""
+    for _ in range(REFILL_ATTEMPTS):
+        added = _refill_once(db, study_id, entry, fit)
+        if added is not None:
+            return added
+    return 0
+
+
+def _refill_once(db: Database, study_id: int, entry: _Spares, fit: Fit) -> int | None:
+    """One snapshot, fit and save of :func:`refill`; ``None`` when the save found the
+    state moved."""
     from .suggest_fit import checked, read_snapshot  # suggest_fit imports this module
 
     with db.read(transaction=False) as session:
@@ -248,7 +262,7 @@ def refill(db: Database, study_id: int, entry: _Spares, fit: Fit) -> int:
     points = checked(spec, suggestion)
     with db.write() as session:
         if not _save_state(session, study_id, snapshot.algorithm_state, suggestion):
-            return 0
+            return None
     with entry.lock:
         entry.points.extend((dict(d.params), finished) for d in points if isinstance(d, NewParams))
     return len(points)

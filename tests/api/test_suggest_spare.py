@@ -115,7 +115,8 @@ def test_a_refill_whose_state_another_process_saved_meanwhile_keeps_nothing(
 ) -> None:
     """Two apps on one database stand for two server processes: while the first one's
     refill fits, the second claims a point (saving TPE's state); the refill's draws may
-    repeat the second one's, so it must keep none of them."""
+    repeat the second one's, so it must keep none of them and fit again on a fresh
+    snapshot (each of its attempts here, then only the first)."""
     with (
         make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as one,
         make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as two,
@@ -131,8 +132,18 @@ def test_a_refill_whose_state_another_process_saved_meanwhile_keeps_nothing(
             return suggest_fit.fit(snapshot)
 
         added = suggest_spare.refill(db, sid, entry, fit_while_another_claims)
-        assert added == 0 and not entry.points
-        assert suggest_spare.refill(db, sid, entry, suggest_fit.fit) == 2
+        assert added == 0 and not entry.points, "every attempt was stale"
+        fits = []
+
+        def another_claims_once(snapshot: suggest_fit.Snapshot) -> Any:
+            fits.append(snapshot.algorithm_state)
+            if len(fits) == 1:
+                _loop(two, sid, 1, cid="other")
+            return suggest_fit.fit(snapshot)
+
+        assert suggest_spare.refill(db, sid, entry, another_claims_once) == 2
+        assert len(fits) == 2 and fits[0] != fits[1], "the second fit read the new state"
+        assert _state(db, sid)["draws"] > fits[1]["draws"]
 
 
 def test_a_spare_point_older_than_one_percent_of_the_history_is_dropped(db_url: str) -> None:

@@ -173,10 +173,18 @@ class Metrics:
             registry=self.registry,
             buckets=lock_buckets,
         )
+        self.spare_points = Counter(
+            "tuneforge_spare_points",
+            "Spare points of busy TPE studies: fitted, taken, old (dropped as too old for the"
+            " history) and stale (dropped: another fit saved the state first).",
+            ["event"],
+            registry=self.registry,
+        )
         if db is not None:
             self.registry.register(DatabaseCollector(db))
             db.lock_observer = self.observe_study_lock
             db.phase_observer = self.observe_suggest_phase
+            db.spare_observer = self.observe_spare_points
 
     def observe_study_lock(self, waited: float, held: float) -> None:
         """Record one study row lock: seconds waited for it and held."""
@@ -186,6 +194,11 @@ class Metrics:
     def observe_suggest_phase(self, phase: str, seconds: float) -> None:
         """Record one phase (``snapshot``, ``fit``, ``claim``) of a model suggest's batch."""
         self.suggest_phase.labels(phase).observe(seconds)
+
+    def observe_spare_points(self, event: str, points: int) -> None:
+        """Count ``points`` spare points of one ``event`` (``fitted``, ``taken``, ``old``,
+        ``stale``)."""
+        self.spare_points.labels(event).inc(points)
 
 
 class StatusNote:

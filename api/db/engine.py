@@ -29,6 +29,8 @@ _STUDY_LOCK = "tuneforge_study_lock"
 LockObserver = Callable[[float, float], None]
 #: Called with (phase, seconds) for each phase of a model suggest's shared fit.
 PhaseObserver = Callable[[str, float], None]
+#: Called with (event, points) for the spare points of busy TPE studies.
+SpareObserver = Callable[[str, int], None]
 
 
 def normalize_url(url: str) -> str:
@@ -126,7 +128,9 @@ class Database:
     ``lock_observer``, when set, hears how long each transaction waited for and held
     its study row lock (PostgreSQL; see :func:`note_study_lock`); ``phase_observer``
     hears the seconds of each phase of a model suggest's shared fit (``snapshot``,
-    ``fit``, ``claim``: ``api/services/suggest_fit.py``)."""
+    ``fit``, ``claim``: ``api/services/suggest_fit.py``); ``spare_observer`` hears how
+    many spare points were fitted, taken, dropped as too old or dropped because another
+    fit saved the state first (``api/services/suggest_spare.py``)."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalize_url(url)
@@ -134,6 +138,7 @@ class Database:
         self.backend = self.engine.dialect.name
         self.lock_observer: LockObserver | None = None
         self.phase_observer: PhaseObserver | None = None
+        self.spare_observer: SpareObserver | None = None
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)

@@ -185,12 +185,23 @@ def take(db: Database, study: StudyRow, spec: StudySpec, need: int) -> list[Sugg
         return []
     finished = finished_of(study)
     taken: list[SuggestDecision] = []
+    old = 0
     with entry.lock:
         while entry.points and len(taken) < need:
             params, seen = entry.points.popleft()
             if fresh(seen, finished):
                 taken.append(NewParams(params))
+            else:
+                old += 1
+    _note(db, "taken", len(taken))
+    _note(db, "old", old)
     return taken
+
+
+def _note(db: Database, event: str, points: int) -> None:
+    """Tell the metrics (``tuneforge_spare_points_total``) about ``points`` of ``event``."""
+    if points and db.spare_observer is not None:
+        db.spare_observer(event, points)
 
 
 def refill_if_low(db: Database, study_id: int, spec: StudySpec, finished: int, fit: Fit) -> bool:
@@ -262,9 +273,11 @@ def _refill_once(db: Database, study_id: int, entry: _Spares, fit: Fit) -> int |
     points = checked(spec, suggestion)
     with db.write() as session:
         if not _save_state(session, study_id, snapshot.algorithm_state, suggestion):
+            _note(db, "stale", len(points))
             return None
     with entry.lock:
         entry.points.extend((dict(d.params), finished) for d in points if isinstance(d, NewParams))
+    _note(db, "fitted", len(points))
     return len(points)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.test_metrics import scrape
 from tests.api.test_statement_counts import counting, filled_study
 from tests.conftest import make_client
 from tests.specs import score, small_spec
@@ -108,6 +109,13 @@ def test_a_busy_study_hands_out_its_spare_points_once_each(
         assert suggest_spare.refill_if_low(*refills[-1])
         _wait_for_spares(db, sid)
         assert not any(p in spares for p in _spare_params(db, sid))
+        counted = scrape(client)
+        events = {
+            e: counted.get(("tuneforge_spare_points_total", (("event", e),)))
+            for e in ("fitted", "taken")
+        }
+        assert events["taken"] == 2, counted
+        assert (events["fitted"] or 0) >= 2 + len(_spare_params(db, sid)), counted
 
 
 def test_a_refill_whose_state_another_process_saved_meanwhile_keeps_nothing(
@@ -133,6 +141,8 @@ def test_a_refill_whose_state_another_process_saved_meanwhile_keeps_nothing(
 
         added = suggest_spare.refill(db, sid, entry, fit_while_another_claims)
         assert added == 0 and not entry.points, "every attempt was stale"
+        stale = scrape(one)[("tuneforge_spare_points_total", (("event", "stale"),))]
+        assert stale == 2 * suggest_spare.REFILL_ATTEMPTS
         fits = []
 
         def another_claims_once(snapshot: suggest_fit.Snapshot) -> Any:
@@ -162,6 +172,7 @@ def test_a_spare_point_older_than_one_percent_of_the_history_is_dropped(db_url: 
         second = client.post(f"{API}/{sid}/trials/suggest", json={"client_id": "b"}).json()
         assert second["trials"][0]["params"] != spares[1]
         assert not entry.points
+        assert scrape(client)[("tuneforge_spare_points_total", (("event", "old"),))] == 1
 
 
 def test_spares_follow_the_rules_of_the_study_and_the_server() -> None:

@@ -11,7 +11,8 @@ behind another suggest's fit), this module keeps a few of its points fitted ahea
    trials (TPE's constant liar spreads the new points away from them), a fit of the
    missing points, then a short write transaction that saves the algorithm's state,
    unless another fit (of this process or another server process) saved a state in
-   between: then the points are dropped. So no draw is ever used twice.
+   between: then the points are dropped, so no draw is ever used twice, and the refill
+   fits again on a fresh snapshot (:data:`REFILL_ATTEMPTS` fits at most).
 2. **Take**: a suggest of the study takes spare points inside its bookkeeping transaction
    (api/services/suggest.py), where queued trials are handed out too: one short write
    transaction, as a ``random`` suggest has, and no wait for a fit.

@@ -53,8 +53,17 @@ def _add_results(client: TestClient, sid: int, trials: list[dict[str, Any]]) -> 
 
 
 def _study(client: TestClient, name: str) -> tuple[Database, int]:
-    sid = client.post(API, json=small_spec(name, algorithm="tpe")).json()["id"]
+    """A ``tpe`` study with :data:`HISTORY` results (written in one transaction, the last
+    one through the API)."""
+    sid = filled_study(client, name, HISTORY, "tpe")
     return client.app.state.db, sid  # type: ignore[attr-defined]
+
+
+def _first_trials(client: TestClient, sid: int, n: int) -> list[dict[str, Any]]:
+    reply = client.get(f"{API}/{sid}/trials", params={"page_size": n})
+    assert reply.status_code == 200, reply.text
+    trials: list[dict[str, Any]] = reply.json()["trials"]
+    return trials
 
 
 def _state(db: Database, sid: int) -> Any:
@@ -86,7 +95,7 @@ def test_a_busy_study_hands_out_its_spare_points_once_each(
 ) -> None:
     with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
         db, sid = _study(client, "spares")
-        _loop(client, sid, HISTORY)
+        _loop(client, sid, 5)
         assert not suggest_spare.available(db, sid), "a one-client loop keeps no spares"
         suggest_spare.mark_busy(db, sid)  # as when a suggest queues behind another's fit
         _loop(client, sid, 1)  # its batch starts the refill
@@ -101,7 +110,7 @@ def test_a_busy_study_hands_out_its_spare_points_once_each(
         ]
         trials = [g["trials"][0] for g in got]
         assert [t["params"] for t in trials] == spares, "the suggests took the spare points"
-        assert [t["number"] for t in trials] == [HISTORY + 1, HISTORY + 2]
+        assert [t["number"] for t in trials] == [HISTORY + 6, HISTORY + 7]
         assert _state(db, sid) == before, "taking a spare point draws nothing"
         assert before["draws"] >= 2, "the refill saved the draws its points used"
         assert refills, "taking the spares asked for a refill"
@@ -130,7 +139,6 @@ def test_a_refill_whose_state_another_process_saved_meanwhile_keeps_nothing(
         make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as two,
     ):
         db, sid = _study(one, "stale-refill")
-        _loop(one, sid, HISTORY)
         spec = _spec(db, sid)
         entry = suggest_spare._spares(db, sid, spec)
         assert entry is not None
@@ -159,7 +167,7 @@ def test_a_refill_whose_state_another_process_saved_meanwhile_keeps_nothing(
 def test_a_spare_point_older_than_one_percent_of_the_history_is_dropped(db_url: str) -> None:
     with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
         db, sid = _study(client, "old-spares")
-        done = _loop(client, sid, HISTORY)
+        done = _first_trials(client, sid, 4)
         spec = _spec(db, sid)
         entry = suggest_spare._spares(db, sid, spec)
         assert entry is not None
@@ -198,7 +206,6 @@ def test_a_server_with_spares_turned_off_keeps_none(db_url: str) -> None:
         db_url, reconcile_interval_seconds=0, fit_processes=0, spare_points=0
     ) as client:
         db, sid = _study(client, "no-spares")
-        _loop(client, sid, HISTORY)
         suggest_spare.mark_busy(db, sid)
         _loop(client, sid, 3)
         assert not suggest_spare.available(db, sid)

@@ -46,7 +46,6 @@ from .suggest_fit import (
     claim_batcher,
     fill_in_transaction,
     filling,
-    fit,
     fits_in_claim,
     hand_out,
     history_of,
@@ -204,7 +203,7 @@ def _bookkeeping(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
         for ask, rows in zip(batch, handed, strict=True):
             ask.trials[:0] = [to_trial(r, ms.get(r.id, ())) for r in rows]
         finished = suggest_spare.finished_of(study)
-    suggest_spare.refill_if_low(db, study_id, spec, finished, fit)
+    suggest_spare.refill_if_low(db, study_id, spec, finished)
 
 
 def _serve(

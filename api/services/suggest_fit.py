@@ -221,7 +221,7 @@ def fit_batch(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
         except _Stale:
             continue
         _observe(db, read - start, fitted - read, time.perf_counter() - fitted)
-        suggest_spare.refill_if_low(db, study_id, spec, finished, fit)
+        suggest_spare.refill_if_low(db, study_id, spec, finished)
         return
     raise Temporary(f"study {study_id} changed during every attempt to suggest; try again")
 

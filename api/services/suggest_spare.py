@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
@@ -69,7 +69,7 @@ REFILL_ATTEMPTS = 3
 #: Spare points a study keeps at most (``TUNEFORGE_SPARE_POINTS``; 0: none).
 _limit = 16
 
-#: The fit of a snapshot (:func:`.suggest_fit.fit`).
+#: The fit of a snapshot (:func:`.suggest_fit.fit` by default).
 Fit = Callable[["Snapshot"], Suggestion]
 
 
@@ -205,10 +205,10 @@ def _note(db: Database, event: str, points: int) -> None:
         db.spare_observer(event, points)
 
 
-def refill_if_low(db: Database, study_id: int, spec: StudySpec, finished: int, fit: Fit) -> bool:
+def refill_if_low(db: Database, study_id: int, spec: StudySpec, finished: int) -> bool:
     """Start a refill of the study's spare points on a background thread when the study is
     busy, it has ``finished`` results, at most half its target of spare points and no
-    refill running; whether one started. ``fit``: :func:`.suggest_fit.fit`."""
+    refill running; whether one started."""
     target = target_of(finished)
     if target == 0 or not keeps_spares(spec) or not _is_busy(db, study_id):
         return False
@@ -220,15 +220,15 @@ def refill_if_low(db: Database, study_id: int, spec: StudySpec, finished: int, f
             return False
         entry.refilling = True
     thread = threading.Thread(
-        target=_refill, args=(db, study_id, entry, fit), name="tuneforge-spares", daemon=True
+        target=_refill, args=(db, study_id, entry), name="tuneforge-spares", daemon=True
     )
     thread.start()
     return True
 
 
-def _refill(db: Database, study_id: int, entry: _Spares, fit: Fit) -> None:
+def _refill(db: Database, study_id: int, entry: _Spares) -> None:
     try:
-        refill(db, study_id, entry, fit)
+        refill(db, study_id, entry)
     except Exception:  # a refill is an optimization: the batch path still serves
         log.warning("refilling the spare points of study %s failed", study_id, exc_info=True)
     finally:
@@ -237,13 +237,17 @@ def _refill(db: Database, study_id: int, entry: _Spares, fit: Fit) -> None:
             entry.refilled.notify_all()
 
 
-def refill(db: Database, study_id: int, entry: _Spares, fit: Fit) -> int:
+def refill(db: Database, study_id: int, entry: _Spares, fit: Fit | None = None) -> int:
     """Fit the study's missing spare points and keep them (see the module docstring);
     how many were added. A fit whose state another fit saved first (another server
     process's, mostly) is dropped and done again on a fresh snapshot, at most
-    :data:`REFILL_ATTEMPTS` times in all."""
+    :data:`REFILL_ATTEMPTS` times in all. ``fit``: :func:`.suggest_fit.fit` unless given
+    (a test's wrapper)."""
+    from .suggest_fit import fit as default_fit  # suggest_fit imports this module
+
+    fitting = fit or default_fit
     for _ in range(REFILL_ATTEMPTS):
-        added = _refill_once(db, study_id, entry, fit)
+        added = _refill_once(db, study_id, entry, fitting)
         if added is not None:
             return added
     return 0
@@ -295,13 +299,3 @@ def _save_state(session: Session, study_id: int, before: Any, suggestion: Sugges
 def _in_flight(params: Params, index: int) -> Trial:
     """A spare point as the algorithm's in-flight trial (a number no trial has)."""
     return Trial(number=-1 - index, state=TrialState.ACTIVE, params=params)
-
-
-def forget(db: Database, study_ids: Sequence[int] | None = None) -> None:
-    """Drop this process's spare points (of ``study_ids``, or all of ``db``'s)."""
-    with _registry_lock:
-        studies = _registry.get(db, {})
-        busy = _busy.get(db, set())
-        for study_id in list(studies) + list(busy) if study_ids is None else study_ids:
-            studies.pop(study_id, None)
-            busy.discard(study_id)

@@ -175,8 +175,8 @@ class Metrics:
         )
         self.spare_points = Counter(
             "tuneforge_spare_points",
-            "Spare points of busy TPE studies: fitted, taken, old (dropped as too old for the"
-            " history) and stale (dropped: another fit saved the state first).",
+            "Spare points of busy TPE studies: fitted, taken and old (dropped as too old for"
+            " the history).",
             ["event"],
             registry=self.registry,
         )
@@ -196,8 +196,7 @@ class Metrics:
         self.suggest_phase.labels(phase).observe(seconds)
 
     def observe_spare_points(self, event: str, points: int) -> None:
-        """Count ``points`` spare points of one ``event`` (``fitted``, ``taken``, ``old``,
-        ``stale``)."""
+        """Count ``points`` spare points of one ``event`` (``fitted``, ``taken``, ``old``)."""
         self.spare_points.labels(event).inc(points)
 
 

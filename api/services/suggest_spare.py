@@ -8,11 +8,12 @@ behind another suggest's fit), this module keeps a few of its points fitted ahea
 
 1. **Refill**, on a background thread, when the spare points run low: a snapshot as a
    batch takes it, with the spare points not yet handed out added to the in-flight
-   trials (TPE's constant liar spreads the new points away from them), a fit of the
-   missing points, then a short write transaction that saves the algorithm's state,
-   unless another fit (of this process or another server process) saved a state in
-   between: then the points are dropped, so no draw is ever used twice, and the refill
-   fits again on a fresh snapshot (:data:`REFILL_ATTEMPTS` fits at most).
+   trials (TPE's constant liar spreads the new points away from them); then a short
+   write transaction on the locked study *reserves* the fit's randomness
+   (:meth:`.Algorithm.reserve`: TPE's draws from ``draws`` on, the saved state moved
+   past them), and the fit runs from that reservation. No other fit, of this process
+   or another server process, draws the same random numbers, so a refill never has to
+   be thrown away because another fit saved the state during it.
 2. **Take**: a suggest of the study takes spare points inside its bookkeeping transaction
    (api/services/suggest.py), where queued trials are handed out too: one short write
    transaction, as a ``random`` suggest has, and no wait for a fit.
@@ -44,8 +45,8 @@ from weakref import WeakKeyDictionary
 
 from sqlalchemy.orm import Session
 
-from ...core.algorithms import Suggestion
-from ...core.algorithms.base import Params
+from ...core.algorithms import Suggestion, create_algorithm
+from ...core.algorithms.base import Algorithm, Params, Reservation, SuggestRequest
 from ...core.decisions import NewParams, SuggestDecision
 from ...core.study import StudySpec
 from ...core.trials import Trial, TrialState
@@ -64,8 +65,6 @@ log = logging.getLogger("tuneforge.api.suggest_spare")
 SPARE_ALGORITHMS = frozenset({"tpe"})
 #: Finished trials a study needs before it keeps spare points: its bound is 1% of them.
 SPARE_FROM = 100
-#: Fits one refill tries before it gives up, when other fits keep saving the state first.
-REFILL_ATTEMPTS = 3
 #: Spare points a study keeps at most (``TUNEFORGE_SPARE_POINTS``; 0: none).
 _limit = 16
 
@@ -151,8 +150,8 @@ def _spares(db: Database, study_id: int, spec: StudySpec | None = None) -> _Spar
 def available(db: Database, study_id: int, wait: float = 0.0) -> bool:
     """Whether this process holds spare points of the study (read without a statement; the
     bookkeeping transaction checks them against the locked study). When it holds none and
-    a refill runs, wait up to ``wait`` seconds for it: its fit would make a batch's fit
-    started now stale (both save the algorithm's state), and it is closer to done."""
+    a refill runs, wait up to ``wait`` seconds for it: it is closer to done than a batch
+    started now, which would fit what the refill is fitting."""
     entry = _spares(db, study_id)
     if entry is None:
         return False
@@ -239,24 +238,10 @@ def _refill(db: Database, study_id: int, entry: _Spares) -> None:
 
 def refill(db: Database, study_id: int, entry: _Spares, fit: Fit | None = None) -> int:
     """Fit the study's missing spare points and keep them (see the module docstring);
-    how many were added. A fit whose state another fit saved first (another server
-    process's, mostly) is dropped and done again on a fresh snapshot, at most
-    :data:`REFILL_ATTEMPTS` times in all. ``fit``: :func:`.suggest_fit.fit` unless given
-    (a test's wrapper)."""
-    from .suggest_fit import fit as default_fit  # suggest_fit imports this module
-
-    fitting = fit or default_fit
-    for _ in range(REFILL_ATTEMPTS):
-        added = _refill_once(db, study_id, entry, fitting)
-        if added is not None:
-            return added
-    return 0
-
-
-def _refill_once(db: Database, study_id: int, entry: _Spares, fit: Fit) -> int | None:
-    """One snapshot, fit and save of :func:`refill`; ``None`` when the save found the
-    state moved."""
+    how many were added. ``fit``: :func:`.suggest_fit.fit` unless given (a test's
+    wrapper)."""
     from .suggest_fit import checked, read_snapshot  # suggest_fit imports this module
+    from .suggest_fit import fit as default_fit
 
     with db.read(transaction=False) as session:
         study = get_study_row(session, study_id)
@@ -270,30 +255,40 @@ def _refill_once(db: Database, study_id: int, entry: _Spares, fit: Fit) -> int |
         snapshot = read_snapshot(session, study, spec, want)
     if snapshot is None or snapshot.exhausted:
         return 0
+    algorithm = create_algorithm(spec.algorithm, spec.algorithm_options, spec.space)
     liars = tuple(_in_flight(params, i) for i, params in enumerate(pending))
     request = replace(snapshot.request, in_flight=(*snapshot.request.in_flight, *liars))
-    suggestion = fit(replace(snapshot, request=request))
-    if suggestion.exhausted or suggestion.state is None:
+    if algorithm.reserve(request) is None:  # (TPE's start-up): no transaction for nothing
+        return 0
+    with db.write() as session:
+        reservation = _reserve(session, study_id, algorithm, request)
+    if reservation is None:
+        return 0
+    request = replace(request, state=reservation.start)
+    suggestion = (fit or default_fit)(
+        replace(snapshot, algorithm_state=reservation.start, request=request)
+    )
+    if suggestion.exhausted or not reservation.covers(suggestion.state):
+        log.warning("a refill of study %s drew outside its reservation", study_id)
         return 0
     points = checked(spec, suggestion)
-    with db.write() as session:
-        if not _save_state(session, study_id, snapshot.algorithm_state, suggestion):
-            _note(db, "stale", len(points))
-            return None
     with entry.lock:
         entry.points.extend((dict(d.params), finished) for d in points if isinstance(d, NewParams))
     _note(db, "fitted", len(points))
     return len(points)
 
 
-def _save_state(session: Session, study_id: int, before: Any, suggestion: Suggestion) -> bool:
-    """Save the fit's algorithm state on the locked study unless another fit saved one
-    since the snapshot (``before``); whether it was saved."""
+def _reserve(
+    session: Session, study_id: int, algorithm: Algorithm, request: SuggestRequest
+) -> Reservation | None:
+    """Set aside the randomness of a fit of ``request`` on the locked study: the state
+    saved from now on moves past it (:meth:`.Algorithm.reserve`), so no other fit, of
+    this process or another, draws what this one draws."""
     study = get_study_row(session, study_id, lock=True)
-    if study.algorithm_state != before:
-        return False
-    study.algorithm_state = dict(suggestion.state or {})
-    return True
+    reservation = algorithm.reserve(replace(request, state=study.algorithm_state))
+    if reservation is not None:
+        study.algorithm_state = dict(reservation.saved)
+    return reservation
 
 
 def _in_flight(params: Params, index: int) -> Trial:

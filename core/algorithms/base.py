@@ -73,6 +73,31 @@ class Suggestion:
         return tuple(d for d in self.decisions if isinstance(d, ResumeTrial))
 
 
+@dataclass(frozen=True)
+class Reservation:
+    """See :meth:`Algorithm.reserve`: a fit starts from ``start``; ``saved`` is the
+    study's state from then on; :meth:`covers` tells whether the fit stayed inside."""
+
+    start: dict[str, Any]
+    saved: dict[str, Any]
+    #: The state key that counts the algorithm's draws (the reserved range is
+    #: ``start[counter]`` up to ``saved[counter]``).
+    counter: str
+
+    def covers(self, state: Mapping[str, Any] | None) -> bool:
+        """Whether a fit that started from :attr:`start` and ended in ``state`` drew only
+        inside the reserved range (and moved nothing else of the state, such as TPE's
+        place in its start-up sequence, which no reservation covers)."""
+        ended = dict(state or {})
+        used = ended.pop(self.counter, None)
+        others = {k: v for k, v in self.start.items() if k != self.counter}
+        return (
+            isinstance(used, int)
+            and self.start[self.counter] <= used <= self.saved[self.counter]
+            and ended == others
+        )
+
+
 class Algorithm(ABC):
     """Base class of suggestion algorithms; construct with validated options."""
 
@@ -134,6 +159,16 @@ class Algorithm(ABC):
         fit (``api/services/fit_history.py``). False by default."""
         del request
         return False
+
+    def reserve(self, request: SuggestRequest) -> Reservation | None:
+        """Randomness set aside for a fit of ``request.count`` points from
+        ``request.state`` that runs beside the study's own fits (the service's spare
+        points): the state that fit starts from and the state to save at once in its
+        place, so that no other fit draws the same random numbers. ``None`` (the
+        default) when the algorithm's randomness cannot be split this way for
+        ``request``."""
+        del request
+        return None
 
     @abstractmethod
     def suggest(self, request: SuggestRequest) -> Suggestion:

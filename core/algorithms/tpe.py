@@ -50,11 +50,11 @@ from pydantic import Field
 from ..options import OptionsModel
 from ..space import SearchSpace
 from ..trials import Goal, Metric, Trial, TrialState
-from .base import Algorithm, Params, Suggestion, SuggestRequest
+from .base import Algorithm, Params, Reservation, Suggestion, SuggestRequest
 from .history import Ranking, encode_trials, objectives_of, rank_trials
 from .kept import Kept
 from .parzen import Dim, ParzenEstimator, default_weights, dims_of
-from .sampling import DistinctPicker, seed_entropy, state_int
+from .sampling import MAX_ATTEMPTS, DistinctPicker, seed_entropy, state_int
 from .sobol import sobol_start
 
 MAX_CANDIDATES = 10_000
@@ -93,6 +93,20 @@ class TPESearch(Algorithm):
         """A fit reads at most ``max_observations`` trials (a window of the history)."""
         del request
         return True
+
+    def reserve(self, request: SuggestRequest) -> Reservation | None:
+        """Draws ``draws`` up to ``draws + MAX_ATTEMPTS * count``: a point takes at most
+        :data:`.sampling.MAX_ATTEMPTS` draws, and draw ``i`` seeds its generator with
+        ``[seed, n, i]``, so a fit inside the range shares no random numbers with any
+        fit outside it. ``None`` during the start-up, whose Sobol' points follow one
+        position in the sequence that cannot be split."""
+        startup = int(self.options["n_startup_trials"])
+        if len(request.completed) < startup or not objectives_of(request.metrics):
+            return None
+        draws = state_int(request.state, "draws")
+        start = {"draws": draws, "sobol_index": state_int(request.state, "sobol_index")}
+        saved = {**start, "draws": draws + MAX_ATTEMPTS * max(request.count, 1)}
+        return Reservation(start, saved, "draws")
 
     def suggest(self, request: SuggestRequest) -> Suggestion:
         draws = state_int(request.state, "draws")

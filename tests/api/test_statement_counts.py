@@ -71,11 +71,16 @@ def counting(client: TestClient) -> Iterator[Callable[[Callable[[], Any]], Tally
         event.remove(MeasurementRow, "load", on_load)
 
 
-def filled_study(client: TestClient, name: str, n: int, algorithm: str) -> int:
+def filled_study(
+    client: TestClient, name: str, n: int, algorithm: str, options: dict[str, Any] | None = None
+) -> int:
     """A study with ``n - 1`` completed trials added through the lifecycle module in one
     transaction (fast set-up, summary kept as in production) and one run through the API
-    by a worker (so this server's history cache is warm, as it is under load)."""
+    by a worker (so this server's history cache is warm, as it is under load);
+    ``options``: its ``algorithm_options``."""
     spec = small_spec(name, algorithm=algorithm, max_trials=10 * n)
+    if options:
+        spec["algorithm_options"] = options
     sid = int(client.post("/api/v1/studies", json=spec).json()["id"])
     rng = np.random.default_rng([n, len(name)])
     db = client.app.state.db  # type: ignore[attr-defined]

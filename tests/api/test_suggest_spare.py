@@ -127,41 +127,47 @@ def test_a_busy_study_hands_out_its_spare_points_once_each(
         assert (events["fitted"] or 0) >= 2 + len(_spare_params(db, sid)), counted
 
 
-def test_a_refill_whose_state_another_process_saved_meanwhile_keeps_nothing(
-    db_url: str,
-) -> None:
+def test_a_refill_keeps_its_points_when_another_process_fits_during_it(db_url: str) -> None:
     """Two apps on one database stand for two server processes: while the first one's
-    refill fits, the second claims a point (saving TPE's state); the refill's draws may
-    repeat the second one's, so it must keep none of them and fit again on a fresh
-    snapshot (each of its attempts here, then only the first)."""
+    refill fits, the second suggests twice (each a fit that saves TPE's state). The
+    refill reserved its draws before its fit, so it keeps its points, none of them is
+    a point the other process drew, and the saved state has moved past both."""
     with (
         make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as one,
         make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as two,
     ):
-        db, sid = _study(one, "stale-refill")
+        db, sid = _study(one, "reserved-refill")
         spec = _spec(db, sid)
         entry = suggest_spare._spares(db, sid, spec)
         assert entry is not None
+        others: list[dict[str, Any]] = []
+        starts = []
 
-        def fit_while_another_claims(snapshot: suggest_fit.Snapshot) -> Any:
-            _loop(two, sid, 1, cid="other")
+        def fit_while_another_suggests(snapshot: suggest_fit.Snapshot) -> Any:
+            starts.append(snapshot.request.state)
+            others.extend(_loop(two, sid, 2, cid="other"))
             return suggest_fit.fit(snapshot)
 
-        added = suggest_spare.refill(db, sid, entry, fit_while_another_claims)
-        assert added == 0 and not entry.points, "every attempt was stale"
-        stale = scrape(one)[("tuneforge_spare_points_total", (("event", "stale"),))]
-        assert stale == 2 * suggest_spare.REFILL_ATTEMPTS
-        fits = []
+        before = _state(db, sid)
+        assert suggest_spare.refill(db, sid, entry, fit_while_another_suggests) == 2
+        spares = _spare_params(db, sid)
+        assert len(spares) == 2 and not any(o["params"] in spares for o in others)
+        assert starts == [{"draws": before["draws"], "sobol_index": before["sobol_index"]}]
+        reserved_to = before["draws"] + 100 * 2  # sampling.MAX_ATTEMPTS per point
+        assert _state(db, sid)["draws"] >= reserved_to + 2, "the others drew past the refill's"
 
-        def another_claims_once(snapshot: suggest_fit.Snapshot) -> Any:
-            fits.append(snapshot.algorithm_state)
-            if len(fits) == 1:
-                _loop(two, sid, 1, cid="other")
-            return suggest_fit.fit(snapshot)
 
-        assert suggest_spare.refill(db, sid, entry, another_claims_once) == 2
-        assert len(fits) == 2 and fits[0] != fits[1], "the second fit read the new state"
-        assert _state(db, sid)["draws"] > fits[1]["draws"]
+def test_a_refill_in_tpe_start_up_fits_nothing_and_moves_no_state(db_url: str) -> None:
+    """TPE's start-up follows one Sobol' position, which no reservation can split: a
+    study still in it gets no spare points and its state stays as it was."""
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
+        sid = filled_study(client, "start-up", HISTORY, "tpe", {"n_startup_trials": 500})
+        db = client.app.state.db
+        entry = suggest_spare._spares(db, sid, _spec(db, sid))
+        assert entry is not None
+        before = _state(db, sid)
+        assert suggest_spare.refill(db, sid, entry, suggest_fit.fit) == 0
+        assert not entry.points and _state(db, sid) == before
 
 
 def test_a_spare_point_older_than_one_percent_of_the_history_is_dropped(db_url: str) -> None:

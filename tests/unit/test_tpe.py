@@ -180,6 +180,26 @@ def test_a_batch_asked_in_parts_equals_the_batch_asked_at_once(completed: int) -
     assert rest.state == whole.state
 
 
+def test_a_reservation_sets_aside_draws_no_other_fit_uses() -> None:
+    """Spare points (api/services/suggest_spare.py): a fit from a reservation's start
+    ends inside it, and the fit from the state saved in its place draws other points;
+    nothing is reserved during the Sobol' start-up."""
+    space = floats(4)
+    algo = create_algorithm("tpe", validate_algorithm("tpe", {}, space), space)
+    history = tuple(sphere_history(space, 30, 2))
+    earlier = algo.suggest(SuggestRequest(space, LOSS, history, (), 2, 5)).state
+    reservation = algo.reserve(SuggestRequest(space, LOSS, history, (), 4, 5, earlier))
+    assert reservation is not None and reservation.start == earlier
+    assert reservation.saved["draws"] == earlier["draws"] + 100 * 4  # MAX_ATTEMPTS a point
+    spare = algo.suggest(SuggestRequest(space, LOSS, history, (), 4, 5, reservation.start))
+    assert reservation.covers(spare.state)
+    after = algo.suggest(SuggestRequest(space, LOSS, history, (), 4, 5, reservation.saved))
+    assert not reservation.covers(after.state)
+    assert not {space.key(p) for p in spare.params} & {space.key(p) for p in after.params}
+    start_up = SuggestRequest(space, LOSS, history[:5], (), 4, 5, earlier)
+    assert algo.reserve(start_up) is None
+
+
 def test_same_history_and_seed_give_the_same_points_and_seeds_differ() -> None:
     space = SearchSpace.from_list(BRANCHES)
     assert run("tpe", space, branches, 25, 7) == run("tpe", space, branches, 25, 7)

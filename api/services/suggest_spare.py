@@ -24,9 +24,10 @@ finished trials than its fit saw (at 10,000 trials, at most 100 newer results ar
 in the model that chose it; older points are dropped). So a study needs
 :data:`SPARE_FROM` finished trials before it keeps any, then at most 1% of its history,
 and never more than ``TUNEFORGE_SPARE_POINTS`` (16 by default; 0 turns spares off).
-A study whose suggests never queue, one client in a loop, never has spare points: its
-suggestions are exactly the batch path's, so the same history and seed give the same
-points. Only TPE keeps spare points (:data:`SPARE_ALGORITHMS`), on studies whose
+Spaces where two draws can be equal (no always-active continuous float) keep none
+either (:func:`keeps_spares`). A study whose suggests never queue, one client in a
+loop, never has spare points: its suggestions are exactly the batch path's, so the
+same history and seed give the same points. Only TPE keeps spare points (:data:`SPARE_ALGORITHMS`), on studies whose
 early-stopping rule neither pauses trials nor feeds the algorithm: its fit costs the
 same at any size (its window), its draws are counted in its state, and the points of
 one fit are spread by the constant liar; the GP algorithms' batches already share one
@@ -47,6 +48,7 @@ from sqlalchemy.orm import Session
 
 from ...core.algorithms import Suggestion, create_algorithm
 from ...core.algorithms.base import Algorithm, Params, Reservation, SuggestRequest
+from ...core.algorithms.sampling import collisions_possible
 from ...core.decisions import NewParams, SuggestDecision
 from ...core.study import StudySpec
 from ...core.trials import Trial, TrialState
@@ -84,8 +86,13 @@ def spare_limit() -> int:
 
 
 def keeps_spares(spec: StudySpec) -> bool:
-    """Whether the study's algorithm and rule allow spare points (module docstring)."""
+    """Whether the study's algorithm, rule and space allow spare points (module
+    docstring). The space needs an always-active continuous float: a refill does not
+    see the trials other fits hand out during it, so on a space where two draws can
+    be equal it could repeat one of them."""
     if _limit <= 0 or spec.algorithm not in SPARE_ALGORITHMS:
+        return False
+    if collisions_possible(spec.space):
         return False
     rule = study_rule(spec)
     return not (rule.promotes or rule.feeds_algorithm)
@@ -268,7 +275,9 @@ def refill(db: Database, study_id: int, entry: _Spares, fit: Fit | None = None) 
     suggestion = (fit or default_fit)(
         replace(snapshot, algorithm_state=reservation.start, request=request)
     )
-    if suggestion.exhausted or not reservation.covers(suggestion.state):
+    if suggestion.exhausted:
+        return 0
+    if not reservation.covers(suggestion.state):
         log.warning("a refill of study %s drew outside its reservation", study_id)
         return 0
     points = checked(spec, suggestion)

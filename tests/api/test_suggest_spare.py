@@ -205,6 +205,9 @@ def test_spares_follow_the_rules_of_the_study_and_the_server() -> None:
         early_stopping={"rule": "hyperband", "reduction_factor": 3},
     )
     assert not suggest_spare.keeps_spares(parse_study_spec(hyperband))
+    finite = small_spec("finite", algorithm="tpe")
+    finite["parameters"] = [p for p in finite["parameters"] if p["type"] != "float"]
+    assert not suggest_spare.keeps_spares(parse_study_spec(finite)), "two draws may be equal"
 
 
 def test_a_server_with_spares_turned_off_keeps_none(db_url: str) -> None:

@@ -32,8 +32,10 @@ Each suggestion follows Optuna's multivariate TPE (Falkner et al. 2018, Watanabe
 
 Randomness: draw ``i`` of a study with ``n`` finished trials uses
 ``numpy.random.default_rng([seed, n, i])``; ``draws`` lives in the saved state,
-so a batch asked in several calls equals the same batch asked at once. Points
-already in use are avoided on finite spaces as in every sampler (:mod:`.sampling`).
+so a batch asked in several calls equals the same batch asked at once;
+:meth:`TPESearch.reserve` sets a range of draws aside for a fit that runs beside the
+study's own (the server's spare points). Points already in use are avoided on finite
+spaces as in every sampler (:mod:`.sampling`).
 """
 
 from __future__ import annotations

@@ -27,11 +27,12 @@ and never more than ``TUNEFORGE_SPARE_POINTS`` (16 by default; 0 turns spares of
 Spaces where two draws can be equal (no always-active continuous float) keep none
 either (:func:`keeps_spares`). A study whose suggests never queue, one client in a
 loop, never has spare points: its suggestions are exactly the batch path's, so the
-same history and seed give the same points. Only TPE keeps spare points (:data:`SPARE_ALGORITHMS`), on studies whose
-early-stopping rule neither pauses trials nor feeds the algorithm: its fit costs the
-same at any size (its window), its draws are counted in its state, and the points of
-one fit are spread by the constant liar; the GP algorithms' batches already share one
-posterior (:mod:`.suggest_fit`).
+same history and seed give the same points. Only TPE keeps spare points
+(:data:`SPARE_ALGORITHMS`), on studies whose early-stopping rule neither pauses trials
+nor feeds the algorithm: its fit costs the same at any size (its window), its draws are
+counted in its state (so they can be reserved), and the points of one fit are spread by
+the constant liar; the GP algorithms' batches already share one posterior
+(:mod:`.suggest_fit`).
 """
 
 from __future__ import annotations

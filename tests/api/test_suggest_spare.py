@@ -8,6 +8,7 @@ The real app on both backends and the real TPE, fitted in the server's process
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -243,3 +244,43 @@ def test_a_suggest_served_from_spare_points_costs_the_same_at_any_size(
             tallies.append([s.split()[0] for s in mine if not s.startswith("BEGIN")])
             assert spares[0] not in _spare_params(db, sid), "the suggest took a spare point"
     assert tallies[0] == tallies[1] == ["SELECT", "SELECT", "UPDATE", "INSERT"], tallies
+
+
+def test_two_processes_hand_out_spare_points_under_load_without_repeating_a_draw(
+    db_url: str,
+) -> None:
+    """Two apps on one database (two server processes), both keeping spare points of
+    one busy study, twelve clients looping suggest -> complete on them: every call
+    succeeds, both processes hand out spare points, and no two trials got the same
+    point (with a float in the space, only a draw used twice repeats one)."""
+    with (
+        make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as one,
+        make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as two,
+    ):
+        _, sid = _study(one, "two-processes")
+        for app in (one, two):
+            suggest_spare.mark_busy(app.app.state.db, sid)  # type: ignore[attr-defined]
+        failures: list[str] = []
+
+        def loop(client: TestClient, cid: str) -> None:
+            try:
+                _loop(client, sid, 10, cid=cid)
+            except AssertionError as exc:  # a refused call (_loop checks each complete)
+                failures.append(str(exc))
+
+        threads = [
+            threading.Thread(target=loop, args=(one if i % 2 else two, f"c{i}")) for i in range(12)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(WAIT * 4)
+        assert failures == [] and not any(t.is_alive() for t in threads)
+        trials = _first_trials(one, sid, HISTORY + 200)
+        assert len(trials) == HISTORY + 120
+        assert all(t["state"] == "completed" for t in trials)
+        points = [json.dumps(t["params"], sort_keys=True) for t in trials[HISTORY:]]
+        assert len(set(points)) == len(points), "a draw was handed out twice"
+        for app in (one, two):
+            taken = scrape(app).get(("tuneforge_spare_points_total", (("event", "taken"),)))
+            assert taken, "each process handed out spare points"

@@ -129,8 +129,8 @@ class Database:
     its study row lock (PostgreSQL; see :func:`note_study_lock`); ``phase_observer``
     hears the seconds of each phase of a model suggest's shared fit (``snapshot``,
     ``fit``, ``claim``: ``api/services/suggest_fit.py``); ``spare_observer`` hears how
-    many spare points were fitted, taken, dropped as too old or dropped because another
-    fit saved the state first (``api/services/suggest_spare.py``)."""
+    many spare points were fitted, taken or dropped as too old
+    (``api/services/suggest_spare.py``)."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = normalize_url(url)

@@ -92,14 +92,19 @@ KEY_COLUMNS = (
 )
 
 
+def _owner() -> Any:
+    """The project of the study ``:study_id`` (a scalar subquery labelled ``owner``)."""
+    study = StudyRow.id == bindparam("study_id")
+    return select(StudyRow.project_id).where(study).scalar_subquery().label("owner")
+
+
 def _first_read(keyed: bool, owner: bool) -> Select[Any]:
     """Whether any key exists and the project of the study ``:study_id``, in one row."""
     columns = []
     if keyed:
         columns.append(select(ApiKeyRow.id).limit(1).scalar_subquery().label("any_key"))
     if owner:
-        study = StudyRow.id == bindparam("study_id")
-        columns.append(select(StudyRow.project_id).where(study).scalar_subquery().label("owner"))
+        columns.append(_owner())
     return select(*columns)
 
 
@@ -112,38 +117,46 @@ _FIRST_READ = {
     if keyed or owner
 }
 _KEY_READ = select(*KEY_COLUMNS).where(ApiKeyRow.id == bindparam("key_id"))
+#: A keyed server's usual read: the presented key and the project of ``:study_id`` in one
+#: row (no row when no key has that id: the request is refused whatever the study's project).
+_KEY_AND_OWNER_READ = select(*KEY_COLUMNS, _owner()).where(ApiKeyRow.id == bindparam("key_id"))
 
 
 def look_up(
     db: Database, key: str | None, study_id: int | None, *, check_keyed: bool = True
 ) -> Caller:
-    """Everything a request's authorization reads, in one or two statements
+    """Everything a request's authorization reads, in one statement or two
     (:meth:`Database.single`): whether the server has keys (``check_keyed``) and the
     project of ``study_id`` in one, the presented ``key`` (None: no header) in the
-    other. Nothing is cached, so a new or revoked key counts on the very next request.
+    other; both in one when the caller knows the server has keys and a key names its id.
+    Nothing is cached, so a new or revoked key counts on the very next request.
     Records ``last_used_at`` at most once per :data:`LAST_USED_EVERY`."""
     key_id = _key_id(key) if key is not None else None
     if key_id is not None and key_id > 2**31 - 1:
         key_id = None
-    info, last_used, keyed, project = None, None, None, None
+    keyed, project, found = None, None, None
     with db.single() as conn:
-        first = _FIRST_READ.get((check_keyed, study_id is not None))
-        if first is not None:
-            params = {"study_id": study_id} if study_id is not None else {}
-            row = conn.execute(first, params).one()._mapping
-            keyed = row["any_key"] is not None if check_keyed else None
-            project = row["owner"] if study_id is not None else None
-        if key_id is not None:
-            found = conn.execute(_KEY_READ, {"key_id": key_id}).first()
-            if (
-                found is not None
-                and found.revoked_at is None
-                and hmac.compare_digest(found.key_hash, hash_key(key or ""))
-            ):
-                info = KeyInfo(found.id, found.project_id, Role(found.role))
-                last_used = found.last_used_at
-    if info is not None:
-        _note_use(db, info.id, last_used)
+        if key_id is not None and study_id is not None and not check_keyed:
+            params = {"key_id": key_id, "study_id": study_id}
+            found = conn.execute(_KEY_AND_OWNER_READ, params).first()
+            project = found.owner if found is not None else None
+        else:
+            first = _FIRST_READ.get((check_keyed, study_id is not None))
+            if first is not None:
+                params = {"study_id": study_id} if study_id is not None else {}
+                row = conn.execute(first, params).one()._mapping
+                keyed = row["any_key"] is not None if check_keyed else None
+                project = row["owner"] if study_id is not None else None
+            if key_id is not None:
+                found = conn.execute(_KEY_READ, {"key_id": key_id}).first()
+    info = None
+    if (
+        found is not None
+        and found.revoked_at is None
+        and hmac.compare_digest(found.key_hash, hash_key(key or ""))
+    ):
+        info = KeyInfo(found.id, found.project_id, Role(found.role))
+        _note_use(db, info.id, found.last_used_at)
     return Caller(keyed=keyed, key=info, study_project=project)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 
 from tests.api.test_nested import spec as nested_spec
 from tests.specs import small_spec
@@ -337,6 +337,52 @@ def test_missing_garbled_and_revoked_keys_get_401_at_once(client: TestClient, wo
     for entry in key_service.list_keys(world.db):
         key_service.revoke_key(world.db, entry["id"])
     assert client.get(f"{API}/studies").status_code == 401
+
+
+def test_a_keyed_study_call_reads_its_key_and_the_study_together_and_refuses_bad_keys(
+    client: TestClient, world: World
+) -> None:
+    """On a server known to have keys, a study route's authorization is one statement that
+    reads the key with the study's project; a wrong, unknown or revoked key is still 401,
+    another project's study still 404, and the trial verbs still work with a worker key."""
+    viewer = world.keys["a", "viewer"]
+    path = f"{API}/studies/{world.study_a}"
+    assert client.get(path, headers=bearer(viewer)).status_code == 200  # the app now knows
+    seen: list[str] = []
+
+    def note(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.lower().split()))
+
+    event.listen(world.db.engine, "before_cursor_execute", note)
+    try:
+        assert client.get(path, headers=bearer(viewer)).status_code == 200
+    finally:
+        event.remove(world.db.engine, "before_cursor_execute", note)
+    keyed = [s for s in seen if "api_keys" in s]
+    assert len(keyed) == 1, seen
+    assert "studies.project_id" in keyed[0] and "key_hash" in keyed[0], keyed[0]
+
+    key_id = int(viewer.split("_")[1])
+    secret = viewer.split("_", 2)[2]
+    for bad in (f"tf_{key_id}_" + "A" * 43, f"tf_999999_{secret}", viewer + "x"):
+        r = client.get(path, headers=bearer(bad))
+        assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized", r.text
+    foreign = client.get(f"{API}/studies/{world.study_b}", headers=bearer(viewer))
+    assert foreign.status_code == 404, foreign.text
+    unknown = client.get(f"{API}/studies/999999", headers=bearer(viewer))
+    assert unknown.status_code == 404, unknown.text
+    number = client.post(
+        f"{path}/trials/suggest", json={"client_id": "w"}, headers=bearer(world.worker)
+    ).json()["trials"][0]["number"]
+    done = client.post(
+        f"{path}/trials/{number}/complete",
+        json={"values": {"accuracy": 0.5}},
+        headers=bearer(world.worker),
+    )
+    assert done.status_code == 200, done.text
+    key_service.revoke_key(world.db, key_id)
+    r = client.get(path, headers=bearer(viewer))
+    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
 
 
 def test_open_mode_until_the_first_key_exists(client: TestClient) -> None:

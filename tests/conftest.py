@@ -23,10 +23,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from tuneforge.api.app import create_app
-from tuneforge.api.db.engine import normalize_url
+from tuneforge.api.db.engine import Database, normalize_url
 from tuneforge.api.db.migrate import upgrade
 from tuneforge.api.settings import Settings
 
@@ -154,6 +154,24 @@ def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'tuneforge.db'}"
     upgrade(url)
     return url
+
+
+@contextmanager
+def statements_of(db: Database) -> Iterator[list[str]]:
+    """Every SQL statement ``db`` sends while the block runs, in order: through
+    SQLAlchemy (its cursor events) and through :func:`tuneforge.api.db.driver.run`."""
+    seen: list[str] = []
+
+    def on_execute(_c: object, _cur: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", on_execute)
+    db.statement_listeners.append(seen.append)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", on_execute)
+        db.statement_listeners.remove(seen.append)
 
 
 def make_client(url: str, **settings: object) -> TestClient:

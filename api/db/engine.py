@@ -139,6 +139,9 @@ class Database:
         self.lock_observer: LockObserver | None = None
         self.phase_observer: PhaseObserver | None = None
         self.spare_observer: SpareObserver | None = None
+        #: Called with the SQL of each statement sent by :func:`.driver.run` (which
+        #: SQLAlchemy's cursor events do not see).
+        self.statement_listeners: list[Callable[[str], None]] = []
         self._reader = sessionmaker(self.engine, expire_on_commit=False)
         self._write_engine = self.engine.execution_options(**{_WRITE: True})
         self._writer = sessionmaker(self._write_engine, expire_on_commit=False)

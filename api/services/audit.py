@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from ..db import driver
 from ..db.engine import Database
 from ..db.models import AuditRow, ProjectRow
 from ..db.repository import utcnow
@@ -28,7 +29,8 @@ class AuditEntry:
 #: Compiled once: a batch is its parameter sets (an ``executemany``). A multi-row
 #: ``VALUES`` built per batch would be compiled on every call (2.0 against 0.55 ms of CPU
 #: for 8 rows on PostgreSQL). On PostgreSQL the rows go in one pipeline that ends with
-#: one sync, so the batch is one implicit transaction there too: all rows or none.
+#: one sync (:func:`.driver.run`), so the batch is one implicit transaction there too:
+#: all rows or none.
 _INSERT = insert(AuditRow)
 
 
@@ -48,8 +50,7 @@ def record_many(db: Database, entries: list[AuditEntry]) -> None:
         }
         for entry in entries
     ]
-    with db.single(write=True) as conn:
-        conn.execute(_INSERT, rows)
+    driver.run(db, _INSERT, rows, write=True)
 
 
 def list_entries(

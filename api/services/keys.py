@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Select, bindparam, func, select, update
 
 from ...core.errors import Conflict, InvalidSpec, NotFound
+from ..db import driver
 from ..db.engine import Database
 from ..db.models import ApiKeyRow, ProjectRow, StudyRow
 from ..db.repository import utcnow
@@ -126,7 +127,7 @@ def look_up(
     db: Database, key: str | None, study_id: int | None, *, check_keyed: bool = True
 ) -> Caller:
     """Everything a request's authorization reads, in one statement or two
-    (:meth:`Database.single`): whether the server has keys (``check_keyed``) and the
+    (:func:`.driver.run`: each its own autocommit transaction): whether the server has keys (``check_keyed``) and the
     project of ``study_id`` in one, the presented ``key`` (None: no header) in the
     other; both in one when the caller knows the server has keys and a key names its id.
     Nothing is cached, so a new or revoked key counts on the very next request.
@@ -135,20 +136,19 @@ def look_up(
     if key_id is not None and key_id > 2**31 - 1:
         key_id = None
     keyed, project, found = None, None, None
-    with db.single() as conn:
-        if key_id is not None and study_id is not None and not check_keyed:
-            params = {"key_id": key_id, "study_id": study_id}
-            found = conn.execute(_KEY_AND_OWNER_READ, params).first()
-            project = found.owner if found is not None else None
-        else:
-            first = _FIRST_READ.get((check_keyed, study_id is not None))
-            if first is not None:
-                params = {"study_id": study_id} if study_id is not None else {}
-                row = conn.execute(first, params).one()._mapping
-                keyed = row["any_key"] is not None if check_keyed else None
-                project = row["owner"] if study_id is not None else None
-            if key_id is not None:
-                found = conn.execute(_KEY_READ, {"key_id": key_id}).first()
+    if key_id is not None and study_id is not None and not check_keyed:
+        params = {"key_id": key_id, "study_id": study_id}
+        found = _first(driver.run(db, _KEY_AND_OWNER_READ, params))
+        project = found.owner if found is not None else None
+    else:
+        first = _FIRST_READ.get((check_keyed, study_id is not None))
+        if first is not None:
+            params = {"study_id": study_id} if study_id is not None else {}
+            row = driver.run(db, first, params)[0]
+            keyed = row.any_key is not None if check_keyed else None
+            project = row.owner if study_id is not None else None
+        if key_id is not None:
+            found = _first(driver.run(db, _KEY_READ, {"key_id": key_id}))
     info = None
     if (
         found is not None
@@ -158,6 +158,10 @@ def look_up(
         info = KeyInfo(found.id, found.project_id, Role(found.role))
         _note_use(db, info.id, found.last_used_at)
     return Caller(keyed=keyed, key=info, study_project=project)
+
+
+def _first(rows: list[Any]) -> Any:
+    return rows[0] if rows else None
 
 
 def authenticate(db: Database, key: str) -> KeyInfo | None:

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
+from tests.conftest import statements_of
 from tests.specs import small_spec
 from tuneforge.api.db.engine import Database
 from tuneforge.api.db.models import Base
@@ -136,21 +137,13 @@ def test_a_failed_audit_write_is_logged_and_the_request_still_succeeds(
 
 def test_a_mutating_request_adds_exactly_one_audit_insert(client: TestClient) -> None:
     db: Database = client.app.state.db  # type: ignore[attr-defined]
-    statements: list[str] = []
-
-    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", note)
-    try:
+    with statements_of(db) as statements:
         client.post(f"{API}/studies", json=small_spec())
         inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO AUDIT_LOG")]
         assert len(inserts) == 1, statements
         statements.clear()
         client.get(f"{API}/studies")
         assert not any("audit_log" in s for s in statements)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", note)
 
 
 def test_concurrent_requests_each_get_their_row_by_group_commit(client: TestClient) -> None:

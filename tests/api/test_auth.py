@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, inspect, text
+from sqlalchemy import inspect, text
 
 from tests.api.test_nested import spec as nested_spec
+from tests.conftest import statements_of
 from tests.specs import small_spec
 from tuneforge.api.auth import ROUTE_ROLES, is_loopback
 from tuneforge.api.db.engine import Database
@@ -348,16 +349,9 @@ def test_a_keyed_study_call_reads_its_key_and_the_study_together_and_refuses_bad
     viewer = world.keys["a", "viewer"]
     path = f"{API}/studies/{world.study_a}"
     assert client.get(path, headers=bearer(viewer)).status_code == 200  # the app now knows
-    seen: list[str] = []
-
-    def note(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        seen.append(" ".join(statement.lower().split()))
-
-    event.listen(world.db.engine, "before_cursor_execute", note)
-    try:
+    with statements_of(world.db) as statements:
         assert client.get(path, headers=bearer(viewer)).status_code == 200
-    finally:
-        event.remove(world.db.engine, "before_cursor_execute", note)
+    seen = [" ".join(s.lower().split()) for s in statements]
     keyed = [s for s in seen if "api_keys" in s]
     assert len(keyed) == 1, seen
     assert "studies.project_id" in keyed[0] and "key_hash" in keyed[0], keyed[0]

@@ -20,7 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
-from tests.conftest import make_client
+from tests.conftest import make_client, statements_of
 from tests.specs import small_spec
 from tuneforge.api.db.models import MeasurementRow, TrialRow
 from tuneforge.api.db.repository import get_study_row, utcnow
@@ -43,30 +43,27 @@ class Tally:
 
 @contextmanager
 def counting(client: TestClient) -> Iterator[Callable[[Callable[[], Any]], Tally]]:
-    engine = client.app.state.db.engine  # type: ignore[attr-defined]
+    db = client.app.state.db  # type: ignore[attr-defined]
     current = Tally()
-
-    def on_execute(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
-        current.statements.append(statement)
 
     def on_load(_target: Any, _context: Any) -> None:
         current.rows += 1
 
-    event.listen(engine, "before_cursor_execute", on_execute)
     event.listen(TrialRow, "load", on_load)
     event.listen(MeasurementRow, "load", on_load)
 
     def measure(call: Callable[[], Any]) -> Tally:
         nonlocal current
         current = Tally()
-        response = call()
+        with statements_of(db) as statements:
+            response = call()
+        current.statements = list(statements)
         assert response.status_code in (200, 201), response.text
         return current
 
     try:
         yield measure
     finally:
-        event.remove(engine, "before_cursor_execute", on_execute)
         event.remove(TrialRow, "load", on_load)
         event.remove(MeasurementRow, "load", on_load)
 

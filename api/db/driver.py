@@ -1,0 +1,103 @@
+"""One statement on a pooled psycopg connection, without SQLAlchemy's execution layers.
+
+Every API request runs two statements that are not its work: the authorization read
+(api/services/keys.py) and, for a mutating request, its audit row (api/services/audit.py).
+Each is its own transaction in autocommit mode. Through SQLAlchemy's ``Connection`` one
+costs about 210 microseconds of the server's CPU on PostgreSQL; the same statement sent
+by psycopg on a connection taken from the same pool costs about 85 (docs/performance.md,
+run U). Under a team's load the server's interpreter is the bottleneck, so those
+microseconds are every call's latency.
+
+The statements stay SQLAlchemy constructs, compiled once per statement for the engine's
+dialect. Their values go to the driver as they are, without the column types' bind and
+result processing, so :func:`run` is only for statements whose columns need none on
+PostgreSQL (integers, strings, timezone-aware timestamps, which ``UTCDateTime`` passes
+through there). On SQLite :func:`run` is an ordinary :meth:`Database.single` block.
+
+A connection the driver reports broken is invalidated (the pool replaces it), and the
+error becomes :class:`~tuneforge.core.errors.Temporary` (503), as in :meth:`Database.single`.
+Statement listeners (:attr:`Database.statement_listeners`) hear each statement sent this
+way, so the tests that count a call's statements count these too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.sql import ClauseElement, Executable
+
+from ...core.errors import Temporary
+
+if TYPE_CHECKING:
+    from .engine import Database
+
+Params = Mapping[str, Any]
+
+_compiled: dict[tuple[int, str, tuple[str, ...]], tuple[ClauseElement, str, dict[str, Any]]] = {}
+_compiled_lock = threading.Lock()
+
+
+def _sql(db: Database, statement: ClauseElement, keys: Sequence[str]) -> tuple[str, dict[str, Any]]:
+    """The statement's SQL for the engine's dialect and the values it binds itself (such
+    as a ``LIMIT``'s), compiled once per statement and dialect."""
+    key = (id(statement), db.backend, tuple(keys))
+    cached = _compiled.get(key)
+    if cached is None or cached[0] is not statement:
+        compiled = statement.compile(dialect=db.engine.dialect, column_keys=list(keys))
+        fixed = {name: value for name, value in compiled.params.items() if value is not None}
+        cached = (statement, str(compiled), fixed)
+        with _compiled_lock:
+            _compiled[key] = cached
+    return cached[1], cached[2]
+
+
+def run(
+    db: Database,
+    statement: Executable,
+    params: Params | Sequence[Params] | None = None,
+    *,
+    write: bool = False,
+) -> list[Any]:
+    """Run one statement as its own transaction and return its rows (attribute access by
+    column name; none for a statement that returns none). A sequence of parameter sets
+    is one ``executemany``: on PostgreSQL one pipeline with one sync, so all of them or
+    none."""
+    sets: list[Params]
+    if params is None or isinstance(params, Mapping):
+        sets, many = [params or {}], False
+    else:
+        sets, many = list(params), True
+    if db.backend != "postgresql":
+        with db.single(write=write) as conn:
+            result = conn.execute(statement, sets if many else sets[0])
+            return list(result.all()) if result.returns_rows else []
+    sql, fixed = _sql(db, cast(ClauseElement, statement), list(sets[0]) if sets else [])
+    for listener in db.statement_listeners:
+        listener(sql)
+    try:
+        pooled = db.engine.raw_connection()
+    except (OperationalError, DisconnectionError, psycopg.OperationalError) as exc:
+        # no connection to be had (the database is down or restarting); the pool, used
+        # directly, raises the driver's own error
+        raise Temporary(f"database temporarily unavailable: {exc}") from exc
+    connection: Any = pooled.dbapi_connection
+    try:
+        connection.autocommit = True
+        with connection.cursor(row_factory=namedtuple_row) as cursor:
+            if many:
+                cursor.executemany(sql, [{**fixed, **p} for p in sets])
+                return []
+            cursor.execute(sql, {**fixed, **sets[0]})
+            return cursor.fetchall() if cursor.description is not None else []
+    except psycopg.OperationalError as exc:
+        pooled.invalidate(exc)
+        raise Temporary(f"database temporarily unavailable: {exc}") from exc
+    finally:
+        if not connection.closed:
+            connection.autocommit = False
+        pooled.close()

@@ -126,12 +126,12 @@ _KEY_AND_OWNER_READ = select(*KEY_COLUMNS, _owner()).where(ApiKeyRow.id == bindp
 def look_up(
     db: Database, key: str | None, study_id: int | None, *, check_keyed: bool = True
 ) -> Caller:
-    """Everything a request's authorization reads, in one statement or two
-    (:func:`.driver.run`: each its own autocommit transaction): whether the server has keys (``check_keyed``) and the
-    project of ``study_id`` in one, the presented ``key`` (None: no header) in the
-    other; both in one when the caller knows the server has keys and a key names its id.
-    Nothing is cached, so a new or revoked key counts on the very next request.
-    Records ``last_used_at`` at most once per :data:`LAST_USED_EVERY`."""
+    """Everything a request's authorization reads, in one statement or two, each its own
+    autocommit transaction (:func:`.driver.run`): whether the server has keys
+    (``check_keyed``) and the project of ``study_id`` in one, the presented ``key``
+    (None: no header) in the other; both in one when the caller knows the server has
+    keys and a study is named. Nothing is cached, so a new or revoked key counts on the
+    very next request. Records ``last_used_at`` at most once per :data:`LAST_USED_EVERY`."""
     key_id = _key_id(key) if key is not None else None
     if key_id is not None and key_id > 2**31 - 1:
         key_id = None

@@ -2,8 +2,9 @@
 
 Through the real FastAPI app on SQLite and PostgreSQL, each of suggest, a
 measurement report, complete, get-study and list-studies is sent once on
-studies of 20 and of 400 finished trials. Every SQL statement is counted with
-SQLAlchemy's ``before_cursor_execute`` event, and every trial or measurement row
+studies of 20 and of 400 finished trials. Every SQL statement is counted
+(``tests.conftest.statements_of``: SQLAlchemy's ``before_cursor_execute`` event and
+the statements ``api/db/driver.py`` sends itself), and every trial or measurement row
 the ORM builds with the mappers' ``load`` event: both must be the same small
 numbers at both sizes (no scan of the history, no query per listed study).
 """

@@ -47,7 +47,8 @@ import httpx
 import numpy as np
 
 from .service_cpu import CpuWindow
-from .service_http import Poster
+from .service_http import Poster, bench_keys
+from .service_locks import PHASES, lock_window
 
 PG_ADMIN = os.environ.get("TUNEFORGE_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PARAMS = [{"name": f"x{i}", "type": "float", "low": -5.0, "high": 5.0} for i in range(4)]
@@ -155,7 +156,12 @@ def _free_port() -> int:
 def servers(url: str, n: int, workers: int = 1) -> Iterator[list[str]]:
     """``n`` ``tuneforge serve`` processes on ``url``, each with ``workers`` uvicorn worker
     processes sharing its port (rate limit off: one trusted loadgen)."""
-    env = {**os.environ, "TUNEFORGE_RATE_LIMIT_PER_SECOND": "0"}
+    # rate limit off (one trusted load generator); /metrics readable without a key
+    env = {
+        **os.environ,
+        "TUNEFORGE_RATE_LIMIT_PER_SECOND": "0",
+        "TUNEFORGE_PUBLIC_ENDPOINTS": "metrics",
+    }
     env.setdefault("TUNEFORGE_ARTIFACT_URL", tempfile.mkdtemp(prefix="tf-bench-art-"))
     procs, urls = [], []
     try:
@@ -233,49 +239,6 @@ async def _client_loop(
     return out
 
 
-LOCK_SERIES = {
-    "tuneforge_study_lock_hold_seconds_count": "count",
-    "tuneforge_study_lock_wait_seconds_sum": "wait",
-    "tuneforge_study_lock_hold_seconds_sum": "hold",
-}
-#: The phases of a model suggest's shared fit (``tuneforge_suggest_phase_seconds``).
-PHASES = ("snapshot", "fit", "claim")
-
-
-async def _lock_totals(http: httpx.AsyncClient, urls: list[str]) -> dict[str, float]:
-    """The study-lock histograms' count and sums, and the seconds of each suggest phase
-    with the number of batches (``batches``), added over the servers' ``/metrics``."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    totals = dict.fromkeys([*LOCK_SERIES.values(), *PHASES, "batches"], 0.0)
-    for url in urls:
-        r = await http.get(f"{url}/metrics")
-        r.raise_for_status()
-        for family in text_string_to_metric_families(r.text):
-            for sample in family.samples:
-                if sample.name in LOCK_SERIES:
-                    totals[LOCK_SERIES[sample.name]] += sample.value
-                elif sample.name == "tuneforge_suggest_phase_seconds_sum":
-                    totals[sample.labels["phase"]] += sample.value
-                elif (
-                    sample.name == "tuneforge_suggest_phase_seconds_count"
-                    and sample.labels["phase"] == "claim"
-                ):
-                    totals["batches"] += sample.value
-    return totals
-
-
-async def _lock_window(
-    http: httpx.AsyncClient, urls: list[str], window: Window
-) -> dict[str, float]:
-    """The study locks of the timed window: the totals at its end less those at its start."""
-    await asyncio.sleep(max(0.0, window.timed_from - time.time()))
-    start = await _lock_totals(http, urls)
-    await asyncio.sleep(max(0.0, window.end - time.time()))
-    end = await _lock_totals(http, urls)
-    return {k: end[k] - start[k] for k in start}
-
-
 async def _tuneforge_load(
     urls: list[str],
     studies: list[int],
@@ -284,13 +247,17 @@ async def _tuneforge_load(
     *,
     locks: bool = False,
     client: str = "aiohttp",
+    headers: dict[str, str] | None = None,
 ) -> Timings:
-    async with Poster(client, clients + 8) as poster, httpx.AsyncClient(timeout=60) as http:
+    async with (
+        Poster(client, clients + 8, headers) as poster,
+        httpx.AsyncClient(timeout=60) as http,
+    ):
         loops = [
             _client_loop(poster, urls[i % len(urls)], studies[i % len(studies)], f"c{i}", window, i)
             for i in range(clients)
         ]
-        watch = asyncio.ensure_future(_lock_window(http, urls, window)) if locks else None
+        watch = asyncio.ensure_future(lock_window(http, urls, window)) if locks else None
         total = Timings()
         for t in await asyncio.gather(*loops):
             total.merge(t)
@@ -300,18 +267,22 @@ async def _tuneforge_load(
 
 
 def run_tuneforge(cell: Cell, url: str, seconds: float, warmup: float) -> Timings:
+    editor, worker = bench_keys(url) if cell.keys == "worker" else ({}, {})
     with servers(url, cell.servers, cell.workers) as urls:
         n_studies = cell.clients if cell.layout == "many" else 1
         studies = []
         for k in range(n_studies):
             name = f"{cell.algorithm}-{cell.layout}-{cell.clients}-{k}-{uuid.uuid4().hex[:6]}"
-            r = httpx.post(f"{urls[0]}/api/v1/studies", json=spec(name, cell.algorithm), timeout=60)
+            body = spec(name, cell.algorithm)
+            r = httpx.post(f"{urls[0]}/api/v1/studies", json=body, headers=editor, timeout=60)
             r.raise_for_status()
             studies.append(int(r.json()["id"]))
         now = time.time() + 1.0
         window = Window(now, now + warmup, now + warmup + seconds)
         locks = cell.workers == 1
-        load = _tuneforge_load(urls, studies, cell.clients, window, locks=locks, client=cell.client)
+        load = _tuneforge_load(
+            urls, studies, cell.clients, window, locks=locks, client=cell.client, headers=worker
+        )
         cpu = CpuWindow(window.timed_from, window.end)
         timings = asyncio.run(load)
         timings.server_cpu = cpu.seconds()
@@ -413,6 +384,8 @@ class Cell:
     workers: int = 1
     #: The load generator's HTTP library (class Poster); "-" for the Optuna cells.
     client: str = "aiohttp"
+    #: "open" (no API keys) or "worker" (a team's server: worker keys send the trial calls).
+    keys: str = "open"
 
 
 def row_of(cell: Cell, t: Timings, seconds: float) -> dict[str, Any]:
@@ -424,6 +397,7 @@ def row_of(cell: Cell, t: Timings, seconds: float) -> dict[str, Any]:
         "algorithm": cell.algorithm,
         "clients": cell.clients,
         "client": cell.client,
+        "keys": cell.keys,
         "trials_per_s": t.trials / seconds,
         "errors": t.errors,
         "cpu_ms_per_trial": (
@@ -462,7 +436,9 @@ def run_matrix(args: argparse.Namespace) -> list[dict[str, Any]]:
                 args.http_client,
             )  # fmt: skip
             for servers_n, workers, layout, algorithm, clients, client in grid:
-                cell = Cell(backend, servers_n, layout, algorithm, clients, workers, client)
+                cell = Cell(
+                    backend, servers_n, layout, algorithm, clients, workers, client, args.keys
+                )
                 t = run_tuneforge(cell, url, args.seconds, args.warmup)
                 rows.append(row_of(cell, t, args.seconds))
                 print(json.dumps(rows[-1]), flush=True)
@@ -494,8 +470,8 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 LOAD_COLUMNS = [
-    "backend", "servers", "workers", "layout", "algorithm", "clients", "client", "trials_per_s",
-    "errors", "cpu_ms_per_trial", "runq_per_cpu",
+    "backend", "servers", "workers", "layout", "algorithm", "clients", "client", "keys",
+    "trials_per_s", "errors", "cpu_ms_per_trial", "runq_per_cpu",
     "suggest_p50_ms", "suggest_p99_ms", "measure_p50_ms", "measure_p99_ms",
     "complete_p50_ms", "complete_p99_ms", "locks_per_s", "lock_wait_ms", "lock_hold_ms",
     "lock_busy_pct", "snapshot_ms", "fit_ms", "claim_ms",
@@ -545,6 +521,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["aiohttp", "httpx"],
         default=["aiohttp"],
         help="the load generator's HTTP library (it shares the cores with the server)",
+    )
+    p.add_argument(
+        "--keys",
+        choices=["open", "worker"],
+        default="open",
+        help="worker: a server with API keys, an editor key creates the studies and worker "
+        "keys send the trial calls (closed-loop cells; large studies stay open)",
     )
     p.add_argument("--optuna", nargs="*", default=["random", "tpe"], help="samplers; none: skip")
     p.add_argument("--optuna-clients", type=int, nargs="*", default=None)

@@ -58,3 +58,20 @@ def test_run_queue_wait_counts_threads_alive_in_the_window() -> None:
     end = Usage(2.5, {(1, 1): 5_500_000_000, (1, 3): 250_000_000})
     assert end.waited_since(start) == 0.75
     assert end.waited_since(Usage(1.0, None)) is None, "no schedstat: not measured, not 0"
+
+
+def test_a_cell_on_a_server_with_keys(pg_url: str, tmp_path: Path) -> None:
+    """``--keys worker``: the studies created with an editor key, the trial calls sent with
+    a worker key, every call answered (no 401), and the lock still read from /metrics."""
+    import json
+
+    raw = tmp_path / "service.json"
+    argv = [
+        "--quick", "--backends", "postgresql", "--clients", "2", "--seconds", "2",
+        "--warmup", "0.5", "--large", "--keys", "worker",
+        "--json", str(raw), "--out", str(tmp_path / "s.md"),
+    ]  # fmt: skip
+    main(argv)
+    (row,) = json.loads(raw.read_text())["load"]
+    assert row["keys"] == "worker" and row["errors"] == 0 and row["trials_per_s"] > 0
+    assert row["locks_per_s"] > 0

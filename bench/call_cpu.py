@@ -31,6 +31,7 @@ import httpx
 
 from .service import database, servers, spec
 from .service_cpu import servers_usage
+from .service_http import bench_keys
 
 CALLS = ("suggest", "measurement", "complete", "healthz", "get-study")
 
@@ -47,18 +48,9 @@ def _server(mode: str) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
     """A server on a fresh database: its URL, the headers that create studies and the
     headers of the trial calls."""
     with database("postgresql") as url:
-        admin: dict[str, str] = {}
-        worker: dict[str, str] = {}
-        if mode == "keyed":
-            from tuneforge.api.db.engine import Database
-            from tuneforge.api.services import keys
-
-            db = Database(url)
-            admin = {"Authorization": "Bearer " + keys.create_key(db, "default", "editor")[1]}
-            worker = {"Authorization": "Bearer " + keys.create_key(db, None, "worker")[1]}
-            db.dispose()
+        editor, worker = bench_keys(url) if mode == "keyed" else ({}, {})
         with servers(url, 1) as urls:
-            yield urls[0], admin, worker
+            yield urls[0], editor, worker
 
 
 def _timed(calls: int, send: Callable[[int], None]) -> float:
@@ -71,9 +63,9 @@ def _timed(calls: int, send: Callable[[int], None]) -> float:
 
 def measure(mode: str, algorithm: str, calls: int, reps: int, warm: int) -> dict[str, float]:
     """The median server CPU ms per call of each kind in :data:`CALLS`."""
-    with _server(mode) as (base, admin, worker), httpx.Client(timeout=60) as http:
+    with _server(mode) as (base, editor, worker), httpx.Client(timeout=60) as http:
         api = f"{base}/api/v1"
-        r = http.post(f"{api}/studies", json=spec("cpu", algorithm), headers=admin)
+        r = http.post(f"{api}/studies", json=spec("cpu", algorithm), headers=editor)
         r.raise_for_status()
         trials = f"{api}/studies/{r.json()['id']}/trials"
 

@@ -66,7 +66,8 @@ def run(
     """Run one statement as its own transaction and return its rows (attribute access by
     column name; none for a statement that returns none). A sequence of parameter sets
     is one ``executemany``: on PostgreSQL one pipeline with one sync, so all of them or
-    none."""
+    none. ``write`` matters on SQLite only (a ``BEGIN IMMEDIATE`` transaction); on
+    PostgreSQL every statement here is its own autocommit transaction."""
     sets: list[Params]
     if params is None or isinstance(params, Mapping):
         sets, many = [params or {}], False

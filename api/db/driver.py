@@ -1,4 +1,4 @@
-"""One statement on a pooled psycopg connection, without SQLAlchemy's execution layers.
+"""Statements on a pooled psycopg connection, without SQLAlchemy's execution layers.
 
 Every API request runs two statements that are not its work: the authorization read
 (api/services/keys.py) and, for a mutating request, its audit row (api/services/audit.py).
@@ -6,7 +6,9 @@ Each is its own transaction in autocommit mode. Through SQLAlchemy's ``Connectio
 costs about 210 microseconds of the server's CPU on PostgreSQL; the same statement sent
 by psycopg on a connection taken from the same pool costs about 85 (docs/performance.md,
 run U). Under a team's load the server's interpreter is the bottleneck, so those
-microseconds are every call's latency.
+microseconds are every call's latency. :func:`transaction` does the same for the few
+statements of one transaction: a measurement of a study without an early-stopping rule
+(api/services/measure_plain.py, run V).
 
 The statements stay SQLAlchemy constructs, compiled once per statement for the engine's
 dialect. Their values go to the driver as they are, without the column types' bind and
@@ -23,7 +25,8 @@ way, so the tests that count a call's statements count these too.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
@@ -78,14 +81,8 @@ def run(
             result = conn.execute(statement, sets if many else sets[0])
             return list(result.all()) if result.returns_rows else []
     sql, fixed = _sql(db, cast(ClauseElement, statement), list(sets[0]) if sets else [])
-    for listener in db.statement_listeners:
-        listener(sql)
-    try:
-        pooled = db.engine.raw_connection()
-    except (OperationalError, DisconnectionError, psycopg.OperationalError) as exc:
-        # no connection to be had (the database is down or restarting); the pool, used
-        # directly, raises the driver's own error
-        raise Temporary(f"database temporarily unavailable: {exc}") from exc
+    _heard(db, sql)
+    pooled = _checkout(db)
     connection: Any = pooled.dbapi_connection
     try:
         connection.autocommit = True
@@ -102,3 +99,61 @@ def run(
         if not connection.closed:
             connection.autocommit = False
         pooled.close()
+
+
+class Transaction:
+    """The statements of one :func:`transaction`, each sent as :func:`run` sends one."""
+
+    def __init__(self, db: Database, connection: Any) -> None:
+        self._db = db
+        self._connection = connection
+
+    def run(self, statement: Executable, params: Params | None = None) -> list[Any]:
+        """Run ``statement`` in the transaction and return its rows (as :func:`run`)."""
+        values = dict(params or {})
+        sql, fixed = _sql(self._db, cast(ClauseElement, statement), list(values))
+        _heard(self._db, sql)
+        with self._connection.cursor(row_factory=namedtuple_row) as cursor:
+            cursor.execute(sql, {**fixed, **values})
+            return cursor.fetchall() if cursor.description is not None else []
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[Transaction]:
+    """One transaction on a pooled psycopg connection, PostgreSQL only: committed at the
+    end of the block, rolled back when it raises. Errors map as in :func:`run` (a broken
+    connection is invalidated and the block's error becomes :class:`Temporary`). For hot
+    paths whose statements need none of the columns' bind and result processing (see the
+    module docstring); a JSON value is passed wrapped in ``psycopg.types.json.Jsonb``."""
+    if db.backend != "postgresql":
+        raise ValueError("driver.transaction is for PostgreSQL; use Database.write")
+    pooled = _checkout(db)
+    connection: Any = pooled.dbapi_connection
+    try:
+        try:
+            yield Transaction(db, connection)
+            connection.commit()
+        except BaseException:
+            if not connection.closed and not connection.broken:
+                connection.rollback()
+            raise
+    except psycopg.OperationalError as exc:
+        pooled.invalidate(exc)
+        raise Temporary(f"database temporarily unavailable: {exc}") from exc
+    finally:
+        pooled.close()
+
+
+def _heard(db: Database, sql: str) -> None:
+    for listener in db.statement_listeners:
+        listener(sql)
+
+
+def _checkout(db: Database) -> Any:
+    """A connection of the engine's pool (the pool's own wrapper: ``close()`` returns it)."""
+    try:
+        return db.engine.raw_connection()
+    except (OperationalError, DisconnectionError, psycopg.OperationalError) as exc:
+        # no connection to be had (the database is down or restarting); the pool, used
+        # directly, raises the driver's own error
+        raise Temporary(f"database temporarily unavailable: {exc}") from exc

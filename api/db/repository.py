@@ -226,7 +226,8 @@ def _measurement_extending_lease() -> Any:
     )
 
 
-_MEASUREMENT_EXTENDING_LEASE = _measurement_extending_lease()
+#: The insert that extends the lease (also sent without the ORM: api/services/measure_plain.py).
+MEASUREMENT_EXTENDING_LEASE = _measurement_extending_lease()
 
 
 def add_measurement_if_new(
@@ -249,7 +250,7 @@ def add_measurement_if_new(
     if dialect.name == "postgresql":
         params = {f"m_{c}": v for c, v in values.items()}
         params |= {"lease": lease, "touched_at": row.created_at}
-        if session.connection().execute(_MEASUREMENT_EXTENDING_LEASE, params).first() is None:
+        if session.connection().execute(MEASUREMENT_EXTENDING_LEASE, params).first() is None:
             return False
         set_committed_value(trial, "lease_expires_at", lease)  # as stored: nothing to flush
         set_committed_value(trial, "updated_at", row.created_at)

@@ -36,6 +36,7 @@ from ..db.repository import (
     trial_and_spec,
     utcnow,
 )
+from . import measure_plain
 from .hints import StudyHints
 from .lifecycle import (
     Scope,
@@ -244,6 +245,10 @@ def add_measurement(
     _check_step(step, "step")
     _check_elapsed(elapsed_seconds, "elapsed_seconds")
     batch = _check_earlier(earlier, step)
+    if not batch:  # a study without a deciding rule, on PostgreSQL: two statements, no ORM
+        state = measure_plain.store(db, study_id, number, step, values, elapsed_seconds)
+        if state is not None:
+            return MeasureReply(state == TrialState.STOPPING.value, TrialState(state))
     if _trial_lock_hint.get(db, study_id) is not False:
         try:
             reply = _measure_under_trial_lock(

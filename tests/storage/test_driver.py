@@ -94,3 +94,57 @@ def test_no_database_to_connect_to_is_a_503() -> None:
             driver.run(db, select(func.pg_backend_pid().label("pid")))
     finally:
         db.dispose()
+
+
+def test_a_transaction_commits_at_the_end_and_rolls_back_on_error(pg_url: str) -> None:
+    """``driver.transaction``: every statement of the block or none, the listeners hear
+    each, and the pooled connection (a pool of one) goes back usable either way."""
+    db = Database(pg_url, pool_size=1)
+    heard: list[str] = []
+    db.statement_listeners.append(heard.append)
+    try:
+        with driver.transaction(db) as tx:
+            tx.run(insert(AuditRow), _row("POST", 720))
+            (row,) = tx.run(COUNT, {"least": 720})  # its own write, seen before the commit
+            assert row[0] == 1
+            tx.run(insert(AuditRow), _row("PUT", 721))
+        assert len(heard) == 3
+        with pytest.raises(RuntimeError), driver.transaction(db) as tx:
+            tx.run(insert(AuditRow), _row("POST", 722))
+            raise RuntimeError("roll back")
+        with pytest.raises(Exception, match="too long"), driver.transaction(db) as tx:
+            tx.run(insert(AuditRow), _row("POST", 723))
+            tx.run(insert(AuditRow), _row("X" * 50, 724))
+        assert driver.run(db, COUNT, {"least": 720})[0][0] == 2, "only the first block stays"
+    finally:
+        db.dispose()
+
+
+def test_a_transaction_on_a_broken_connection_is_a_503_and_replaced(pg_url: str) -> None:
+    db = Database(pg_url, pool_size=1)
+    killer = Database(pg_url)
+    pid_read = select(func.pg_backend_pid().label("pid"))
+    try:
+        with driver.transaction(db) as tx:
+            pid = tx.run(pid_read)[0].pid
+        with killer.single() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+        with (
+            pytest.raises(Temporary, match="temporarily unavailable"),
+            driver.transaction(db) as tx,
+        ):
+            tx.run(pid_read)
+        with driver.transaction(db) as tx:
+            assert tx.run(pid_read)[0].pid != pid
+    finally:
+        killer.dispose()
+        db.dispose()
+
+
+def test_a_transaction_is_for_postgresql_only(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    try:
+        with pytest.raises(ValueError, match="PostgreSQL"), driver.transaction(db):
+            pass
+    finally:
+        db.dispose()

@@ -226,7 +226,7 @@ def _measurement_extending_lease() -> Any:
     )
 
 
-#: The insert that extends the lease (also sent without the ORM: api/services/measure_plain.py).
+#: The insert that extends the lease (also sent without the ORM: api/services/lease_calls.py).
 MEASUREMENT_EXTENDING_LEASE = _measurement_extending_lease()
 
 

@@ -36,7 +36,7 @@ from ..db.repository import (
     trial_and_spec,
     utcnow,
 )
-from . import measure_plain
+from . import lease_calls
 from .hints import StudyHints
 from .lifecycle import (
     Scope,
@@ -246,7 +246,7 @@ def add_measurement(
     _check_elapsed(elapsed_seconds, "elapsed_seconds")
     batch = _check_earlier(earlier, step)
     if not batch:  # a study without a deciding rule, on PostgreSQL: two statements, no ORM
-        state = measure_plain.store(db, study_id, number, step, values, elapsed_seconds)
+        state = lease_calls.measurement(db, study_id, number, step, values, elapsed_seconds)
         if state is not None:
             return MeasureReply(state == TrialState.STOPPING.value, TrialState(state))
     if _trial_lock_hint.get(db, study_id) is not False:
@@ -497,6 +497,9 @@ def _consult_rule(ctx: LockedTrial, curve: Sequence[MeasurementRow], step: int) 
 
 def heartbeat(db: Database, study_id: int, number: int) -> MeasureReply:
     """Extend a running trial's lease; the reply says whether it should stop."""
+    state = lease_calls.heartbeat(db, study_id, number)  # PostgreSQL: the trial lock alone
+    if state is not None:
+        return MeasureReply(state == TrialState.STOPPING.value, TrialState(state))
     with locked_trial(db, study_id, number) as ctx:
         _require_running(ctx.trial, "send heartbeats")
         ctx.trial.lease_expires_at = lease_until(ctx.spec, ctx.now)

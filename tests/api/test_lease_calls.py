@@ -1,10 +1,11 @@
-"""A measurement of a study without an early-stopping rule (api/services/measure_plain.py).
+"""Measurements of a study without an early-stopping rule, and heartbeats, under the
+trial's lock alone (api/services/lease_calls.py).
 
 Through the real app on SQLite and PostgreSQL: every answer is the one the usual path
 gives (stored once, lease extended, a repeat, a stopping trial, bad values, unknown and
-finished trials, a run-out lease). On PostgreSQL the report is two statements besides the
-authorization read and the audit row, with no ORM object built, and every report that
-takes the usual path is handed over before anything is written.
+finished trials, a run-out lease). On PostgreSQL each is two statements besides the
+authorization read and the audit row, with no ORM object built and the study row left
+alone, and every call that takes the usual path is handed over before anything is written.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tests.specs import small_spec
 from tuneforge.api.db.engine import Database
 from tuneforge.api.db.models import MeasurementRow, TrialRow
 from tuneforge.api.db.repository import utcnow
-from tuneforge.api.services import measure_plain
+from tuneforge.api.services import lease_calls
 
 STEP = {"step": 1, "values": {"accuracy": 0.25}, "elapsed_seconds": 2}
 
@@ -124,7 +125,8 @@ def test_a_run_out_lease_goes_the_usual_way_and_is_reaped(client: TestClient) ->
             .where(TrialRow.study_id == sid)
             .values(lease_expires_at=utcnow() - timedelta(hours=1))
         )
-    r = client.post(f"{trial}/measurements", json=STEP)
+    bad = {"step": 1, "values": {"accuracy": "x"}}  # the lease is judged before the values
+    r = client.post(f"{trial}/measurements", json=bad)
     assert r.status_code == 409 and "lease" in r.text, r.text
     assert client.get(trial).json()["state"] == "failed"
     assert _stored(db, sid) == []
@@ -132,7 +134,7 @@ def test_a_run_out_lease_goes_the_usual_way_and_is_reaped(client: TestClient) ->
 
 @pytest.mark.parametrize("case", ["missing", "finished", "expired", "median"])
 def test_what_the_plain_path_leaves_to_the_usual_one_is_not_written(pg_url: str, case: str) -> None:
-    """On PostgreSQL :func:`measure_plain.store` hands these over (None) with nothing
+    """On PostgreSQL :func:`lease_calls.measurement` hands these over (None) with nothing
     stored and the trial unchanged; a study whose rule decides is remembered as such."""
     with make_client(pg_url, reconcile_interval_seconds=0) as client:
         db = _db(client)
@@ -152,13 +154,13 @@ def test_what_the_plain_path_leaves_to_the_usual_one_is_not_written(pg_url: str,
             before = session.execute(select(TrialRow).where(TrialRow.study_id == sid)).one()[0]
             before = {c: getattr(before, c) for c in ("state", "lease_expires_at", "updated_at")}
         target = number + 5 if case == "missing" else number
-        assert measure_plain.store(db, sid, target, 1, {"accuracy": 0.1}, None) is None
+        assert lease_calls.measurement(db, sid, target, 1, {"accuracy": 0.1}, None) is None
         assert _stored(db, sid) == []
         with db.read() as session:
             after = session.execute(select(TrialRow).where(TrialRow.study_id == sid)).one()[0]
             assert before == {c: getattr(after, c) for c in before}
         with statements_of(db) as statements:
-            measure_plain.store(db, sid, target, 1, {"accuracy": 0.1}, None)
+            lease_calls.measurement(db, sid, target, 1, {"accuracy": 0.1}, None)
         assert len(statements) == (0 if case == "median" else 1), statements
 
 
@@ -167,5 +169,51 @@ def test_sqlite_takes_the_usual_path(sqlite_url: str) -> None:
         db = _db(client)
         sid = _study(client, name="sqlite")
         number = int(_trial(client, sid).rsplit("/", 1)[1])
-        assert measure_plain.store(db, sid, number, 1, {"accuracy": 0.1}, None) is None
+        assert lease_calls.measurement(db, sid, number, 1, {"accuracy": 0.1}, None) is None
         assert _stored(db, sid) == []
+
+
+@pytest.mark.parametrize("rule", ["none", "median"])
+def test_a_heartbeat_extends_the_lease_under_the_trial_lock_alone(
+    client: TestClient, rule: str
+) -> None:
+    db = _db(client)
+    sid = _study(client, rule, name="beat")
+    trial = _trial(client, sid)
+    lease_before = client.get(trial).json()["lease_expires_at"]
+    with statements_of(db) as statements:
+        r = client.post(f"{trial}/heartbeat")
+    assert r.json() == {"should_stop": False, "trial_state": "active"}, r.text
+    assert client.get(trial).json()["lease_expires_at"] > lease_before
+    work = [s for s in statements if "api_keys" not in s and "audit_log" not in s]
+    if db.backend == "postgresql":
+        assert len(work) == 2, work
+        assert "FOR NO KEY UPDATE OF trials" in work[0] and work[1].startswith("UPDATE trials")
+        assert not any("FOR UPDATE" in s or s.startswith("UPDATE studies") for s in work)
+    assert client.post(f"{trial}/stop").status_code == 200
+    assert client.post(f"{trial}/heartbeat").json() == {
+        "should_stop": True,
+        "trial_state": "stopping",
+    }
+    assert client.post(f"{trial}/complete", json={"values": {"accuracy": 0.5}}).status_code == 200
+    late = client.post(f"{trial}/heartbeat")
+    assert late.status_code == 409 and "already" in late.text, late.text
+    missing = client.post(f"/api/v1/studies/{sid}/trials/999/heartbeat")
+    assert missing.status_code == 404 and "trial 999" in missing.text, missing.text
+
+
+def test_a_heartbeat_after_the_lease_ran_out_is_refused_and_the_trial_failed(
+    client: TestClient,
+) -> None:
+    db = _db(client)
+    sid = _study(client, name="late-beat")
+    trial = _trial(client, sid)
+    with db.write() as session:
+        session.execute(
+            update(TrialRow)
+            .where(TrialRow.study_id == sid)
+            .values(lease_expires_at=utcnow() - timedelta(hours=1))
+        )
+    r = client.post(f"{trial}/heartbeat")
+    assert r.status_code == 409 and "lease" in r.text, r.text
+    assert client.get(trial).json()["state"] == "failed"

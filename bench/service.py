@@ -153,9 +153,12 @@ def _free_port() -> int:
 
 
 @contextmanager
-def servers(url: str, n: int, workers: int = 1) -> Iterator[list[str]]:
-    """``n`` ``tuneforge serve`` processes on ``url``, each with ``workers`` uvicorn worker
-    processes sharing its port (rate limit off: one trusted loadgen)."""
+def servers(
+    url: str, n: int, workers: int = 1, python: str = sys.executable
+) -> Iterator[list[str]]:
+    """``n`` ``tuneforge serve`` processes on ``url`` started by ``python``, each with
+    ``workers`` uvicorn worker processes sharing its port (rate limit off: one trusted
+    loadgen)."""
     # rate limit off (one trusted load generator); /metrics readable without a key
     env = {
         **os.environ,
@@ -167,7 +170,7 @@ def servers(url: str, n: int, workers: int = 1) -> Iterator[list[str]]:
     try:
         for _ in range(n):
             port = _free_port()
-            cmd = [sys.executable, "-m", "tuneforge.cli", "serve", "--db", url]
+            cmd = [python, "-m", "tuneforge.cli", "serve", "--db", url]
             cmd += ["--port", str(port), "--log-level", "warning"]
             if workers > 1:
                 cmd += ["--workers", str(workers)]

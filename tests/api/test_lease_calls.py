@@ -51,6 +51,16 @@ def _stored(db: Database, sid: int) -> list[tuple[int, Any]]:
         return [tuple(r) for r in rows]
 
 
+def _expire_leases(db: Database, sid: int) -> None:
+    """The study's running trials' leases ran out an hour ago."""
+    with db.write() as session:
+        session.execute(
+            update(TrialRow)
+            .where(TrialRow.study_id == sid)
+            .values(lease_expires_at=utcnow() - timedelta(hours=1))
+        )
+
+
 def test_a_plain_report_is_two_statements_and_no_orm_object(client: TestClient) -> None:
     db = _db(client)
     sid = _study(client)
@@ -119,12 +129,7 @@ def test_a_run_out_lease_goes_the_usual_way_and_is_reaped(client: TestClient) ->
     db = _db(client)
     sid = _study(client)
     trial = _trial(client, sid)
-    with db.write() as session:
-        session.execute(
-            update(TrialRow)
-            .where(TrialRow.study_id == sid)
-            .values(lease_expires_at=utcnow() - timedelta(hours=1))
-        )
+    _expire_leases(db, sid)
     bad = {"step": 1, "values": {"accuracy": "x"}}  # the lease is judged before the values
     r = client.post(f"{trial}/measurements", json=bad)
     assert r.status_code == 409 and "lease" in r.text, r.text
@@ -144,12 +149,7 @@ def test_what_the_plain_path_leaves_to_the_usual_one_is_not_written(pg_url: str,
             url = f"/api/v1/studies/{sid}/trials/{number}/complete"
             assert client.post(url, json={"values": {"accuracy": 0.5}}).status_code == 200
         if case == "expired":
-            with db.write() as session:
-                session.execute(
-                    update(TrialRow)
-                    .where(TrialRow.study_id == sid)
-                    .values(lease_expires_at=utcnow() - timedelta(hours=1))
-                )
+            _expire_leases(db, sid)
         with db.read() as session:
             before = session.execute(select(TrialRow).where(TrialRow.study_id == sid)).one()[0]
             before = {c: getattr(before, c) for c in ("state", "lease_expires_at", "updated_at")}
@@ -208,12 +208,7 @@ def test_a_heartbeat_after_the_lease_ran_out_is_refused_and_the_trial_failed(
     db = _db(client)
     sid = _study(client, name="late-beat")
     trial = _trial(client, sid)
-    with db.write() as session:
-        session.execute(
-            update(TrialRow)
-            .where(TrialRow.study_id == sid)
-            .values(lease_expires_at=utcnow() - timedelta(hours=1))
-        )
+    _expire_leases(db, sid)
     r = client.post(f"{trial}/heartbeat")
     assert r.status_code == 409 and "lease" in r.text, r.text
     assert client.get(trial).json()["state"] == "failed"

@@ -63,7 +63,9 @@ _TRIAL = select(TrialRow).where(
     TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number")
 )
 _TRIAL_LOCKED = for_update(_TRIAL)
-_TRIAL_AND_SPEC = (
+#: The trial under its row lock (``FOR NO KEY UPDATE`` of the trial alone) with its study's
+#: spec: :func:`trial_and_spec`, and narrowed in api/services/lease_calls.py.
+TRIAL_AND_SPEC = (
     select(TrialRow, StudyRow.spec)
     .join(StudyRow, StudyRow.id == TrialRow.study_id)
     .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
@@ -127,7 +129,7 @@ def trial_and_spec(session: Session, study_id: int, number: int) -> tuple[TrialR
     """The trial row, locked (:func:`for_update`, the trial's row alone), with its study's
     spec, in one statement: a measurement's reads (the study row itself is not loaded).
     A missing study or trial is a :class:`NotFound` naming which."""
-    found = session.execute(_TRIAL_AND_SPEC, {"study_id": study_id, "number": number}).first()
+    found = session.execute(TRIAL_AND_SPEC, {"study_id": study_id, "number": number}).first()
     if found is None:
         get_study_row(session, study_id)  # which one is missing
         raise NotFound(f"trial {number} does not exist in study {study_id}", field="number")

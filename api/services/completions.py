@@ -35,8 +35,8 @@ from ..db.repository import (
     utcnow,
 )
 from .group_commit import GroupCommit
-from .lifecycle import complete, finish, refresh_study_state
-from .trials import check_metadata, check_reason, lease_expired, locked_reply, locked_trial
+from .lifecycle import complete, finish, lease_expired, refresh_study_state
+from .trials import check_metadata, check_reason, locked_reply, locked_trial
 
 
 @dataclass(frozen=True)

@@ -22,33 +22,29 @@ step) and gets the reply the usual path gives it: the trial's state, no action.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, update
 
 from ...core.study import StudySpec
-from ...core.trials import TrialState, check_metric_values
+from ...core.trials import check_metric_values
 from ..db import driver
 from ..db.engine import Database
 from ..db.models import StudyRow, TrialRow
-from ..db.repository import MEASUREMENT_EXTENDING_LEASE, parse_spec, utcnow
+from ..db.repository import MEASUREMENT_EXTENDING_LEASE, TRIAL_AND_SPEC, parse_spec, utcnow
 from .hints import StudyHints
-from .lifecycle import lease_until
+from .lifecycle import RUNNING_VALUES, lease_expired, lease_until
 from .promotions import study_rule
 
 #: Whether a study's measurements may take this path: its rule never decides.
 _PLAIN = StudyHints()
 
-#: The trial's state and lease under its row lock, with its study's spec.
-_TRIAL_READ = (
-    select(TrialRow.id, TrialRow.state, TrialRow.lease_expires_at, StudyRow.spec)
-    .join(StudyRow, StudyRow.id == TrialRow.study_id)
-    .where(TrialRow.study_id == bindparam("study_id"), TrialRow.number == bindparam("number"))
-    .with_for_update(of=TrialRow, key_share=True)
+#: The ORM path's read (``repository.TRIAL_AND_SPEC``: the trial under its row lock with
+#: its study's spec), narrowed to the trial's id, state and lease.
+_TRIAL_READ = TRIAL_AND_SPEC.with_only_columns(
+    TrialRow.id, TrialRow.state, TrialRow.lease_expires_at, StudyRow.spec
 )
-_RUNNING = (TrialState.ACTIVE.value, TrialState.STOPPING.value)
 #: A heartbeat's write: the trial's new lease.
 _LEASE_EXTENDED = (
     update(TrialRow)
@@ -77,10 +73,10 @@ def measurement(
             if not _PLAIN.note(db, study_id, not study_rule(spec).decides):
                 raise _Elsewhere
             now = utcnow()
-            if _lease_ran_out(trial, now):
+            if lease_expired(trial, now):
                 raise _Elsewhere  # reaped under the study lock, before the values are judged
             checked = check_metric_values(values, spec.metrics, require_all=False)
-            if trial.state not in _RUNNING:
+            if trial.state not in RUNNING_VALUES:
                 raise _Elsewhere  # a conflict the usual path words
             params = {
                 "m_trial_id": trial.id,
@@ -110,7 +106,7 @@ def heartbeat(db: Database, study_id: int, number: int) -> str | None:
         with driver.transaction(db) as tx:
             trial, spec = _trial_and_spec(tx, study_id, number)
             now = utcnow()
-            if trial.state not in _RUNNING or _lease_ran_out(trial, now):
+            if trial.state not in RUNNING_VALUES or lease_expired(trial, now):
                 raise _Elsewhere
             lease = {"trial_id": trial.id, "lease": lease_until(spec, now), "touched_at": now}
             tx.run(_LEASE_EXTENDED, lease)
@@ -126,10 +122,3 @@ def _trial_and_spec(tx: driver.Transaction, study_id: int, number: int) -> tuple
     if not found:
         raise _Elsewhere
     return found[0], parse_spec(found[0].spec)
-
-
-def _lease_ran_out(trial: Any, now: datetime) -> bool:
-    """As :func:`.trials.lease_expired`: a running trial whose lease ended before ``now``
-    (the usual path fails it under the study lock and answers 409)."""
-    leased = trial.lease_expires_at
-    return trial.state in _RUNNING and leased is not None and leased < now

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
@@ -46,6 +46,8 @@ from .promotions import promotable, study_rule
 from .summary import count_move, record_best
 
 RUNNING_STATES = (TrialState.ACTIVE, TrialState.STOPPING)
+#: The running states as stored in the ``state`` column.
+RUNNING_VALUES = frozenset(s.value for s in RUNNING_STATES)
 
 #: ``TrialRow.stop_source`` values: who asked a running trial to stop, and what it becomes.
 STOP_BY_RULE = "rule"  # completing it prunes it
@@ -85,6 +87,23 @@ def touch(study: StudyRow, now: datetime) -> None:
 
 def lease_until(spec: StudySpec, now: datetime) -> datetime:
     return now + timedelta(seconds=spec.retries.lease_seconds)
+
+
+class Leased(Protocol):
+    """What :func:`lease_expired` reads of a trial: a ``TrialRow``, or a row read without
+    the ORM (api/services/lease_calls.py)."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def lease_expires_at(self) -> datetime | None: ...
+
+
+def lease_expired(row: Leased, now: datetime) -> bool:
+    """Whether the running trial's lease ran out before ``now``."""
+    running = row.state in RUNNING_VALUES
+    return running and row.lease_expires_at is not None and row.lease_expires_at < now
 
 
 # ---- decisions ------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from .lifecycle import (
     budget_used,
     fail_trial,
     finish,
+    lease_expired,
     lease_until,
     mark_touched,
     new_trial,
@@ -109,12 +110,6 @@ def locked_trial(
                 details={"trial_state": trial.state},
             )
         yield LockedTrial(session, study, spec, trial, now, before)
-
-
-def lease_expired(row: TrialRow, now: datetime) -> bool:
-    """Whether the running trial's lease ran out before ``now``."""
-    running = row.state in (TrialState.ACTIVE.value, TrialState.STOPPING.value)
-    return running and row.lease_expires_at is not None and row.lease_expires_at < now
 
 
 def _trial_out(session: Session, row: TrialRow) -> Trial:

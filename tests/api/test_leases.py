@@ -63,19 +63,23 @@ def test_expiry_retries_with_same_params_until_budget_then_study_completes(
         json={"values": {"accuracy": 0.5}},
     )
     assert late.status_code == 409
-    done = 0
+    done = stalled = 0
     trial = fresh
     while trial is not None:
-        client.post(
+        r = client.post(
             f"{API}/studies/{sid}/trials/{trial['number']}/complete",
             json={"values": {"accuracy": score(trial["params"])}},
         )
-        done += 1
+        # A machine stalled past the 1 s lease between suggest and complete (seen once
+        # in CI, the suite sharing 2 cores) fails that trial too; it must then say so.
+        assert r.status_code in (200, 409), r.text
+        done += r.status_code == 200
+        stalled += r.status_code == 409
         trials = client.post(f"{API}/studies/{sid}/trials/suggest", json={}).json()["trials"]
         trial = trials[0] if trials else None
     study = client.get(f"{API}/studies/{sid}").json()
     assert study["trial_counts"]["completed"] == 3 == done
-    assert study["trial_counts"]["failed"] == 3
+    assert study["trial_counts"]["failed"] == 3 + stalled
     assert study["state"] == "completed"
 
 

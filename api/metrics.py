@@ -168,7 +168,8 @@ class Metrics:
         )
         self.suggest_phase = Histogram(
             "tuneforge_suggest_phase_seconds",
-            "Phases of a model suggest's shared fit: snapshot, fit and claim.",
+            "Phases of a model suggest's shared fit: snapshot, fit and claim; stale: an"
+            " attempt whose claim found its snapshot stale (its fit thrown away).",
             ["phase"],
             registry=self.registry,
             buckets=lock_buckets,
@@ -192,7 +193,8 @@ class Metrics:
         self.lock_hold.observe(held)
 
     def observe_suggest_phase(self, phase: str, seconds: float) -> None:
-        """Record one phase (``snapshot``, ``fit``, ``claim``) of a model suggest's batch."""
+        """Record one phase (``snapshot``, ``fit``, ``claim``, or ``stale``: a thrown-away
+        attempt) of a model suggest's batch."""
         self.suggest_phase.labels(phase).observe(seconds)
 
     def observe_spare_points(self, event: str, points: int) -> None:

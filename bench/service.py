@@ -427,6 +427,8 @@ def row_of(cell: Cell, t: Timings, seconds: float) -> dict[str, Any]:
     batches = t.locks.get("batches", 0.0) if t.locks is not None else 0.0
     for phase in PHASES:  # mean per batch of the algorithm (none: random inside its claim)
         row[f"{phase}_ms"] = t.locks[phase] / batches * 1000 if t.locks and batches else "-"
+    # fits thrown away because their claim found the snapshot stale (one server process)
+    row["stale_claims"] = int(t.locks["stale"]) if t.locks is not None and counted else "-"
     return row
 
 
@@ -477,12 +479,13 @@ LOAD_COLUMNS = [
     "trials_per_s", "errors", "cpu_ms_per_trial", "runq_per_cpu",
     "suggest_p50_ms", "suggest_p99_ms", "measure_p50_ms", "measure_p99_ms",
     "complete_p50_ms", "complete_p99_ms", "locks_per_s", "lock_wait_ms", "lock_hold_ms",
-    "lock_busy_pct", "snapshot_ms", "fit_ms", "claim_ms",
+    "lock_busy_pct", "snapshot_ms", "fit_ms", "claim_ms", "stale_claims",
 ]  # fmt: skip
 LARGE_COLUMNS = [
     "backend", "layout", "algorithm", "clients", "trials_per_s", "cold_suggest_ms",
     "suggest_p50_ms", "suggest_p99_ms", "complete_p99_ms", "snapshot_ms", "fit_ms",
-    "claim_ms", "get_study_ms", "page_first_ms", "page_deep_ms", "list_studies_ms", "fill_s",
+    "claim_ms", "stale_claims", "get_study_ms", "page_first_ms", "page_deep_ms",
+    "list_studies_ms", "fill_s",
 ]  # fmt: skip
 
 

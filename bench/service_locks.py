@@ -20,14 +20,17 @@ LOCK_SERIES = {
 }
 #: The phases of a model suggest's shared fit (``tuneforge_suggest_phase_seconds``).
 PHASES = ("snapshot", "fit", "claim")
+#: Phases counted: a batch has one claim; ``stale`` counts the attempts thrown away.
+COUNTED_PHASES = {"claim": "batches", "stale": "stale"}
 
 
 async def lock_totals(http: httpx.AsyncClient, urls: list[str]) -> dict[str, float]:
     """The study-lock histograms' count and sums, and the seconds of each suggest phase
-    with the number of batches (``batches``), added over the servers' ``/metrics``."""
+    with the number of batches (``batches``) and of stale attempts (``stale``), added over
+    the servers' ``/metrics``."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    totals = dict.fromkeys([*LOCK_SERIES.values(), *PHASES, "batches"], 0.0)
+    totals = dict.fromkeys([*LOCK_SERIES.values(), *PHASES, "batches", "stale"], 0.0)
     for url in urls:
         r = await http.get(f"{url}/metrics")
         r.raise_for_status()
@@ -36,12 +39,12 @@ async def lock_totals(http: httpx.AsyncClient, urls: list[str]) -> dict[str, flo
                 if sample.name in LOCK_SERIES:
                     totals[LOCK_SERIES[sample.name]] += sample.value
                 elif sample.name == "tuneforge_suggest_phase_seconds_sum":
-                    totals[sample.labels["phase"]] += sample.value
-                elif (
-                    sample.name == "tuneforge_suggest_phase_seconds_count"
-                    and sample.labels["phase"] == "claim"
-                ):
-                    totals["batches"] += sample.value
+                    if sample.labels["phase"] in PHASES:
+                        totals[sample.labels["phase"]] += sample.value
+                elif sample.name == "tuneforge_suggest_phase_seconds_count":
+                    counted = COUNTED_PHASES.get(sample.labels["phase"])
+                    if counted is not None:
+                        totals[counted] += sample.value
     return totals
 
 

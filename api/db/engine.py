@@ -128,7 +128,8 @@ class Database:
     ``lock_observer``, when set, hears how long each transaction waited for and held
     its study row lock (PostgreSQL; see :func:`note_study_lock`); ``phase_observer``
     hears the seconds of each phase of a model suggest's shared fit (``snapshot``,
-    ``fit``, ``claim``: ``api/services/suggest_fit.py``); ``spare_observer`` hears how
+    ``fit``, ``claim``, and ``stale`` for an attempt thrown away:
+    ``api/services/suggest_fit.py``); ``spare_observer`` hears how
     many spare points were fitted, taken or dropped as too old
     (``api/services/suggest_spare.py``)."""
 

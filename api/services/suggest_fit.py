@@ -19,7 +19,11 @@ transaction, then a short locked write that claims numbers and checks the snapsh
    request would have got a few milliseconds earlier.
    After :data:`LOCK_FREE_ATTEMPTS` stale claims in a row (only possible when another
    server process keeps claiming during each fit), the last attempt fits inside the
-   claim transaction, so no caller starves.
+   claim transaction, so no caller starves. A study busy with spare points is the
+   exception (:func:`.suggest_spare.reserve_busy_batch`): there the counter and the
+   state move with every spare point taken and every refill, so its batch reserves
+   its draws before the fit, and the claim only checks that the fit stayed inside
+   them and that the study still has room.
 
 **One fit per study at a time in each process, shared by its waiting callers.** The
 first suggest of a study that needs the algorithm becomes the *leader*: it fits for
@@ -45,6 +49,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
 from ...core.algorithms import Suggestion, SuggestRequest, create_algorithm, get_algorithm
+from ...core.algorithms.base import Reservation
 from ...core.decisions import NewParams, ResumeTrial, SuggestDecision
 from ...core.errors import Conflict, Temporary
 from ...core.study import StudySpec
@@ -212,13 +217,21 @@ def fit_batch(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
         else:
             completions_idle(db, study_id)
             snapshot = _snapshot(db, study_id, want)
+        held = None
+        if snapshot is not None:
+            held = suggest_spare.reserve_busy_batch(db, study_id, snapshot)
+            snapshot = held.snapshot if held is not None else snapshot
         read = time.perf_counter()
         suggestion = fit(snapshot) if snapshot is not None else None
         fitted = time.perf_counter()
         completions_idle(db, study_id)
+        reservation = held.reservation if held is not None else None
         try:
-            spec, finished = _claim(db, study_id, batch, snapshot, suggestion, inside=inside)
+            spec, finished = _claim(
+                db, study_id, batch, snapshot, suggestion, inside=inside, reservation=reservation
+            )
         except _Stale:
+            _observe_stale(db, time.perf_counter() - start)
             continue
         _observe(db, read - start, fitted - read, time.perf_counter() - fitted)
         suggest_spare.refill_if_low(db, study_id, spec, finished)
@@ -235,6 +248,14 @@ def _observe(db: Database, snapshot: float, fit: float, claim: float) -> None:
         observer("snapshot", snapshot)
         observer("fit", fit)
         observer("claim", claim)
+
+
+def _observe_stale(db: Database, seconds: float) -> None:
+    """Report an attempt whose claim found its snapshot stale, with the seconds it cost
+    (phase ``stale`` of ``tuneforge_suggest_phase_seconds``: its count is the fits
+    thrown away, a sign of claims competing for one study)."""
+    if db.phase_observer is not None:
+        db.phase_observer("stale", seconds)
 
 
 def _room(study: StudyRow, spec: StudySpec, want: int) -> int:
@@ -320,12 +341,15 @@ def _claim(
     suggestion: Suggestion | None,
     *,
     inside: bool,
+    reservation: Reservation | None = None,
 ) -> tuple[StudySpec, int]:
     """Write the batch's trials if the snapshot still holds (else :class:`_Stale`); the
     study's spec and its number of results (:func:`.suggest_spare.finished_of`).
 
     ``inside`` (the last attempt): the algorithm runs here, on the locked study.
     Without a snapshot otherwise, the study had no room: nothing is handed out.
+    ``reservation``: the fit drew from this reserved range
+    (:func:`.suggest_spare.reserve_busy_batch`), whose state the study already saved.
     """
     with db.write() as session:
         study = get_study_row(session, study_id, lock=True)
@@ -337,10 +361,10 @@ def _claim(
             if (
                 snapshot is not None
                 and suggestion is not None
-                and _moved(study, snapshot, suggestion)
+                and _moved(study, snapshot, suggestion, reservation)
             ):
                 raise _Stale
-            _write(session, study, spec, now, batch, suggestion)
+            _write(session, study, spec, now, batch, suggestion, reserved=reservation is not None)
         refresh_study_state(session, study, spec, now)
         state = StudyState(study.state)
         finished = suggest_spare.finished_of(study)
@@ -375,21 +399,33 @@ def _write(
     now: datetime,
     batch: Sequence[Ask],
     suggestion: Suggestion | None,
+    *,
+    reserved: bool = False,
 ) -> None:
-    """Save the algorithm's state and hand the suggestion's trials out to ``batch``."""
+    """Save the algorithm's state (unless the fit drew from a reservation: the study saved
+    the state past it then) and hand the suggestion's trials out to ``batch``."""
     decisions = checked(spec, suggestion) if suggestion is not None else []
-    if suggestion is not None:
+    if suggestion is not None and not reserved:
         study.algorithm_state = dict(suggestion.state) if suggestion.state is not None else None
-        if suggestion.exhausted:
-            study.search_exhausted = True
+    if suggestion is not None and suggestion.exhausted:
+        study.search_exhausted = True
     hand_out(session, study, spec, now, batch, decisions)
 
 
-def _moved(study: StudyRow, snapshot: Snapshot, suggestion: Suggestion) -> bool:
-    """Whether the claim must not use this fit (see the module docstring)."""
-    if (study.trial_counter or 0) != snapshot.trial_counter:
-        return True
-    if study.algorithm_state != snapshot.algorithm_state:
+def _moved(
+    study: StudyRow,
+    snapshot: Snapshot,
+    suggestion: Suggestion,
+    reservation: Reservation | None = None,
+) -> bool:
+    """Whether the claim must not use this fit (see the module docstring). A fit from a
+    reservation stays valid whatever other claims did, if it drew inside its range."""
+    if reservation is not None:
+        moved = not reservation.covers(suggestion.state)
+    else:
+        counter = (study.trial_counter or 0) != snapshot.trial_counter
+        moved = counter or study.algorithm_state != snapshot.algorithm_state
+    if moved:
         return True
     if bool(study.search_exhausted) != bool(snapshot.exhausted):
         return True

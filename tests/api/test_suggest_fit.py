@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.test_metrics import scrape
 from tests.conftest import make_client
 from tests.specs import score, small_spec
 from tuneforge.api.services import suggest_fit
@@ -167,6 +168,8 @@ def test_a_claim_made_by_another_process_during_the_fit_forces_a_new_fit(
         assert {a["number"], b["number"]} == {0, 1}
         assert a["params"] != b["params"], "a stale fit handed out the same draw twice"
         assert len(gate.counts) == 3, "exactly one of the two fits was redone"
+        stale = ("tuneforge_suggest_phase_seconds_count", (("phase", "stale"),))
+        assert scrape(one).get(stale, 0) + scrape(two).get(stale, 0) == 1, "counted once"
 
 
 def test_suggests_waiting_for_the_bookkeeping_share_its_transaction(

@@ -158,6 +158,46 @@ def test_a_refill_keeps_its_points_when_another_process_fits_during_it(db_url: s
         assert _state(db, sid)["draws"] >= reserved_to + 2, "the others drew past the refill's"
 
 
+def test_a_busy_studys_batch_keeps_its_fit_when_another_process_claims_during_it(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A suggest of a busy study that finds no spare points fits a batch. While it fits,
+    another process claims a trial of the study (moving its trial counter and TPE's
+    state): the batch's draws were reserved before its fit, so its claim takes that fit
+    as it is, instead of fitting again on a fresh snapshot (three times over, in a study
+    whose counter moves with every spare point taken)."""
+    with (
+        make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as one,
+        make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as two,
+    ):
+        db, sid = _study(one, "reserved-batch")
+        monkeypatch.setattr(suggest_spare, "refill_if_low", lambda *a: False)
+        suggest_spare.mark_busy(db, sid)
+        before = _state(db, sid)
+        starts: list[Any] = []
+        others: list[dict[str, Any]] = []
+        real_fit = suggest_fit.fit
+
+        def fit_while_another_claims(snapshot: suggest_fit.Snapshot) -> Any:
+            starts.append(snapshot.request.state)
+            if len(starts) == 1:  # the first fit is the busy study's batch in ``one``
+                others.extend(_loop(two, sid, 1, cid="other"))
+            return real_fit(snapshot)
+
+        monkeypatch.setattr(suggest_fit, "fit", fit_while_another_claims)
+        reply = one.post(f"{API}/{sid}/trials/suggest", json={"client_id": "busy"})
+        assert reply.status_code == 200, reply.text
+        (mine,) = reply.json()["trials"]
+        assert len(starts) == 2, "one fit in each process: the batch was not fitted again"
+        assert starts[0] == {"draws": before["draws"], "sobol_index": before["sobol_index"]}
+        assert starts[1]["draws"] == before["draws"] + 100, "the other drew past the reservation"
+        assert mine["params"] != others[0]["params"]
+        assert mine["number"] == others[0]["number"] + 1
+        assert _state(db, sid)["draws"] > before["draws"] + 100
+        stale = ("tuneforge_suggest_phase_seconds_count", (("phase", "stale"),))
+        assert scrape(one).get(stale, 0) == 0, "no attempt was thrown away"
+
+
 def test_a_refill_in_tpe_start_up_fits_nothing_and_moves_no_state(db_url: str) -> None:
     """TPE's start-up follows one Sobol' position, which no reservation can split: a
     study still in it gets no spare points and its state stays as it was."""

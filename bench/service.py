@@ -11,7 +11,8 @@ Reported per cell: trials/s (completes inside the timed window), the servers' CP
 (all their processes, from /proc: steadier than trials/s on a shared machine), the
 seconds their threads waited for a core per CPU-second (``runq_per_cpu``), p50/p99 of
 each call, and for a model-based algorithm the mean snapshot, fit and claim of its shared
-fits (``tuneforge_suggest_phase_seconds``; one server process).
+fits and the number of fits thrown away as stale (``stale_claims``), from
+``tuneforge_suggest_phase_seconds`` (one server process).
 Large studies (``--large``, in :mod:`bench.service_large`): a study pre-filled with n
 completed trials (written through the lifecycle module in one transaction, as
 ``POST .../trials`` would, only faster), then 8 clients for the timed window, plus the

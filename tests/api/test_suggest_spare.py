@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.test_metrics import scrape
 from tests.api.test_statement_counts import counting, filled_study
-from tests.conftest import make_client
+from tests.conftest import make_client, statements_of
 from tests.specs import score, small_spec
 from tuneforge.api.db.engine import Database
 from tuneforge.api.db.repository import get_study_row, spec_of
@@ -196,6 +196,45 @@ def test_a_busy_studys_batch_keeps_its_fit_when_another_process_claims_during_it
         assert _state(db, sid)["draws"] > before["draws"] + 100
         stale = ("tuneforge_suggest_phase_seconds_count", (("phase", "stale"),))
         assert scrape(one).get(stale, 0) == 0, "no attempt was thrown away"
+
+
+def test_a_reservation_is_one_swap_unless_the_state_moved_since_the_snapshot(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a refill reserves its draws with one ``UPDATE`` that swaps the saved
+    state it read for the reserved one: no transaction holds the study row. When another
+    fit saved the state after the refill's snapshot, the swap misses and the locked
+    transaction reserves past the newer state (on SQLite it always does)."""
+    with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
+        db, sid = _study(client, "swap")
+        entry = suggest_spare._spares(db, sid, _spec(db, sid))
+        assert entry is not None
+        before = _state(db, sid)
+        with statements_of(db) as sent:
+            assert suggest_spare.refill(db, sid, entry, suggest_fit.fit) == 2
+        pg = db.backend == "postgresql"
+        locks = [q for q in sent if "FOR NO KEY UPDATE" in q]
+        updates = [q for q in sent if q.startswith("UPDATE studies")]
+        swaps = [q for q in updates if "IS NOT DISTINCT FROM" in q]
+        assert _state(db, sid)["draws"] == before["draws"] + 100 * 2  # MAX_ATTEMPTS a point
+        assert (len(updates), len(swaps), len(locks)) == ((1, 1, 0) if pg else (1, 0, 0))
+
+        swap = suggest_spare._reserve_by_swap
+        moved: list[Any] = []
+
+        def after_another_fit(*args: Any) -> Any:
+            _loop(client, sid, 1, cid="meanwhile")  # a batch that saves TPE's state
+            moved.append(_state(db, sid))
+            return swap(*args)
+
+        monkeypatch.setattr(suggest_spare, "_reserve_by_swap", after_another_fit)
+        entry.points.clear()
+        with statements_of(db) as sent:
+            assert suggest_spare.refill(db, sid, entry, suggest_fit.fit) == 2
+        assert moved and moved[0]["draws"] > before["draws"] + 200
+        assert _state(db, sid)["draws"] == moved[0]["draws"] + 100 * 2
+        if pg:
+            assert any("FOR NO KEY UPDATE" in q for q in sent), "the locked transaction reserved"
 
 
 def test_a_refill_in_tpe_start_up_fits_nothing_and_moves_no_state(db_url: str) -> None:

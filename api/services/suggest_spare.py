@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
@@ -301,9 +301,10 @@ def reserve_fit(db: Database, study_id: int, snapshot: Snapshot) -> ReservedFit 
     reserve for this request (TPE's start-up)."""
     spec = snapshot.spec
     algorithm = create_algorithm(spec.algorithm, spec.algorithm_options, spec.space)
-    if algorithm.reserve(snapshot.request) is None:
+    proposed = algorithm.reserve(snapshot.request)
+    if proposed is None:
         return None
-    reservation = _reserve_by_swap(db, study_id, algorithm, snapshot.request)
+    reservation = _reserve_by_swap(db, study_id, snapshot.request.state, proposed)
     if reservation is None:  # SQLite, or the saved state moved since the snapshot
         with db.write() as session:
             reservation = _reserve(session, study_id, algorithm, snapshot.request)
@@ -344,11 +345,11 @@ _STATE_SWAPPED = (
 
 
 def _reserve_by_swap(
-    db: Database, study_id: int, algorithm: Algorithm, request: SuggestRequest
+    db: Database, study_id: int, seen: Mapping[str, Any] | None, proposed: Reservation
 ) -> Reservation | None:
-    """On PostgreSQL, the reservation of ``request`` (its ``state`` as its snapshot read
-    it) in one statement in autocommit mode, when the study's saved state is still that
-    one; ``None`` when it moved (or on SQLite): then :func:`_reserve` takes the lock.
+    """On PostgreSQL, ``proposed`` (reserved from the state ``seen``, as the snapshot read
+    it) saved in one statement in autocommit mode, when the study's saved state is still
+    ``seen``; ``None`` when it moved (or on SQLite): then :func:`_reserve` takes the lock.
 
     A busy study's refills reserve about ten times a second. Through :func:`_reserve`
     each held the study's row lock for three round trips and the Python between them,
@@ -356,12 +357,12 @@ def _reserve_by_swap(
     that lock (docs/performance.md, run W); the swap holds it for one ``UPDATE``."""
     if db.backend != "postgresql":
         return None
-    reservation = algorithm.reserve(request)
-    if reservation is None:
-        return None
-    seen = Jsonb(dict(request.state)) if request.state is not None else None
-    params = {"study_id": study_id, "seen": seen, "saved": Jsonb(dict(reservation.saved))}
-    return reservation if driver.run(db, _STATE_SWAPPED, params) else None
+    params = {
+        "study_id": study_id,
+        "seen": Jsonb(dict(seen)) if seen is not None else None,
+        "saved": Jsonb(dict(proposed.saved)),
+    }
+    return proposed if driver.run(db, _STATE_SWAPPED, params) else None
 
 
 def _reserve(

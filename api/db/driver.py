@@ -144,6 +144,72 @@ def transaction(db: Database) -> Iterator[Transaction]:
         pooled.close()
 
 
+class Pending:
+    """A statement queued in a :class:`Pipeline`; :meth:`rows` waits for its result."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def rows(self) -> list[Any]:
+        """The rows of a statement that returns rows. The first read of a result sends
+        everything queued before it, in one round trip."""
+        return list(self._cursor.fetchall())
+
+
+class Pipeline:
+    """The statements of one :func:`pipeline` transaction."""
+
+    def __init__(self, db: Database, connection: Any) -> None:
+        self._db = db
+        self._connection = connection
+
+    def queue(self, statement: Executable, params: Params | None = None) -> Pending:
+        """Queue ``statement``; it is sent with the next read of a result, or at the end of
+        the block with the ``COMMIT``."""
+        values = dict(params or {})
+        sql, fixed = _sql(self._db, cast(ClauseElement, statement), list(values))
+        _heard(self._db, sql)
+        cursor = self._connection.cursor(row_factory=namedtuple_row)
+        cursor.execute(sql, {**fixed, **values})
+        return Pending(cursor)
+
+
+@contextmanager
+def pipeline(db: Database) -> Iterator[Pipeline]:
+    """One transaction on a pooled psycopg connection in pipeline mode, PostgreSQL only.
+
+    ``BEGIN`` and the statements queued before the first read of a result go to the
+    server in one round trip; the statements queued after the last read go with the
+    ``COMMIT`` at the end of the block, in one more. So a transaction that reads rows
+    under a lock and then writes holds that lock for one round trip and the Python in
+    between, where :func:`transaction` waits for every statement (and, under load, for
+    the interpreter lock after each). Rolled back when the block raises; errors map as
+    in :func:`transaction`."""
+    if db.backend != "postgresql":
+        raise ValueError("driver.pipeline is for PostgreSQL; use Database.write")
+    pooled = _checkout(db)
+    connection: Any = pooled.dbapi_connection
+    try:
+        connection.autocommit = True  # BEGIN and COMMIT are ours, queued with the rest
+        with connection.pipeline():
+            connection.execute("BEGIN")
+            try:
+                yield Pipeline(db, connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+    except psycopg.OperationalError as exc:
+        pooled.invalidate(exc)
+        raise Temporary(f"database temporarily unavailable: {exc}") from exc
+    finally:
+        if not connection.closed and not connection.broken:
+            if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                connection.execute("ROLLBACK")  # a statement failed: the COMMIT was skipped
+            connection.autocommit = False
+        pooled.close()
+
+
 def _heard(db: Database, sql: str) -> None:
     for listener in db.statement_listeners:
         listener(sql)

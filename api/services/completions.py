@@ -8,24 +8,22 @@ that locks their trial rows, one read of their measurements, one flush. When
 anything in that shared transaction refuses (a trial that is not running, a lease
 that ran out, values that do not fit the study's metrics), it is rolled back and
 each completion runs in a transaction of its own, so every caller gets exactly the
-answer it would have had alone. Model suggests of the study let a running completion
-transaction finish before they read and claim (:func:`completions_idle`).
+answer it would have had alone. On PostgreSQL each of these transactions, shared or
+alone, is first tried in two round trips, one of them under the study's lock
+(:mod:`.completion_calls`), and otherwise as described here. Model suggests of the
+study let a running completion transaction finish before they read and claim
+(:func:`completions_idle`).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from ...core.errors import InvalidSpec
-from ...core.study import StudySpec
-from ...core.trials import Trial, TrialState, check_metric_values
+from ...core.trials import Trial
 from ..db.engine import Database
-from ..db.models import StudyRow, TrialRow
 from ..db.repository import (
     get_study_row,
     locked_trial_rows,
@@ -34,21 +32,10 @@ from ..db.repository import (
     to_trial,
     utcnow,
 )
+from .completion_calls import Completion, apply_completion, complete_pipelined
 from .group_commit import GroupCommit
-from .lifecycle import complete, finish, lease_expired, refresh_study_state
+from .lifecycle import lease_expired, refresh_study_state
 from .trials import check_metadata, check_reason, locked_reply, locked_trial
-
-
-@dataclass(frozen=True)
-class Completion:
-    """One ``complete`` call, its arguments checked as far as they can be without the
-    study."""
-
-    number: int
-    values: Any
-    infeasible: bool
-    reason: str | None
-    metadata: Mapping[str, Any]
 
 
 def complete_trial(
@@ -70,7 +57,8 @@ def complete_many(
     db: Database, study_id: int, calls: Sequence[Completion]
 ) -> list[Trial | BaseException]:
     """Each call's answer: its trial, or the error it raises. Several calls share one
-    transaction when none of them is refused; otherwise each runs alone."""
+    transaction when none of them is refused; otherwise each runs alone. On PostgreSQL
+    each transaction is first tried in two round trips (:mod:`.completion_calls`)."""
     if len(calls) > 1 and len({c.number for c in calls}) == len(calls):
         try:
             return list(_complete_together(db, study_id, calls))
@@ -90,6 +78,9 @@ class _Refused(Exception):
 
 
 def _complete_together(db: Database, study_id: int, calls: Sequence[Completion]) -> list[Trial]:
+    pipelined = complete_pipelined(db, study_id, calls)
+    if pipelined is not None:
+        return pipelined
     numbers = [c.number for c in calls]
     with db.write() as session:
         curves = measurements_by_numbers(session, study_id, numbers)  # before the lock
@@ -100,35 +91,19 @@ def _complete_together(db: Database, study_id: int, calls: Sequence[Completion])
         if len(rows) != len(numbers) or any(lease_expired(r, now) for r in rows.values()):
             raise _Refused
         for call in calls:
-            _apply(study, spec, rows[call.number], call, now)
+            apply_completion(study, spec, rows[call.number], call, now)
         refresh_study_state(session, study, spec, now)
         return [to_trial(rows[n], curves.get(n, ())) for n in numbers]
 
 
 def _complete_alone(db: Database, study_id: int, call: Completion) -> Trial:
+    pipelined = complete_pipelined(db, study_id, [call])
+    if pipelined is not None:
+        return pipelined[0]
     with locked_trial(db, study_id, call.number, curve=True) as ctx:
-        _apply(ctx.study, ctx.spec, ctx.trial, call, ctx.now)
+        apply_completion(ctx.study, ctx.spec, ctx.trial, call, ctx.now)
         refresh_study_state(ctx.session, ctx.study, ctx.spec, ctx.now)
         return locked_reply(ctx)
-
-
-def _apply(
-    study: StudyRow, spec: StudySpec, row: TrialRow, call: Completion, now: datetime
-) -> None:
-    """The completion's changes to its trial and study rows (refused: an exception)."""
-    if call.metadata and not TrialState(row.state).is_finished:
-        row.metadata_ = {**dict(row.metadata_ or {}), **call.metadata}
-    if call.infeasible:
-        if call.values is not None:
-            check_metric_values(call.values, spec.metrics, require_all=False)
-        finish(study, row, TrialState.INFEASIBLE, now, call.reason or "infeasible")
-        if call.values:
-            row.values = dict(call.values)
-        return
-    if call.values is None:
-        raise InvalidSpec("is required unless infeasible is true", field="values")
-    checked = check_metric_values(call.values, spec.metrics, require_all=True)
-    complete(study, row, checked, now, call.reason)
 
 
 _batchers: WeakKeyDictionary[Database, GroupCommit[Completion, Trial]] = WeakKeyDictionary()

@@ -291,9 +291,8 @@ def finish(
     touch(study, now)
     row.finished_seq = study.version
     study.history_version = study.version
-    session = object_session(study)
-    if target == TrialState.COMPLETED and session is not None:
-        record_best(session, study, row)
+    if target == TrialState.COMPLETED:
+        record_best(object_session(study), study, row)
 
 
 def fail_trial(
@@ -438,16 +437,39 @@ def refresh_study_state(
 NOT_PROMOTED = "paused and not promoted before the study ended"
 
 
-def _settle_paused(
-    session: Session, study: StudyRow, spec: StudySpec, counts: dict[str, int], now: datetime
-) -> bool:
-    """Prune the paused trials when nothing can promote them any more; whether it did."""
+def refresh_is_idle(study: StudyRow, spec: StudySpec) -> bool:
+    """Whether :func:`refresh_study_state` would neither read nor write anything now: the
+    study stays as it is, decided from its row alone. A caller that writes the study's
+    rows without an ORM session (api/services/completion_calls.py) goes ahead only then."""
+    counts = counts_of(study)
+    reason = completion_reason(study, spec, counts)
+    if study.state == StudyState.COMPLETED.value:
+        reopens = study.completion_reason in ("max_trials", "max_failed_trials")
+        return not (reopens and reason is None)
+    if study.state != StudyState.ACTIVE.value:
+        return True
+    return not (
+        reason is not None
+        or _paused_may_settle(study, spec, counts)
+        or _may_have_failed_alike(spec, counts)
+    )
+
+
+def _paused_may_settle(study: StudyRow, spec: StudySpec, counts: dict[str, int]) -> bool:
+    """Whether the study's paused trials may have to be pruned now (the rule decides)."""
     if counts[TrialState.PAUSED.value] == 0:
         return False
     if any(counts[s.value] for s in (TrialState.REQUESTED, *RUNNING_STATES)):
         return False  # a running trial may still reach a rung and reorder it
     spent = spec.max_trials is not None and budget_used(counts) >= spec.max_trials
-    if not (spent or study.search_exhausted) or promotable(session, study, spec):
+    return spent or bool(study.search_exhausted)
+
+
+def _settle_paused(
+    session: Session, study: StudyRow, spec: StudySpec, counts: dict[str, int], now: datetime
+) -> bool:
+    """Prune the paused trials when nothing can promote them any more; whether it did."""
+    if not _paused_may_settle(study, spec, counts) or promotable(session, study, spec):
         return False
     _prune_paused(session, study, now, NOT_PROMOTED)
     return True
@@ -517,11 +539,9 @@ def first_trials_failed_alike(
     outage is not the objective's error), nor do studies without a managed objective
     (their clients may report the same infeasibility on purpose).
     """
-    k = same_error_count(spec)
-    finished = sum(counts[s] for s in _FAILED)
-    done = counts[TrialState.COMPLETED.value] + counts[TrialState.PRUNED.value]
-    if spec.objective is None or done or finished != k:
+    if not _may_have_failed_alike(spec, counts):
         return False
+    k = same_error_count(spec)
     rows = _first_failures(session, study.id, k)
     last = max((r.completed_at for r in rows if r.completed_at is not None), default=None)
     if len(rows) != k or last != study.updated_at:
@@ -530,6 +550,14 @@ def first_trials_failed_alike(
     if reasons[0].startswith("lease expired"):  # the text reap_expired writes
         return False
     return len({_NUMBERS.sub("#", r).strip() for r in reasons}) == 1
+
+
+def _may_have_failed_alike(spec: StudySpec, counts: dict[str, int]) -> bool:
+    """What the counts say of :func:`first_trials_failed_alike`: false, or possibly true
+    (exactly the first few finished, all failed or infeasible, in a managed study)."""
+    finished = sum(counts[s] for s in _FAILED)
+    done = counts[TrialState.COMPLETED.value] + counts[TrialState.PRUNED.value]
+    return spec.objective is not None and not done and finished == same_error_count(spec)
 
 
 def _first_failures(session: Session, study_id: int, limit: int) -> list[TrialRow]:

@@ -39,13 +39,19 @@ def count_move(study: StudyRow, old: TrialState | None, new: TrialState) -> None
     setattr(study, column, int(getattr(study, column) or 0) + 1)
 
 
-def record_best(session: Session, study: StudyRow, row: TrialRow) -> None:
-    """``row`` just completed (its values set): fold it into the study's best trials."""
+def record_best(session: Session | None, study: StudyRow, row: TrialRow) -> None:
+    """``row`` just completed (its values set): fold it into the study's best trials.
+
+    A study migrated from before the summary existed (``best_trials`` unset) has them
+    computed from its trials, in ``session``; without a session they stay unset (the
+    next completion in one computes them)."""
     spec = spec_of(study)
     if not spec.objectives:
         study.best_trials = []
         return
     if study.best_trials is None:  # migrated study: computed once from its trials
+        if session is None:
+            return
         session.flush()
         current = load_trials(session, study.id, (TrialState.COMPLETED,))
     else:

@@ -148,3 +148,59 @@ def test_a_transaction_is_for_postgresql_only(sqlite_url: str) -> None:
             pass
     finally:
         db.dispose()
+
+
+def test_a_pipeline_commits_at_the_end_and_rolls_back_on_error(pg_url: str) -> None:
+    """``driver.pipeline``: rows read inside the block, every statement of the block or
+    none (an exception of the block's own, or a statement that fails after the last read,
+    when only the ``COMMIT`` would have told), and the pooled connection (a pool of one)
+    goes back usable and out of any transaction either way."""
+    db = Database(pg_url, pool_size=1)
+    heard: list[str] = []
+    db.statement_listeners.append(heard.append)
+    try:
+        with driver.pipeline(db) as tx:
+            tx.queue(insert(AuditRow), _row("POST", 730))
+            (row,) = tx.queue(COUNT, {"least": 730}).rows()  # its own write, before the commit
+            assert row[0] == 1
+            tx.queue(insert(AuditRow), _row("PUT", 731))
+        assert len(heard) == 3, "each statement sent by the driver is heard"
+        with pytest.raises(RuntimeError), driver.pipeline(db) as tx:
+            tx.queue(insert(AuditRow), _row("POST", 732))
+            assert tx.queue(COUNT, {"least": 732}).rows()[0][0] == 1
+            raise RuntimeError("roll back")
+        with pytest.raises(Exception, match="too long"), driver.pipeline(db) as tx:
+            tx.queue(insert(AuditRow), _row("POST", 733))
+            tx.queue(insert(AuditRow), _row("X" * 50, 734))  # fails with the COMMIT queued
+        assert driver.run(db, COUNT, {"least": 730})[0][0] == 2, "only the first block stays"
+        with driver.transaction(db) as plain:  # the same pooled connection, not in a block
+            assert plain.run(COUNT, {"least": 730})[0][0] == 2
+    finally:
+        db.dispose()
+
+
+def test_a_pipeline_on_a_broken_connection_is_a_503_and_replaced(pg_url: str) -> None:
+    db = Database(pg_url, pool_size=1)
+    killer = Database(pg_url)
+    pid_read = select(func.pg_backend_pid().label("pid"))
+    try:
+        with driver.pipeline(db) as tx:
+            pid = tx.queue(pid_read).rows()[0].pid
+        with killer.single() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+        with pytest.raises(Temporary, match="temporarily unavailable"), driver.pipeline(db) as tx:
+            tx.queue(pid_read).rows()
+        with driver.pipeline(db) as tx:
+            assert tx.queue(pid_read).rows()[0].pid != pid
+    finally:
+        killer.dispose()
+        db.dispose()
+
+
+def test_a_pipeline_is_for_postgresql_only(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    try:
+        with pytest.raises(ValueError, match="PostgreSQL"), driver.pipeline(db):
+            pass
+    finally:
+        db.dispose()

@@ -24,20 +24,19 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import cache, lru_cache
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any
 
-from psycopg.types.json import Jsonb
-from sqlalchemy import JSON, ColumnElement, Update, any_, bindparam, inspect, select, update
+from sqlalchemy import any_, bindparam, select
 
 from ...core.errors import InvalidSpec
 from ...core.study import StudySpec
 from ...core.trials import Trial, TrialState, check_metric_values
 from ..db import driver
 from ..db.engine import Database
-from ..db.models import Base, MeasurementRow, StudyRow, TrialRow
+from ..db.models import MeasurementRow, StudyRow, TrialRow
 from ..db.repository import for_update, spec_of, to_trial, utcnow
+from .detached import Detached, as_utc, read_columns
 from .lifecycle import complete, finish, lease_expired, refresh_is_idle
 
 
@@ -94,10 +93,10 @@ def complete_pipelined(
             asked = time.perf_counter()
             found = study_read.rows()
             granted = time.perf_counter()
-            trials = {r.number: _Detached.of(TrialRow, r) for r in trials_read.rows()}
+            trials = {r.number: Detached.of(TrialRow, r) for r in trials_read.rows()}
             if not found or len(trials) != len(numbers):
                 raise _Elsewhere
-            study = _Detached.of(StudyRow, found[0])
+            study = Detached.of(StudyRow, found[0])
             _apply_all(study.row, {n: t.row for n, t in trials.items()}, calls)
             study.queue_changes(tx)
             for trial in trials.values():
@@ -127,80 +126,16 @@ def _apply_all(study: StudyRow, rows: dict[int, TrialRow], calls: Sequence[Compl
         raise _Elsewhere
 
 
-# ---- rows outside any session ---------------------------------------------------------
-
-_Row = TypeVar("_Row", bound=Base)
-
-
-@dataclass
-class _Detached(Generic[_Row]):
-    """A row in no session, made from a row the driver read, and the values it was read
-    with (to tell what the lifecycle module changed)."""
-
-    row: _Row
-    loaded: dict[str, Any]
-
-    @classmethod
-    def of(cls, model: type[_Row], read: Any) -> _Detached[_Row]:
-        values = {key: _as_utc(getattr(read, column.name)) for key, column in _columns(model)}
-        return cls(model(**values), values)
-
-    def queue_changes(self, tx: driver.Pipeline) -> None:
-        """Queue the ``UPDATE`` of the columns the lifecycle module assigned a different
-        value (it assigns new JSON values, never changes one in place)."""
-        model = type(self.row)
-        params: dict[str, Any] = {}
-        for key, column in _columns(model):
-            value = getattr(self.row, key)
-            if value != self.loaded[key]:
-                params[f"v_{column.name}"] = _bound(column, value)
-        if params:
-            changed = tuple(sorted(params))
-            tx.queue(_update(model, changed), {"row_id": self.loaded["id"], **params})
-
-
-@cache
-def _columns(model: type[Base]) -> tuple[tuple[str, ColumnElement[Any]], ...]:
-    """The model's attributes and their columns, as read here (a study's algorithm state
-    and evaluation are neither read nor written by a completion)."""
-    skipped = {"algorithm_state", "evaluation"}
-    return tuple(
-        (attr.key, attr.columns[0])
-        for attr in inspect(model).column_attrs
-        if attr.key not in skipped
-    )
-
-
-@lru_cache(maxsize=256)
-def _update(model: type[Base], parameters: tuple[str, ...]) -> Update:
-    """``UPDATE`` of one row of ``model`` by id, setting the columns of ``parameters``
-    (``v_`` and the column's name) to those parameters."""
-    table = Base.metadata.tables[model.__tablename__]
-    values: dict[str, Any] = {name[2:]: bindparam(name) for name in parameters}
-    return update(table).where(table.c.id == bindparam("row_id")).values(values)
-
-
-def _bound(column: ColumnElement[Any], value: Any) -> Any:
-    if value is not None and isinstance(column.type, JSON):
-        return Jsonb(value)
-    return value
-
-
-def _as_utc(value: Any) -> Any:
-    """A timestamp as the ORM's ``UTCDateTime`` gives it (UTC); anything else unchanged."""
-    return value.astimezone(UTC) if isinstance(value, datetime) else value
-
-
 def _by_number(measurements: Sequence[Any]) -> dict[int, list[Any]]:
     found: dict[int, list[Any]] = {}
     for m in measurements:
-        found.setdefault(m.number, []).append(m._replace(created_at=_as_utc(m.created_at)))
+        found.setdefault(m.number, []).append(m._replace(created_at=as_utc(m.created_at)))
     return found
 
 
 def _statements() -> tuple[Any, Any, Any]:
-    study_columns = [column for _, column in _columns(StudyRow)]
-    trial_columns = [column for _, column in _columns(TrialRow)]
+    study_columns = read_columns(StudyRow)
+    trial_columns = read_columns(TrialRow)
     numbers = TrialRow.number == any_(bindparam("numbers"))
     curves = (
         select(

@@ -132,9 +132,10 @@ def apply_decision(scope: Scope, decision: Decision, trial: TrialRow | None = No
       sets its params and records the step in ``metadata.pbt_history`` (:func:`_exploit`).
     """
     if isinstance(decision, NewParams):
-        row = new_trial(scope.session, scope.study, dict(decision.params), scope.now)
-        activate(scope.study, row, scope.spec, scope.client_id, scope.now)
-        return row
+        params = dict(decision.params)
+        return start_trial(
+            scope.session, scope.study, scope.spec, params, scope.client_id, scope.now
+        )
     if isinstance(decision, ResumeTrial):
         return _resume(scope, decision)
     if trial is None:
@@ -202,8 +203,29 @@ def _resume(scope: Scope, decision: ResumeTrial) -> TrialRow:
 # ---- trial events -----------------------------------------------------------------------
 
 
+class RowSink(Protocol):
+    """Where :func:`new_trial` puts a new trial: a session, or a collector of rows that
+    are written without one (api/services/detached.py)."""
+
+    def add(self, instance: object) -> None: ...
+
+
+def start_trial(
+    sink: RowSink,
+    study: StudyRow,
+    spec: StudySpec,
+    params: dict[str, Any],
+    client_id: str | None,
+    now: datetime,
+) -> TrialRow:
+    """A new trial of ``params`` handed at once to ``client_id`` (active, leased)."""
+    row = new_trial(sink, study, params, now)
+    activate(study, row, spec, client_id, now)
+    return row
+
+
 def new_trial(
-    session: Session,
+    session: RowSink,
     study: StudyRow,
     params: dict[str, Any],
     now: datetime,

@@ -39,6 +39,7 @@ from .lifecycle import (
 )
 from .managed import claim_dispatch
 from .promotions import promotable, study_rule
+from .suggest_calls import bookkeeping_pipelined
 from .suggest_fit import (
     Ask,
     Snapshot,
@@ -183,7 +184,13 @@ def _bookkeeping(db: Database, study_id: int, batch: Sequence[Ask]) -> None:
 
     Whether any lease ran out or a client holds running trials is read before the
     study lock, so that the lock is held for writing alone when neither is the case (a
-    lease running out meanwhile is reaped by the next call)."""
+    lease running out meanwhile is reaped by the next call). On PostgreSQL a batch that
+    only starts new trials is served in two round trips (:mod:`.suggest_calls`)."""
+    served = bookkeeping_pipelined(db, study_id, batch)
+    if served is not None:
+        _note_in_claim(db, study_id, served.spec)
+        suggest_spare.refill_if_low(db, study_id, served.spec, served.finished)
+        return
     with db.write() as session:
         dues = _dues(session, study_id, [a.client_id for a in batch], utcnow())
         study = get_study_row(session, study_id, lock=True)

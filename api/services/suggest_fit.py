@@ -40,7 +40,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -258,7 +258,7 @@ def _observe_stale(db: Database, seconds: float) -> None:
         db.phase_observer("stale", seconds)
 
 
-def _room(study: StudyRow, spec: StudySpec, want: int) -> int:
+def room_for(study: StudyRow, spec: StudySpec, want: int) -> int:
     """How many new trials the study may start now (budget and parallelism)."""
     if study.state != StudyState.ACTIVE.value or study.search_exhausted:
         return 0
@@ -285,7 +285,7 @@ def _snapshot(db: Database, study_id: int, want: int) -> Snapshot | None:
 def read_snapshot(session: Session, study: StudyRow, spec: StudySpec, want: int) -> Snapshot | None:
     """The snapshot of ``study`` (read in ``session``) for ``want`` points; ``None`` when
     the study has no room for new trials."""
-    count = _room(study, spec, want)
+    count = room_for(study, spec, want)
     if count == 0:
         return None
     request = _request(session, study, spec, count)
@@ -305,15 +305,23 @@ def _request(session: Session, study: StudyRow, spec: StudySpec, count: int) -> 
         completed = history_of(session).finished(session, study.id, study.history_version)
         in_flight = tuple(load_trials(session, study.id, IN_FLIGHT_STATES))
     else:  # the algorithm would not look at them (nor at warm-start trials): no statement
-        completed, in_flight = (), ()
+        return request_without_history(study, spec, count)
     prior = prior_trials(session, study, spec) if reads else ()
     if prior:  # else the cache's tuple itself: no copy of a long history per call
         completed = (*prior, *completed)
+    return replace(
+        request_without_history(study, spec, count), completed=completed, in_flight=in_flight
+    )
+
+
+def request_without_history(study: StudyRow, spec: StudySpec, count: int) -> SuggestRequest:
+    """The algorithm's input without any trial: all that an algorithm that reads no
+    history (:func:`fits_in_claim`) is given."""
     return SuggestRequest(
         space=spec.space,
         metrics=spec.metrics,
-        completed=completed,
-        in_flight=in_flight,
+        completed=(),
+        in_flight=(),
         count=count,
         seed=spec.seed,
         state=study.algorithm_state,
@@ -404,12 +412,20 @@ def _write(
 ) -> None:
     """Save the algorithm's state (unless the fit drew from a reservation: the study saved
     the state past it then) and hand the suggestion's trials out to ``batch``."""
-    decisions = checked(spec, suggestion) if suggestion is not None else []
-    if suggestion is not None and not reserved:
-        study.algorithm_state = dict(suggestion.state) if suggestion.state is not None else None
-    if suggestion is not None and suggestion.exhausted:
-        study.search_exhausted = True
+    decisions = [] if suggestion is None else absorb(study, spec, suggestion, reserved=reserved)
     hand_out(session, study, spec, now, batch, decisions)
+
+
+def absorb(
+    study: StudyRow, spec: StudySpec, suggestion: Suggestion, *, reserved: bool = False
+) -> list[SuggestDecision]:
+    """The suggestion's decisions, checked; the study keeps the algorithm's new state
+    (unless the fit drew from a reservation) and whether the search is exhausted."""
+    if not reserved:
+        study.algorithm_state = dict(suggestion.state) if suggestion.state is not None else None
+    if suggestion.exhausted:
+        study.search_exhausted = True
+    return checked(spec, suggestion)
 
 
 def _moved(
@@ -430,7 +446,7 @@ def _moved(
     if bool(study.search_exhausted) != bool(snapshot.exhausted):
         return True
     wanted = len(suggestion.decisions)
-    return _room(study, spec_of(study), wanted) < wanted
+    return room_for(study, spec_of(study), wanted) < wanted
 
 
 def checked(spec: StudySpec, suggestion: Suggestion) -> list[SuggestDecision]:

@@ -231,11 +231,11 @@ def test_pipelined_completions_leave_the_rows_the_usual_path_leaves(
             return answer
 
         monkeypatch.setattr(completions, "complete_pipelined", counted)
-        sid, pipelined = _script(client, "pipelined")
+        sid, pipelined = _script(client, "completion-pipelined")
         pipelined_rows = _rows(db, sid)
         assert sum(taken) >= 7 and not all(taken), taken  # both paths were taken
         monkeypatch.setattr(completions, "complete_pipelined", lambda *_: None)
-        sid, usual = _script(client, "usual")
+        sid, usual = _script(client, "completion-usual")
         usual_rows = _rows(db, sid)
     assert pipelined == usual
     assert pipelined_rows == usual_rows

@@ -179,16 +179,22 @@ def test_suggests_waiting_for_the_bookkeeping_share_its_transaction(
     the suggests of the study that arrive queue and are then served together, each as if
     it came alone (a client's own running trial back, the budget respected)."""
     from tuneforge.api.services import suggest as suggest_module
+    from tuneforge.api.services import suggest_calls
 
     locks: list[int] = []
-    real_get = suggest_module.get_study_row
+    real_get, real_serve = suggest_module.get_study_row, suggest_calls._serve
 
     def counted(session: Any, study_id: int, lock: bool = False) -> Any:
         if lock:
             locks.append(study_id)
         return real_get(session, study_id, lock=lock)
 
+    def counted_serve(db: Any, study: Any, *args: Any) -> Any:  # locked on PostgreSQL
+        locks.append(study.id)
+        return real_serve(db, study, *args)
+
     monkeypatch.setattr(suggest_module, "get_study_row", counted)
+    monkeypatch.setattr(suggest_calls, "_serve", counted_serve)
     waiting = 5
     with make_client(db_url, reconcile_interval_seconds=0, fit_processes=0) as client:
         spec = small_spec("claims", algorithm="random", max_trials=5)

@@ -56,7 +56,7 @@ class Settings(PolicySettings, BaseSettings):
     fit_processes: int = Field(default=1, ge=0, le=64)
     #: Spare points a busy TPE study keeps fitted ahead of its suggests, per server
     #: process (api/services/suggest_spare.py: at most 1% of the study's results); 0: none.
-    spare_points: int = Field(default=16, ge=0, le=256)
+    spare_points: int = Field(default=32, ge=0, le=256)
     #: Threads that run the blocking work of requests (database calls, the algorithm), per
     #: pool: one for most routes, one for complete and fail, one for suggest (api/threads.py).
     #: Not many: one runs Python at a time, and a thread that holds a study's row lock

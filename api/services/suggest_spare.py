@@ -25,7 +25,7 @@ history. The bound: a point is handed out only while the study has at most 1% mo
 finished trials than its fit saw (at 10,000 trials, at most 100 newer results are not
 in the model that chose it; older points are dropped). So a study needs
 :data:`SPARE_FROM` finished trials before it keeps any, then at most 1% of its history,
-and never more than ``TUNEFORGE_SPARE_POINTS`` (16 by default; 0 turns spares off).
+and never more than ``TUNEFORGE_SPARE_POINTS`` (32 by default; 0 turns spares off).
 Spaces where two draws can be equal (no always-active continuous float) keep none
 either (:func:`keeps_spares`). A study whose suggests never queue, one client in a
 loop, never has spare points: its suggestions are exactly the batch path's, so the
@@ -74,7 +74,7 @@ SPARE_ALGORITHMS = frozenset({"tpe"})
 #: Finished trials a study needs before it keeps spare points: its bound is 1% of them.
 SPARE_FROM = 100
 #: Spare points a study keeps at most (``TUNEFORGE_SPARE_POINTS``; 0: none).
-_limit = 16
+_limit = 32
 
 #: The fit of a snapshot (:func:`.suggest_fit.fit` by default).
 Fit = Callable[["Snapshot"], Suggestion]

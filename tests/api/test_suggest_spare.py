@@ -22,6 +22,7 @@ from tests.specs import score, small_spec
 from tuneforge.api.db.engine import Database
 from tuneforge.api.db.repository import get_study_row, spec_of
 from tuneforge.api.services import suggest_fit, suggest_spare
+from tuneforge.api.settings import Settings
 from tuneforge.core.study import StudySpec, parse_study_spec
 
 API = "/api/v1/studies"
@@ -298,7 +299,7 @@ def test_a_server_with_spares_turned_off_keeps_none(db_url: str) -> None:
         suggest_spare.mark_busy(db, sid)
         _loop(client, sid, 3)
         assert not suggest_spare.available(db, sid)
-    suggest_spare.configure(16)
+    suggest_spare.configure(Settings.model_fields["spare_points"].default)
 
 
 def test_a_suggest_served_from_spare_points_costs_the_same_at_any_size(

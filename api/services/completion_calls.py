@@ -36,7 +36,7 @@ from ..db import driver
 from ..db.engine import Database
 from ..db.models import MeasurementRow, StudyRow, TrialRow
 from ..db.repository import for_update, spec_of, to_trial, utcnow
-from .detached import Detached, as_utc, read_columns
+from .detached import Detached, as_utc, observed_lock, read_columns
 from .lifecycle import complete, finish, lease_expired, refresh_is_idle
 
 
@@ -85,14 +85,16 @@ def complete_pipelined(
     if db.backend != "postgresql" or len(set(numbers)) != len(numbers):
         return None
     keys = {"study_id": study_id, "numbers": numbers}
+    locked: list[float] = []
     try:
-        with driver.pipeline(db) as tx:
+        with observed_lock(db, locked), driver.pipeline(db) as tx:
             curves = tx.queue(_CURVES, keys)
             study_read = tx.queue(_STUDY_LOCKED, keys)
             trials_read = tx.queue(_TRIALS_LOCKED, keys)
             asked = time.perf_counter()
             found = study_read.rows()
-            granted = time.perf_counter()
+            if found:
+                locked[:] = [asked, time.perf_counter()]
             trials = {r.number: Detached.of(TrialRow, r) for r in trials_read.rows()}
             if not found or len(trials) != len(numbers):
                 raise _Elsewhere
@@ -104,8 +106,6 @@ def complete_pipelined(
             measured = _by_number(curves.rows())
     except _Elsewhere:
         return None
-    if db.lock_observer is not None:
-        db.lock_observer(granted - asked, time.perf_counter() - granted)
     return [to_trial(trials[n].row, measured.get(n, ())) for n in numbers]
 
 

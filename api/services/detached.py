@@ -11,6 +11,9 @@ timestamps as timezone-aware UTC, which is also how they are read back
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache, lru_cache
@@ -20,6 +23,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy import JSON, ColumnElement, Insert, Update, bindparam, insert, inspect, update
 
 from ..db import driver
+from ..db.engine import Database
 from ..db.models import Base, TrialRow
 
 _Row = TypeVar("_Row", bound=Base)
@@ -74,6 +78,21 @@ class NewTrials:
                 if key != "id"
             }
             tx.queue(_insert_trial(), params)
+
+
+@contextmanager
+def observed_lock(db: Database, locked: list[float]) -> Iterator[None]:
+    """Tell ``db.lock_observer`` how long the block waited for and held its study's row
+    lock, once the transaction around the block has ended (committed or rolled back):
+    ``locked`` is empty while the lock is not held, then the times it was asked for and
+    granted (``time.perf_counter``). Enter it before the :func:`.driver.pipeline`, so
+    that it ends after the transaction."""
+    try:
+        yield
+    finally:
+        if locked and db.lock_observer is not None:
+            asked, granted = locked
+            db.lock_observer(granted - asked, time.perf_counter() - granted)
 
 
 def read_columns(model: type[Base]) -> list[ColumnElement[Any]]:

@@ -39,7 +39,7 @@ from ..db.engine import Database
 from ..db.models import StudyRow, TrialRow
 from ..db.repository import counts_of, for_update, spec_of, to_trial, utcnow
 from . import suggest_spare
-from .detached import Detached, NewTrials, read_columns
+from .detached import Detached, NewTrials, observed_lock, read_columns
 from .lifecycle import RUNNING_VALUES, refresh_is_idle, start_trial
 from .promotions import study_rule
 from .suggest_fit import (
@@ -77,14 +77,15 @@ def bookkeeping_pipelined(db: Database, study_id: int, batch: Sequence[Ask]) -> 
         return None
     named = sorted({c for c in clients if c})
     sink = NewTrials()
+    locked: list[float] = []
     try:
-        with driver.pipeline(db) as tx:
+        with observed_lock(db, locked), driver.pipeline(db) as tx:
             keys = {"study_id": study_id, "clients": named, "now": utcnow()}
             asked = time.perf_counter()
             found = tx.queue(_STUDY_LOCKED_UNLESS_DUE, keys).rows()
-            granted = time.perf_counter()
             if not found:  # no such study, or a trial is due: not locked
                 raise _Elsewhere
+            locked[:] = [asked, time.perf_counter()]
             study = Detached.of(StudyRow, found[0])
             spec = spec_of(study.row)
             served = _serve(db, study.row, spec, batch, sink, utcnow())
@@ -92,8 +93,6 @@ def bookkeeping_pipelined(db: Database, study_id: int, batch: Sequence[Ask]) -> 
             sink.queue_inserts(tx)
     except _Elsewhere:
         return None
-    if db.lock_observer is not None:
-        db.lock_observer(granted - asked, time.perf_counter() - granted)
     for ask, (trials, remaining) in zip(batch, served, strict=True):
         ask.trials.extend(trials)
         ask.remaining = remaining

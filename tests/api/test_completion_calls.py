@@ -269,8 +269,11 @@ def test_a_refused_call_in_a_shared_batch_writes_nothing_of_the_others(pg_url: s
             Completion(a, {"accuracy": 0.5}, False, None, {}),
             Completion(b, {"loss": 0.5}, False, None, {}),
         ]
+        holds: list[tuple[float, float]] = []
+        db.lock_observer = lambda waited, held: holds.append((waited, held))
         assert completion_calls.complete_pipelined(db, sid, calls) is None
         assert _rows(db, sid)[0]["version"] == version, "nothing was written"
+        assert len(holds) == 1, "the lock it took before handing over is observed"
         answers = completions.complete_many(db, sid, calls)
         assert getattr(answers[0], "number", None) == a
         assert isinstance(answers[1], Exception) and "accuracy" in str(answers[1])

@@ -8,7 +8,10 @@ by psycopg on a connection taken from the same pool costs about 85 (docs/perform
 run U). Under a team's load the server's interpreter is the bottleneck, so those
 microseconds are every call's latency. :func:`transaction` does the same for the few
 statements of one transaction: a measurement of a study without an early-stopping rule
-(api/services/lease_calls.py, run V).
+(api/services/lease_calls.py, run V). :func:`pipeline` sends a transaction's statements
+in two round trips, its reads and then its writes with the ``COMMIT``: a completion and
+a suggest's bookkeeping, which hold their study's lock in between
+(api/services/completion_calls.py, api/services/suggest_calls.py, run X).
 
 The statements stay SQLAlchemy constructs, compiled once per statement for the engine's
 dialect. Their values go to the driver as they are, without the column types' bind and

@@ -12,6 +12,9 @@ nothing written before.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -104,6 +107,35 @@ def _column(trial: TrialRow, column: str) -> Any:
     return value.split(" at ")[0] if column == "reason" and value else value
 
 
+@dataclass
+class Observed:
+    """What a block sent and built: its SQL statements, the study and trial rows the ORM
+    loaded, and the study-lock holds its database reported (wait, hold)."""
+
+    statements: list[str] = field(default_factory=list)
+    built: list[Any] = field(default_factory=list)
+    holds: list[tuple[float, float]] = field(default_factory=list)
+
+
+@contextmanager
+def observed(db: Database) -> Iterator[Observed]:
+    seen = Observed()
+    db.lock_observer = lambda waited, held: seen.holds.append((waited, held))
+
+    def on_load(target: Any, _context: Any) -> None:
+        seen.built.append(target)
+
+    event.listen(TrialRow, "load", on_load)
+    event.listen(StudyRow, "load", on_load)
+    try:
+        with statements_of(db) as statements:
+            seen.statements = statements
+            yield seen
+    finally:
+        event.remove(TrialRow, "load", on_load)
+        event.remove(StudyRow, "load", on_load)
+
+
 def test_a_completion_is_five_statements_and_no_orm_object(pg_url: str) -> None:
     with make_client(pg_url) as client:
         db = _db(client)
@@ -113,21 +145,9 @@ def test_a_completion_is_five_statements_and_no_orm_object(pg_url: str) -> None:
         assert (
             client.post(f"{API}/{sid}/trials/{number}/measurements", json=step).status_code == 200
         )
-        built: list[Any] = []
-        holds: list[tuple[float, float]] = []
-        db.lock_observer = lambda waited, held: holds.append((waited, held))
-
-        def on_load(target: Any, _context: Any) -> None:
-            built.append(target)
-
-        event.listen(TrialRow, "load", on_load)
-        event.listen(StudyRow, "load", on_load)
-        try:
-            with statements_of(db) as statements:
-                r = _complete(client, sid, number, {"values": {"accuracy": 0.5}})
-        finally:
-            event.remove(TrialRow, "load", on_load)
-            event.remove(StudyRow, "load", on_load)
+        with observed(db) as seen:
+            r = _complete(client, sid, number, {"values": {"accuracy": 0.5}})
+        statements, built, holds = seen.statements, seen.built, seen.holds
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["state"] == "completed" and body["values"] == {"accuracy": 0.5}
@@ -217,32 +237,52 @@ def _comparable(reply: Any) -> Any:
     return out
 
 
+def both_ways(
+    client: TestClient,
+    monkeypatch: pytest.MonkeyPatch,
+    where: Any,
+    name: str,
+    script: Callable[[TestClient, str], tuple[int, Any]],
+) -> tuple[Any, Any, list[bool]]:
+    """``script`` run twice: with ``where.<name>`` (a pipelined path) noting whether it
+    served each call, then with it handing every call over to the usual path; each run's
+    replies and the rows it left, and the notes of the first run."""
+    taken: list[bool] = []
+    real = getattr(where, name)
+
+    def counted(*args: Any) -> Any:
+        answer = real(*args)
+        taken.append(answer is not None)
+        return answer
+
+    runs = []
+    for path, stand_in in (("pipelined", counted), ("usual", lambda *_: None)):
+        monkeypatch.setattr(where, name, stand_in)
+        sid, replies = script(client, f"{name}-{path}")
+        runs.append((replies, _rows(_db(client), sid)))
+    return runs[0], runs[1], taken
+
+
 def test_pipelined_completions_leave_the_rows_the_usual_path_leaves(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with make_client(pg_url) as client:
-        db = _db(client)
-        taken: list[int] = []
-        real = completion_calls.complete_pipelined
+        pipelined, usual, taken = both_ways(
+            client, monkeypatch, completions, "complete_pipelined", _script
+        )
+    trials = ended_alike(pipelined, usual, taken, pipelined_at_least=7)
+    assert [t["number"] for t in trials if t["state"] == "pruned"] == [4], "the rule stopped one"
 
-        def counted(db: Database, study_id: int, calls: Any) -> Any:
-            answer = real(db, study_id, calls)
-            taken.append(answer is not None)
-            return answer
 
-        monkeypatch.setattr(completions, "complete_pipelined", counted)
-        sid, pipelined = _script(client, "completion-pipelined")
-        pipelined_rows = _rows(db, sid)
-        assert sum(taken) >= 7 and not all(taken), taken  # both paths were taken
-        monkeypatch.setattr(completions, "complete_pipelined", lambda *_: None)
-        sid, usual = _script(client, "completion-usual")
-        usual_rows = _rows(db, sid)
+def ended_alike(pipelined: Any, usual: Any, taken: list[bool], pipelined_at_least: int) -> Any:
+    """The two runs of :func:`both_ways` gave the same replies and rows, each path served
+    some calls, and the study spent its budget with the run-out lease reaped; its trials."""
+    assert sum(taken) >= pipelined_at_least and not all(taken), taken
     assert pipelined == usual
-    assert pipelined_rows == usual_rows
-    study, trials = pipelined_rows
+    study, trials = pipelined[1]
     assert study["state"] == "completed" and study["completion_reason"] == "max_trials"
     assert any(t["state"] == "failed" for t in trials), "the run-out lease was reaped"
-    assert [t["number"] for t in trials if t["state"] == "pruned"] == [4], "the rule stopped one"
+    return trials
 
 
 def test_completions_that_arrive_together_share_one_pipelined_transaction(pg_url: str) -> None:

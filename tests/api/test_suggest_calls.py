@@ -17,12 +17,18 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
-from tests.api.test_completion_calls import API, _comparable, _db, _expire_lease, _rows
-from tests.conftest import make_client, statements_of
+from tests.api.test_completion_calls import (
+    API,
+    _comparable,
+    _db,
+    _expire_lease,
+    both_ways,
+    ended_alike,
+    observed,
+)
+from tests.conftest import make_client
 from tests.specs import small_spec
-from tuneforge.api.db.models import StudyRow, TrialRow
 from tuneforge.api.services import suggest, suggest_calls
 
 
@@ -45,21 +51,9 @@ def test_a_suggest_that_starts_trials_is_three_statements_and_no_orm_object(
         db = _db(client)
         sid = _study(client, "three")
         assert _suggest(client, sid, "warm").status_code == 200  # the path's hint is known
-        holds: list[tuple[float, float]] = []
-        db.lock_observer = lambda waited, held: holds.append((waited, held))
-        built: list[Any] = []
-
-        def on_load(target: Any, _context: Any) -> None:
-            built.append(target)
-
-        event.listen(TrialRow, "load", on_load)
-        event.listen(StudyRow, "load", on_load)
-        try:
-            with statements_of(db) as statements:
-                r = _suggest(client, sid, "x", count=2)
-        finally:
-            event.remove(TrialRow, "load", on_load)
-            event.remove(StudyRow, "load", on_load)
+        with observed(db) as seen:
+            r = _suggest(client, sid, "x", count=2)
+        statements, built, holds = seen.statements, seen.built, seen.holds
         assert r.status_code == 200, r.text
         trials = r.json()["trials"]
         assert [t["number"] for t in trials] == [1, 2]
@@ -115,27 +109,10 @@ def test_pipelined_bookkeeping_answers_and_writes_as_the_usual_path(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with make_client(pg_url, reconcile_interval_seconds=0) as client:
-        db = _db(client)
-        taken: list[bool] = []
-        real = suggest_calls.bookkeeping_pipelined
-
-        def counted(db: Any, study_id: int, batch: Any) -> Any:
-            served = real(db, study_id, batch)
-            taken.append(served is not None)
-            return served
-
-        monkeypatch.setattr(suggest, "bookkeeping_pipelined", counted)
-        sid, pipelined = _script(client, "bookkeeping-pipelined")
-        pipelined_rows = _rows(db, sid)
-        assert sum(taken) >= 4 and not all(taken), taken  # both paths were taken
-        monkeypatch.setattr(suggest, "bookkeeping_pipelined", lambda *_: None)
-        sid, usual = _script(client, "bookkeeping-usual")
-        usual_rows = _rows(db, sid)
-    assert pipelined == usual
-    assert pipelined_rows == usual_rows
-    study, trials = pipelined_rows
-    assert study["state"] == "completed" and study["completion_reason"] == "max_trials"
-    assert any(t["state"] == "failed" for t in trials), "the run-out lease was reaped"
+        pipelined, usual, taken = both_ways(
+            client, monkeypatch, suggest, "bookkeeping_pipelined", _script
+        )
+    ended_alike(pipelined, usual, taken, pipelined_at_least=4)
 
 
 def test_a_due_trial_leaves_the_study_unlocked_by_the_pipelined_try(

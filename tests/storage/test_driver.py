@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, func, insert, select, text
@@ -120,31 +121,42 @@ def test_a_transaction_commits_at_the_end_and_rolls_back_on_error(pg_url: str) -
         db.dispose()
 
 
-def test_a_transaction_on_a_broken_connection_is_a_503_and_replaced(pg_url: str) -> None:
+def _transaction_pid(db: Database) -> int:
+    with driver.transaction(db) as tx:
+        return int(tx.run(select(func.pg_backend_pid().label("pid")))[0].pid)
+
+
+def _pipeline_pid(db: Database) -> int:
+    with driver.pipeline(db) as tx:
+        return int(tx.queue(select(func.pg_backend_pid().label("pid"))).rows()[0].pid)
+
+
+#: A statement in each kind of transaction the driver opens: the server process's id.
+BACKEND_PID = {"transaction": _transaction_pid, "pipeline": _pipeline_pid}
+
+
+@pytest.mark.parametrize("kind", sorted(BACKEND_PID))
+def test_a_transaction_on_a_broken_connection_is_a_503_and_replaced(pg_url: str, kind: str) -> None:
     db = Database(pg_url, pool_size=1)
     killer = Database(pg_url)
-    pid_read = select(func.pg_backend_pid().label("pid"))
+    pid_of = BACKEND_PID[kind]
     try:
-        with driver.transaction(db) as tx:
-            pid = tx.run(pid_read)[0].pid
+        pid = pid_of(db)
         with killer.single() as conn:
             assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
-        with (
-            pytest.raises(Temporary, match="temporarily unavailable"),
-            driver.transaction(db) as tx,
-        ):
-            tx.run(pid_read)
-        with driver.transaction(db) as tx:
-            assert tx.run(pid_read)[0].pid != pid
+        with pytest.raises(Temporary, match="temporarily unavailable"):
+            pid_of(db)
+        assert pid_of(db) != pid
     finally:
         killer.dispose()
         db.dispose()
 
 
-def test_a_transaction_is_for_postgresql_only(sqlite_url: str) -> None:
+@pytest.mark.parametrize("opened", [driver.transaction, driver.pipeline])
+def test_a_transaction_is_for_postgresql_only(sqlite_url: str, opened: Any) -> None:
     db = Database(sqlite_url)
     try:
-        with pytest.raises(ValueError, match="PostgreSQL"), driver.transaction(db):
+        with pytest.raises(ValueError, match="PostgreSQL"), opened(db):
             pass
     finally:
         db.dispose()
@@ -175,32 +187,5 @@ def test_a_pipeline_commits_at_the_end_and_rolls_back_on_error(pg_url: str) -> N
         assert driver.run(db, COUNT, {"least": 730})[0][0] == 2, "only the first block stays"
         with driver.transaction(db) as plain:  # the same pooled connection, not in a block
             assert plain.run(COUNT, {"least": 730})[0][0] == 2
-    finally:
-        db.dispose()
-
-
-def test_a_pipeline_on_a_broken_connection_is_a_503_and_replaced(pg_url: str) -> None:
-    db = Database(pg_url, pool_size=1)
-    killer = Database(pg_url)
-    pid_read = select(func.pg_backend_pid().label("pid"))
-    try:
-        with driver.pipeline(db) as tx:
-            pid = tx.queue(pid_read).rows()[0].pid
-        with killer.single() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
-        with pytest.raises(Temporary, match="temporarily unavailable"), driver.pipeline(db) as tx:
-            tx.queue(pid_read).rows()
-        with driver.pipeline(db) as tx:
-            assert tx.queue(pid_read).rows()[0].pid != pid
-    finally:
-        killer.dispose()
-        db.dispose()
-
-
-def test_a_pipeline_is_for_postgresql_only(sqlite_url: str) -> None:
-    db = Database(sqlite_url)
-    try:
-        with pytest.raises(ValueError, match="PostgreSQL"), driver.pipeline(db):
-            pass
     finally:
         db.dispose()

@@ -4,9 +4,10 @@ The pipelined calls (:mod:`.completion_calls`, :mod:`.suggest_calls`) read a stu
 and its trials' rows with the driver, let the lifecycle module change them as it
 changes rows of a session (:mod:`.lifecycle` stays the one writer of states), and
 queue the ``UPDATE`` of the columns it changed and the ``INSERT`` of the trials it
-created. Every value is written as the ORM would write it: JSON wrapped for psycopg,
-timestamps as timezone-aware UTC, which is also how they are read back
-(``UTCDateTime``).
+created. Values are written as the ORM writes them, with one difference that no
+reader sees: JSON wrapped for psycopg (``None`` as SQL ``NULL``, where the ORM writes
+JSON ``null``; both read back as ``None``), timestamps as timezone-aware UTC, which is
+also how they are read back (``UTCDateTime``).
 """
 
 from __future__ import annotations

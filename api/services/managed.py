@@ -25,14 +25,9 @@ from ...core.trials import TASK_CLIENT_PREFIX, StudyState, TrialState
 from ..db.engine import Database
 from ..db.models import DispatchRow, StudyRow
 from ..db.repository import get_study_row, spec_of, state_counts, utcnow
-from .lifecycle import (
-    RUNNING_STATES,
-    SAME_ERROR,
-    budget_used,
-    reap_expired,
-    refresh_study_state,
-)
+from .lifecycle import RUNNING_STATES, budget_used, reap_expired, refresh_study_state
 from .promotions import promotable
+from .same_error import SAME_ERROR
 from .studies import study_view
 
 

@@ -28,13 +28,8 @@ from ..db.repository import (
 )
 from . import warm_start
 from .datasets import check_objective
-from .lifecycle import (
-    new_study,
-    public_completion_reason,
-    refresh_study_state,
-    set_study_state,
-    touch,
-)
+from .lifecycle import new_study, refresh_study_state, set_study_state, touch
+from .same_error import public_completion_reason
 from .summary import best_numbers
 
 PATCHABLE = (

@@ -16,6 +16,7 @@ from .dashboard import router as dashboard_router
 from .db.engine import Database
 from .db.migrate import prepare_database
 from .errors import install_error_handlers
+from .hot_routes import install_hot_routes
 from .limits import BodySizeLimit
 from .logs import RequestIdMiddleware, configure_logging
 from .metrics import Metrics, MetricsMiddleware
@@ -119,4 +120,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(keys.router, prefix=API_PREFIX, dependencies=keyed)
     app.include_router(dashboard_router)  # the web UI at /: public assets, data via /api/v1
+    if settings.hot_routes:
+        install_hot_routes(app)  # ahead of the routes above, for the same paths
     return app

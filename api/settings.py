@@ -57,6 +57,10 @@ class Settings(PolicySettings, BaseSettings):
     #: Spare points a busy TPE study keeps fitted ahead of its suggests, per server
     #: process (api/services/suggest_spare.py: at most 1% of the study's results); 0: none.
     spare_points: int = Field(default=32, ge=0, le=256)
+    #: Serve the four calls of every trial without FastAPI's per-request dependency
+    #: solving when they bind cleanly (api/hot_routes.py); off: every request through
+    #: FastAPI's routes (the replies are the same).
+    hot_routes: bool = True
     #: Threads that run the blocking work of requests (database calls, the algorithm), per
     #: pool: one for most routes, one for complete and fail, one for suggest (api/threads.py).
     #: Not many: one runs Python at a time, and a thread that holds a study's row lock

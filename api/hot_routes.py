@@ -31,17 +31,17 @@ from typing import Any
 
 from fastapi import BackgroundTasks, FastAPI
 from pydantic import BaseModel, TypeAdapter
-from starlette.datastructures import URLPath
+from starlette.datastructures import Headers, URLPath
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
-from .auth import authorize_route
+from .auth import API_PREFIX, authorize_route
 from .routes import trials
 from .routes.deps import MAX_ID
+from .text_guard import ClientGone, read_body, replay
 
-API_PREFIX = "/api/v1"
 #: Set in the scope of a request handed on to FastAPI: the hot routes then match nothing.
 HANDED_ON = "tuneforge.hot_routes.handed_on"
 #: The parameters a hot endpoint may take (anything else: the route is not made hot).
@@ -66,10 +66,10 @@ class HotRoute(BaseRoute):
         self.endpoint = endpoint
         self.body_model = body_model
         self.reply = TypeAdapter(reply_model)
-        unknown = set(inspect.signature(endpoint).parameters) - _BOUND
-        if unknown:
-            raise TypeError(f"{endpoint.__name__}: no hot binding for {sorted(unknown)}")
         self.params = frozenset(inspect.signature(endpoint).parameters)
+        if self.params - _BOUND:
+            unknown = sorted(self.params - _BOUND)
+            raise TypeError(f"{endpoint.__name__}: no hot binding for {unknown}")
         pattern = re.escape(self.path).replace(r"\{study_id\}", _ID).replace(r"\{number\}", _ID)
         self.regex = re.compile(pattern)
         self.served = 0
@@ -94,10 +94,13 @@ class HotRoute(BaseRoute):
         raise NoMatchFound(name, path_params)  # named by FastAPI's own route, not this one
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = await _read_body(receive)
+        try:
+            raw = await read_body(receive)
+        except ClientGone:
+            return
         body, bound = self._bind_body(scope, raw)
         if not bound:
-            await self._hand_on(scope, raw, send)
+            await self._hand_on(scope, replay(raw, receive), send)
             return
         self.served += 1
         request = Request(scope, receive)
@@ -121,7 +124,7 @@ class HotRoute(BaseRoute):
 
     def _bind_body(self, scope: Scope, raw: bytes) -> tuple[Any, bool]:
         """The body as the endpoint takes it, and whether it bound as FastAPI binds it."""
-        content_type = _header(scope, b"content-type")
+        content_type = Headers(scope=scope).get("content-type")
         if self.body_model is None and not raw and content_type is None:
             return None, True
         if content_type is None or not _JSON_TYPE.fullmatch(content_type):
@@ -134,39 +137,11 @@ class HotRoute(BaseRoute):
         except ValueError:  # JSON or validation error (pydantic's is a ValueError)
             return None, False
 
-    async def _hand_on(self, scope: Scope, raw: bytes, send: Send) -> None:
-        """Routes the request again, hot routes skipped, with its body replayed."""
+    async def _hand_on(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Routes the request again, hot routes skipped (``receive`` replays its body)."""
         self.handed_on += 1
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return {"type": "http.disconnect"}
-            replayed = True
-            return {"type": "http.request", "body": raw, "more_body": False}
-
         scope[HANDED_ON] = True
-        await scope["router"](scope, replay, send)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+        await scope["router"](scope, receive, send)
 
 
 def hot_routes() -> list[HotRoute]:

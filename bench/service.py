@@ -571,11 +571,16 @@ def main(argv: list[str] | None = None) -> None:
         large = []
     text = report(args, load, large)
     print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"load": load, "large": large}, f, indent=1)
-    if args.out:
-        with open(args.out, "w") as f:
+    write_outputs(text, {"load": load, "large": large}, args.json, args.out)
+
+
+def write_outputs(text: str, raw: Any, json_path: str | None, out_path: str | None) -> None:
+    """Write the raw rows to ``json_path`` and the report to ``out_path`` (each if given)."""
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(raw, f, indent=1)
+    if out_path:
+        with open(out_path, "w") as f:
             f.write(text)
 
 

@@ -32,13 +32,12 @@ between machines):
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .service import parse, run_matrix
+from .service import parse, run_matrix, write_outputs
 from .service_large import run_large
 
 Rows = list[dict[str, Any]]
@@ -196,12 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     results = verdicts(runs)
     text = report(results)
     print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"runs": runs, "verdicts": results}, f, indent=1)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text)
+    write_outputs(text, {"runs": runs, "verdicts": results}, args.json, args.out)
 
 
 if __name__ == "__main__":

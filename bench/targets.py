@@ -4,13 +4,13 @@ together.
 On a 2-core machine that the server, PostgreSQL and the load generator share, one run of
 a cell of :mod:`bench.service` moves by a third from the run before it, so a target read
 from one run is met or missed by chance. This runs the three target cells in rounds (the
-``tpe`` study of 10,000 trials, the ``auto`` cell with its ``random`` reference, ``random``
+``tpe`` study of 10,000 trials, the ``auto`` cell with its two references, ``random``
 against Optuna's RDBStorage), each round on fresh databases and servers, prints every
 run's figures, then per target the median of the runs, how many runs met it, and the
 verdict: **met when the median meets it**.
 
-The targets (issue 17; each a ratio within one run or a latency, so that it travels
-between machines):
+The targets (issue 17; the throughput targets are ratios within one run, so that they
+travel between machines):
 
 - ``random``, 32 clients, against Optuna's RDBStorage with 32 processes on the same
   PostgreSQL: at least 5x the trials/s;

@@ -74,24 +74,76 @@ class ParzenEstimator:
     def __init__(self, obs: np.ndarray, weights: np.ndarray, dims: tuple[Dim, ...]) -> None:
         m = len(obs)
         self.dims = dims
-        w = np.append(np.asarray(weights, dtype=float), PRIOR_WEIGHT)
-        self.weights = w / w.sum()
-        self.log_weights = np.log(np.maximum(self.weights, _TINY))
+        self._obs = obs
+        self._set_weights(weights)
         self.num = np.array([j for j, d in enumerate(dims) if d.kind != CATEGORICAL], dtype=int)
         self.cat = [j for j, d in enumerate(dims) if d.kind == CATEGORICAL]
         # (m + 1, numeric dims): kernel centres and bandwidths, the prior last.
         self.mu = np.vstack([obs[:, self.num], np.full((1, self.num.size), 0.5)])
-        sig = np.clip(_neighbour_bandwidths(obs[:, self.num]), 1.0 / min(100.0, m + 2.0), 1.0)
+        gaps, order, ordered = _neighbour_bandwidths(obs[:, self.num])
+        # per numeric dimension (a row each): the stable sort order and the sorted values
+        self._order, self._sorted = order.T.copy(), ordered.T.copy()
+        sig = np.clip(gaps, _min_bandwidth(m), 1.0)
         self.sigma = np.vstack([sig, np.ones((1, self.num.size))])
         self.log_norm = np.log(_mass(self.mu, self.sigma, 0.0, 1.0))
-        # Per categorical dimension, (m + 1, n) kernel probabilities, the prior row uniform.
+        self._set_cat_probs()
+
+    def _set_weights(self, weights: np.ndarray) -> None:
+        w = np.append(np.asarray(weights, dtype=float), PRIOR_WEIGHT)
+        self.weights = w / w.sum()
+        self.log_weights = np.log(np.maximum(self.weights, _TINY))
+
+    def _set_cat_probs(self) -> None:
+        """Per categorical dimension, (m + 1, n) kernel probabilities, the prior row uniform."""
+        obs, m = self._obs, len(self._obs)
         self.cat_probs = []
         for j in self.cat:
-            n = dims[j].cells
+            n = self.dims[j].cells
             probs = np.full((m + 1, n), PRIOR_WEIGHT / (m + 1))
             idx = np.minimum((obs[:, j] * n).astype(int), n - 1)
             probs[np.arange(m), idx] += 1.0
             self.cat_probs.append(probs / probs.sum(axis=1, keepdims=True))
+
+    def extended(self, row: np.ndarray, weights: np.ndarray) -> ParzenEstimator:
+        """The estimator of this one's observations and ``row`` (appended last) with
+        ``weights`` (one per observation): equal, to the last bit, to
+        ``ParzenEstimator(np.vstack([obs, row]), weights, dims)``, but built from this
+        one's sorted columns. A new point changes the neighbour bandwidths of at most its
+        two neighbours per dimension, so only those kernels are computed again; TPE adds
+        each point of a batch to its bad estimator this way (the constant liar). Rebuilt
+        whole while the bandwidths' lower clip still moves with ``m`` (under 98 points)."""
+        m = len(self._obs)
+        obs = np.vstack([self._obs, row[None, :]])
+        if _min_bandwidth(m + 1) != _min_bandwidth(m):  # fewer than 98 points
+            return ParzenEstimator(obs, weights, self.dims)
+        new = object.__new__(ParzenEstimator)
+        new.dims, new.num, new.cat, new._obs = self.dims, self.num, self.cat, obs
+        new._set_weights(weights)
+        k, x = self.num.size, row[self.num]
+        new.mu = np.vstack([self.mu[:m], x[None, :], self.mu[m:]])
+        new.sigma = np.vstack([self.sigma[:m], np.ones((1, k)), self.sigma[m:]])
+        new.log_norm = np.vstack([self.log_norm[:m], np.zeros((1, k)), self.log_norm[m:]])
+        new._sorted = np.empty((k, m + 1))
+        new._order = np.empty((k, m + 1), dtype=self._order.dtype)
+        lower, points, cols, sigmas = _min_bandwidth(m + 1), [], [], []
+        for c in range(k):
+            old, s, order = self._sorted[c], new._sorted[c], new._order[c]
+            pos = int(np.searchsorted(old, x[c], side="right"))  # a stable sort's place
+            s[:pos], s[pos], s[pos + 1 :] = old[:pos], x[c], old[pos:]
+            order[:pos], order[pos], order[pos + 1 :] = (
+                self._order[c, :pos],
+                m,
+                self._order[c, pos:],
+            )
+            for i in range(max(pos - 1, 0), min(pos + 2, m + 1)):  # the point and its neighbours
+                points.append(order[i])
+                cols.append(c)
+                sigmas.append(min(max(_gap(s, i), lower), 1.0))
+        at = (np.array(points, dtype=int), np.array(cols, dtype=int))
+        new.sigma[at] = sigmas
+        new.log_norm[at] = np.log(_mass(new.mu[at], new.sigma[at], 0.0, 1.0))
+        new._set_cat_probs()
+        return new
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """``size`` points drawn from the mixture (ordinal and categorical ones at cell centres)."""
@@ -134,13 +186,19 @@ class ParzenEstimator:
         return out
 
 
-def _neighbour_bandwidths(mu: np.ndarray) -> np.ndarray:
-    """Per point and dimension: the larger gap to its neighbours (hyperopt's rule)."""
+def _min_bandwidth(m: int) -> float:
+    """The lower clip of the bandwidths of ``m`` observations (the "magic clip")."""
+    return 1.0 / min(100.0, m + 2.0)
+
+
+def _neighbour_bandwidths(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per point and dimension: the larger gap to its neighbours (hyperopt's rule); also
+    each dimension's stable sort order and sorted values."""
     m = len(mu)
-    if m == 0:
-        return np.empty_like(mu)
     order = np.argsort(mu, axis=0, kind="stable")
     s = np.take_along_axis(mu, order, axis=0)
+    if m == 0:
+        return np.empty_like(mu), order, s
     padded = np.vstack([np.zeros((1, mu.shape[1])), s, np.ones((1, mu.shape[1]))])
     gaps = np.maximum(padded[1:-1] - padded[:-2], padded[2:] - padded[1:-1])
     if m >= 2:  # no endpoints: the outermost points use their inner neighbour
@@ -148,7 +206,18 @@ def _neighbour_bandwidths(mu: np.ndarray) -> np.ndarray:
         gaps[-1] = padded[-2] - padded[-3]
     out = np.empty_like(mu)
     np.put_along_axis(out, order, gaps, axis=0)
-    return out
+    return out, order, s
+
+
+def _gap(s: np.ndarray, i: int) -> float:
+    """:func:`_neighbour_bandwidths`' gap of the ``i``-th of the sorted values ``s`` (at
+    least two of them)."""
+    n = len(s)
+    if i == 0:
+        return float(s[1] - s[0])
+    if i == n - 1:
+        return float(s[n - 1] - s[n - 2])
+    return float(max(s[i] - s[i - 1], s[i + 1] - s[i]))
 
 
 def _mass(

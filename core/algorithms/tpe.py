@@ -294,8 +294,10 @@ class _Model:
         row = self.space.encode(params)
         self.liars = np.vstack([self.liars, row])
         for g, cols in enumerate(self.groups):
-            if not np.isnan(row[cols]).any():  # only the groups it is active in change
-                self._bad.pop(g, None)
+            bad = self._bad.get(g)
+            if bad is not None and not np.isnan(row[cols]).any():  # the groups it is active in
+                n = len(self._split[g]) + int((~np.isnan(self.liars[:, cols]).any(axis=1)).sum())
+                self._bad[g] = bad.extended(row[cols], default_weights(n))
 
     def draw(self, rng: np.random.Generator, picker: DistinctPicker) -> Params:
         """One point: each active group in turn, its best of the candidates drawn from ``l``."""

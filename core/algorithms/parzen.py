@@ -88,6 +88,10 @@ class ParzenEstimator:
         self.log_norm = np.log(_mass(self.mu, self.sigma, 0.0, 1.0))
         self._set_cat_probs()
 
+    def __len__(self) -> int:
+        """The number of observations (the prior kernel not counted)."""
+        return len(self._obs)
+
     def _set_weights(self, weights: np.ndarray) -> None:
         w = np.append(np.asarray(weights, dtype=float), PRIOR_WEIGHT)
         self.weights = w / w.sum()

@@ -296,8 +296,7 @@ class _Model:
         for g, cols in enumerate(self.groups):
             bad = self._bad.get(g)
             if bad is not None and not np.isnan(row[cols]).any():  # the groups it is active in
-                n = len(self._split[g]) + int((~np.isnan(self.liars[:, cols]).any(axis=1)).sum())
-                self._bad[g] = bad.extended(row[cols], default_weights(n))
+                self._bad[g] = bad.extended(row[cols], default_weights(len(bad) + 1))
 
     def draw(self, rng: np.random.Generator, picker: DistinctPicker) -> Params:
         """One point: each active group in turn, its best of the candidates drawn from ``l``."""
